@@ -1,0 +1,61 @@
+# sluice — every target runs on the same Node (>= 22; Node 24 from the cache when the system one
+# is older). See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+NODE := $(shell ./scripts/node.sh)
+ifeq ($(NODE),)
+$(error could not find or install Node.js >= 22; see the message above)
+endif
+export PATH := $(dir $(NODE)):$(CURDIR)/node_modules/.bin:$(PATH)
+export SLUICE_NODE := $(NODE)
+NODE_RUN := $(NODE) --disable-warning=ExperimentalWarning
+VITEST := $(NODE_RUN) node_modules/vitest/vitest.mjs
+
+.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e run crds bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+node_modules/.installed: package.json package-lock.json
+	@echo "[deps] npm install with $$($(NODE) --version)"
+	@# npm install, not npm ci: registry mirrors that carry only this platform's optional
+	@# binaries (e.g. Biome's) leave the lockfile without the others, which npm ci rejects.
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node_modules/.installed ## install npm dependencies
+
+tools: ## build/install nats-server, kube-apiserver, etcd, kubectl, helm, prometheus into the cache
+	./scripts/tools.sh
+
+lint: deps ## biome lint + format check
+	biome check .
+
+format: deps ## apply biome formatting and safe fixes
+	biome check --write .
+
+typecheck: deps ## tsc --noEmit over src, test, e2e, bench
+	$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json
+
+test-unit: deps
+	$(VITEST) run --project unit
+
+test-integration: deps tools
+	$(VITEST) run --project integration
+
+test-e2e: deps tools
+	$(VITEST) run --project e2e
+
+test: deps tools lint typecheck ## lint, typecheck, unit, integration and e2e tests
+	$(VITEST) run --project unit --project integration --project e2e
+
+run: deps ## bring up the quickstart locally (sluice dev)
+	./bin/sluice dev -f examples/quickstart
+
+bench: deps tools ## benchmarks against the raw ceiling (writes bench/results/*.json)
+	$(NODE_RUN) bench/run.ts
+
+clean: ## remove local state (not the tool cache)
+	rm -rf node_modules .sluice test-results

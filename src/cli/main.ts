@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// sluice: one binary, several roles (DESIGN.md §2). Each role lives in its own module and is
+// loaded only when invoked, so `sluice lint` does not pay for the NATS or Kubernetes clients.
+import { Command } from 'commander';
+import { VERSION } from '../version.ts';
+
+const program = new Command();
+program
+  .name('sluice')
+  .description('Argo-Events-compatible event automation on NATS JetStream')
+  .version(VERSION, '-v, --version')
+  .showHelpAfterError()
+  .enablePositionalOptions();
+
+interface RoleSpec {
+  name: string;
+  summary: string;
+  /** Issue that delivers this role, shown while it is not built yet. */
+  pending?: string;
+}
+
+const roles: RoleSpec[] = [
+  {
+    name: 'controller',
+    summary: 'run the operator: watch EventBus/EventSource/Sensor and reconcile them',
+    pending: 'control plane',
+  },
+  {
+    name: 'eventsource',
+    summary: "run one EventSource's adapters and publish its events to the bus",
+    pending: 'EventSource runtime',
+  },
+  {
+    name: 'sensor',
+    summary: 'run one Sensor: match dependencies and fire its triggers',
+    pending: 'Sensor runtime',
+  },
+  {
+    name: 'dev',
+    summary: 'run manifests locally with an embedded nats-server (sluice dev -f DIR)',
+    pending: 'ship it',
+  },
+  { name: 'lint', summary: 'validate manifests offline against the sluice schemas', pending: 'API/CRDs' },
+  { name: 'dlq', summary: 'list, show, replay or purge dead letters', pending: 'Sensor runtime' },
+];
+
+for (const role of roles) {
+  program
+    .command(role.name)
+    .description(role.summary)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(() => {
+      process.stderr.write(
+        `sluice ${role.name}: not available in this build yet (arrives with the ${role.pending} work)\n`,
+      );
+      process.exitCode = 2;
+    });
+}
+
+await program.parseAsync(process.argv);

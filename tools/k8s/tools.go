@@ -1,0 +1,10 @@
+//go:build tools
+
+// Package tools records the binaries this module exists to build.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3/etcdmain"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
