@@ -7,7 +7,7 @@ const serverBacked = {
 
 export default defineConfig({
   test: {
-    reporters: ['default'],
+    reporters: ['default', './test/harness/summary-reporter.ts'],
     projects: [
       {
         test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 },
