@@ -54,6 +54,9 @@ test: deps tools lint typecheck ## lint, typecheck, unit, integration and e2e te
 run: deps ## bring up the quickstart locally (sluice dev)
 	./bin/sluice dev -f examples/quickstart
 
+crds: deps ## regenerate crds/*.yaml from the zod schemas in src/api
+	$(NODE_RUN) scripts/gen-crds.ts
+
 bench: deps tools ## benchmarks against the raw ceiling (writes bench/results/*.json)
 	$(NODE_RUN) bench/run.ts
 

@@ -40,7 +40,6 @@ const roles: RoleSpec[] = [
     summary: 'run manifests locally with an embedded nats-server (sluice dev -f DIR)',
     pending: 'ship it',
   },
-  { name: 'lint', summary: 'validate manifests offline against the sluice schemas', pending: 'API/CRDs' },
   { name: 'dlq', summary: 'list, show, replay or purge dead letters', pending: 'Sensor runtime' },
 ];
 
@@ -57,5 +56,15 @@ for (const role of roles) {
       process.exitCode = 2;
     });
 }
+
+program
+  .command('lint')
+  .description('validate manifests offline against the sluice schemas')
+  .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document)')
+  .option('-q, --quiet', 'print problems only, no summary line')
+  .action(async (paths: string[], opts: { quiet?: boolean }) => {
+    const { runLint } = await import('./lint.ts');
+    process.exitCode = runLint(paths, opts);
+  });
 
 await program.parseAsync(process.argv);
