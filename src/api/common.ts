@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import {
   affinity,
+  ConfigMapKeySelector,
   env,
   envFrom,
   imagePullSecrets,
@@ -16,7 +17,6 @@ import {
   tolerations,
   volumeMounts,
   volumes,
-  ConfigMapKeySelector,
 } from './k8s.ts';
 import { amount, bool, count, duration, int, intOrDuration, obj, str, strMap } from './kit.ts';
 
@@ -159,10 +159,13 @@ export const ConfigMapPersistence = obj('ConfigMap in which a calendar source re
   createIfNotExist: bool('Create the ConfigMap when it does not exist.'),
 });
 
-export const EventPersistence = obj('Remembers the last emitted event so a restart neither misses nor repeats one.', {
-  catchup: CatchupConfiguration.optional().describe('Catch-up of missed fires.'),
-  configMap: ConfigMapPersistence.optional().describe('Where the state is kept.'),
-});
+export const EventPersistence = obj(
+  'Remembers the last emitted event so a restart neither misses nor repeats one.',
+  {
+    catchup: CatchupConfiguration.optional().describe('Catch-up of missed fires.'),
+    configMap: ConfigMapPersistence.optional().describe('Where the state is kept.'),
+  },
+);
 
 export const GitCreds = obj('Credentials for a Git server.', {
   username: secretRef('Secret key holding the user name.'),

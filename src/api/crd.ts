@@ -147,7 +147,10 @@ export function buildCrd(def: CrdDefinition): JsonSchema {
               type: 'object',
               description: def.description,
               properties: {
-                apiVersion: { type: 'string', description: 'API version of this object: argoproj.io/v1alpha1.' },
+                apiVersion: {
+                  type: 'string',
+                  description: 'API version of this object: argoproj.io/v1alpha1.',
+                },
                 kind: { type: 'string', description: `Kind of this object: ${def.kind}.` },
                 metadata: { type: 'object' },
                 spec,

@@ -16,7 +16,12 @@ export const CRD_DEFINITIONS: CrdDefinition[] = [
     spec: EventBusSpec,
     status: EventBusStatus,
     columns: [
-      { name: 'URL', type: 'string', jsonPath: '.status.config.jetstream.url', description: 'Where clients connect' },
+      {
+        name: 'URL',
+        type: 'string',
+        jsonPath: '.status.config.jetstream.url',
+        description: 'Where clients connect',
+      },
     ],
   },
   {
@@ -24,7 +29,8 @@ export const CRD_DEFINITIONS: CrdDefinition[] = [
     plural: 'eventsources',
     singular: 'eventsource',
     shortNames: ['es'],
-    description: 'An EventSource turns outside happenings (webhooks, schedules, object changes, messages) into events on an EventBus.',
+    description:
+      'An EventSource turns outside happenings (webhooks, schedules, object changes, messages) into events on an EventBus.',
     spec: EventSourceSpec,
     status: EventSourceStatus,
     columns: [{ name: 'Bus', type: 'string', jsonPath: '.spec.eventBusName', description: 'EventBus used' }],
@@ -34,7 +40,8 @@ export const CRD_DEFINITIONS: CrdDefinition[] = [
     plural: 'sensors',
     singular: 'sensor',
     shortNames: ['sn'],
-    description: 'A Sensor waits for events matching its dependencies and fires its triggers when their conditions hold.',
+    description:
+      'A Sensor waits for events matching its dependencies and fires its triggers when their conditions hold.',
     spec: SensorSpec,
     status: SensorStatus,
     columns: [{ name: 'Bus', type: 'string', jsonPath: '.spec.eventBusName', description: 'EventBus used' }],

@@ -12,7 +12,14 @@ import {
   SASLConfig,
   TLSConfig,
 } from './common.ts';
-import { affinity, imagePullSecrets, nodeSelector, podSecurityContext, secretRef, tolerations } from './k8s.ts';
+import {
+  affinity,
+  imagePullSecrets,
+  nodeSelector,
+  podSecurityContext,
+  secretRef,
+  tolerations,
+} from './k8s.ts';
 import { celRules, count, exactlyOne, exactlyOneCel, int, obj, str, strList } from './kit.ts';
 
 /** "1MB", "512KB", "1048576": a byte size as nats-server reads it. */
@@ -23,10 +30,16 @@ export const JetStreamBus = celRules(
     version: str(
       'nats-server version to run, e.g. "2.12" or "latest". Picks the image unless the controller maps it otherwise.',
     ),
-    replicas: count('Number of nats-server pods. 1, or 3 or more for a quorum; 2 is not allowed. Defaults to 3.'),
+    replicas: count(
+      'Number of nats-server pods. 1, or 3 or more for a quorum; 2 is not allowed. Defaults to 3.',
+    ),
     containerTemplate: ContainerTemplate.optional().describe('Overrides for the nats-server container.'),
-    reloaderContainerTemplate: ContainerTemplate.optional().describe('Overrides for the config-reloader container.'),
-    metricsContainerTemplate: ContainerTemplate.optional().describe('Overrides for the metrics exporter container.'),
+    reloaderContainerTemplate: ContainerTemplate.optional().describe(
+      'Overrides for the config-reloader container.',
+    ),
+    metricsContainerTemplate: ContainerTemplate.optional().describe(
+      'Overrides for the metrics exporter container.',
+    ),
     persistence: PersistenceStrategy.optional().describe(
       'Volume claim for the JetStream store. Without it the store lives in an emptyDir and dies with the pod.',
     ),
@@ -52,10 +65,20 @@ export const JetStreamBus = celRules(
       .optional()
       .describe('Largest message the server accepts, e.g. "1MB" (the default).'),
   }),
-  [{ rule: '!has(self.replicas) || self.replicas != 2', message: 'replicas may be 1 or 3 and more, but not 2 (no quorum)', fieldPath: '.replicas' }],
+  [
+    {
+      rule: '!has(self.replicas) || self.replicas != 2',
+      message: 'replicas may be 1 or 3 and more, but not 2 (no quorum)',
+      fieldPath: '.replicas',
+    },
+  ],
 ).superRefine((v, ctx) => {
   if (v.replicas === 2) {
-    ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'replicas may be 1 or 3 and more, but not 2 (no quorum)' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['replicas'],
+      message: 'replicas may be 1 or 3 and more, but not 2 (no quorum)',
+    });
   }
 });
 
@@ -68,38 +91,44 @@ export const JetStreamConfig = obj('How to reach an existing JetStream server.',
   ),
 });
 
-const NativeStrategy = obj('A NATS Streaming server deployed by the controller (upstream only; not supported by sluice).', {
-  replicas: count('Number of server pods.'),
-  auth: z.enum(['none', 'token']).optional().describe('Client authentication.'),
-  persistence: PersistenceStrategy.optional().describe('Volume claim for the store.'),
-  containerTemplate: ContainerTemplate.optional().describe('Overrides for the server container.'),
-  metricsContainerTemplate: ContainerTemplate.optional().describe('Overrides for the metrics container.'),
-  nodeSelector: nodeSelector(),
-  tolerations: tolerations(),
-  metadata: Metadata.optional().describe('Labels and annotations for the pods.'),
-  securityContext: podSecurityContext(),
-  maxAge: str('How long messages are kept.'),
-  imagePullSecrets: imagePullSecrets(),
-  serviceAccountName: str('Service account of the pods.'),
-  priorityClassName: str('Priority class of the pods.'),
-  priority: int('Pod priority value.'),
-  affinity: affinity(),
-  maxMsgs: count('Most messages kept per channel.'),
-  maxBytes: str('Most bytes kept per channel.'),
-  maxSubs: count('Most subscriptions per channel.'),
-  maxPayload: str('Largest message accepted.'),
-  raftHeartbeatTimeout: str('Raft heartbeat timeout.'),
-  raftElectionTimeout: str('Raft election timeout.'),
-  raftLeaseTimeout: str('Raft lease timeout.'),
-  raftCommitTimeout: str('Raft commit timeout.'),
-});
+const NativeStrategy = obj(
+  'A NATS Streaming server deployed by the controller (upstream only; not supported by sluice).',
+  {
+    replicas: count('Number of server pods.'),
+    auth: z.enum(['none', 'token']).optional().describe('Client authentication.'),
+    persistence: PersistenceStrategy.optional().describe('Volume claim for the store.'),
+    containerTemplate: ContainerTemplate.optional().describe('Overrides for the server container.'),
+    metricsContainerTemplate: ContainerTemplate.optional().describe('Overrides for the metrics container.'),
+    nodeSelector: nodeSelector(),
+    tolerations: tolerations(),
+    metadata: Metadata.optional().describe('Labels and annotations for the pods.'),
+    securityContext: podSecurityContext(),
+    maxAge: str('How long messages are kept.'),
+    imagePullSecrets: imagePullSecrets(),
+    serviceAccountName: str('Service account of the pods.'),
+    priorityClassName: str('Priority class of the pods.'),
+    priority: int('Pod priority value.'),
+    affinity: affinity(),
+    maxMsgs: count('Most messages kept per channel.'),
+    maxBytes: str('Most bytes kept per channel.'),
+    maxSubs: count('Most subscriptions per channel.'),
+    maxPayload: str('Largest message accepted.'),
+    raftHeartbeatTimeout: str('Raft heartbeat timeout.'),
+    raftElectionTimeout: str('Raft election timeout.'),
+    raftLeaseTimeout: str('Raft lease timeout.'),
+    raftCommitTimeout: str('Raft commit timeout.'),
+  },
+);
 
-const NATSConfig = obj('How to reach an existing NATS Streaming server (upstream only; not supported by sluice).', {
-  url: str('Server URL.'),
-  clusterID: str('NATS Streaming cluster id.'),
-  auth: z.enum(['none', 'token']).optional().describe('Client authentication.'),
-  accessSecret: secretRef('Secret key holding the token.'),
-});
+const NATSConfig = obj(
+  'How to reach an existing NATS Streaming server (upstream only; not supported by sluice).',
+  {
+    url: str('Server URL.'),
+    clusterID: str('NATS Streaming cluster id.'),
+    auth: z.enum(['none', 'token']).optional().describe('Client authentication.'),
+    accessSecret: secretRef('Secret key holding the token.'),
+  },
+);
 
 export const NATSBus = obj('NATS Streaming bus (upstream only; sluice reports it as unsupported).', {
   native: NativeStrategy.optional().describe('A server the controller deploys.'),

@@ -31,12 +31,20 @@ export const configMapRef = (description: string) => ConfigMapKeySelector.option
 export const affinity = () => opaque('Pod affinity and anti-affinity rules, as in a Pod spec.');
 export const tolerations = () =>
   z
-    .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }))
+    .array(
+      z
+        .record(z.string(), z.unknown())
+        .meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }),
+    )
     .optional()
     .describe('Taints the pods tolerate, as in a Pod spec.');
 export const volumes = () =>
   z
-    .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }))
+    .array(
+      z
+        .record(z.string(), z.unknown())
+        .meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }),
+    )
     .optional()
     .describe('Extra volumes for the pods, as in a Pod spec.');
 export const podSecurityContext = () => opaque('Pod-level security settings, as in a Pod spec.');
@@ -48,29 +56,48 @@ export const nodeSelector = () =>
   z.record(z.string(), z.string()).optional().describe('Node labels the pods must run on.');
 export const env = () =>
   z
-    .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }))
+    .array(
+      z
+        .record(z.string(), z.unknown())
+        .meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }),
+    )
     .optional()
     .describe('Extra environment variables, as in a container spec.');
 export const envFrom = () =>
   z
-    .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }))
+    .array(
+      z
+        .record(z.string(), z.unknown())
+        .meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }),
+    )
     .optional()
     .describe('Sources of environment variables (ConfigMaps, Secrets), as in a container spec.');
 export const volumeMounts = () =>
   z
-    .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }))
+    .array(
+      z
+        .record(z.string(), z.unknown())
+        .meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }),
+    )
     .optional()
     .describe('Where volumes are mounted in the container, as in a container spec.');
 export const servicePorts = () =>
   z
-    .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }))
+    .array(
+      z
+        .record(z.string(), z.unknown())
+        .meta({ 'x-kubernetes-preserve-unknown-fields': true, type: 'object' }),
+    )
     .optional()
     .describe('Ports the Service exposes, as in a Service spec.');
 
 /** Resource quantity such as "10Gi" or "500m". */
 export const quantity = (description: string) =>
   z
-    .union([z.string().regex(/^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE])?$/), z.number()])
+    .union([
+      z.string().regex(/^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE])?$/),
+      z.number(),
+    ])
     .meta({ 'x-kubernetes-int-or-string': true })
     .optional()
     .describe(description);

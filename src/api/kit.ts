@@ -31,7 +31,8 @@ export const amount = (description: string) => z.number().optional().describe(de
 /** An optional list of strings. */
 export const strList = (description: string) => z.array(z.string()).optional().describe(description);
 /** An optional string-to-string map (labels, headers, metadata). */
-export const strMap = (description: string) => z.record(z.string(), z.string()).optional().describe(description);
+export const strMap = (description: string) =>
+  z.record(z.string(), z.string()).optional().describe(description);
 
 /** Go duration syntax, as upstream uses it: "10s", "1m30s", "250ms", "1h". */
 export const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;

@@ -93,7 +93,11 @@ function distance(a: string, b: string): number {
     dp[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      dp[j] = Math.min(
+        dp[j]! + 1,
+        dp[j - 1]! + 1,
+        prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1),
+      );
       prev = tmp;
     }
   }
@@ -120,11 +124,17 @@ export function issuesToProblems(schema: z.ZodType, object: string, issues: z.co
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeysAt(schema, issue.path);
       for (const key of issue.keys) {
-        out.push({ object, path: formatPath([...issue.path, key]), message: `unknown field${suggest(key, known)}` });
+        out.push({
+          object,
+          path: formatPath([...issue.path, key]),
+          message: `unknown field${suggest(key, known)}`,
+        });
       }
     } else if (issue.code === 'invalid_union' || issue.code === 'invalid_type') {
       const msg =
-        issue.code === 'invalid_type' && issue.input === undefined ? 'required field is missing' : issue.message;
+        issue.code === 'invalid_type' && issue.input === undefined
+          ? 'required field is missing'
+          : issue.message;
       out.push({ object, path: formatPath(issue.path), message: msg });
     } else {
       out.push({ object, path: formatPath(issue.path), message: issue.message });
@@ -138,7 +148,11 @@ export function validateObject(doc: unknown): { problems: Problem[]; object?: Lo
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
     return { problems: [{ object: '', path: '', message: 'document is not a YAML mapping' }] };
   }
-  const d = doc as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+  const d = doc as {
+    apiVersion?: unknown;
+    kind?: unknown;
+    metadata?: { name?: unknown; namespace?: unknown };
+  };
   const kind = typeof d.kind === 'string' ? d.kind : '';
   const schema = SCHEMAS[kind];
   if (d.apiVersion !== API_VERSION || !schema) return { problems: [], skip: true };

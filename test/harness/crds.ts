@@ -12,8 +12,15 @@ const crdDir = new URL('../../crds/', import.meta.url).pathname;
 export async function installCrds(kubeconfigPath: string, kc: KubeConfig): Promise<void> {
   const kubectl = requireTool('kubectl');
   const res = await run(kubectl, [
-    '--kubeconfig', kubeconfigPath,
-    'apply', '--server-side', '--force-conflicts', '--field-manager', 'sluice-tests', '-f', crdDir,
+    '--kubeconfig',
+    kubeconfigPath,
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager',
+    'sluice-tests',
+    '-f',
+    crdDir,
   ]);
   if (res.code !== 0) throw new Error(`installing CRDs failed: ${res.stderr || res.stdout}`);
   const ext = kc.makeApiClient(ApiextensionsV1Api);

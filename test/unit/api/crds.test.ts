@@ -8,7 +8,9 @@ describe('generated CRDs', () => {
   const generated = generateCrds();
 
   it('are up to date with the schemas (run `make crds` when this fails)', () => {
-    const onDisk = readdirSync(crdDir).filter((f) => f.endsWith('.yaml')).sort();
+    const onDisk = readdirSync(crdDir)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
     expect(onDisk).toEqual(generated.map((g) => g.file).sort());
     for (const g of generated) {
       expect(readFileSync(new URL(g.file, crdDir), 'utf8'), `crds/${g.file} is stale`).toBe(g.yaml);
@@ -20,9 +22,13 @@ describe('generated CRDs', () => {
     const walk = (node: Record<string, unknown>, path: string) => {
       const free = node['x-kubernetes-preserve-unknown-fields'] || node['x-kubernetes-int-or-string'];
       if (!node.type && !free) problems.push(`${path}: no type`);
-      for (const k of ['anyOf', 'oneOf', 'allOf', '$ref', 'default']) if (k in node) problems.push(`${path}: has ${k}`);
-      if (node.properties && node.additionalProperties) problems.push(`${path}: properties + additionalProperties`);
-      for (const [k, v] of Object.entries((node.properties ?? {}) as Record<string, Record<string, unknown>>)) {
+      for (const k of ['anyOf', 'oneOf', 'allOf', '$ref', 'default'])
+        if (k in node) problems.push(`${path}: has ${k}`);
+      if (node.properties && node.additionalProperties)
+        problems.push(`${path}: properties + additionalProperties`);
+      for (const [k, v] of Object.entries(
+        (node.properties ?? {}) as Record<string, Record<string, unknown>>,
+      )) {
         if (!v.description && !path.endsWith('metadata')) problems.push(`${path}.${k}: no description`);
         walk(v, `${path}.${k}`);
       }
@@ -32,8 +38,9 @@ describe('generated CRDs', () => {
       }
     };
     for (const g of generated) {
-      const version = (g.object.spec as { versions: Array<{ schema: { openAPIV3Schema: Record<string, unknown> } }> })
-        .versions[0]!;
+      const version = (
+        g.object.spec as { versions: Array<{ schema: { openAPIV3Schema: Record<string, unknown> } }> }
+      ).versions[0]!;
       walk(version.schema.openAPIV3Schema, g.file);
     }
     expect(problems).toEqual([]);

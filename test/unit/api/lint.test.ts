@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { lint } from '../../../src/cli/lint.ts';
 import { validateText } from '../../../src/api/validate.ts';
+import { lint } from '../../../src/cli/lint.ts';
 import { INVALID_CASES, validEventBus, validEventSource, validSensor } from '../../fixtures/manifests.ts';
 
 const bin = new URL('../../../bin/sluice', import.meta.url).pathname;
@@ -15,7 +15,11 @@ describe('sluice lint', () => {
     const text = [validEventBus(), validEventSource(), validSensor()].map((m) => stringify(m)).join('---\n');
     const r = validateText(text);
     expect(r.problems).toEqual([]);
-    expect(r.objects.map((o) => `${o.kind}/${o.name}`)).toEqual(['EventBus/default', 'EventSource/webhook', 'Sensor/sensor']);
+    expect(r.objects.map((o) => `${o.kind}/${o.name}`)).toEqual([
+      'EventBus/default',
+      'EventSource/webhook',
+      'Sensor/sensor',
+    ]);
   });
 
   it(`rejects ${INVALID_CASES.length} invalid manifests naming the offending field`, () => {
@@ -24,7 +28,8 @@ describe('sluice lint', () => {
     for (const c of INVALID_CASES) {
       const r = validateText(stringify(c.manifest));
       const paths = r.problems.map((p) => p.path);
-      if (!paths.includes(c.lintPath)) missed.push(`${c.name}: expected ${c.lintPath}, got ${JSON.stringify(r.problems)}`);
+      if (!paths.includes(c.lintPath))
+        missed.push(`${c.name}: expected ${c.lintPath}, got ${JSON.stringify(r.problems)}`);
     }
     expect(missed).toEqual([]);
   });
@@ -33,7 +38,10 @@ describe('sluice lint', () => {
     const c = INVALID_CASES.find((x) => x.name === 'sensor: typo in dependency')!;
     const r = validateText(stringify(c.manifest));
     expect(r.problems).toContainEqual(
-      expect.objectContaining({ path: 'spec.dependencies[0].eventSourceNmae', message: 'unknown field (did you mean "eventSourceName"?)' }),
+      expect.objectContaining({
+        path: 'spec.dependencies[0].eventSourceNmae',
+        message: 'unknown field (did you mean "eventSourceName"?)',
+      }),
     );
   });
 
@@ -60,7 +68,10 @@ describe('sluice lint', () => {
 
   it('counts files and objects across folders', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-lint-'));
-    writeFileSync(join(dir, 'a.yaml'), [validEventBus(), validSensor()].map((m) => stringify(m)).join('---\n'));
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      [validEventBus(), validSensor()].map((m) => stringify(m)).join('---\n'),
+    );
     const lines: string[] = [];
     const s = lint([dir, join(dir, 'missing.yaml')], (l) => lines.push(l));
     expect(s).toEqual({ files: 1, objects: 2, problems: 1 });

@@ -1,0 +1,172 @@
+// Desired children of an EventSource or Sensor: a Deployment whose container runs
+// `sluice eventsource` / `sluice sensor` with the object and its bus connection handed over in the
+// environment, and (EventSource with `spec.service`) a Service for its webhook ports.
+// Pure: object in, manifests out.
+import type { V1Container, V1Deployment, V1EnvVar, V1Service } from '@kubernetes/client-node';
+import type { Template } from '../../api/common.ts';
+import { ANNOTATION_SPEC_HASH, childMeta, dnsName, type Owner, selectorLabels, specHash } from './common.ts';
+
+export const METRICS_PORT = 7777;
+/** Env var carrying the object (JSON, base64) the runtime runs. */
+export const ENV_OBJECT = 'SLUICE_OBJECT';
+/** Env var carrying the bus connection (JSON, base64) without secrets. */
+export const ENV_BUS = 'SLUICE_BUS';
+/** Env var carrying the bus credential, from the bus Secret. */
+export const ENV_BUS_CREDENTIAL = 'SLUICE_BUS_CREDENTIAL';
+
+/** What a runtime needs to reach its bus; secrets travel separately (ENV_BUS_CREDENTIAL). */
+export interface RuntimeBus {
+  /** EventBus name and namespace, for subjects and stream names. */
+  busName: string;
+  namespace: string;
+  url: string;
+  /** Upstream-style streamConfig YAML, if any. */
+  streamConfig?: string;
+  tls?: { insecureSkipVerify?: boolean; caSecret?: { name: string; key: string } };
+}
+
+export interface WorkloadOptions {
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  bus: RuntimeBus;
+  /** Secret key with the bus credential (token, user:password or creds file). */
+  busCredential?: { name: string; key: string };
+  /** Log level handed to the runtime. */
+  logLevel?: string;
+}
+
+interface RunnableObject {
+  apiVersion: string;
+  kind: 'EventSource' | 'Sensor';
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation?: number;
+    labels?: Record<string, string>;
+  };
+  spec: { template?: Template; replicas?: number; service?: unknown };
+}
+
+const DEFAULT_CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+export function workloadName(obj: { kind: string; metadata: { name: string } }): string {
+  const prefix = obj.kind === 'Sensor' ? 'sensor' : 'eventsource';
+  return dnsName(`${prefix}-${obj.metadata.name}`);
+}
+
+const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64');
+
+export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadOptions): V1Deployment {
+  const role = obj.kind === 'Sensor' ? 'sensor' : 'eventsource';
+  const tpl = obj.spec.template ?? {};
+  const labels = selectorLabels(owner, role);
+  // What the runtime sees; status and server-managed metadata are left out so they cannot roll pods.
+  const handedOver = {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: {
+      name: obj.metadata.name,
+      namespace: obj.metadata.namespace,
+      uid: obj.metadata.uid,
+      labels: obj.metadata.labels,
+    },
+    spec: obj.spec,
+  };
+  const env: V1EnvVar[] = [
+    { name: ENV_OBJECT, value: b64(handedOver) },
+    { name: ENV_BUS, value: b64(opts.bus) },
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    ...(opts.busCredential
+      ? [
+          {
+            name: ENV_BUS_CREDENTIAL,
+            valueFrom: { secretKeyRef: { name: opts.busCredential.name, key: opts.busCredential.key } },
+          },
+        ]
+      : []),
+    ...(opts.logLevel ? [{ name: 'SLUICE_LOG_LEVEL', value: opts.logLevel }] : []),
+    ...((tpl.container?.env as V1EnvVar[] | undefined) ?? []),
+  ];
+  const c = tpl.container;
+  const container: V1Container = {
+    name: 'main',
+    image: opts.image,
+    imagePullPolicy: c?.imagePullPolicy ?? opts.imagePullPolicy ?? 'IfNotPresent',
+    args: [role, '--metrics-port', String(METRICS_PORT)],
+    env,
+    ...(c?.envFrom ? { envFrom: c.envFrom as never } : {}),
+    ports: [{ name: 'metrics', containerPort: METRICS_PORT }],
+    readinessProbe: { httpGet: { path: '/readyz', port: METRICS_PORT }, periodSeconds: 5 },
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: METRICS_PORT },
+      periodSeconds: 20,
+      failureThreshold: 3,
+    },
+    securityContext: (c?.securityContext as never) ?? DEFAULT_CONTAINER_SECURITY,
+    ...(c?.resources ? { resources: c.resources as never } : {}),
+    ...(c?.volumeMounts ? { volumeMounts: c.volumeMounts as never } : {}),
+  };
+  const hash = specHash({
+    handedOver: { ...handedOver, metadata: { ...handedOver.metadata, uid: undefined } },
+    opts,
+  });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: childMeta(owner, workloadName(obj), role),
+    spec: {
+      replicas: obj.spec.replicas ?? 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: {
+          labels: { ...tpl.metadata?.labels, ...labels },
+          annotations: { ...tpl.metadata?.annotations, [ANNOTATION_SPEC_HASH]: hash },
+        },
+        spec: {
+          ...(tpl.serviceAccountName ? { serviceAccountName: tpl.serviceAccountName } : {}),
+          ...(tpl.nodeSelector ? { nodeSelector: tpl.nodeSelector } : {}),
+          ...(tpl.tolerations ? { tolerations: tpl.tolerations as never } : {}),
+          ...(tpl.affinity ? { affinity: tpl.affinity as never } : {}),
+          ...(tpl.securityContext ? { securityContext: tpl.securityContext as never } : {}),
+          ...(tpl.imagePullSecrets ? { imagePullSecrets: tpl.imagePullSecrets } : {}),
+          ...(tpl.priorityClassName ? { priorityClassName: tpl.priorityClassName } : {}),
+          ...(tpl.priority !== undefined ? { priority: tpl.priority } : {}),
+          ...(tpl.volumes ? { volumes: tpl.volumes as never } : {}),
+          containers: [container],
+        },
+      },
+    },
+  };
+}
+
+interface ServiceSpecLike {
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  ports?: Array<Record<string, unknown>>;
+  clusterIP?: string;
+}
+
+/** The Service for an EventSource's webhook ports, when its spec asks for one. */
+export function eventSourceService(owner: Owner, obj: RunnableObject): V1Service | undefined {
+  const svc = obj.spec.service as ServiceSpecLike | undefined;
+  if (!svc?.ports?.length) return undefined;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: childMeta(owner, dnsName(`${obj.metadata.name}-eventsource-svc`), 'eventsource', {
+      labels: svc.metadata?.labels,
+      annotations: svc.metadata?.annotations,
+    }),
+    spec: {
+      selector: selectorLabels(owner, 'eventsource'),
+      ports: svc.ports as never,
+      ...(svc.clusterIP ? { clusterIP: svc.clusterIP } : {}),
+    },
+  };
+}
