@@ -38,7 +38,7 @@ function clean(node: JsonSchema, path: string): JsonSchema {
 
   if (out['x-kubernetes-int-or-string']) {
     // Kubernetes accepts int-or-string only in this bare form; string checks live in CEL rules.
-    for (const k of ['anyOf', 'oneOf', 'type', 'pattern', 'minimum', 'maximum', 'minLength', 'maxLength']) {
+    for (const k of ['anyOf', 'oneOf', 'type', 'pattern', 'minimum', 'maximum', 'minLength']) {
       delete out[k];
     }
     return out;
@@ -46,7 +46,16 @@ function clean(node: JsonSchema, path: string): JsonSchema {
   if (out.anyOf || out.oneOf || out.allOf) {
     throw new Error(`${path || '<root>'}: unions cannot be expressed in a structural CRD schema`);
   }
-  if (out['x-kubernetes-preserve-unknown-fields']) {
+  if (
+    out.properties &&
+    out.additionalProperties &&
+    typeof out.additionalProperties === 'object' &&
+    Object.keys(out.additionalProperties as object).length === 0
+  ) {
+    // A loose object (known fields plus anything else): keep the known ones typed.
+    delete out.additionalProperties;
+    out['x-kubernetes-preserve-unknown-fields'] = true;
+  } else if (out['x-kubernetes-preserve-unknown-fields']) {
     delete out.additionalProperties;
     delete out.properties;
     delete out.items;
@@ -152,6 +161,7 @@ export function buildCrd(def: CrdDefinition): JsonSchema {
                   description: 'API version of this object: argoproj.io/v1alpha1.',
                 },
                 kind: { type: 'string', description: `Kind of this object: ${def.kind}.` },
+                // The API server owns metadata's schema and rejects anything else here.
                 metadata: { type: 'object' },
                 spec,
                 status,

@@ -3,8 +3,8 @@
 import { stringify } from 'yaml';
 import { buildCrd, type CrdDefinition, type JsonSchema } from './crd.ts';
 import { EventBusSpec, EventBusStatus } from './eventbus.ts';
-import { EventSourceSpec, EventSourceStatus } from './eventsource/index.ts';
-import { SensorSpec, SensorStatus } from './sensor/index.ts';
+import { EventSourceSpec, EventSourceStatus } from './eventsource.ts';
+import { SensorSpec, SensorStatus } from './sensor.ts';
 
 export const CRD_DEFINITIONS: CrdDefinition[] = [
   {

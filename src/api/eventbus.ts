@@ -169,18 +169,25 @@ export const BusConfig = z
   .looseObject({
     jetstream: z
       .looseObject({
-        url: z.string().optional(),
-        accessSecret: z.looseObject({ name: z.string().optional(), key: z.string() }).optional(),
-        streamConfig: z.string().optional(),
+        url: z.string().optional().describe('Server URL(s) clients connect to.'),
+        accessSecret: z
+          .looseObject({
+            name: z.string().optional().describe('Name of the Secret.'),
+            key: z.string().describe('Key inside the Secret.'),
+          })
+          .optional()
+          .describe('Secret key holding the client credential.'),
+        streamConfig: z.string().optional().describe('Stream settings in effect, as YAML text.'),
       })
-      .optional(),
+      .optional()
+      .describe('Connection details of the JetStream server.'),
   })
   .describe('How clients reach the bus, filled in by the controller.');
 
 export const EventBusStatus = z
   .looseObject({
     conditions: conditionsField(),
-    config: BusConfig.optional(),
+    config: BusConfig.optional().describe('How clients reach the bus, filled in by the controller.'),
     observedGeneration: count('The spec generation the controller last acted on.'),
   })
   .describe('What the controller observed.');

@@ -91,13 +91,24 @@ export const servicePorts = () =>
     .optional()
     .describe('Ports the Service exposes, as in a Service spec.');
 
+const QUANTITY = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE])?$/;
+
 /** Resource quantity such as "10Gi" or "500m". */
 export const quantity = (description: string) =>
   z
     .union([
-      z.string().regex(/^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE])?$/),
+      z.string().regex(QUANTITY, { message: 'must be a quantity such as "10Gi" or "500m"' }),
       z.number(),
     ])
-    .meta({ 'x-kubernetes-int-or-string': true })
+    .meta({
+      'x-kubernetes-int-or-string': true,
+      maxLength: 64,
+      'x-kubernetes-validations': [
+        {
+          rule: `type(self) == int || self.matches('${QUANTITY.source.replaceAll('\\', '\\\\')}')`,
+          message: 'must be a quantity such as "10Gi" or "500m"',
+        },
+      ],
+    })
     .optional()
     .describe(description);

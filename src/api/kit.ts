@@ -54,6 +54,8 @@ export const intOrDuration = (description: string) =>
     .union([z.number().int().min(0), durationString()])
     .meta({
       'x-kubernetes-int-or-string': true,
+      // Bounds the CEL cost estimate (the API server rejects rules over unbounded strings).
+      maxLength: 64,
       'x-kubernetes-validations': [
         {
           rule: `type(self) == int || self.matches('${GO_DURATION.source.replaceAll('\\', '\\\\')}')`,
@@ -78,7 +80,10 @@ export const anyJson = (description: string) =>
 
 /** A map from event name to one source's config, as in EventSource spec (e.g. `webhook:`). */
 export const namedMap = <T extends z.ZodType>(description: string, value: T) =>
-  z.record(z.string(), value).optional().describe(description);
+  z.record(z.string(), value).meta({ maxProperties: MAX_NAMED }).optional().describe(description);
+
+/** Upper bound on entries per source-type map and on Sensor dependencies/triggers (keeps CEL cost bounded). */
+export const MAX_NAMED = 100;
 
 /** A CEL rule for the CRD (`x-kubernetes-validations`). */
 export interface CelRule {

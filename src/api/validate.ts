@@ -3,8 +3,8 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { EventBus } from './eventbus.ts';
-import { EventSource } from './eventsource/index.ts';
-import { Sensor } from './sensor/index.ts';
+import { EventSource } from './eventsource.ts';
+import { Sensor } from './sensor.ts';
 
 export const API_VERSION = 'argoproj.io/v1alpha1';
 export const SCHEMAS: Record<string, z.ZodType> = { EventBus, EventSource, Sensor };

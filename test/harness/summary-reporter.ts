@@ -8,14 +8,16 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const mod of modules) {
+      let moduleFailed = 0;
       for (const test of mod.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed++;
-        else if (state === 'failed') failed++;
+        else if (state === 'failed') moduleFailed++;
         else skipped++;
       }
-      // A file that failed to load has no tests to count but is still a failure.
-      if (mod.state() === 'failed' && [...mod.children.allTests()].length === 0) failed++;
+      // A file whose hooks or collection failed is a failure even if no single test is marked so.
+      if (mod.state() === 'failed' && moduleFailed === 0) moduleFailed = 1;
+      failed += moduleFailed;
     }
     failed += errors.length;
     process.stdout.write(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);

@@ -29,7 +29,7 @@ describe('generated CRDs', () => {
       for (const [k, v] of Object.entries(
         (node.properties ?? {}) as Record<string, Record<string, unknown>>,
       )) {
-        if (!v.description && !path.endsWith('metadata')) problems.push(`${path}.${k}: no description`);
+        if (!v.description && k !== 'metadata') problems.push(`${path}.${k}: no description`);
         walk(v, `${path}.${k}`);
       }
       if (node.items) walk(node.items as Record<string, unknown>, `${path}[]`);

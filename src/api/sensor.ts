@@ -1,0 +1,679 @@
+// Sensor: dependencies (which events, with which filters), triggers (what to do, with retries,
+// rate limits, circuit breaking and dead-lettering) and the conditions that connect them.
+import { z } from 'zod';
+import {
+  Backoff,
+  BasicAuth,
+  conditionsField,
+  GitCreds,
+  NATSAuth,
+  SASLConfig,
+  SchemaRegistryConfig,
+  SecureHeader,
+  Template,
+  TLSConfig,
+} from './common.ts';
+import { CONDITIONS_CEL, ConditionSyntaxError, conditionNames, parseConditions } from './conditions.ts';
+import { ConfigMapKeySelector, secretRef } from './k8s.ts';
+import {
+  bool,
+  celRules,
+  count,
+  duration,
+  exactlyOne,
+  exactlyOneCel,
+  int,
+  MAX_NAMED,
+  obj,
+  opaque,
+  str,
+  strList,
+  strMap,
+} from './kit.ts';
+
+const logicalOperator = (what: string) =>
+  z
+    .enum(['and', 'or', ''])
+    .optional()
+    .describe(`How ${what} combine: "and" (all must pass, the default) or "or" (any).`);
+
+// ---------------------------------------------------------------------------------- filters --
+
+export const DataFilter = obj('A test on one field of the event payload.', {
+  path: z
+    .string()
+    .min(1)
+    .describe(
+      'Where the field is, as a dotted path into the event data, e.g. "body.action" or "body.items.0.id".',
+    ),
+  type: z.enum(['string', 'number', 'bool']).describe('How the field is read: string, number or bool.'),
+  value: z
+    .array(z.string())
+    .describe('Accepted values; the filter passes when any one matches. Strings are regular expressions.'),
+  comparator: z
+    .enum(['>=', '>', '=', '==', '!=', '<', '<=', ''])
+    .optional()
+    .describe('Comparison for numbers (and = / != for the others). Defaults to "=".'),
+  template: str('A Go template applied to the field value before comparing, e.g. "{{ b64dec .Input }}".'),
+});
+
+export const PayloadField = obj('Names one payload field for use in an expression.', {
+  path: z.string().min(1).describe('Dotted path of the field in the event data.'),
+  name: z.string().min(1).describe('Variable name the expression uses for it.'),
+});
+
+export const ExprFilter = obj('A boolean expression over selected payload fields.', {
+  expr: z.string().min(1).describe('The expression, e.g. `a == "x" && b > 10`.'),
+  fields: z.array(PayloadField).describe('The payload fields the expression refers to.'),
+});
+
+export const EventContext = obj('Expected CloudEvents attributes of matching events.', {
+  id: str('Event id.'),
+  source: str('Event source (the EventSource name).'),
+  specversion: str('CloudEvents spec version.'),
+  type: str('Event type (the source type, e.g. "webhook").'),
+  datacontenttype: str('Content type of the event data.'),
+  subject: str('Event subject (the event name).'),
+  time: str('Event time.'),
+});
+
+export const TimeFilter = obj('Only events arriving within a daily time window pass.', {
+  start: z
+    .string()
+    .regex(/^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$/, {
+      message: 'must be a time of day such as "09:00" or "17:30:00"',
+    })
+    .describe('Start of the window, HH:MM[:SS].'),
+  stop: z
+    .string()
+    .regex(/^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$/, {
+      message: 'must be a time of day such as "09:00" or "17:30:00"',
+    })
+    .describe('End of the window, HH:MM[:SS]; a stop before start spans midnight.'),
+  timezone: str('IANA time zone of the window, e.g. "Europe/Paris". Defaults to UTC.'),
+});
+
+export const EventDependencyFilter = obj('Tests an event must pass to satisfy the dependency.', {
+  time: TimeFilter.optional().describe('Time-of-day window.'),
+  context: EventContext.optional().describe('Required CloudEvents attributes.'),
+  data: z.array(DataFilter).optional().describe('Tests on payload fields.'),
+  exprs: z.array(ExprFilter).optional().describe('Boolean expressions over payload fields.'),
+  dataLogicalOperator: logicalOperator('data filters'),
+  exprLogicalOperator: logicalOperator('expression filters'),
+  script: str('A Lua script that returns true for events that pass; the event is available as `event`.'),
+});
+
+export const EventDependencyTransformer = obj('Rewrites the event payload before triggers see it.', {
+  jq: str('A jq program applied to the event data.'),
+  script: str('A Lua script returning the new event data.'),
+});
+
+export const EventDependency = obj('One kind of event the Sensor waits for.', {
+  name: z.string().min(1).describe('Name used in trigger conditions and parameters.'),
+  eventSourceName: z.string().min(1).describe('Name of the EventSource that emits the event.'),
+  eventName: z.string().min(1).describe('Name of the event inside that EventSource.'),
+  filters: EventDependencyFilter.optional().describe('Tests an event must pass.'),
+  transform: EventDependencyTransformer.optional().describe('Payload rewrite applied after filtering.'),
+  filtersLogicalOperator: logicalOperator('the filter kinds (data, exprs, context, time, script)'),
+  orderingKey: str(
+    'sluice extension: dotted path into the event data (e.g. "body.orderId"); events with the same value are processed one at a time, in order.',
+  ),
+});
+export type EventDependency = z.infer<typeof EventDependency>;
+
+// ------------------------------------------------------------------------------- parameters --
+
+export const TriggerParameterSource = obj('Where a parameter value comes from.', {
+  dependencyName: z.string().min(1).describe('Dependency whose event supplies the value.'),
+  contextKey: str('Dotted path into the CloudEvents attributes, e.g. "type".'),
+  contextTemplate: str('Go template over the event attributes, e.g. "{{ .Input.source }}".'),
+  dataKey: str('Dotted path into the event data, e.g. "body.name".'),
+  dataTemplate: str('Go template over the event data, e.g. "{{ .Input.body.name }}".'),
+  value: str('Default used when the key or template finds nothing.'),
+  useRawData: bool('Insert the value as raw JSON instead of as a string.'),
+});
+
+export const TriggerParameter = obj('Copies a value from an event into the trigger.', {
+  src: TriggerParameterSource.optional().describe('Where the value comes from.'),
+  dest: z
+    .string()
+    .min(1)
+    .describe('Dotted path in the target (template, payload or resource) that receives it.'),
+  operation: z
+    .enum(['overwrite', 'append', 'prepend', ''])
+    .optional()
+    .describe('Replace the destination (overwrite, the default), or append/prepend to it.'),
+});
+const parameters = (what = 'the trigger template') =>
+  z.array(TriggerParameter).optional().describe(`Values copied from events into ${what}.`);
+const payload = () =>
+  z.array(TriggerParameter).optional().describe('How the request body is built from events.');
+
+// ---------------------------------------------------------------------------- trigger types --
+
+export const GithubAppCreds = obj('GitHub App credentials.', {
+  privateKey: secretRef('Secret key holding the App private key.'),
+  appID: int('GitHub App id.'),
+  installationID: int('Installation id of the App.'),
+});
+
+const S3Bucket = obj('An S3 bucket (and optionally one object in it).', {
+  name: z.string().min(1).describe('Bucket name.'),
+  key: str('Object key.'),
+});
+const S3Filter = obj('Object key filter.', {
+  prefix: z.string().describe('Keys must start with this.'),
+  suffix: z.string().describe('Keys must end with this.'),
+});
+export const S3Artifact = obj('An object in S3-compatible storage.', {
+  endpoint: z.string().min(1).describe('Storage endpoint, host[:port].'),
+  bucket: S3Bucket.describe('Bucket and key.'),
+  region: str('Region of the bucket.'),
+  insecure: bool('Use plain HTTP.'),
+  accessKey: secretRef('Secret key holding the access key.'),
+  secretKey: secretRef('Secret key holding the secret key.'),
+  events: strList('Bucket notification event types to listen for.'),
+  filter: S3Filter.optional().describe('Object key filter.'),
+  metadata: strMap('Extra key/values attached to events.'),
+  caCertificate: secretRef('Secret key holding a CA certificate for the endpoint.'),
+});
+
+const GitRemoteConfig = obj('A named Git remote.', {
+  name: z.string().min(1).describe('Remote name.'),
+  urls: z.array(z.string()).describe('Remote URLs.'),
+});
+const GitArtifact = obj('A file in a Git repository.', {
+  url: z.string().min(1).describe('Repository URL.'),
+  cloneDirectory: z.string().min(1).describe('Where the repository is cloned.'),
+  creds: GitCreds.optional().describe('User name and password for HTTPS.'),
+  sshKeySecret: secretRef('Secret key holding an SSH private key.'),
+  filePath: z.string().min(1).describe('Path of the file in the repository.'),
+  branch: str('Branch to check out.'),
+  tag: str('Tag to check out.'),
+  ref: str('Any other ref to check out.'),
+  remote: GitRemoteConfig.optional().describe('Remote to fetch from.'),
+  insecureIgnoreHostKey: bool('Skip SSH host key checks.'),
+  githubApp: GithubAppCreds.optional().describe('Authenticate as a GitHub App.'),
+  namespace: str('Legacy upstream field, ignored.'),
+  sshKeyPath: str('Legacy upstream field (a key file path), ignored: use sshKeySecret.'),
+});
+
+export const ArtifactLocation = obj('Where a trigger finds the object it works with. Exactly one place.', {
+  s3: S3Artifact.optional().describe('An object in S3-compatible storage.'),
+  inline: str('The object itself, as YAML or JSON text.'),
+  file: obj('A file on the Sensor pod.', { path: str('Path of the file.') })
+    .optional()
+    .describe('A file on the Sensor pod.'),
+  url: obj('A document fetched over HTTP(S).', {
+    path: z.string().min(1).describe('URL of the document.'),
+    verifyCert: bool('Verify the server certificate.'),
+    verifycert: bool('Legacy spelling of verifyCert, read the same way.'),
+  })
+    .optional()
+    .describe('A document fetched over HTTP(S).'),
+  configmap: ConfigMapKeySelector.extend({
+    namespace: str('Legacy upstream field, ignored: the ConfigMap is read from the Sensor namespace.'),
+  })
+    .optional()
+    .describe('A ConfigMap key holding the object.'),
+  git: GitArtifact.optional().describe('A file in a Git repository.'),
+  resource: opaque('The object itself, written inline as structured YAML.'),
+});
+
+export const HTTPTrigger = celRules(
+  obj('Sends an HTTP request.', {
+    url: z.string().min(1).optional().describe('Where the request goes.'),
+    serverURL: str('Legacy name of url, read the same way when url is not set.'),
+    method: z
+      .enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'])
+      .optional()
+      .describe('HTTP method. Defaults to POST.'),
+    payload: payload(),
+    parameters: parameters(),
+    headers: strMap('Fixed request headers.'),
+    secureHeaders: z
+      .array(SecureHeader)
+      .optional()
+      .describe('Headers whose values come from Secrets or ConfigMaps.'),
+    dynamicHeaders: z.array(TriggerParameter).optional().describe('Headers whose values come from events.'),
+    timeout: count('Request timeout in seconds. Defaults to 60.'),
+    tls: TLSConfig.optional().describe('TLS settings for https URLs.'),
+    basicAuth: BasicAuth.optional().describe('HTTP basic authentication.'),
+    host: str('Host header override.'),
+  }),
+  [
+    {
+      rule: 'has(self.url) || has(self.serverURL)',
+      message: 'url is required',
+      fieldPath: '.url',
+      reason: 'FieldValueRequired',
+    },
+  ],
+).superRefine((v, ctx) => {
+  if (!v.url && !v.serverURL) ctx.addIssue({ code: 'custom', path: ['url'], message: 'url is required' });
+});
+
+export const StandardK8STrigger = obj('Creates, updates, patches or deletes a Kubernetes object.', {
+  source: ArtifactLocation.optional().describe('Where the object comes from.'),
+  operation: z
+    .enum(['create', 'update', 'patch', 'delete'])
+    .optional()
+    .describe('What to do with the object. Defaults to create.'),
+  parameters: parameters('the object'),
+  patchStrategy: z
+    .enum([
+      'application/json-patch+json',
+      'application/merge-patch+json',
+      'application/strategic-merge-patch+json',
+      'application/apply-patch+yaml',
+    ])
+    .optional()
+    .describe('Patch type for operation patch. Defaults to merge patch.'),
+  liveObject: bool('Use the object as it is in the cluster (read first) as the base for update/patch.'),
+});
+
+export const ArgoWorkflowTrigger = obj(
+  'Works with Argo Workflows by creating or changing Workflow objects.',
+  {
+    source: ArtifactLocation.optional().describe('Where the Workflow comes from.'),
+    operation: z
+      .enum(['submit', 'submit-from', 'resubmit', 'resume', 'retry', 'suspend', 'terminate', 'stop'])
+      .optional()
+      .describe('What to do. Defaults to submit.'),
+    parameters: parameters('the Workflow'),
+    args: strList('Extra arguments for the operation.'),
+  },
+);
+
+export const LogTrigger = obj('Writes the triggering events to the Sensor log.', {
+  intervalSeconds: count('Log at most once per this many seconds (0 = every time).'),
+});
+
+export const NATSTrigger = obj('Publishes a message on a NATS subject.', {
+  url: z.string().min(1).describe('NATS server URL.'),
+  subject: z.string().min(1).describe('Subject to publish on.'),
+  payload: payload(),
+  parameters: parameters(),
+  tls: TLSConfig.optional().describe('TLS settings.'),
+  auth: NATSAuth.optional().describe('Authentication.'),
+});
+
+export const SlackTrigger = obj('Posts a message to Slack.', {
+  parameters: parameters(),
+  slackToken: secretRef('Secret key holding the Slack token.'),
+  channel: str('Channel to post to.'),
+  message: str('Message text.'),
+  attachments: str('Attachments, as JSON text.'),
+  blocks: str('Block Kit blocks, as JSON text.'),
+  thread: obj('Threading of messages.', {
+    messageAggregationKey: str('Messages with the same key go to one thread.'),
+    broadcastMessageToChannel: bool('Also show threaded replies in the channel.'),
+  })
+    .optional()
+    .describe('Threading of messages.'),
+  sender: obj('How the message author looks.', {
+    username: str('Display name.'),
+    icon: str('Icon emoji or URL.'),
+  })
+    .optional()
+    .describe('How the message author looks.'),
+});
+
+export const EmailTrigger = obj('Sends an email over SMTP.', {
+  parameters: parameters(),
+  username: str('SMTP user name.'),
+  smtpPassword: secretRef('Secret key holding the SMTP password.'),
+  host: str('SMTP server host.'),
+  port: int('SMTP server port.'),
+  to: strList('Recipients.'),
+  from: str('Sender address.'),
+  subject: str('Subject line.'),
+  body: str('Message body.'),
+});
+
+export const AWSLambdaTrigger = obj('Invokes an AWS Lambda function.', {
+  functionName: z.string().min(1).describe('Function name.'),
+  accessKey: secretRef('Secret key holding the access key.'),
+  secretKey: secretRef('Secret key holding the secret key.'),
+  region: z.string().min(1).describe('AWS region.'),
+  payload: payload(),
+  parameters: parameters(),
+  invocationType: z.enum(['RequestResponse', 'Event', 'DryRun']).optional().describe('Invocation type.'),
+  roleARN: str('Role to assume.'),
+});
+
+export const KafkaTrigger = obj('Produces a message to a Kafka topic.', {
+  url: z.string().min(1).describe('Broker addresses, comma-separated.'),
+  topic: z.string().min(1).describe('Topic.'),
+  partition: int('Partition (deprecated upstream; the partitioning key decides).'),
+  parameters: parameters(),
+  requiredAcks: int('Acknowledgements required: 0, 1 or -1 (all).'),
+  compress: bool('Compress messages.'),
+  flushFrequency: int('Flush interval in milliseconds.'),
+  tls: TLSConfig.optional().describe('TLS settings.'),
+  payload: payload(),
+  partitioningKey: str('Payload path whose value is the message key.'),
+  version: str('Kafka protocol version.'),
+  sasl: SASLConfig.optional().describe('SASL settings.'),
+  schemaRegistry: SchemaRegistryConfig.optional().describe('Schema registry for Avro.'),
+  headers: strMap('Message headers.'),
+  secureHeaders: z.array(SecureHeader).optional().describe('Message headers from Secrets or ConfigMaps.'),
+});
+
+export const OpenWhiskTrigger = obj('Invokes an OpenWhisk action.', {
+  host: z.string().min(1).describe('OpenWhisk host.'),
+  version: str('API version.'),
+  namespace: str('OpenWhisk namespace.'),
+  authToken: secretRef('Secret key holding the auth token.'),
+  actionName: z.string().min(1).describe('Action name.'),
+  payload: payload(),
+  parameters: parameters(),
+});
+
+export const PulsarTrigger = obj('Produces a message to a Pulsar topic.', {
+  url: z.string().min(1).describe('Pulsar service URL.'),
+  topic: z.string().min(1).describe('Topic.'),
+  parameters: parameters(),
+  payload: payload(),
+  tlsTrustCertsSecret: secretRef('Secret key holding trusted CA certificates.'),
+  tlsAllowInsecureConnection: bool('Accept untrusted certificates.'),
+  tlsValidateHostname: bool('Check the server host name.'),
+  tls: TLSConfig.optional().describe('TLS settings.'),
+  authTokenSecret: secretRef('Secret key holding a token.'),
+  connectionBackoff: Backoff.optional().describe('Reconnect backoff.'),
+  authAthenzParams: strMap('Athenz authentication parameters.'),
+  authAthenzSecret: secretRef('Secret key holding the Athenz private key.'),
+});
+
+export const AzureEventHubsTrigger = obj('Sends an event to Azure Event Hubs.', {
+  fqdn: z.string().min(1).describe('Namespace host name.'),
+  hubName: z.string().min(1).describe('Event hub name.'),
+  sharedAccessKeyName: secretRef('Secret key holding the access key name.'),
+  sharedAccessKey: secretRef('Secret key holding the access key.'),
+  payload: payload(),
+  parameters: parameters(),
+});
+
+export const AzureServiceBusTrigger = obj('Sends a message to Azure Service Bus.', {
+  connectionString: secretRef('Secret key holding the connection string.'),
+  queueName: str('Queue (or use topicName).'),
+  topicName: str('Topic (or use queueName).'),
+  subscriptionName: str('Subscription.'),
+  tls: TLSConfig.optional().describe('TLS settings.'),
+  payload: payload(),
+  parameters: parameters(),
+});
+
+export const CustomTrigger = obj('Calls a custom trigger server over gRPC.', {
+  serverURL: z.string().min(1).describe('gRPC server address.'),
+  secure: bool('Use TLS.'),
+  certSecret: secretRef('Secret key holding the server certificate.'),
+  serverNameOverride: str('Server name for TLS checks.'),
+  spec: strMap('Trigger definition sent to the server.'),
+  parameters: parameters(),
+  payload: payload(),
+});
+
+export const TRIGGER_TYPES = [
+  'argoWorkflow',
+  'awsLambda',
+  'azureEventHubs',
+  'azureServiceBus',
+  'custom',
+  'email',
+  'http',
+  'k8s',
+  'kafka',
+  'log',
+  'nats',
+  'openWhisk',
+  'pulsar',
+  'slack',
+] as const;
+export type TriggerType = (typeof TRIGGER_TYPES)[number];
+/** Keys of a template that name a trigger type, including the legacy `openwhisk` spelling. */
+const TEMPLATE_TYPE_KEYS = [...TRIGGER_TYPES, 'openwhisk'] as const;
+
+export const ConditionsResetCriteria = obj('When partially met conditions are forgotten.', {
+  byTime: obj('A schedule for the reset.', {
+    cron: str('Cron schedule, e.g. "0 0 * * *".'),
+    timezone: str('IANA time zone of the schedule. Defaults to UTC.'),
+  })
+    .optional()
+    .describe('A schedule for the reset.'),
+});
+
+const conditions = celRules(z.string().min(1).max(4096), CONDITIONS_CEL)
+  .optional()
+  .describe(
+    'When to fire, as a boolean expression over dependency names with &&, || and parentheses. Defaults to all dependencies (AND).',
+  );
+
+export const TriggerTemplate = celRules(
+  obj('What the trigger does. Exactly one trigger type.', {
+    name: z.string().min(1).describe('Trigger name, unique in the Sensor.'),
+    conditions,
+    conditionsReset: z
+      .array(ConditionsResetCriteria)
+      .optional()
+      .describe('When partial matches are cleared.'),
+    argoWorkflow: ArgoWorkflowTrigger.optional().describe('Work with Argo Workflows.'),
+    awsLambda: AWSLambdaTrigger.optional().describe('Invoke an AWS Lambda function.'),
+    azureEventHubs: AzureEventHubsTrigger.optional().describe('Send to Azure Event Hubs.'),
+    azureServiceBus: AzureServiceBusTrigger.optional().describe('Send to Azure Service Bus.'),
+    custom: CustomTrigger.optional().describe('Call a custom trigger server.'),
+    email: EmailTrigger.optional().describe('Send an email.'),
+    http: HTTPTrigger.optional().describe('Send an HTTP request.'),
+    k8s: StandardK8STrigger.optional().describe('Create, update, patch or delete a Kubernetes object.'),
+    kafka: KafkaTrigger.optional().describe('Produce to Kafka.'),
+    log: LogTrigger.optional().describe('Log the events.'),
+    nats: NATSTrigger.optional().describe('Publish on NATS.'),
+    openWhisk: OpenWhiskTrigger.optional().describe('Invoke an OpenWhisk action.'),
+    pulsar: PulsarTrigger.optional().describe('Produce to Pulsar.'),
+    slack: SlackTrigger.optional().describe('Post to Slack.'),
+    openwhisk: OpenWhiskTrigger.optional().describe('Legacy spelling of openWhisk, read the same way.'),
+    atLeastOnce: bool('Legacy placement, ignored as upstream ignores it: set atLeastOnce on the trigger.'),
+    policy: opaque('Legacy placement, ignored as upstream ignores it: set policy on the trigger.'),
+  }),
+  [exactlyOneCel(TEMPLATE_TYPE_KEYS, 'trigger type')],
+).superRefine(exactlyOne(TEMPLATE_TYPE_KEYS, 'trigger type'));
+
+export const RateLimit = obj(
+  'At most requestsPerUnit trigger starts in any window of one unit (strict, no bursts).',
+  {
+    unit: z
+      .enum(['Second', 'Minute', 'Hour'])
+      .optional()
+      .describe('Length of the window. Defaults to Second.'),
+    requestsPerUnit: z.number().int().min(1).optional().describe('Most starts per window. Defaults to 1.'),
+  },
+);
+
+export const CircuitBreaker = obj(
+  'sluice extension: stops calling a failing target for a while; messages wait un-acked instead of burning retries.',
+  {
+    consecutiveFailures: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Failures in a row that open the breaker. Defaults to 5.'),
+    openDuration: duration(
+      'How long the breaker stays open before one probe is let through. Defaults to "30s".',
+    ),
+    halfOpenProbes: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Successful probes needed to close it again. Defaults to 1.'),
+    maxWait: duration(
+      'Longest a message waits while the breaker is open before it is dead-lettered. Defaults to "10m".',
+    ),
+  },
+);
+
+export const TriggerPolicy = obj('How a trigger outcome is judged.', {
+  k8s: obj('Wait for a created object to reach a labelled state.', {
+    backoff: Backoff.optional().describe('How long and how often to check.'),
+    labels: strMap('Labels the object must get for success.'),
+    errorOnBackoffTimeout: bool('Treat running out of checks as a failure.'),
+  })
+    .optional()
+    .describe('For k8s triggers.'),
+  status: obj('HTTP status codes that count as success.', {
+    allow: z
+      .array(z.number().int().min(100).max(599))
+      .describe('Accepted status codes, e.g. [200, 201, 409].'),
+  })
+    .optional()
+    .describe('For HTTP triggers: which status codes count as success (default: any 2xx).'),
+});
+
+const triggerFields = {
+  template: TriggerTemplate.optional().describe('What the trigger does.'),
+  parameters: parameters(),
+  policy: TriggerPolicy.optional().describe('How the outcome is judged.'),
+  retryStrategy: Backoff.optional().describe(
+    'Retries of a failed attempt: steps is the total number of attempts. Without it a failure is dead-lettered at once.',
+  ),
+  rateLimit: RateLimit.optional().describe('Most trigger starts per time unit.'),
+  atLeastOnce: bool(
+    'Upstream: ack only after the trigger ran. sluice always acks only after success or dead-lettering; kept for compatibility.',
+  ),
+  circuitBreaker: CircuitBreaker.optional().describe('sluice extension: pause calls to a failing target.'),
+};
+
+/** A trigger without a dead-letter trigger of its own (the CRD schema cannot recurse). */
+export const TriggerBase = obj('A trigger.', triggerFields);
+
+export const Trigger = obj(
+  'A trigger: what to do when its conditions are met, and how to cope with failure.',
+  {
+    ...triggerFields,
+    dlqTrigger: TriggerBase.optional().describe(
+      'Fired with the events (and the error) when this trigger fails for good; a record goes to the dead-letter stream either way.',
+    ),
+  },
+);
+export type Trigger = z.infer<typeof Trigger>;
+
+export const SensorSpec = obj('Dependencies to wait for and triggers to fire.', {
+  dependencies: z.array(EventDependency).min(1).max(MAX_NAMED).describe('The events this Sensor waits for.'),
+  triggers: z.array(Trigger).min(1).max(MAX_NAMED).describe('What to do when the dependencies are met.'),
+  template: Template.optional().describe('Pod template for the Sensor Deployment.'),
+  errorOnFailedRound: bool(
+    'Mark the Sensor failed (and log at error level) when any trigger of a round fails.',
+  ),
+  eventBusName: str('EventBus to consume from. Defaults to "default".'),
+  replicas: count('Number of Sensor pods; more than one elect a leader. Defaults to 1.'),
+  revisionHistoryLimit: count('Old ReplicaSets kept for rollback.'),
+  loggingFields: strMap('Extra fields added to every log line of this Sensor.'),
+}).superRefine((spec, ctx) => {
+  const depNames = new Set<string>();
+  spec.dependencies.forEach((d, i) => {
+    if (depNames.has(d.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dependencies', i, 'name'],
+        message: `duplicate dependency name "${d.name}"`,
+      });
+    }
+    depNames.add(d.name);
+  });
+  const triggerNames = new Set<string>();
+  spec.triggers.forEach((t, i) => {
+    const tpl = t.template;
+    if (!tpl) return;
+    if (triggerNames.has(tpl.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['triggers', i, 'template', 'name'],
+        message: `duplicate trigger name "${tpl.name}"`,
+      });
+    }
+    triggerNames.add(tpl.name);
+    if (tpl.conditions !== undefined) {
+      try {
+        const unknown = [...conditionNames(parseConditions(tpl.conditions))].filter((n) => !depNames.has(n));
+        if (unknown.length) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['triggers', i, 'template', 'conditions'],
+            message: `refers to unknown dependencies: ${unknown.join(', ')} (known: ${[...depNames].join(', ')})`,
+          });
+        }
+      } catch (err) {
+        const message = err instanceof ConditionSyntaxError ? err.message : String(err);
+        ctx.addIssue({
+          code: 'custom',
+          path: ['triggers', i, 'template', 'conditions'],
+          message: `invalid expression: ${message}`,
+        });
+      }
+    }
+    const checkParams = (
+      params: Array<{ src?: { dependencyName: string } }> | undefined,
+      path: Array<string | number>,
+    ) =>
+      params?.forEach((p, j) => {
+        if (p.src && !depNames.has(p.src.dependencyName)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [...path, j, 'src', 'dependencyName'],
+            message: `unknown dependency "${p.src.dependencyName}"`,
+          });
+        }
+      });
+    checkParams(t.parameters, ['triggers', i, 'parameters']);
+  });
+});
+export type SensorSpec = z.infer<typeof SensorSpec>;
+
+export const SensorStatus = z
+  .looseObject({
+    conditions: conditionsField(),
+    observedGeneration: count('The spec generation last acted on.'),
+  })
+  .describe('What the controller observed.');
+
+export const Sensor = z.looseObject({
+  apiVersion: z.literal('argoproj.io/v1alpha1'),
+  kind: z.literal('Sensor'),
+  metadata: z.looseObject({ name: z.string().optional(), namespace: z.string().optional() }),
+  spec: SensorSpec,
+  status: SensorStatus.optional(),
+});
+export type Sensor = z.infer<typeof Sensor>;
+
+/** Sensor defaults, in one place. */
+export function withSensorDefaults(spec: SensorSpec): SensorSpec {
+  return {
+    ...spec,
+    eventBusName: spec.eventBusName || 'default',
+    replicas: spec.replicas ?? 1,
+    triggers: spec.triggers.map((t) => ({
+      ...t,
+      ...(t.rateLimit
+        ? {
+            rateLimit: {
+              unit: t.rateLimit.unit ?? 'Second',
+              requestsPerUnit: t.rateLimit.requestsPerUnit ?? 1,
+            },
+          }
+        : {}),
+      ...(t.template?.http
+        ? {
+            template: {
+              ...t.template,
+              http: {
+                ...t.template.http,
+                method: t.template.http.method ?? 'POST',
+                timeout: t.template.http.timeout ?? 60,
+              },
+            },
+          }
+        : {}),
+    })),
+  };
+}

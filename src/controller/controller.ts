@@ -1,0 +1,262 @@
+// The operator: informers for the three sluice kinds and the children it creates, one work queue
+// per kind, reconcile workers, leader election, and the metrics/health server.
+
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../observability/logger.ts';
+import { Applier, collectionOf } from './apply.ts';
+import { Informer } from './informer.ts';
+import { KubeHttp, objectKey } from './kube-http.ts';
+import { LeaderElector } from './leader.ts';
+import { informerMetrics, leaderMetric, workQueueMetrics } from './metrics.ts';
+import { ownerKey } from './owners.ts';
+import {
+  type BusOperations,
+  busNameOf,
+  type ControllerOptions,
+  type ReconcileContext,
+  type SluiceObject,
+} from './reconcile/context.ts';
+import { reconcileEventBus } from './reconcile/eventbus.ts';
+import { reconcileEventSource, reconcileSensor } from './reconcile/workload.ts';
+import { LABEL_MANAGED_BY, MANAGED_BY } from './resources/common.ts';
+import { controllerRateLimiter, type ReconcileResult, runWorkers, WorkQueue } from './workqueue.ts';
+
+export interface ControllerConfig extends ControllerOptions {
+  kubeConfig: KubeConfig;
+  registry: Registry;
+  logger: Logger;
+  bus: BusOperations;
+  /** Watch only this namespace (upstream --namespaced / --managed-namespace). */
+  namespace?: string;
+  leaderElection?: {
+    enabled: boolean;
+    namespace: string;
+    leaseName?: string;
+    leaseDurationMs?: number;
+    renewDeadlineMs?: number;
+    retryPeriodMs?: number;
+  };
+  workers?: number;
+  /** Called when leadership is lost (not on stop()); the CLI exits so a fresh process campaigns. */
+  onLostLeadership?: () => void;
+}
+
+type Kind = 'EventBus' | 'EventSource' | 'Sensor';
+const GROUP = 'argoproj.io';
+
+export class Controller {
+  private readonly cfg: ControllerConfig;
+  private readonly http: KubeHttp;
+  private readonly log: Logger;
+  private readonly queues: Record<Kind, WorkQueue>;
+  private readonly informers: Informer<SluiceObject>[] = [];
+  private readonly ctx: ReconcileContext;
+  private elector?: LeaderElector;
+  private leadership?: AbortController;
+  private running: Promise<void>[] = [];
+  private synced = false;
+  private stopping = false;
+  private leading = false;
+  private readonly reconciles: Counter<'kind' | 'result'>;
+  private readonly durations: Histogram<'kind'>;
+
+  constructor(cfg: ControllerConfig) {
+    this.cfg = cfg;
+    this.http = new KubeHttp(cfg.kubeConfig);
+    this.log = cfg.logger.child({ component: 'controller' });
+    const q = (name: string) =>
+      new WorkQueue({ rateLimiter: controllerRateLimiter(), hooks: workQueueMetrics(cfg.registry, name) });
+    this.queues = { EventBus: q('eventbus'), EventSource: q('eventsource'), Sensor: q('sensor') };
+    this.reconciles = new Counter({
+      name: 'sluice_controller_reconcile_total',
+      help: 'Reconciles by kind and result (success, error, requeue).',
+      labelNames: ['kind', 'result'],
+      registers: [cfg.registry],
+    });
+    this.durations = new Histogram({
+      name: 'sluice_controller_reconcile_duration_seconds',
+      help: 'Time spent in one reconcile, by kind.',
+      labelNames: ['kind'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [cfg.registry],
+    });
+    const informer = (path: string, resource: string, labelSelector?: string) => {
+      const inf = new Informer<SluiceObject>({
+        kubeConfig: cfg.kubeConfig,
+        path,
+        ...(cfg.namespace ? { namespace: cfg.namespace } : {}),
+        ...(labelSelector ? { labelSelector } : {}),
+        hooks: informerMetrics(cfg.registry, resource),
+        logger: this.log,
+      });
+      this.informers.push(inf);
+      return inf;
+    };
+    const buses = informer(`/apis/${GROUP}/v1alpha1/eventbus`, 'eventbus');
+    const sources = informer(`/apis/${GROUP}/v1alpha1/eventsources`, 'eventsources');
+    const sensors = informer(`/apis/${GROUP}/v1alpha1/sensors`, 'sensors');
+    this.ctx = {
+      http: this.http,
+      applier: new Applier(this.http),
+      log: this.log,
+      now: () => new Date(),
+      options: cfg,
+      bus: cfg.bus,
+      caches: { buses, sources, sensors },
+    };
+
+    const enqueueSelf = (kind: Kind) => ({
+      onAdd: (o: SluiceObject) => this.queues[kind].add(objectKey(o)),
+      onUpdate: (_: SluiceObject, o: SluiceObject) => this.queues[kind].add(objectKey(o)),
+      onDelete: (o: SluiceObject) => this.queues[kind].add(objectKey(o)),
+    });
+    buses.addEventHandler(enqueueSelf('EventBus'));
+    sources.addEventHandler(enqueueSelf('EventSource'));
+    sensors.addEventHandler(enqueueSelf('Sensor'));
+    // A bus appearing, changing or going away concerns everything that uses it; a user going away
+    // may unblock a bus deletion.
+    const busUsersOf = (bus: SluiceObject) => {
+      for (const [kind, cache] of [
+        ['EventSource', sources],
+        ['Sensor', sensors],
+      ] as const) {
+        for (const u of cache.list()) {
+          if (u.metadata.namespace === bus.metadata.namespace && busNameOf(u) === bus.metadata.name) {
+            this.queues[kind].add(objectKey(u));
+          }
+        }
+      }
+    };
+    buses.addEventHandler({ onAdd: busUsersOf, onUpdate: (_, b) => busUsersOf(b), onDelete: busUsersOf });
+    const userGone = (u: SluiceObject) => this.queues.EventBus.add(`${u.metadata.namespace}/${busNameOf(u)}`);
+    sources.addEventHandler({ onDelete: userGone });
+    sensors.addEventHandler({ onDelete: userGone });
+
+    // Children (only ours, by label) enqueue their owner, so drift is repaired.
+    const managed = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    for (const [apiVersion, kind] of [
+      ['apps/v1', 'Deployment'],
+      ['apps/v1', 'StatefulSet'],
+      ['v1', 'Service'],
+      ['v1', 'ConfigMap'],
+      ['v1', 'Secret'],
+      ['policy/v1', 'PodDisruptionBudget'],
+    ] as const) {
+      const inf = informer(collectionOf(apiVersion, kind), kind.toLowerCase(), managed);
+      const toOwner = (child: SluiceObject) => {
+        for (const k of ['EventBus', 'EventSource', 'Sensor'] as const) {
+          const key = ownerKey(child, { group: GROUP, kind: k });
+          if (key) this.queues[k].add(key);
+        }
+      };
+      inf.addEventHandler({ onAdd: toOwner, onUpdate: (_, c) => toOwner(c), onDelete: toOwner });
+    }
+  }
+
+  /** Ready when the caches are synced and (with leader election) we know who leads. */
+  notReady(): string | undefined {
+    return this.synced ? undefined : 'caches not synced yet';
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  private handler(kind: Kind) {
+    const fn = { EventBus: reconcileEventBus, EventSource: reconcileEventSource, Sensor: reconcileSensor }[
+      kind
+    ];
+    return async (key: string): Promise<ReconcileResult | undefined> => {
+      const end = this.durations.startTimer({ kind });
+      try {
+        const r = (await fn(this.ctx, key)) ?? undefined;
+        this.reconciles.inc({ kind, result: r?.requeueAfterMs ? 'requeue' : 'success' });
+        return r;
+      } catch (err) {
+        this.reconciles.inc({ kind, result: 'error' });
+        throw err;
+      } finally {
+        end();
+      }
+    };
+  }
+
+  private startWorkers(signal: AbortSignal): void {
+    const workers = this.cfg.workers ?? 4;
+    for (const kind of ['EventBus', 'EventSource', 'Sensor'] as const) {
+      this.running.push(
+        runWorkers(this.queues[kind], workers, this.handler(kind), {
+          onError: (key, err, retries) =>
+            this.log.warn(
+              { kind, key, retries, err: (err as Error).message },
+              'reconcile failed; retrying with backoff',
+            ),
+        }),
+      );
+    }
+    signal.addEventListener('abort', () => {
+      for (const q of Object.values(this.queues)) q.shutDown();
+    });
+  }
+
+  async start(): Promise<void> {
+    for (const inf of this.informers) inf.start();
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.synced = true;
+    this.log.info({ namespace: this.cfg.namespace ?? '(all)' }, 'caches synced');
+    const le = this.cfg.leaderElection;
+    if (!le?.enabled) {
+      this.leading = true;
+      this.leadership = new AbortController();
+      this.startWorkers(this.leadership.signal);
+      return;
+    }
+    const registryLeader = leaderMetric(this.cfg.registry, le.leaseName ?? 'sluice-controller');
+    this.elector = new LeaderElector({
+      kubeConfig: this.cfg.kubeConfig,
+      namespace: le.namespace,
+      name: le.leaseName ?? 'sluice-controller',
+      identity: `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`,
+      ...(le.leaseDurationMs ? { leaseDurationMs: le.leaseDurationMs } : {}),
+      ...(le.renewDeadlineMs ? { renewDeadlineMs: le.renewDeadlineMs } : {}),
+      ...(le.retryPeriodMs ? { retryPeriodMs: le.retryPeriodMs } : {}),
+      logger: this.log,
+      onStartedLeading: (signal) => {
+        this.leading = true;
+        registryLeader(true);
+        this.log.info('became leader; reconciling');
+        // Everything known is worth a look after a hand-over.
+        for (const [kind, inf] of [
+          ['EventBus', this.ctx.caches.buses],
+          ['EventSource', this.ctx.caches.sources],
+          ['Sensor', this.ctx.caches.sensors],
+        ] as const) {
+          for (const o of inf.list()) this.queues[kind].add(objectKey(o));
+        }
+        this.startWorkers(signal);
+      },
+      onStoppedLeading: () => {
+        this.leading = false;
+        registryLeader(false);
+        if (this.stopping) return;
+        this.log.warn('lost leadership');
+        for (const q of Object.values(this.queues)) q.shutDown();
+        this.cfg.onLostLeadership?.();
+      },
+    });
+    this.elector.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.leadership?.abort();
+    for (const q of Object.values(this.queues)) q.shutDown();
+    await this.elector?.stop();
+    for (const inf of this.informers) inf.stop();
+    await Promise.allSettled(this.running);
+    await this.cfg.bus.close();
+  }
+}

@@ -1,0 +1,86 @@
+// What every reconciler gets: API access, the informer caches, options, the bus operations and
+// a clock. Reconcilers are functions of (context, key); all I/O goes through these members.
+import type { Logger } from '../../observability/logger.ts';
+import type { Applier } from '../apply.ts';
+import type { Informer } from '../informer.ts';
+import type { KubeHttp, KubeMeta, KubeObject } from '../kube-http.ts';
+
+export const BUS_FINALIZER = 'sluice.argoproj.io/eventbus-streams';
+
+/** How the controller reaches a bus to manage its streams (credential resolved from the Secret). */
+export interface BusConnection {
+  namespace: string;
+  busName: string;
+  url: string;
+  credential?: string;
+  streamConfig?: string;
+  tls?: { insecureSkipVerify?: boolean; ca?: string };
+}
+
+export interface StreamOutcome {
+  ok: boolean;
+  /** Why not, or what was changed, for the StreamReady condition. */
+  reason: string;
+  message: string;
+}
+
+/** Stream and consumer management the reconcilers need from the bus layer. */
+export interface BusOperations {
+  ensureStreams(conn: BusConnection): Promise<StreamOutcome>;
+  deleteStreams(conn: BusConnection): Promise<void>;
+  /** Deletes consumers and KV state of a Sensor's dependencies/triggers that are gone. */
+  pruneSensorState(
+    conn: BusConnection,
+    sensor: { namespace: string; name: string },
+    keep: { dependencies: string[]; triggers: string[] },
+  ): Promise<{ removed: string[] }>;
+  close(): Promise<void>;
+}
+
+export interface ControllerOptions {
+  /** Image of the sluice runtime (EventSource/Sensor Deployments). */
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** nats-server image for managed buses with version "latest". */
+  natsImage: string;
+  /** Log level handed to runtime pods. */
+  runtimeLogLevel?: string;
+}
+
+export interface SluiceObject extends KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: KubeMeta;
+  spec?: Record<string, unknown>;
+  status?: { conditions?: Array<import('../../api/common.ts').Condition>; [k: string]: unknown };
+}
+
+export interface ReconcileContext {
+  http: KubeHttp;
+  applier: Applier;
+  log: Logger;
+  now: () => Date;
+  options: ControllerOptions;
+  bus: BusOperations;
+  caches: {
+    buses: Informer<SluiceObject>;
+    sources: Informer<SluiceObject>;
+    sensors: Informer<SluiceObject>;
+  };
+}
+
+/** The EventBus name an EventSource/Sensor uses ("default" when unset). */
+export function busNameOf(obj: SluiceObject): string {
+  const name = (obj.spec as { eventBusName?: unknown } | undefined)?.eventBusName;
+  return typeof name === 'string' && name ? name : 'default';
+}
+
+export function ownerOf(obj: SluiceObject) {
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind as 'EventBus' | 'EventSource' | 'Sensor',
+    name: obj.metadata.name ?? '',
+    namespace: obj.metadata.namespace ?? 'default',
+    uid: obj.metadata.uid ?? '',
+  };
+}

@@ -1,0 +1,249 @@
+// EventBus reconciler: managed JetStream → Secret, ConfigMap, Services, StatefulSet, PDB; exotic
+// → connect. Then the streams from streamConfig, `status.config` for clients, conditions
+// Deployed / StreamReady / Ready, and a finalizer that removes the streams (unless Retain) and
+// refuses to let the bus go while EventSources or Sensors still use it.
+import { randomBytes } from 'node:crypto';
+import { EventBusSpec } from '../../api/eventbus.ts';
+import { formatPath } from '../../api/validate.ts';
+import { type ConditionInput, mergeConditions, withReady } from '../conditions.ts';
+import { splitKey } from '../kube-http.ts';
+import { busNames, managedBusChildren, managedBusUrl, TOKEN_KEY } from '../resources/eventbus.ts';
+import type { ReconcileResult } from '../workqueue.ts';
+import {
+  BUS_FINALIZER,
+  type BusConnection,
+  busNameOf,
+  ownerOf,
+  type ReconcileContext,
+  type SluiceObject,
+} from './context.ts';
+import { writeStatus } from './status.ts';
+
+const RETRY_UNREACHABLE_MS = 15_000;
+
+interface SecretObject {
+  data?: Record<string, string>;
+}
+
+async function readSecretKey(
+  ctx: ReconcileContext,
+  namespace: string,
+  name: string,
+  key: string,
+): Promise<string | undefined> {
+  const secret = await ctx.applier.get<SecretObject & { metadata?: Record<string, never> }>({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace },
+  });
+  const v = secret?.data?.[key];
+  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+}
+
+/** Objects in the bus's namespace that still use it. */
+export function busUsers(ctx: ReconcileContext, namespace: string, busName: string): string[] {
+  const users: string[] = [];
+  for (const [kind, cache] of [
+    ['EventSource', ctx.caches.sources],
+    ['Sensor', ctx.caches.sensors],
+  ] as const) {
+    for (const obj of cache.list()) {
+      if (
+        obj.metadata.namespace === namespace &&
+        busNameOf(obj) === busName &&
+        !obj.metadata.deletionTimestamp
+      ) {
+        users.push(`${kind}/${obj.metadata.name}`);
+      }
+    }
+  }
+  return users.sort();
+}
+
+/** How the controller itself connects to a bus, or why it cannot yet. */
+export async function busConnection(
+  ctx: ReconcileContext,
+  bus: SluiceObject,
+  spec: EventBusSpec,
+): Promise<BusConnection> {
+  const namespace = bus.metadata.namespace ?? 'default';
+  const busName = bus.metadata.name ?? '';
+  if (spec.jetstream) {
+    const token = await readSecretKey(ctx, namespace, busNames(busName).secret, TOKEN_KEY);
+    return {
+      namespace,
+      busName,
+      url: managedBusUrl(ownerOf(bus)),
+      credential: token,
+      streamConfig: spec.jetstream.streamConfig,
+    };
+  }
+  const ex = spec.jetstreamExotic!;
+  const credential = ex.accessSecret
+    ? await readSecretKey(ctx, namespace, ex.accessSecret.name ?? '', ex.accessSecret.key)
+    : undefined;
+  return {
+    namespace,
+    busName,
+    url: ex.url ?? '',
+    credential,
+    streamConfig: ex.streamConfig,
+    ...(ex.tls?.insecureSkipVerify ? { tls: { insecureSkipVerify: true } } : {}),
+  };
+}
+
+export async function reconcileEventBus(
+  ctx: ReconcileContext,
+  key: string,
+): Promise<ReconcileResult | undefined> {
+  const bus = ctx.caches.buses.get(key);
+  if (!bus) return;
+  const { namespace = 'default' } = splitKey(key);
+  const name = bus.metadata.name ?? '';
+  const parsed = EventBusSpec.safeParse(bus.spec ?? {});
+
+  if (bus.metadata.deletionTimestamp) {
+    if (!bus.metadata.finalizers?.includes(BUS_FINALIZER)) return;
+    const users = busUsers(ctx, namespace, name);
+    if (users.length) {
+      await writeStatus(ctx, bus, [
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'InUse',
+          message: `deletion waits: still used by ${users.join(', ')}; delete those first`,
+        },
+      ]);
+      return { requeueAfterMs: 5_000 };
+    }
+    if (
+      parsed.success &&
+      parsed.data.deletionPolicy !== 'Retain' &&
+      (parsed.data.jetstream || parsed.data.jetstreamExotic)
+    ) {
+      try {
+        await ctx.bus.deleteStreams(await busConnection(ctx, bus, parsed.data));
+      } catch (err) {
+        // A bus we cannot reach has nothing we can clean; a managed one loses its store with its pods.
+        ctx.log.warn(
+          { bus: key, err: (err as Error).message },
+          'could not delete streams; removing finalizer anyway',
+        );
+      }
+    }
+    await ctx.applier.setFinalizers(
+      bus,
+      (bus.metadata.finalizers ?? []).filter((f) => f !== BUS_FINALIZER),
+    );
+    return;
+  }
+
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    await writeStatus(
+      ctx,
+      bus,
+      withReady([
+        {
+          type: 'Deployed',
+          status: 'False',
+          reason: 'InvalidSpec',
+          message: `spec.${formatPath(first?.path ?? [])}: ${first?.message ?? 'invalid'}`,
+        },
+      ]),
+    );
+    return;
+  }
+  const spec = parsed.data;
+  if (spec.nats || spec.kafka) {
+    await writeStatus(
+      ctx,
+      bus,
+      withReady([
+        {
+          type: 'Deployed',
+          status: 'False',
+          reason: 'UnsupportedBusType',
+          message: `${spec.nats ? 'nats (NATS Streaming)' : 'kafka'} buses are not supported by sluice; use jetstream or jetstreamExotic`,
+        },
+      ]),
+    );
+    return;
+  }
+
+  if (!bus.metadata.finalizers?.includes(BUS_FINALIZER)) {
+    await ctx.applier.setFinalizers(bus, [...(bus.metadata.finalizers ?? []), BUS_FINALIZER]);
+  }
+
+  const conditions: ConditionInput[] = [];
+  let statusConfig: Record<string, unknown>;
+  if (spec.jetstream) {
+    const owner = ownerOf(bus);
+    const names = busNames(name);
+    const token =
+      (await readSecretKey(ctx, namespace, names.secret, TOKEN_KEY)) ?? randomBytes(24).toString('base64url');
+    const children = managedBusChildren(owner, spec, { defaultImage: ctx.options.natsImage, token });
+    for (const child of [
+      children.secret,
+      children.configMap,
+      children.service,
+      children.headlessService,
+      children.statefulSet,
+      children.pdb,
+    ]) {
+      await ctx.applier.apply(child);
+    }
+    conditions.push({
+      type: 'Deployed',
+      status: 'True',
+      reason: 'Deployed',
+      message: `StatefulSet ${names.statefulSet} applied`,
+    });
+    statusConfig = {
+      jetstream: {
+        url: managedBusUrl(owner),
+        accessSecret: { name: names.secret, key: TOKEN_KEY },
+        ...(spec.jetstream.streamConfig ? { streamConfig: spec.jetstream.streamConfig } : {}),
+      },
+    };
+  } else {
+    const ex = spec.jetstreamExotic!;
+    conditions.push({
+      type: 'Deployed',
+      status: 'True',
+      reason: 'Exotic',
+      message: 'uses an existing JetStream server',
+    });
+    statusConfig = {
+      jetstream: {
+        url: ex.url,
+        ...(ex.accessSecret ? { accessSecret: ex.accessSecret } : {}),
+        ...(ex.streamConfig ? { streamConfig: ex.streamConfig } : {}),
+      },
+    };
+  }
+
+  let requeueAfterMs: number | undefined;
+  try {
+    const outcome = await ctx.bus.ensureStreams(await busConnection(ctx, bus, spec));
+    conditions.push({
+      type: 'StreamReady',
+      status: outcome.ok ? 'True' : 'False',
+      reason: outcome.reason,
+      message: outcome.message,
+    });
+    if (!outcome.ok) requeueAfterMs = RETRY_UNREACHABLE_MS;
+  } catch (err) {
+    conditions.push({
+      type: 'StreamReady',
+      status: 'False',
+      reason: 'BusUnreachable',
+      message: `cannot reach the JetStream server yet: ${(err as Error).message}`,
+    });
+    requeueAfterMs = RETRY_UNREACHABLE_MS;
+  }
+  await writeStatus(ctx, bus, withReady(conditions), { config: statusConfig });
+  return requeueAfterMs ? { requeueAfterMs } : undefined;
+}
+
+export { mergeConditions };
