@@ -1,7 +1,12 @@
 // Publishing events: `Nats-Msg-Id` = event id (the server drops repeats inside the duplicates
 // window), many publishes in flight at once (no await-per-message), a bound on how many, and
 // typed errors (StreamFull, MessageTooLarge, BusUnavailable, Timeout).
-import { type JetStreamClient, jetstream, type PubAck } from '@nats-io/jetstream';
+import {
+  type JetStreamClient,
+  type JetStreamPublishOptions,
+  jetstream,
+  type PubAck,
+} from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { BusError, toBusError } from './errors.ts';
 
@@ -39,14 +44,6 @@ export class Publisher {
     return this.inFlight;
   }
 
-  private async acquire(): Promise<void> {
-    if (this.inFlight < this.max) {
-      this.inFlight++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
   private release(): void {
     const next = this.waiting.shift();
     if (next) next();
@@ -54,21 +51,45 @@ export class Publisher {
   }
 
   /** Resolves with the PubAck once the event is durable; rejects with a BusError. */
-  async publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PubAck> {
-    if (this.nc.isClosed()) throw new BusError('BusUnavailable', 'the bus connection is closed');
-    await this.acquire();
-    try {
-      const h = natsHeaders();
-      for (const [k, v] of Object.entries(opts.headers ?? {})) h.set(k, v);
-      return await this.js.publish(subject, data, {
-        msgID: opts.msgId,
-        headers: h,
-        timeout: opts.timeoutMs ?? this.timeoutMs,
-      });
-    } catch (err) {
-      throw toBusError(err);
-    } finally {
-      this.release();
+  publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PubAck> {
+    if (this.nc.isClosed())
+      return Promise.reject(new BusError('BusUnavailable', 'the bus connection is closed'));
+    // Fast path without extra promise hops while a slot is free (the common case).
+    if (this.inFlight < this.max) {
+      this.inFlight++;
+      return this.send(subject, data, opts);
     }
+    return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() =>
+      this.send(subject, data, opts),
+    );
+  }
+
+  private send(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PubAck> {
+    const o: Partial<JetStreamPublishOptions> = {
+      msgID: opts.msgId,
+      timeout: opts.timeoutMs ?? this.timeoutMs,
+    };
+    if (opts.headers) {
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(opts.headers)) h.set(k, v);
+      o.headers = h;
+    }
+    let p: Promise<PubAck>;
+    try {
+      p = this.js.publish(subject, data, o);
+    } catch (err) {
+      this.release();
+      return Promise.reject(toBusError(err));
+    }
+    return p.then(
+      (ack) => {
+        this.release();
+        return ack;
+      },
+      (err: unknown) => {
+        this.release();
+        throw toBusError(err);
+      },
+    );
   }
 }
