@@ -58,6 +58,31 @@ for (const role of roles) {
 }
 
 program
+  .command('controller')
+  .description('run the operator: watch EventBus/EventSource/Sensor and reconcile them')
+  .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster or $KUBECONFIG)')
+  .option('--namespaced', 'watch only the namespace the controller runs in')
+  .option('--managed-namespace <ns>', 'watch only this namespace')
+  .option('--no-leader-elect', 'run without leader election (only for a single replica)')
+  .option('--leader-elect-namespace <ns>', 'namespace of the leader-election Lease (default: own namespace)')
+  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
+  .option(
+    '--image <image>',
+    'sluice image for EventSource/Sensor pods (default: $SLUICE_IMAGE or sluice:<version>)',
+  )
+  .option(
+    '--nats-image <image>',
+    'nats-server image for managed buses with version "latest"',
+    'nats:2.12-alpine',
+  )
+  .option('--workers <n>', 'reconcile workers per kind', '4')
+  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .action(async (flags) => {
+    const { runController } = await import('./controller.ts');
+    await runController(flags);
+  });
+
+program
   .command('lint')
   .description('validate manifests offline against the sluice schemas')
   .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document)')

@@ -1,0 +1,83 @@
+// `sluice controller`: the operator process.
+import { KubeConfig } from '@kubernetes/client-node';
+import { busOperations } from '../controller/bus-ops.ts';
+import { Controller } from '../controller/controller.ts';
+import { createLogger, setRootLogger } from '../observability/logger.ts';
+import { registry } from '../observability/metrics.ts';
+import { startOpsServer } from '../observability/server.ts';
+import { VERSION } from '../version.ts';
+
+export interface ControllerFlags {
+  kubeconfig?: string;
+  namespaced?: boolean;
+  managedNamespace?: string;
+  leaderElect: boolean;
+  leaderElectNamespace?: string;
+  metricsPort: string;
+  image?: string;
+  natsImage: string;
+  workers: string;
+  logLevel?: string;
+}
+
+export async function runController(flags: ControllerFlags): Promise<void> {
+  const log = createLogger({
+    base: { role: 'controller' },
+    ...(flags.logLevel ? { level: flags.logLevel } : {}),
+  });
+  setRootLogger(log);
+  const kc = new KubeConfig();
+  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+  else kc.loadFromDefault();
+  const podNamespace = process.env.POD_NAMESPACE;
+  const namespace =
+    flags.managedNamespace ??
+    (flags.namespaced
+      ? (podNamespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default')
+      : undefined);
+  const controller = new Controller({
+    kubeConfig: kc,
+    registry: registry(),
+    logger: log,
+    bus: busOperations(),
+    image: flags.image ?? process.env.SLUICE_IMAGE ?? `sluice:${VERSION}`,
+    natsImage: flags.natsImage,
+    workers: Number(flags.workers),
+    ...(namespace ? { namespace } : {}),
+    leaderElection: {
+      enabled: flags.leaderElect,
+      namespace: flags.leaderElectNamespace ?? podNamespace ?? namespace ?? 'default',
+    },
+    onLostLeadership: () => {
+      log.error('lost leadership; exiting so a fresh process can campaign');
+      process.exit(1);
+    },
+  });
+  const ops = await startOpsServer({
+    port: Number(flags.metricsPort),
+    registry: registry(),
+    notReady: () => controller.notReady(),
+  });
+  log.info(
+    {
+      version: VERSION,
+      metricsPort: ops.port,
+      namespace: namespace ?? '(all)',
+      leaderElect: flags.leaderElect,
+    },
+    'starting controller',
+  );
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await controller.stop();
+    await ops.close();
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  await controller.start();
+}
