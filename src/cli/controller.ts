@@ -13,6 +13,9 @@ export interface ControllerFlags {
   managedNamespace?: string;
   leaderElect: boolean;
   leaderElectNamespace?: string;
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
   metricsPort: string;
   image?: string;
   natsImage: string;
@@ -47,6 +50,9 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     leaderElection: {
       enabled: flags.leaderElect,
       namespace: flags.leaderElectNamespace ?? podNamespace ?? namespace ?? 'default',
+      leaseDurationMs: Number(flags.leaseDuration) * 1000,
+      renewDeadlineMs: Number(flags.renewDeadline) * 1000,
+      retryPeriodMs: Number(flags.retryPeriod) * 1000,
     },
     onLostLeadership: () => {
       log.error('lost leadership; exiting so a fresh process can campaign');

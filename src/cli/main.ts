@@ -21,11 +21,6 @@ interface RoleSpec {
 
 const roles: RoleSpec[] = [
   {
-    name: 'controller',
-    summary: 'run the operator: watch EventBus/EventSource/Sensor and reconcile them',
-    pending: 'control plane',
-  },
-  {
     name: 'eventsource',
     summary: "run one EventSource's adapters and publish its events to the bus",
     pending: 'EventSource runtime',
@@ -65,6 +60,9 @@ program
   .option('--managed-namespace <ns>', 'watch only this namespace')
   .option('--no-leader-elect', 'run without leader election (only for a single replica)')
   .option('--leader-elect-namespace <ns>', 'namespace of the leader-election Lease (default: own namespace)')
+  .option('--lease-duration <seconds>', 'how long a leader lease lasts without renewal', '15')
+  .option('--renew-deadline <seconds>', 'a leader that could not renew for this long steps down', '10')
+  .option('--retry-period <seconds>', 'time between lease acquire/renew attempts', '2')
   .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
   .option(
     '--image <image>',
