@@ -18,7 +18,7 @@ import {
   volumeMounts,
   volumes,
 } from './k8s.ts';
-import { amount, bool, count, duration, int, intOrDuration, obj, str, strMap } from './kit.ts';
+import { amount, bool, count, duration, int, intOrDuration, obj, str, strList, strMap } from './kit.ts';
 
 /**
  * Upstream `Backoff`, used as a trigger's `retryStrategy` and by sources that reconnect.
@@ -226,5 +226,38 @@ export const conditionsField = () =>
     .optional()
     .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })
     .describe('Current state, one entry per condition type; Ready sums them up.');
+
+// Shared by EventSource (`minio`, `github`) and Sensor (artifact locations, git triggers).
+
+export const S3Bucket = obj('A bucket in S3-compatible storage, and optionally one object key in it.', {
+  name: z.string().min(1).describe('Name of the bucket.'),
+  key: str('Key of a single object in the bucket, where one object is meant.'),
+});
+
+export const S3Filter = obj('Narrows bucket notifications by object key.', {
+  prefix: z.string().describe('Only keys starting with this text match ("" matches all).'),
+  suffix: z.string().describe('Only keys ending with this text match ("" matches all).'),
+});
+
+export const S3Artifact = obj('A bucket (or one object) in S3-compatible storage such as MinIO or AWS S3.', {
+  endpoint: z.string().min(1).describe('Address of the storage service, host[:port], without a scheme.'),
+  bucket: S3Bucket.describe('The bucket, and the object key where one object is meant.'),
+  region: str('Region the bucket lives in, where the service has regions.'),
+  insecure: bool('Talk plain HTTP instead of HTTPS.'),
+  accessKey: secretRef('Secret key holding the access key id.'),
+  secretKey: secretRef('Secret key holding the secret access key.'),
+  events: strList('Bucket notification types to listen for, e.g. "s3:ObjectCreated:Put".'),
+  filter: S3Filter.optional().describe('Only objects whose keys match are reported.'),
+  metadata: strMap('Fixed key/values added to every event from this source.'),
+  caCertificate: secretRef('Secret key holding a CA certificate to trust for the endpoint.'),
+});
+export type S3Artifact = z.infer<typeof S3Artifact>;
+
+export const GithubAppCreds = obj('Identity of an installed GitHub App, used instead of a personal token.', {
+  privateKey: SecretKeySelector.describe('Secret key holding the private key (PEM) of the App.'),
+  appID: z.number().int().min(1).describe('Numeric id of the GitHub App.'),
+  installationID: z.number().int().min(1).describe('Numeric id of the App installation to act as.'),
+});
+export type GithubAppCreds = z.infer<typeof GithubAppCreds>;
 
 export { SecretKeySelector };

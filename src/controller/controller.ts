@@ -90,7 +90,7 @@ export class Controller {
         ...(cfg.namespace ? { namespace: cfg.namespace } : {}),
         ...(labelSelector ? { labelSelector } : {}),
         hooks: informerMetrics(cfg.registry, resource),
-        logger: this.log,
+        logger: cfg.logger,
       });
       this.informers.push(inf);
       return inf;
@@ -223,7 +223,7 @@ export class Controller {
       ...(le.leaseDurationMs ? { leaseDurationMs: le.leaseDurationMs } : {}),
       ...(le.renewDeadlineMs ? { renewDeadlineMs: le.renewDeadlineMs } : {}),
       ...(le.retryPeriodMs ? { retryPeriodMs: le.retryPeriodMs } : {}),
-      logger: this.log,
+      logger: this.cfg.logger,
       onStartedLeading: (signal) => {
         this.leading = true;
         registryLeader(true);
