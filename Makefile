@@ -58,7 +58,8 @@ crds: deps ## regenerate crds/*.yaml from the zod schemas in src/api
 	$(NODE_RUN) scripts/gen-crds.ts
 
 bench: deps tools ## benchmarks against the raw ceiling (writes bench/results/*.json)
-	$(NODE_RUN) bench/run.ts
+	$(NODE_RUN) bench/bus.ts
+	$(NODE_RUN) bench/controlplane.ts
 
 clean: ## remove local state (not the tool cache)
 	rm -rf node_modules .sluice test-results
