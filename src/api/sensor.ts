@@ -552,7 +552,7 @@ export const Trigger = obj(
   {
     ...triggerFields,
     dlqTrigger: TriggerBase.optional().describe(
-      'Fired with the events (and the error) when this trigger fails for good; a record goes to the dead-letter stream either way.',
+      'Fired with the events (and the error) when this trigger fails for good; a record goes to the dead-letter stream either way. Upstream fires it only with atLeastOnce: true; sluice always does, so it is valid without atLeastOnce.',
     ),
   },
 );
