@@ -6,7 +6,9 @@ import {
   BasicAuth,
   conditionsField,
   GitCreds,
+  GithubAppCreds,
   NATSAuth,
+  S3Artifact,
   SASLConfig,
   SchemaRegistryConfig,
   SecureHeader,
@@ -150,33 +152,6 @@ const payload = () =>
   z.array(TriggerParameter).optional().describe('How the request body is built from events.');
 
 // ---------------------------------------------------------------------------- trigger types --
-
-export const GithubAppCreds = obj('GitHub App credentials.', {
-  privateKey: secretRef('Secret key holding the App private key.'),
-  appID: int('GitHub App id.'),
-  installationID: int('Installation id of the App.'),
-});
-
-const S3Bucket = obj('An S3 bucket (and optionally one object in it).', {
-  name: z.string().min(1).describe('Bucket name.'),
-  key: str('Object key.'),
-});
-const S3Filter = obj('Object key filter.', {
-  prefix: z.string().describe('Keys must start with this.'),
-  suffix: z.string().describe('Keys must end with this.'),
-});
-export const S3Artifact = obj('An object in S3-compatible storage.', {
-  endpoint: z.string().min(1).describe('Storage endpoint, host[:port].'),
-  bucket: S3Bucket.describe('Bucket and key.'),
-  region: str('Region of the bucket.'),
-  insecure: bool('Use plain HTTP.'),
-  accessKey: secretRef('Secret key holding the access key.'),
-  secretKey: secretRef('Secret key holding the secret key.'),
-  events: strList('Bucket notification event types to listen for.'),
-  filter: S3Filter.optional().describe('Object key filter.'),
-  metadata: strMap('Extra key/values attached to events.'),
-  caCertificate: secretRef('Secret key holding a CA certificate for the endpoint.'),
-});
 
 const GitRemoteConfig = obj('A named Git remote.', {
   name: z.string().min(1).describe('Remote name.'),
