@@ -21,11 +21,6 @@ interface RoleSpec {
 
 const roles: RoleSpec[] = [
   {
-    name: 'eventsource',
-    summary: "run one EventSource's adapters and publish its events to the bus",
-    pending: 'EventSource runtime',
-  },
-  {
     name: 'sensor',
     summary: 'run one Sensor: match dependencies and fire its triggers',
     pending: 'Sensor runtime',
@@ -78,6 +73,16 @@ program
   .action(async (flags) => {
     const { runController } = await import('./controller.ts');
     await runController(flags);
+  });
+
+program
+  .command('eventsource')
+  .description("run one EventSource's adapters and publish its events to the bus (started by the controller)")
+  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
+  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .action(async (flags) => {
+    const { runEventSource } = await import('./eventsource.ts');
+    await runEventSource(flags);
   });
 
 program

@@ -45,7 +45,7 @@ interface RunnableObject {
     generation?: number;
     labels?: Record<string, string>;
   };
-  spec: { template?: Template; replicas?: number; service?: unknown };
+  spec: { template?: Template; replicas?: number; service?: unknown; [key: string]: unknown };
 }
 
 const DEFAULT_CONTAINER_SECURITY = {

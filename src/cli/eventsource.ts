@@ -1,0 +1,89 @@
+// `sluice eventsource`: runs the EventSource handed over by the controller (SLUICE_OBJECT,
+// SLUICE_BUS, SLUICE_BUS_CREDENTIAL, as set in its Deployment).
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { EventSourceSpec } from '../api/eventsource.ts';
+import type { SecretKeySelector } from '../api/k8s.ts';
+import { BusConnection } from '../bus/connection.ts';
+import { Publisher } from '../bus/publisher.ts';
+import {
+  ENV_BUS,
+  ENV_BUS_CREDENTIAL,
+  ENV_OBJECT,
+  type RuntimeBus,
+} from '../controller/resources/workload.ts';
+import { startEventSource } from '../eventsources/runtime.ts';
+import { SUPPORTED_SOURCE_TYPES } from '../eventsources/supported.ts';
+import { createLogger, setRootLogger } from '../observability/logger.ts';
+import { registry } from '../observability/metrics.ts';
+import { startOpsServer } from '../observability/server.ts';
+
+function fromEnv<T>(name: string): T {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set; sluice eventsource is started by the controller with it`);
+  return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+}
+
+export async function runEventSource(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
+  const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT);
+  const bus = fromEnv<RuntimeBus>(ENV_BUS);
+  const log = createLogger({
+    base: { role: 'eventsource', eventsource: obj.metadata.name, namespace: obj.metadata.namespace },
+    ...(flags.logLevel ? { level: flags.logLevel } : {}),
+  });
+  setRootLogger(log);
+  const spec = EventSourceSpec.parse(obj.spec);
+  const unsupported = Object.entries(spec).filter(
+    ([k, v]) =>
+      v && typeof v === 'object' && !['template', 'service'].includes(k) && !SUPPORTED_SOURCE_TYPES.has(k),
+  );
+  for (const [type] of unsupported)
+    log.warn({ type }, 'source type not run by this build; its events are not produced');
+
+  const conn = await BusConnection.open({
+    url: bus.url,
+    ...(process.env[ENV_BUS_CREDENTIAL] ? { credential: process.env[ENV_BUS_CREDENTIAL] } : {}),
+    name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}`,
+  });
+  conn.on('state', (state) => log.info({ state }, 'bus connection'));
+  let core: CoreV1Api | undefined;
+  const resolveSecret = async (sel: SecretKeySelector): Promise<string> => {
+    if (!core) {
+      const kc = new KubeConfig();
+      kc.loadFromDefault();
+      core = kc.makeApiClient(CoreV1Api);
+    }
+    const s = await core.readNamespacedSecret({ name: sel.name ?? '', namespace: obj.metadata.namespace });
+    const v = s.data?.[sel.key];
+    if (v === undefined) throw new Error(`Secret ${sel.name} has no key ${sel.key}`);
+    return Buffer.from(v, 'base64').toString('utf8');
+  };
+  const running = await startEventSource({
+    name: obj.metadata.name,
+    namespace: obj.metadata.namespace,
+    spec,
+    bus: { namespace: bus.namespace, busName: bus.busName },
+    publisher: new Publisher(conn.nc),
+    registry: registry(),
+    log,
+    resolveSecret,
+  });
+  const ops = await startOpsServer({
+    port: Number(flags.metricsPort),
+    registry: registry(),
+    notReady: () => (conn.state === 'connected' ? undefined : `bus ${conn.state}`),
+  });
+  log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing in-flight requests');
+    await running.stop();
+    await conn.close();
+    await ops.close();
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
