@@ -1,73 +1,119 @@
-// Bus micro-benchmark: the sluice Publisher and consumer against a raw pipelined
-// @nats-io/jetstream publisher and a raw consume+ack loop, in the same run on the same server.
-// Usage: node bench/bus.ts [--count N] [--rounds R]
+// Bus micro-benchmark: the sluice Publisher and consume() against the raw @nats-io/jetstream
+// ceiling, in one run, on one nats-server (started here), over one connection.
+//
+//   publish   raw: a window of in-flight js.publish() promises (msgID set)      vs
+//             sluice: Publisher.publish() driven by the same caller window
+//             (also shown: sluice with every publish started at once and only its own bound)
+//   consume   raw: consumer.consume() + ack() per message                         vs
+//             sluice: consume() with its defaults (batch 256, concurrency 64), ack in the handler
+//
+// Both sides of a pair use identical streams and consumer configs; runs alternate which side goes
+// first, after a warm-up of each, and the median of the rounds is reported.
+// Usage: node bench/bus.ts [--count N] [--rounds R] [--window W]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { AckPolicy, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { parseStreamConfig } from '../src/api/stream-config.ts';
-import { consume, ensureConsumer } from '../src/bus/consumer.ts';
+import { BusConnection } from '../src/bus/connection.ts';
+import { consume, ensureDependencyConsumer } from '../src/bus/consumer.ts';
 import { Publisher } from '../src/bus/publisher.ts';
 import { ensureStreams } from '../src/bus/streams.ts';
-import { type BusRef, eventStreamName, eventSubject } from '../src/bus/subjects.ts';
+import { type BusRef, eventStreamName, subjectFor } from '../src/bus/subjects.ts';
 import { startNats } from '../test/harness/nats.ts';
 import { requireTool } from '../test/harness/tools.ts';
 import { machineInfo } from './machine.ts';
 
 const { values } = parseArgs({
-  options: { count: { type: 'string', default: '50000' }, rounds: { type: 'string', default: '3' } },
+  options: {
+    count: { type: 'string', default: '50000' },
+    rounds: { type: 'string', default: '3' },
+    window: { type: 'string', default: '1024' },
+  },
 });
 const N = Number(values.count);
 const ROUNDS = Number(values.rounds);
-const WINDOW = 2048;
+const WINDOW = Number(values.window);
 const payload = new Uint8Array(1024).fill(120);
 
 const server = await startNats();
-const nc = await connect({ servers: server.url });
-const jsm = await jetstreamManager(nc);
-const js = jetstream(nc);
-const settings = parseStreamConfig('maxMsgs: -1\nmaxAge: 1h');
-if (!settings.ok) throw new Error('bad settings');
+const conn = await BusConnection.open({ url: server.url, name: 'bench' });
+const jsm = await jetstreamManager(conn.nc);
+const js = jetstream(conn.nc);
+const parsed = parseStreamConfig('maxMsgs: -1\nmaxAge: 1h');
+if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+const settings = parsed.settings;
 
 let busCounter = 0;
 async function freshBus(): Promise<BusRef> {
   const bus = { namespace: 'bench', busName: `b${busCounter++}` };
-  await ensureStreams(jsm, bus, settings.ok ? settings.settings : ({} as never), 1);
+  await ensureStreams(jsm, bus, settings);
   return bus;
 }
 
-/** The same caller loop for both sides: keep WINDOW publishes in flight. */
+const rate = (t0: number, n = N) => n / ((performance.now() - t0) / 1000);
+
+/** Keeps `WINDOW` publishes in flight: the same caller loop for raw and sluice. */
 async function windowed(publish: (i: number) => Promise<unknown>): Promise<number> {
+  let inflight = 0;
+  let wake: (() => void) | undefined;
+  let failure: unknown;
+  const done = () => {
+    inflight--;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const failed = (err: unknown) => {
+    failure ??= err;
+    done();
+  };
   const t0 = performance.now();
-  const inflight = new Set<Promise<unknown>>();
   for (let i = 0; i < N; i++) {
-    const p: Promise<unknown> = publish(i).then(() => inflight.delete(p));
-    inflight.add(p);
-    if (inflight.size >= WINDOW) await Promise.race(inflight);
+    while (inflight >= WINDOW) await new Promise<void>((r) => (wake = r));
+    inflight++;
+    publish(i).then(done, failed);
   }
-  await Promise.all(inflight);
-  return N / ((performance.now() - t0) / 1000);
+  while (inflight > 0) await new Promise<void>((r) => (wake = r));
+  if (failure) throw failure;
+  return rate(t0);
 }
 
-async function rawPublish(bus: BusRef): Promise<number> {
-  const subject = eventSubject(bus, 'es', 'ev');
-  return windowed((i) => js.publish(subject, payload, { msgID: `r${i}` }));
+const rawPublish = (bus: BusRef, tag: string) => {
+  const subject = subjectFor(bus, 'es', 'ev');
+  return windowed((i) => js.publish(subject, payload, { msgID: `${tag}${i}` }));
+};
+
+const sluicePublish = (bus: BusRef, tag: string) => {
+  const pub = new Publisher(conn, { maxInFlight: WINDOW });
+  const subject = subjectFor(bus, 'es', 'ev');
+  return windowed((i) => pub.publish(subject, payload, { msgId: `${tag}${i}` }));
+};
+
+/** Every publish started at once; the Publisher's own bound does the pacing. */
+async function sluicePublishAllAtOnce(bus: BusRef, tag: string): Promise<number> {
+  const pub = new Publisher(conn, { maxInFlight: WINDOW });
+  const subject = subjectFor(bus, 'es', 'ev');
+  const t0 = performance.now();
+  const all: Promise<unknown>[] = new Array(N);
+  for (let i = 0; i < N; i++) all[i] = pub.publish(subject, payload, { msgId: `${tag}${i}` });
+  await Promise.all(all);
+  return rate(t0);
 }
 
-async function sluicePublish(bus: BusRef): Promise<number> {
-  const pub = new Publisher(nc, { maxInFlight: WINDOW });
-  const subject = eventSubject(bus, 'es', 'ev');
-  return windowed((i) => pub.publish(subject, payload, { msgId: `s${i}` }));
-}
-
-async function rawConsume(bus: BusRef): Promise<number> {
-  const stream = eventStreamName(bus);
-  await jsm.consumers.add(stream, {
-    durable_name: 'raw',
-    ack_policy: AckPolicy.Explicit,
-    max_ack_pending: 10_000,
+async function dependency(bus: BusRef, name: string) {
+  return ensureDependencyConsumer(jsm, {
+    bus,
+    sensor: 'bench',
+    dependency: name,
+    eventSourceName: 'es',
+    eventName: 'ev',
+    deliver: 'all',
   });
-  const c = await js.consumers.get(stream, 'raw');
+}
+
+async function rawConsume(bus: BusRef, name: string): Promise<number> {
+  const { stream, durable } = await dependency(bus, name);
+  const c = await js.consumers.get(stream, durable);
   const t0 = performance.now();
   let n = 0;
   const msgs = await c.consume({ max_messages: 256 });
@@ -75,80 +121,101 @@ async function rawConsume(bus: BusRef): Promise<number> {
     m.ack();
     if (++n === N) break;
   }
-  return N / ((performance.now() - t0) / 1000);
+  return rate(t0);
 }
 
-async function sluiceConsume(bus: BusRef): Promise<number> {
-  const stream = eventStreamName(bus);
-  await ensureConsumer(jsm, {
-    stream,
-    durable: 'sluice',
-    filterSubject: eventSubject(bus, 'es', 'ev'),
-    deliver: 'all',
-    maxAckPending: 10_000,
-  });
+async function sluiceConsume(bus: BusRef, name: string): Promise<number> {
+  const { stream, durable } = await dependency(bus, name);
   const t0 = performance.now();
   let n = 0;
   const ac = new AbortController();
   await consume(
     js,
     stream,
-    'sluice',
-    async (m: JsMsg) => {
+    durable,
+    (m: JsMsg) => {
       m.ack();
       if (++n === N) ac.abort();
     },
-    { signal: ac.signal, batch: 256, concurrency: 256 },
+    { signal: ac.signal },
   );
-  return N / ((performance.now() - t0) / 1000);
+  return rate(t0);
 }
 
-const results: Record<string, number[]> = {
+type Measure = 'rawPublish' | 'sluicePublish' | 'sluicePublishAllAtOnce' | 'rawConsume' | 'sluiceConsume';
+const results: Record<Measure, number[]> = {
   rawPublish: [],
   sluicePublish: [],
+  sluicePublishAllAtOnce: [],
   rawConsume: [],
   sluiceConsume: [],
 };
-// Warm-up, then alternate so neither side always runs on a warmer server.
-await rawPublish(await freshBus());
+
+const tStart = performance.now();
+// Warm-up: each code path once (JIT, server caches), results discarded.
+{
+  const w = await freshBus();
+  await rawPublish(w, 'w');
+  await sluicePublish(w, 'v');
+  await rawConsume(w, 'warm-raw');
+  await sluiceConsume(w, 'warm-sluice');
+  await jsm.streams.delete(eventStreamName(w));
+}
 for (let r = 0; r < ROUNDS; r++) {
   const a = await freshBus();
   const b = await freshBus();
-  if (r % 2 === 0) {
-    results.rawPublish!.push(await rawPublish(a));
-    results.sluicePublish!.push(await sluicePublish(b));
-  } else {
-    results.sluicePublish!.push(await sluicePublish(b));
-    results.rawPublish!.push(await rawPublish(a));
-  }
-  if (r % 2 === 0) {
-    results.rawConsume!.push(await rawConsume(a));
-    results.sluiceConsume!.push(await sluiceConsume(b));
-  } else {
-    results.sluiceConsume!.push(await sluiceConsume(b));
-    results.rawConsume!.push(await rawConsume(a));
-  }
-  await jsm.streams.delete(eventStreamName(a));
-  await jsm.streams.delete(eventStreamName(b));
+  const c = await freshBus();
+  const rawFirst = r % 2 === 0;
+  const pubs = [
+    async () => results.rawPublish.push(await rawPublish(a, 'r')),
+    async () => results.sluicePublish.push(await sluicePublish(b, 's')),
+  ];
+  for (const run of rawFirst ? pubs : pubs.reverse()) await run();
+  results.sluicePublishAllAtOnce.push(await sluicePublishAllAtOnce(c, 'x'));
+  // Each consumer reads a stream of N events written above; a and b swap roles every round.
+  const cons = [
+    async () => results.rawConsume.push(await rawConsume(rawFirst ? a : b, `raw${r}`)),
+    async () => results.sluiceConsume.push(await sluiceConsume(rawFirst ? b : a, `sluice${r}`)),
+  ];
+  for (const run of rawFirst ? cons : cons.reverse()) await run();
+  for (const bus of [a, b, c]) await jsm.streams.delete(eventStreamName(bus));
+  process.stdout.write(`round ${r + 1}/${ROUNDS} done\n`);
 }
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(median(v))]));
+const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(median(v))])) as Record<
+  Measure,
+  number
+>;
 const summary = {
   scenario: 'bus',
   messages: N,
   payloadBytes: payload.length,
+  window: WINDOW,
   rounds: ROUNDS,
   medianMsgsPerSec: m,
+  allRunsMsgsPerSec: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map(Math.round)])),
   ratios: {
-    publish: Number((m.sluicePublish! / m.rawPublish!).toFixed(3)),
-    consume: Number((m.sluiceConsume! / m.rawConsume!).toFixed(3)),
+    publish: Number((m.sluicePublish / m.rawPublish).toFixed(3)),
+    publishAllAtOnce: Number((m.sluicePublishAllAtOnce / m.rawPublish).toFixed(3)),
+    consume: Number((m.sluiceConsume / m.rawConsume).toFixed(3)),
   },
+  targets: { publish: 0.8, consume: 0.7 },
+  durationSec: Math.round((performance.now() - tStart) / 1000),
   machine: machineInfo(requireTool('nats-server')),
 };
-console.log(`bus micro-benchmark: ${N} x 1 KiB, ${ROUNDS} rounds (median msgs/s)`);
-console.log(`  publish  raw ${m.rawPublish}  sluice ${m.sluicePublish}  ratio ${summary.ratios.publish}`);
-console.log(`  consume  raw ${m.rawConsume}  sluice ${m.sluiceConsume}  ratio ${summary.ratios.consume}`);
+console.log(`bus micro-benchmark: ${N} x 1 KiB events, window ${WINDOW}, ${ROUNDS} rounds (median msgs/s)`);
+console.log(
+  `  publish  raw ${m.rawPublish}  sluice ${m.sluicePublish}  ratio ${summary.ratios.publish} (target 0.8)`,
+);
+console.log(
+  `           sluice, all started at once: ${m.sluicePublishAllAtOnce}  ratio ${summary.ratios.publishAllAtOnce}`,
+);
+console.log(
+  `  consume  raw ${m.rawConsume}  sluice ${m.sluiceConsume}  ratio ${summary.ratios.consume} (target 0.7)`,
+);
+console.log(`  machine  ${JSON.stringify(summary.machine)}`);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/bus.json', import.meta.url), `${JSON.stringify(summary, null, 2)}\n`);
-await nc.close();
+await conn.close();
 await server.stop();

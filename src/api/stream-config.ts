@@ -1,8 +1,12 @@
 // The event stream's settings. Upstream keeps them as YAML text in the EventBus
-// (`spec.jetstream.streamConfig`); sluice reads the same keys, accepting upstream's numeric enum
-// values and human sizes/durations. Unset keys take sluice's defaults, which differ from
-// upstream in one deliberate way: a full stream rejects new events (backpressure) instead of
-// dropping the oldest.
+// (`spec.jetstream.streamConfig`, `spec.jetstreamExotic.streamConfig`) and reads them with a
+// case-insensitive config loader; sluice reads the same keys the same way, plus maxMsgSize,
+// and accepts upstream's numeric enum values, bare numbers (nanoseconds for durations, bytes for
+// sizes) and human units ("72h", "1GB", "512Mi").
+//
+// Unset keys take sluice's defaults. One differs from upstream on purpose: when the stream is
+// full, new events are refused (the publisher gets StreamFull and a webhook answers 503) instead
+// of the oldest stored events being dropped without anyone noticing.
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { GO_DURATION } from './kit.ts';
@@ -10,9 +14,10 @@ import { formatPath } from './validate.ts';
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
-/** "1GB", "512Mi", "1048576" or a number → bytes; -1 means unlimited. */
+/** "1GB", "512Mi", "1048576" or a number → bytes (binary multiples); -1 stays -1. */
 export function parseSize(v: string | number): number | undefined {
-  if (typeof v === 'number') return Number.isInteger(v) && v >= -1 ? v : undefined;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= -1 ? v : undefined;
+  if (v.trim() === '-1') return -1;
   const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtKMGT]?)(i?[bB]?)\s*$/.exec(v);
   if (!m) return undefined;
   return Math.round(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
@@ -28,74 +33,133 @@ const DUR_UNITS: Record<string, number> = {
   h: 3_600_000,
 };
 
-/** Go duration ("72h", "1m30s") → milliseconds. */
+/** Go duration ("72h", "1m30s", "0") → milliseconds. */
 export function parseDurationMs(v: string): number | undefined {
-  if (!GO_DURATION.test(v)) return undefined;
+  const s = v.trim();
+  if (s === '0') return 0;
+  if (!GO_DURATION.test(s)) return undefined;
   let total = 0;
-  for (const m of v.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g))
+  for (const m of s.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g))
     total += Number(m[1]) * DUR_UNITS[m[2]!]!;
   return total;
 }
 
-const size = (what: string) =>
+/** A count or byte limit: a positive integer, or -1 for none. 0 is refused as ambiguous. */
+const limit = (what: string, parseFn: (v: string | number) => number | undefined, example: string) =>
   z.union([z.number(), z.string()]).transform((v, ctx) => {
-    const n = parseSize(v);
-    if (n === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `${what} must be a byte size such as "1GB", or -1 for unlimited`,
-      });
+    const n = parseFn(v);
+    if (n === undefined || n === 0) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be ${example}, or -1 for no limit` });
       return z.NEVER;
     }
     return n;
   });
 
-const dur = (what: string) =>
-  z.union([z.number().int().min(0), z.string()]).transform((v, ctx) => {
-    // A bare number is upstream's nanoseconds.
-    const ms = typeof v === 'number' ? v / 1e6 : parseDurationMs(v);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be a duration such as "72h" or "2m"` });
+const count = (v: string | number): number | undefined => {
+  const n = typeof v === 'number' ? v : /^\s*-?[0-9]+\s*$/.test(v) ? Number(v) : Number.NaN;
+  return Number.isSafeInteger(n) && n >= -1 ? n : undefined;
+};
+
+const duration = (what: string, allowZero: boolean) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    // A bare number is nanoseconds, as upstream's loader reads it.
+    const ms =
+      typeof v === 'number' ? (Number.isInteger(v) && v >= 0 ? v / 1e6 : undefined) : parseDurationMs(v);
+    if (ms === undefined || (!allowZero && ms === 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what} must be a duration such as "72h" or "2m"${allowZero ? ' (0 for no limit)' : ''}`,
+      });
       return z.NEVER;
     }
     return ms;
   });
 
+const MAX_INT32 = 2 ** 31 - 1;
+
+export const DEFAULT_STREAM_SETTINGS = {
+  maxMsgs: 1_000_000,
+  maxBytes: -1,
+  maxAge: 72 * 3_600_000,
+  maxMsgSize: -1,
+  duplicates: 120_000,
+  retention: 'limits',
+  discard: 'new',
+} as const;
+
 export const StreamSettings = z.strictObject({
-  maxMsgs: z.number().int().min(-1).default(1_000_000).describe('Most events kept; -1 for no limit.'),
-  maxBytes: size('maxBytes')
-    .default(-1)
-    .describe('Most bytes kept; -1 for no limit (the store limit applies).'),
-  maxAge: dur('maxAge')
-    .default(72 * 3_600_000)
-    .describe('How long events are kept (milliseconds once parsed).'),
-  maxMsgSize: size('maxMsgSize').default(-1).describe('Largest event accepted; -1 for the server maximum.'),
+  maxMsgs: limit('maxMsgs', count, 'a whole number of events')
+    .default(DEFAULT_STREAM_SETTINGS.maxMsgs)
+    .describe(
+      'Most events the stream holds at once (default 1000000; -1 for no count limit). What happens ' +
+        'when it is reached is set by `discard`.',
+    ),
+  maxBytes: limit('maxBytes', parseSize, 'a byte size such as "1GB" or 1073741824')
+    .default(DEFAULT_STREAM_SETTINGS.maxBytes)
+    .describe(
+      'Most bytes the stream holds at once, e.g. "10GB" (default -1: bounded only by the ' +
+        "server's JetStream storage).",
+    ),
+  maxAge: duration('maxAge', true)
+    .default(DEFAULT_STREAM_SETTINGS.maxAge)
+    .describe(
+      'How long an event is kept after it was accepted, e.g. "72h" (the default); 0 keeps events ' +
+        'until another limit removes them. Held as milliseconds once parsed.',
+    ),
+  maxMsgSize: limit('maxMsgSize', parseSize, 'a byte size such as "1MB"')
+    .refine((n) => n <= MAX_INT32, { message: 'maxMsgSize must be below 2GiB' })
+    .default(DEFAULT_STREAM_SETTINGS.maxMsgSize)
+    .describe(
+      "Largest single event the stream accepts (default -1: the NATS server's max_payload, 1MB " +
+        'unless configured). A larger event is refused with MessageTooLarge.',
+    ),
   replicas: z
     .number()
     .int()
     .min(1)
     .max(5)
     .optional()
-    .describe('Stream replicas; defaults to min(3, bus replicas), 1 for an existing server.'),
-  duplicates: dur('duplicates')
-    .default(120_000)
-    .describe('Window in which a repeated event id is dropped (milliseconds once parsed).'),
+    .describe(
+      'Copies of each event kept on different servers of a NATS cluster (1, 3 or 5). Unset: the ' +
+        "controller picks one that the bus's servers can satisfy (1 for a single server).",
+    ),
+  duplicates: duration('duplicates', false)
+    .default(DEFAULT_STREAM_SETTINGS.duplicates)
+    .describe(
+      'How long the server remembers event ids: an event published again with the same id within ' +
+        'this window is stored once (default "2m"; capped at maxAge). Held as milliseconds once parsed.',
+    ),
   retention: z
     .union([z.enum(['limits', 'interest', 'workqueue']), z.literal(0), z.literal(1), z.literal(2)])
     .transform((v) => (typeof v === 'number' ? (['limits', 'interest', 'workqueue'] as const)[v] : v))
-    .default('limits')
-    .describe('Retention: limits (default), interest or workqueue (upstream 0, 1, 2).'),
+    .default(DEFAULT_STREAM_SETTINGS.retention)
+    .describe(
+      'When stored events are removed: "limits" (default; only by the limits above), "interest" ' +
+        '(once every consumer has acknowledged them; events nobody consumes are not kept) or ' +
+        '"workqueue". Upstream numbers 0, 1, 2 are accepted. Switching to or from workqueue needs ' +
+        'the stream to be recreated.',
+    ),
   discard: z
     .union([z.enum(['old', 'new']), z.literal(0), z.literal(1)])
     .transform((v) => (typeof v === 'number' ? (['old', 'new'] as const)[v] : v))
-    .default('new')
-    .describe('What happens when full: new (reject, the sluice default) or old (drop oldest; upstream 0).'),
+    .default(DEFAULT_STREAM_SETTINGS.discard)
+    .describe(
+      'What a full stream does: "new" (default) refuses further events, so sources see an error ' +
+        'and nothing accepted is lost; "old" drops the oldest stored events to make room ' +
+        "(upstream's default). Upstream numbers 0 (old) and 1 (new) are accepted.",
+    ),
 });
 export type StreamSettings = z.output<typeof StreamSettings>;
 
+const KEYS = Object.keys(StreamSettings.shape) as Array<keyof StreamSettings>;
+const BY_LOWER = new Map(KEYS.map((k) => [k.toLowerCase(), k]));
+
 export type StreamConfigResult = { ok: true; settings: StreamSettings } | { ok: false; errors: string[] };
 
-/** Parses upstream's streamConfig YAML text (empty → all defaults). */
+/**
+ * Parses upstream's streamConfig YAML text (absent or empty → all defaults). Keys are matched
+ * without regard to case, as upstream does. Errors name the key at fault.
+ */
 export function parseStreamConfig(text: string | undefined): StreamConfigResult {
   let doc: unknown = {};
   if (text?.trim()) {
@@ -108,16 +172,50 @@ export function parseStreamConfig(text: string | undefined): StreamConfigResult 
       };
     }
   }
-  if (typeof doc !== 'object' || Array.isArray(doc))
-    return { ok: false, errors: ['streamConfig must be a YAML mapping'] };
-  const r = StreamSettings.safeParse(doc);
-  if (r.success) return { ok: true, settings: r.data };
-  return {
-    ok: false,
-    errors: r.error.issues.map((i) =>
-      i.code === 'unrecognized_keys'
-        ? `streamConfig: unknown key(s) ${i.keys.join(', ')}`
-        : `streamConfig.${formatPath(i.path)}: ${i.message}`,
-    ),
-  };
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    return {
+      ok: false,
+      errors: ['streamConfig must be a YAML mapping of settings such as "maxMsgs: 100000"'],
+    };
+  const errors: string[] = [];
+  const normalised: Record<string, unknown> = {};
+  const unknown: string[] = [];
+  for (const [key, value] of Object.entries(doc)) {
+    const canonical = BY_LOWER.get(key.toLowerCase());
+    if (!canonical) {
+      unknown.push(key);
+      continue;
+    }
+    if (canonical in normalised) {
+      errors.push(`streamConfig.${canonical}: given more than once (keys are not case-sensitive)`);
+      continue;
+    }
+    // An explicit null means "not set", like an absent key.
+    if (value !== null) normalised[canonical] = value;
+  }
+  if (unknown.length)
+    errors.push(`streamConfig: unknown key(s) ${unknown.join(', ')} (known: ${KEYS.join(', ')})`);
+  const r = StreamSettings.safeParse(normalised);
+  if (!r.success) {
+    for (const i of r.error.issues) {
+      const key = formatPath(i.path);
+      const message = i.code === 'custom' ? i.message : issueMessage(key);
+      errors.push(`streamConfig.${key}: ${message}`);
+    }
+  }
+  if (errors.length || !r.success) return { ok: false, errors };
+  return { ok: true, settings: r.data };
+}
+
+function issueMessage(key: string): string {
+  switch (key) {
+    case 'retention':
+      return 'retention must be limits, interest or workqueue (or 0, 1, 2)';
+    case 'discard':
+      return 'discard must be new or old (or 1, 0)';
+    case 'replicas':
+      return 'replicas must be a whole number from 1 to 5';
+    default:
+      return `${key} has the wrong type (a number or a string such as "1GB" or "72h")`;
+  }
 }

@@ -1,34 +1,55 @@
-// Durable pull consumers, one per (Sensor, dependency): explicit acks, bounded ack-pending,
-// explicit ack_wait and max_deliver, batched pulls, a heartbeat for long work, and clean-up of
-// consumers whose dependency is gone.
+// Durable pull consumers, one per (Sensor, dependency), filtered to that dependency's
+// EventSource and event: explicit acks, bounded ack-pending, explicit ack_wait and max_deliver,
+// batched pulls with bounded concurrent handling, a heartbeat that keeps slow work from being
+// redelivered, settle helpers, and removal of consumers whose dependency is gone.
+//
+// Delivery is at-least-once: after a server crash the ack floor can move back and acked messages
+// come again (see test/integration/restart.test.ts), so handlers must be idempotent (the Sensor
+// uses the processed-set in kv.ts).
 import {
   AckPolicy,
+  type ConsumerConfig,
+  type ConsumerInfo,
   type ConsumerMessages,
   DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
+import { isNotFound } from './errors.ts';
+import { type BusRef, consumerName, consumerSensor, eventStreamName, subjectFor } from './subjects.ts';
 
 const ms2ns = (ms: number) => Math.round(ms * 1e6);
 
-export interface ConsumerSettings {
-  stream: string;
-  durable: string;
-  filterSubject: string;
-  /** Redeliver a message not acked within this long (default 30 s). */
+export interface ConsumerTuning {
+  /** Redeliver a message not settled (or heartbeated) within this long (default 30 s). */
   ackWaitMs?: number;
-  /** Stop redelivering after this many deliveries (default -1: never; sluice dead-letters itself). */
+  /**
+   * Deliveries before the server gives up on a message (default -1: never). The Sensor dead-letters
+   * by delivery count itself; a finite value here is a backstop after which the message sits
+   * un-acked in the stream and is not delivered again.
+   */
   maxDeliver?: number;
-  /** Most messages delivered and not yet acked (default 1000). */
+  /** Most messages delivered and not yet settled (default 1000): the consumer's in-flight bound. */
   maxAckPending?: number;
-  /** Where a new consumer starts: "new" events only (default) or "all" retained ones. */
+  /**
+   * Where a consumer that does not exist yet starts: "new" (default) — events published from now
+   * on — or "all" retained events. Ignored for an existing consumer (it keeps its position).
+   */
   deliver?: 'new' | 'all';
 }
 
-/** Creates the consumer, or updates its mutable settings when it exists. */
-export async function ensureConsumer(jsm: JetStreamManager, s: ConsumerSettings): Promise<void> {
-  const config = {
+export interface ConsumerSettings extends ConsumerTuning {
+  stream: string;
+  durable: string;
+  filterSubject: string;
+  description?: string;
+  metadata?: Record<string, string>;
+}
+
+/** The JetStream config for `s` (pure). */
+export function consumerConfig(s: ConsumerSettings): Partial<ConsumerConfig> & { durable_name: string } {
+  return {
     durable_name: s.durable,
     ack_policy: AckPolicy.Explicit,
     filter_subject: s.filterSubject,
@@ -36,53 +57,161 @@ export async function ensureConsumer(jsm: JetStreamManager, s: ConsumerSettings)
     max_deliver: s.maxDeliver ?? -1,
     max_ack_pending: s.maxAckPending ?? 1000,
     deliver_policy: s.deliver === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
+    ...(s.description ? { description: s.description } : {}),
+    ...(s.metadata ? { metadata: s.metadata } : {}),
   };
+}
+
+/** Settings that may change on an existing consumer (deliver_policy may not). */
+const MUTABLE = [
+  'filter_subject',
+  'ack_wait',
+  'max_deliver',
+  'max_ack_pending',
+  'description',
+  'metadata',
+] as const;
+
+/** Creates the consumer, or updates its changeable settings when it exists. */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  s: ConsumerSettings,
+): Promise<'created' | 'updated' | 'unchanged'> {
+  const want = consumerConfig(s);
+  let info: ConsumerInfo | undefined;
   try {
-    const info = await jsm.consumers.info(s.stream, s.durable);
-    const c = info.config;
-    if (
-      c.ack_wait !== config.ack_wait ||
-      c.max_deliver !== config.max_deliver ||
-      c.max_ack_pending !== config.max_ack_pending ||
-      c.filter_subject !== config.filter_subject
-    ) {
-      await jsm.consumers.update(s.stream, s.durable, {
-        ack_wait: config.ack_wait,
-        max_deliver: config.max_deliver,
-        max_ack_pending: config.max_ack_pending,
-        filter_subject: config.filter_subject,
-      });
-    }
+    info = await jsm.consumers.info(s.stream, s.durable);
   } catch (err) {
-    if (!/not found/i.test((err as Error).message)) throw err;
-    await jsm.consumers.add(s.stream, config);
+    if (!isNotFound(err)) throw err;
   }
+  if (!info) {
+    await jsm.consumers.add(s.stream, want);
+    return 'created';
+  }
+  const have = info.config as Record<string, unknown>;
+  // The server adds its own metadata keys (e.g. "_nats.*"): compare only ours.
+  const differs = (k: (typeof MUTABLE)[number]) => {
+    if (k === 'metadata') {
+      const mine = want.metadata ?? {};
+      const theirs = (have.metadata ?? {}) as Record<string, string>;
+      return Object.entries(mine).some(([mk, mv]) => theirs[mk] !== mv);
+    }
+    return want[k] !== undefined && JSON.stringify(have[k]) !== JSON.stringify(want[k]);
+  };
+  const changed = MUTABLE.filter(differs);
+  if (!changed.length) return 'unchanged';
+  const update: Record<string, unknown> = {};
+  for (const k of changed) update[k] = want[k];
+  await jsm.consumers.update(s.stream, s.durable, update);
+  return 'updated';
+}
+
+const META_SENSOR = 'sluice.argoproj.io/sensor';
+const META_DEPENDENCY = 'sluice.argoproj.io/dependency';
+
+export interface DependencyConsumerSpec extends ConsumerTuning {
+  bus: BusRef;
+  sensor: string;
+  dependency: string;
+  eventSourceName: string;
+  eventName: string;
+}
+
+/** Stream, durable name, filter subject and metadata of a dependency's consumer (pure). */
+export function dependencyConsumerSettings(d: DependencyConsumerSpec): ConsumerSettings {
+  const { bus, sensor, dependency, eventSourceName, eventName, ...tuning } = d;
+  return {
+    ...tuning,
+    stream: eventStreamName(bus),
+    durable: consumerName(sensor, dependency),
+    filterSubject: subjectFor(bus, eventSourceName, eventName),
+    description: `sluice Sensor ${bus.namespace}/${sensor} dependency ${dependency}`,
+    metadata: { [META_SENSOR]: sensor, [META_DEPENDENCY]: dependency },
+  };
+}
+
+/** Ensures the consumer of one Sensor dependency; returns where to consume from. */
+export async function ensureDependencyConsumer(
+  jsm: JetStreamManager,
+  d: DependencyConsumerSpec,
+): Promise<{ stream: string; durable: string; action: 'created' | 'updated' | 'unchanged' }> {
+  const s = dependencyConsumerSettings(d);
+  const action = await ensureConsumer(jsm, s);
+  return { stream: s.stream, durable: s.durable, action };
+}
+
+/** The (Sensor, dependency) a consumer belongs to: from its metadata, else from its name. */
+export function consumerOwner(ci: ConsumerInfo): { sensor: string; dependency: string } | undefined {
+  const md = ci.config.metadata;
+  const sensor = md?.[META_SENSOR];
+  const dependency = md?.[META_DEPENDENCY];
+  if (sensor !== undefined && dependency !== undefined) return { sensor, dependency };
+  return consumerSensor(ci.name);
 }
 
 /** Deletes consumers on `stream` accepted by `owned` but not listed in `keep`. */
 export async function deleteConsumers(
   jsm: JetStreamManager,
   stream: string,
-  owned: (name: string) => boolean,
+  owned: (name: string, info: ConsumerInfo) => boolean,
   keep: ReadonlySet<string>,
 ): Promise<string[]> {
-  const removed: string[] = [];
+  const doomed: string[] = [];
   for await (const ci of jsm.consumers.list(stream)) {
-    const name = ci.name;
-    if (owned(name) && !keep.has(name)) {
+    if (owned(ci.name, ci) && !keep.has(ci.name)) doomed.push(ci.name);
+  }
+  const removed: string[] = [];
+  for (const name of doomed) {
+    try {
       await jsm.consumers.delete(stream, name);
       removed.push(name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
   }
   return removed;
 }
 
 /**
- * Runs `work` while telling the server every `everyMs` that the message is still being
- * processed, so a slow trigger does not cause a redelivery.
+ * Deletes the consumers of `sensor` on the bus's event stream except those of `keepDependencies`
+ * (call with the Sensor's current dependency names; [] removes them all). A missing stream is fine.
  */
-export async function working<T>(msg: JsMsg, work: () => Promise<T>, everyMs: number): Promise<T> {
-  const timer = setInterval(() => msg.working(), everyMs);
+export async function deleteSensorConsumers(
+  jsm: JetStreamManager,
+  bus: BusRef,
+  sensor: string,
+  keepDependencies: readonly string[],
+): Promise<string[]> {
+  const keep = new Set(keepDependencies);
+  try {
+    return await deleteConsumers(
+      jsm,
+      eventStreamName(bus),
+      (_name, ci) => {
+        const owner = consumerOwner(ci);
+        return owner?.sensor === sensor && !keep.has(owner.dependency);
+      },
+      new Set(),
+    );
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/**
+ * Runs `work` while telling the server every `everyMs` that `msg` is still being processed, so
+ * slow work is not redelivered to someone else. Pick `everyMs` well below the consumer's ack_wait
+ * (a third of it is a good choice).
+ */
+export async function working<T>(msg: JsMsg, work: () => Promise<T>, everyMs = 10_000): Promise<T> {
+  const timer = setInterval(() => {
+    try {
+      msg.working();
+    } catch {
+      // The connection is down; the next beat tries again, and a redelivery is harmless anyway.
+    }
+  }, everyMs);
   try {
     return await work();
   } finally {
@@ -90,51 +219,131 @@ export async function working<T>(msg: JsMsg, work: () => Promise<T>, everyMs: nu
   }
 }
 
+/** How many times this message has been delivered (1 on the first delivery). */
+export const deliveryCount = (msg: JsMsg): number => msg.info.deliveryCount;
+
+/** True when this is not the first delivery. */
+export const isRedelivery = (msg: JsMsg): boolean => msg.redelivered;
+
+/** Done with the message. `confirmed` waits for the server to record the ack (false if it could not). */
+export async function ack(msg: JsMsg, confirmed = false): Promise<boolean> {
+  if (!confirmed) {
+    msg.ack();
+    return true;
+  }
+  return msg.ackAck();
+}
+
+/** Give the message back, to be redelivered after `delayMs` (immediately when 0). */
+export function nak(msg: JsMsg, delayMs = 0): void {
+  msg.nak(delayMs > 0 ? delayMs : undefined);
+}
+
+/** Never deliver this message again (the caller has dead-lettered or rejected it). */
+export function term(msg: JsMsg, reason?: string): void {
+  msg.term(reason);
+}
+
 export interface ConsumeOptions {
-  /** Messages pulled per batch (default 256). */
+  /** Messages pulled per request (default 256). */
   batch?: number;
-  /** Messages handled at once (default 64). */
+  /** Handlers running at once (default 64); pulling pauses while all are busy. */
   concurrency?: number;
+  /** How long one pull request waits on the server (default: the client's, 30 s). */
+  expiresMs?: number;
+  /** Server heartbeat interval for an open pull (default: the client's, half of expires). */
+  idleHeartbeatMs?: number;
+  /** A handler that throws or rejects: reported here, and the message is nak'ed with this delay. */
+  onError?: (err: unknown, msg: JsMsg) => void;
+  /** Redelivery delay after a handler failure (default 1 s). */
+  errorDelayMs?: number;
   signal?: AbortSignal;
 }
 
 /**
  * Pulls from a durable consumer and runs `handle` for each message, at most `concurrency` at a
- * time. `handle` settles the message itself (ack, nak with delay, term). Resolves when the signal
- * aborts, after in-flight handlers finish.
+ * time. `handle` settles the message (ack, nak with delay, term). Survives disconnects and server
+ * restarts (the client re-pulls). Resolves after the signal aborts (or the connection closes)
+ * and the running handlers have finished; messages pulled but not yet handled are left unacked
+ * and come again after ack_wait.
  */
 export async function consume(
   js: JetStreamClient,
   stream: string,
   durable: string,
-  handle: (msg: JsMsg) => Promise<void>,
+  handle: (msg: JsMsg) => Promise<void> | void,
   opts: ConsumeOptions = {},
 ): Promise<void> {
   const consumer = await js.consumers.get(stream, durable);
   const limit = opts.concurrency ?? 64;
+  const errorDelay = opts.errorDelayMs ?? 1000;
   let active = 0;
-  const idle: Array<() => void> = [];
-  const done = new Set<Promise<void>>();
+  let freed: (() => void) | undefined;
+  let drained: (() => void) | undefined;
   let messages: ConsumerMessages | undefined;
   const stop = () => messages?.stop();
   opts.signal?.addEventListener('abort', stop, { once: true });
+
+  const failed = (err: unknown, msg: JsMsg) => {
+    try {
+      opts.onError?.(err, msg);
+    } catch {
+      // A faulty reporter must not stall consumption.
+    }
+    try {
+      msg.nak(errorDelay);
+    } catch {
+      // Connection down: ack_wait brings the message back anyway.
+    }
+  };
+  const settle = () => {
+    active--;
+    if (freed) {
+      const f = freed;
+      freed = undefined;
+      f();
+    }
+    if (active === 0 && drained) drained();
+  };
+  const run = (msg: JsMsg) => {
+    let r: Promise<void> | void;
+    try {
+      r = handle(msg);
+    } catch (err) {
+      failed(err, msg);
+      settle();
+      return;
+    }
+    if (r && typeof r.then === 'function') {
+      r.then(settle, (err: unknown) => {
+        failed(err, msg);
+        settle();
+      });
+    } else settle();
+  };
+
   try {
-    messages = await consumer.consume({ max_messages: opts.batch ?? 256 });
+    messages = await consumer.consume({
+      max_messages: opts.batch ?? 256,
+      ...(opts.expiresMs ? { expires: opts.expiresMs } : {}),
+      ...(opts.idleHeartbeatMs ? { idle_heartbeat: opts.idleHeartbeatMs } : {}),
+    });
     if (opts.signal?.aborted) messages.stop();
     for await (const msg of messages) {
-      if (active >= limit) await new Promise<void>((r) => idle.push(r));
-      active++;
-      const p = handle(msg)
-        .catch(() => msg.nak())
-        .finally(() => {
-          active--;
-          done.delete(p);
-          idle.shift()?.();
+      while (active >= limit) {
+        await new Promise<void>((r) => {
+          freed = r;
         });
-      done.add(p);
+      }
+      active++;
+      run(msg);
     }
   } finally {
     opts.signal?.removeEventListener('abort', stop);
-    await Promise.allSettled([...done]);
+    if (active > 0) {
+      await new Promise<void>((r) => {
+        drained = r;
+      });
+    }
   }
 }

@@ -1,56 +1,143 @@
-// Errors callers can act on. `code` is stable; `retryable` says whether trying again later can
-// succeed (a webhook answers 503 + Retry-After for those, 413 for MessageTooLarge).
+// Errors a caller of the bus can act on. `code` is stable and safe to switch on; `retryable` says
+// whether the same call can succeed later (a webhook turns those into 503 + Retry-After, and
+// MessageTooLarge into 413). `serverCode` keeps JetStream's err_code when there was one.
 export type BusErrorCode = 'StreamFull' | 'MessageTooLarge' | 'BusUnavailable' | 'Timeout' | 'Invalid';
+
+const RETRYABLE: ReadonlySet<BusErrorCode> = new Set(['StreamFull', 'BusUnavailable', 'Timeout']);
 
 export class BusError extends Error {
   readonly code: BusErrorCode;
   readonly retryable: boolean;
+  readonly serverCode: number | undefined;
 
-  constructor(code: BusErrorCode, message: string, options?: ErrorOptions) {
+  constructor(code: BusErrorCode, message: string, options?: ErrorOptions & { serverCode?: number }) {
     super(message, options);
     this.name = 'BusError';
     this.code = code;
-    this.retryable = code === 'StreamFull' || code === 'BusUnavailable' || code === 'Timeout';
+    this.retryable = RETRYABLE.has(code);
+    this.serverCode = options?.serverCode;
   }
 }
 
-interface ErrLike {
-  name?: string;
-  message?: string;
-  code?: unknown;
-  apiError?: () => { err_code?: number; code?: number; description?: string };
+/**
+ * JetStream API err_codes sluice reacts to, as observed from nats-server 2.12 (see
+ * test/integration/bus/limits.test.ts, which triggers each one on a real server).
+ */
+export const ServerCode = {
+  /** "maximum messages exceeded", "maximum bytes exceeded", "... per subject exceeded", or a store failure. */
+  StoreFailed: 10077,
+  /** "message size exceeds maximum allowed" (stream max_msg_size). */
+  MessageTooLarge: 10054,
+  /** "insufficient resources": the server's store is full. */
+  InsufficientResources: 10023,
+  /** "insufficient storage resources available": cannot reserve max_bytes. */
+  StorageResourcesExceeded: 10047,
+  StreamNotFound: 10059,
+  ConsumerNotFound: 10014,
+  /** Invalid stream config, including "can not change ..." on update. */
+  StreamInvalidConfig: 10052,
+  ReplicasNotSupported: 10074,
+  SubjectsOverlap: 10065,
+  WrongLastSequence: 10071,
+} as const;
+
+interface ApiErrorLike {
+  err_code?: number;
+  code?: number;
+  description?: string;
 }
 
-/** Maps an error from the NATS/JetStream client to a BusError. */
-export function toBusError(err: unknown): BusError {
+/** The JetStream err_code carried by an error from the client, if any. */
+export function serverCode(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const apiError = (err as { apiError?: () => ApiErrorLike }).apiError;
+  if (typeof apiError !== 'function') return undefined;
+  try {
+    return apiError.call(err).err_code;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True for "stream not found" / "consumer not found" answers. */
+export function isNotFound(err: unknown): boolean {
+  const c = serverCode(err);
+  return c === ServerCode.StreamNotFound || c === ServerCode.ConsumerNotFound;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function causeChain(err: unknown): unknown[] {
+  const out: unknown[] = [];
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e; i++) {
+    out.push(e);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return out;
+}
+
+const FULL = /maximum (messages|bytes|messages per subject) exceeded|insufficient (storage )?resources/i;
+
+/**
+ * Maps an error from the NATS/JetStream client to a BusError. Server answers are matched on
+ * err_code first; client-side failures (payload over the server's max_payload, timeouts, no
+ * responders, closed connection) on the client's error classes.
+ */
+export function toBusError(err: unknown, subject?: string): BusError {
   if (err instanceof BusError) return err;
-  const e = (err ?? {}) as ErrLike;
-  const msg = e.message ?? String(err);
-  const api = typeof e.apiError === 'function' ? e.apiError() : undefined;
-  const errCode = api?.err_code;
-  // JetStream API error codes (nats-server): 10077 maximum messages exceeded, 10078 maximum bytes
-  // exceeded, 10054 message size exceeds maximum allowed, 10047 insufficient resources (store full).
+  const where = subject ? ` (subject ${subject})` : '';
+  const msg = messageOf(err);
+  const code = serverCode(err);
+  const opts = { cause: err, ...(code !== undefined ? { serverCode: code } : {}) };
   if (
-    errCode === 10077 ||
-    errCode === 10078 ||
-    errCode === 10047 ||
-    /maximum (messages|bytes) exceeded|insufficient (storage )?resources/i.test(msg)
+    code === ServerCode.InsufficientResources ||
+    code === ServerCode.StorageResourcesExceeded ||
+    (code === ServerCode.StoreFailed && FULL.test(msg))
   ) {
-    return new BusError('StreamFull', `the event stream is full: ${msg}`, { cause: err });
+    return new BusError(
+      'StreamFull',
+      `the event stream is full${where}: ${msg}; events are accepted again once consumers catch up or limits are raised`,
+      opts,
+    );
   }
-  if (errCode === 10054 || /message size exceeds|max(imum)? payload/i.test(msg)) {
-    return new BusError('MessageTooLarge', `the event is larger than the bus accepts: ${msg}`, {
-      cause: err,
-    });
+  if (code === ServerCode.MessageTooLarge) {
+    return new BusError(
+      'MessageTooLarge',
+      `the event is larger than the stream accepts${where}: ${msg}`,
+      opts,
+    );
   }
-  if (e.name === 'TimeoutError' || /timeout|timed out/i.test(msg)) {
-    return new BusError('Timeout', `the bus did not confirm in time: ${msg}`, { cause: err });
+  if (code === ServerCode.StreamNotFound) {
+    return new BusError('BusUnavailable', `no stream for this bus${where}: ${msg}`, opts);
+  }
+  if (code !== undefined) {
+    // Another server-side refusal (a store failure, ...): the bus is not able to take it now.
+    return new BusError('BusUnavailable', `the bus refused the event${where}: ${msg}`, opts);
+  }
+  const chain = causeChain(err);
+  const names = chain.map((e) => (e instanceof Error ? e.name : ''));
+  if (chain.some((e) => e instanceof Error && /max_payload/i.test(e.message))) {
+    return new BusError(
+      'MessageTooLarge',
+      `the event is larger than the NATS server's max_payload${where}: ${msg}`,
+      opts,
+    );
+  }
+  if (names.includes('TimeoutError')) {
+    return new BusError('Timeout', `the bus did not confirm the event in time${where}`, opts);
   }
   if (
-    /no responders|503|closed|disconnect|connection|stream not found|not enabled|draining/i.test(msg) ||
-    errCode === 10059
+    names.some((n) =>
+      ['ClosedConnectionError', 'DrainingConnectionError', 'ConnectionError', 'JetStreamNotEnabled'].includes(
+        n,
+      ),
+    ) ||
+    chain.some((e) => e instanceof Error && /no responders|connection (closed|draining)/i.test(e.message))
   ) {
-    return new BusError('BusUnavailable', `the bus is unavailable: ${msg}`, { cause: err });
+    return new BusError('BusUnavailable', `the bus is unavailable${where}: ${msg}`, opts);
   }
-  return new BusError('BusUnavailable', msg, { cause: err });
+  return new BusError('BusUnavailable', `publishing failed${where}: ${msg}`, opts);
 }

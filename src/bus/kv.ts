@@ -1,37 +1,67 @@
-// Key-value state on the bus (JetStream KV): trigger state (partial condition matches) and the
-// processed-set that keeps a redelivered or replayed event from firing a trigger twice.
-import { type KV, Kvm } from '@nats-io/kv';
+// Key-value state on the bus (JetStream KV): trigger state (partial condition matches, kept
+// across restarts) and the processed-set that keeps a redelivered or replayed event from firing a
+// trigger twice.
+import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { BusConnection } from './connection.ts';
+import { ServerCode, serverCode } from './errors.ts';
 
+export interface KvOptions {
+  /** Entries expire this long after their last write, in milliseconds (default: never). */
+  ttl?: number;
+  /** Values kept per key (default 1). */
+  history?: number;
+  replicas?: number;
+}
+
+/** Opens a bucket, creating it if needed (an existing bucket's settings are brought in line). */
 export async function openKv(
-  nc: NatsConnection,
+  connection: NatsConnection | BusConnection,
   bucket: string,
-  opts: { ttlMs?: number; history?: number; replicas?: number } = {},
+  opts: KvOptions = {},
 ): Promise<KV> {
+  const nc = connection instanceof BusConnection ? connection.nc : connection;
   return new Kvm(nc).create(bucket, {
-    ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}),
+    ...(opts.ttl ? { ttl: opts.ttl } : {}),
     history: opts.history ?? 1,
     replicas: opts.replicas ?? 1,
   });
 }
 
-/** KV keys allow [-/_=.a-zA-Z0-9]; anything else is hex-escaped with "=". */
+/**
+ * Makes any string a valid KV key. Keys allow [-/_=.A-Za-z0-9] with "." separating tokens; every
+ * other byte, "." and "=" become "=" + two hex digits (reversible), and "" becomes "=".
+ */
 export function kvKey(s: string): string {
-  return s.replace(/[^-/_.a-zA-Z0-9]/g, (c) =>
+  if (s === '') return '=';
+  return s.replace(/[^-/_a-zA-Z0-9]/gu, (c) =>
     [...Buffer.from(c, 'utf8')].map((b) => `=${b.toString(16).padStart(2, '0')}`).join(''),
   );
 }
 
-/** Idempotency keys already acted on. Entries expire with the bucket TTL. */
+const isCreateConflict = (err: unknown) => {
+  const c = serverCode(err);
+  return c === ServerCode.WrongLastSequence || c === 10164;
+};
+
+/**
+ * Idempotency keys already acted on. Entries expire with the bucket's TTL, so the TTL must be
+ * longer than any redelivery or replay the set should catch.
+ */
 export class ProcessedSet {
-  private readonly kv: KV;
+  readonly kv: KV;
 
   constructor(kv: KV) {
     this.kv = kv;
   }
 
-  static async open(nc: NatsConnection, bucket: string, ttlMs: number): Promise<ProcessedSet> {
-    return new ProcessedSet(await openKv(nc, bucket, { ttlMs }));
+  static async open(
+    connection: NatsConnection | BusConnection,
+    bucket: string,
+    ttlMs: number,
+    opts: Omit<KvOptions, 'ttl' | 'history'> = {},
+  ): Promise<ProcessedSet> {
+    return new ProcessedSet(await openKv(connection, bucket, { ...opts, ttl: ttlMs, history: 1 }));
   }
 
   async has(key: string): Promise<boolean> {
@@ -39,18 +69,70 @@ export class ProcessedSet {
     return !!e && e.operation === 'PUT';
   }
 
-  /** Records `key`; false when it was already there (atomic: exactly one caller gets true). */
-  async markIfAbsent(key: string, value = ''): Promise<boolean> {
+  /**
+   * Records `key` and returns true, or returns false when it is already there. Atomic on the
+   * server: of any number of concurrent callers (in any process) exactly one gets true.
+   */
+  async markIfAbsent(key: string, value: string | Uint8Array = ''): Promise<boolean> {
     try {
       await this.kv.create(kvKey(key), value);
       return true;
     } catch (err) {
-      if (/wrong last sequence|key exists/i.test((err as Error).message)) return false;
+      if (isCreateConflict(err)) return false;
       throw err;
     }
   }
 
+  /** Forgets `key` (e.g. an effect that must be allowed to run again). */
   async forget(key: string): Promise<void> {
+    await this.kv.delete(kvKey(key));
+  }
+}
+
+/** A JSON document with the revision it was read at, for compare-and-set updates. */
+export interface Versioned<T> {
+  value: T;
+  revision: number;
+}
+
+/**
+ * JSON state per key with optimistic concurrency: `update` succeeds only if nobody wrote the key
+ * since it was read, so two replicas never silently overwrite each other's trigger state.
+ */
+export class JsonState<T> {
+  readonly kv: KV;
+
+  constructor(kv: KV) {
+    this.kv = kv;
+  }
+
+  async get(key: string): Promise<Versioned<T> | undefined> {
+    const e: KvEntry | null = await this.kv.get(kvKey(key));
+    if (e?.operation !== 'PUT') return undefined;
+    return { value: e.json<T>(), revision: e.revision };
+  }
+
+  /** Writes unconditionally; returns the new revision. */
+  put(key: string, value: T): Promise<number> {
+    return this.kv.put(kvKey(key), JSON.stringify(value));
+  }
+
+  /**
+   * Writes only if the key is still at `revision` (0: only if absent). Returns the new revision,
+   * or undefined when someone else wrote first (read again and retry).
+   */
+  async update(key: string, value: T, revision: number): Promise<number | undefined> {
+    try {
+      return revision === 0
+        ? await this.kv.create(kvKey(key), JSON.stringify(value))
+        : await this.kv.update(kvKey(key), JSON.stringify(value), revision);
+    } catch (err) {
+      if (isCreateConflict(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
     await this.kv.delete(kvKey(key));
   }
 }

@@ -1,6 +1,11 @@
-// Publishing events: `Nats-Msg-Id` = event id (the server drops repeats inside the duplicates
-// window), many publishes in flight at once (no await-per-message), a bound on how many, and
-// typed errors (StreamFull, MessageTooLarge, BusUnavailable, Timeout).
+// Publishing events. `Nats-Msg-Id` is the event id, so the server stores a repeat inside the
+// duplicates window once. Many publishes are in flight at once (each caller awaits only its own
+// PubAck), bounded by a semaphore so a burst cannot queue unbounded memory in the client; a
+// caller beyond the bound waits for a slot. Failures come back as BusError with a stable code.
+//
+// A publish that fails with Timeout or BusUnavailable may still have been stored (the request can
+// reach the server after the client gave up): retry with the same msgId inside the duplicates
+// window and the server keeps one copy.
 import {
   type JetStreamClient,
   type JetStreamPublishOptions,
@@ -8,53 +13,60 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
+import { BusConnection } from './connection.ts';
 import { BusError, toBusError } from './errors.ts';
 
 export interface PublishOptions {
   /** Event id: becomes Nats-Msg-Id. */
   msgId: string;
   headers?: Record<string, string>;
-  /** Wait for the PubAck at most this long (default 5 s). */
+  /** Wait for the PubAck at most this long (default: the publisher's timeoutMs). */
   timeoutMs?: number;
 }
 
 export interface PublisherOptions {
-  /** Most publishes awaiting their PubAck at once; more wait for a slot (default 2048). */
+  /** Most publishes awaiting their PubAck at once; more wait for a slot (default 1024). */
   maxInFlight?: number;
+  /** Default PubAck wait (default 5 s). */
   timeoutMs?: number;
 }
 
 export class Publisher {
   private readonly js: JetStreamClient;
   private readonly nc: NatsConnection;
+  private readonly conn: BusConnection | undefined;
   private readonly max: number;
   private readonly timeoutMs: number;
   private inFlight = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** FIFO of callers waiting for a slot; `head` indexes the next one (shift() is O(n)). */
+  private waiting: Array<(() => void) | undefined> = [];
+  private head = 0;
+  private idleWaiters: Array<() => void> = [];
 
-  constructor(nc: NatsConnection, opts: PublisherOptions = {}) {
-    this.nc = nc;
-    this.js = jetstream(nc);
-    this.max = opts.maxInFlight ?? 2048;
+  /** Pass the BusConnection when there is one: failures while it is down then read BusUnavailable. */
+  constructor(connection: BusConnection | NatsConnection, opts: PublisherOptions = {}) {
+    this.conn = connection instanceof BusConnection ? connection : undefined;
+    this.nc = connection instanceof BusConnection ? connection.nc : connection;
+    this.js = jetstream(this.nc);
+    this.max = opts.maxInFlight ?? 1024;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
   }
 
-  /** Publishes currently awaiting their PubAck. */
+  /** Publishes awaiting their PubAck. */
   get pending(): number {
     return this.inFlight;
   }
 
-  private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.inFlight--;
+  /** Callers waiting for a free slot. */
+  get queued(): number {
+    return this.waiting.length - this.head;
   }
 
-  /** Resolves with the PubAck once the event is durable; rejects with a BusError. */
+  /** Resolves with the PubAck once the event is stored; rejects with a BusError. */
   publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PubAck> {
-    if (this.nc.isClosed())
+    if (this.nc.isClosed() || this.nc.isDraining())
       return Promise.reject(new BusError('BusUnavailable', 'the bus connection is closed'));
-    // Fast path without extra promise hops while a slot is free (the common case).
+    // With a free slot, send at once: no extra promise hop on the hot path.
     if (this.inFlight < this.max) {
       this.inFlight++;
       return this.send(subject, data, opts);
@@ -64,6 +76,34 @@ export class Publisher {
     );
   }
 
+  /** Resolves once nothing is in flight or queued (for shutdown). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private release(): void {
+    if (this.head < this.waiting.length) {
+      const next = this.waiting[this.head]!;
+      this.waiting[this.head++] = undefined;
+      if (this.head === this.waiting.length) {
+        this.waiting = [];
+        this.head = 0;
+      } else if (this.head >= 4096 && this.head * 2 >= this.waiting.length) {
+        this.waiting = this.waiting.slice(this.head);
+        this.head = 0;
+      }
+      next(); // the slot passes straight to the next caller
+      return;
+    }
+    this.inFlight--;
+    if (this.inFlight === 0 && this.idleWaiters.length) {
+      const ws = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of ws) w();
+    }
+  }
+
   private send(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PubAck> {
     const o: Partial<JetStreamPublishOptions> = {
       msgID: opts.msgId,
@@ -71,7 +111,7 @@ export class Publisher {
     };
     if (opts.headers) {
       const h = natsHeaders();
-      for (const [k, v] of Object.entries(opts.headers)) h.set(k, v);
+      for (const k in opts.headers) h.set(k, opts.headers[k]!);
       o.headers = h;
     }
     let p: Promise<PubAck>;
@@ -79,7 +119,7 @@ export class Publisher {
       p = this.js.publish(subject, data, o);
     } catch (err) {
       this.release();
-      return Promise.reject(toBusError(err));
+      return Promise.reject(this.fail(err, subject));
     }
     return p.then(
       (ack) => {
@@ -88,8 +128,23 @@ export class Publisher {
       },
       (err: unknown) => {
         this.release();
-        throw toBusError(err);
+        throw this.fail(err, subject);
       },
     );
+  }
+
+  private fail(err: unknown, subject: string): BusError {
+    const e = toBusError(err, subject);
+    // A timeout while the connection is down is the connection's fault, not a slow server.
+    if (e.code === 'Timeout' && this.conn && !this.conn.connected) {
+      return new BusError(
+        'BusUnavailable',
+        `not connected to NATS (subject ${subject}); the client is reconnecting`,
+        {
+          cause: err,
+        },
+      );
+    }
+    return e;
   }
 }

@@ -1,6 +1,7 @@
-// Creates or updates a bus's event stream and its dead-letter stream, idempotently. Limits are
-// changed in place; a change JetStream cannot apply in place (storage, a retention switch) is
-// reported instead of attempted.
+// Creating and updating a bus's event stream and dead-letter stream, idempotently. Limits change
+// in place; a change JetStream cannot make to an existing stream (storage type, switching to or
+// from workqueue retention) is returned as a `blocked` result naming the fields, never attempted
+// blindly and never thrown, so a reconciler can put it in a status condition.
 import {
   DiscardPolicy,
   type JetStreamManager,
@@ -10,6 +11,7 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import type { StreamSettings } from '../api/stream-config.ts';
+import { BusError, isNotFound, ServerCode, serverCode } from './errors.ts';
 import {
   type BusRef,
   dlqStreamName,
@@ -20,17 +22,22 @@ import {
 
 const ms2ns = (ms: number) => Math.round(ms * 1e6);
 
+/** The stream config to ensure: a name plus whichever settings sluice manages. */
+export type DesiredStream = Partial<StreamConfig> & Pick<StreamConfig, 'name'>;
+
 export interface EnsureResult {
   stream: string;
   action: 'created' | 'updated' | 'unchanged' | 'blocked';
-  /** Fields changed (updated) or that could not be changed (blocked). */
+  /** Fields changed (updated) or that cannot be changed in place (blocked). */
   fields: string[];
   message: string;
 }
 
-export function desiredStreamConfig(bus: BusRef, s: StreamSettings, replicas: number): Partial<StreamConfig> {
+/** The event stream of a bus for the given settings. */
+export function eventStreamConfig(bus: BusRef, s: StreamSettings, replicas = s.replicas ?? 1): DesiredStream {
   return {
     name: eventStreamName(bus),
+    description: `sluice events of EventBus ${bus.namespace}/${bus.busName}`,
     subjects: eventStreamSubjects(bus),
     storage: StorageType.File,
     retention: s.retention as RetentionPolicy,
@@ -40,72 +47,17 @@ export function desiredStreamConfig(bus: BusRef, s: StreamSettings, replicas: nu
     max_age: ms2ns(s.maxAge),
     max_msg_size: s.maxMsgSize,
     num_replicas: replicas,
-    duplicate_window: ms2ns(Math.min(s.duplicates, s.maxAge || s.duplicates)),
+    // JetStream refuses a duplicates window longer than max_age.
+    duplicate_window: ms2ns(s.maxAge > 0 ? Math.min(s.duplicates, s.maxAge) : s.duplicates),
     allow_direct: true,
   };
 }
 
-const COMPARED: Array<keyof StreamConfig> = [
-  'subjects',
-  'retention',
-  'discard',
-  'max_msgs',
-  'max_bytes',
-  'max_age',
-  'max_msg_size',
-  'num_replicas',
-  'duplicate_window',
-];
-/** Fields JetStream refuses to change on an existing stream. */
-const IMMUTABLE: Array<keyof StreamConfig> = ['storage', 'retention'];
-
-async function ensureOne(jsm: JetStreamManager, want: Partial<StreamConfig>): Promise<EnsureResult> {
-  const name = want.name!;
-  let info: StreamInfo | undefined;
-  try {
-    info = await jsm.streams.info(name);
-  } catch (err) {
-    if (!/not found/i.test((err as Error).message)) throw err;
-  }
-  if (!info) {
-    await jsm.streams.add({ ...want, name });
-    return { stream: name, action: 'created', fields: [], message: `stream ${name} created` };
-  }
-  const have = info.config as unknown as Record<string, unknown>;
-  const differs = (k: keyof StreamConfig) =>
-    JSON.stringify(have[k]) !== JSON.stringify((want as Record<string, unknown>)[k]);
-  const blocked = IMMUTABLE.filter((k) => want[k] !== undefined && differs(k));
-  if (blocked.length) {
-    return {
-      stream: name,
-      action: 'blocked',
-      fields: blocked,
-      message: `stream ${name} cannot change ${blocked.join(', ')} in place (have ${blocked.map((k) => `${k}=${JSON.stringify(have[k])}`).join(', ')}); recreate the stream to apply it`,
-    };
-  }
-  const changed = COMPARED.filter(differs);
-  if (!changed.length)
-    return { stream: name, action: 'unchanged', fields: [], message: `stream ${name} up to date` };
-  await jsm.streams.update(name, { ...info.config, ...want } as StreamConfig);
+/** The dead-letter stream of a bus: kept until purged, never discarding silently. */
+export function dlqStreamConfig(bus: BusRef, replicas = 1): DesiredStream {
   return {
-    stream: name,
-    action: 'updated',
-    fields: changed,
-    message: `stream ${name} updated: ${changed.join(', ')}`,
-  };
-}
-
-/** Ensures the event stream and the DLQ stream of a bus. */
-export async function ensureStreams(
-  jsm: JetStreamManager,
-  bus: BusRef,
-  settings: StreamSettings,
-  replicas: number,
-): Promise<{ events: EnsureResult; dlq: EnsureResult }> {
-  const events = await ensureOne(jsm, desiredStreamConfig(bus, settings, replicas));
-  // Dead letters are kept until purged: no age limit, never discarded silently.
-  const dlq = await ensureOne(jsm, {
     name: dlqStreamName(bus),
+    description: `sluice dead letters of EventBus ${bus.namespace}/${bus.busName}`,
     subjects: dlqStreamSubjects(bus),
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
@@ -116,16 +68,130 @@ export async function ensureStreams(
     max_msg_size: -1,
     num_replicas: replicas,
     duplicate_window: ms2ns(120_000),
+    allow_direct: true,
+  };
+}
+
+/** Fields compared to decide whether an update is needed (the ones sluice sets). */
+const MANAGED: Array<keyof StreamConfig> = [
+  'description',
+  'subjects',
+  'storage',
+  'retention',
+  'discard',
+  'max_msgs',
+  'max_bytes',
+  'max_age',
+  'max_msg_size',
+  'num_replicas',
+  'duplicate_window',
+  'allow_direct',
+];
+
+/** Changes JetStream refuses on an existing stream, checked before trying. */
+function blockedFields(have: StreamConfig, want: DesiredStream): string[] {
+  const out: string[] = [];
+  if (want.storage !== undefined && want.storage !== have.storage) out.push('storage');
+  if (
+    want.retention !== undefined &&
+    want.retention !== have.retention &&
+    (want.retention === RetentionPolicy.Workqueue || have.retention === RetentionPolicy.Workqueue)
+  )
+    out.push('retention');
+  return out;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+function invalid(name: string, err: unknown): BusError {
+  const msg = err instanceof Error ? err.message : String(err);
+  const code = serverCode(err);
+  return new BusError('Invalid', `stream ${name}: the server refused the configuration: ${msg}`, {
+    cause: err,
+    ...(code !== undefined ? { serverCode: code } : {}),
   });
+}
+
+/**
+ * Creates the stream, or brings an existing one to `want` in place. Throws BusError 'Invalid'
+ * when the server refuses the config itself (e.g. 3 replicas on a single server, subjects
+ * overlapping another stream); other failures (connection) are thrown as they come.
+ */
+export async function ensureStream(jsm: JetStreamManager, want: DesiredStream): Promise<EnsureResult> {
+  const name = want.name;
+  let info: StreamInfo | undefined;
+  try {
+    info = await jsm.streams.info(name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  if (!info) {
+    try {
+      await jsm.streams.add(want);
+    } catch (err) {
+      if (serverCode(err) === undefined) throw err;
+      throw invalid(name, err);
+    }
+    return { stream: name, action: 'created', fields: [], message: `stream ${name} created` };
+  }
+  const have = info.config;
+  const blocked = blockedFields(have, want);
+  if (blocked.length) return blockedResult(name, have, blocked);
+  const changed = MANAGED.filter((k) => want[k] !== undefined && !same(have[k], want[k]));
+  if (!changed.length)
+    return { stream: name, action: 'unchanged', fields: [], message: `stream ${name} up to date` };
+  try {
+    await jsm.streams.update(name, { ...have, ...want });
+  } catch (err) {
+    // The server's own list of immutable changes may be longer than ours.
+    if (serverCode(err) === ServerCode.StreamInvalidConfig && /can ?not change/i.test(String(err))) {
+      return {
+        stream: name,
+        action: 'blocked',
+        fields: changed,
+        message: `stream ${name} cannot be changed in place: ${(err as Error).message}; delete and recreate the stream to apply it`,
+      };
+    }
+    if (serverCode(err) === undefined) throw err;
+    throw invalid(name, err);
+  }
+  return {
+    stream: name,
+    action: 'updated',
+    fields: changed,
+    message: `stream ${name} updated: ${changed.join(', ')}`,
+  };
+}
+
+function blockedResult(name: string, have: StreamConfig, fields: string[]): EnsureResult {
+  const current = fields.map((k) => `${k}=${JSON.stringify(have[k as keyof StreamConfig])}`).join(', ');
+  return {
+    stream: name,
+    action: 'blocked',
+    fields,
+    message: `stream ${name} cannot change ${fields.join(', ')} in place (currently ${current}); delete and recreate the stream to apply it (its stored events go with it)`,
+  };
+}
+
+/** Ensures a bus's event stream and its DLQ stream. */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  bus: BusRef,
+  settings: StreamSettings,
+  replicas = settings.replicas ?? 1,
+): Promise<{ events: EnsureResult; dlq: EnsureResult }> {
+  const events = await ensureStream(jsm, eventStreamConfig(bus, settings, replicas));
+  const dlq = await ensureStream(jsm, dlqStreamConfig(bus, replicas));
   return { events, dlq };
 }
 
+/** Deletes a bus's streams (absent ones are fine). */
 export async function deleteStreams(jsm: JetStreamManager, bus: BusRef): Promise<void> {
   for (const name of [eventStreamName(bus), dlqStreamName(bus)]) {
     try {
       await jsm.streams.delete(name);
     } catch (err) {
-      if (!/not found/i.test((err as Error).message)) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
 }

@@ -10,7 +10,7 @@ import { Publisher } from '../../../src/bus/publisher.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
 import { type BusRef, eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
 import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
-import { type RunningEventSource, startEventSource } from '../../../src/eventsources/runtime.ts';
+import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { startNats } from '../../harness/nats.ts';
