@@ -12,7 +12,6 @@ import {
   type RuntimeBus,
 } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
-import { SUPPORTED_SOURCE_TYPES } from '../eventsources/supported.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
@@ -32,12 +31,6 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   });
   setRootLogger(log);
   const spec = EventSourceSpec.parse(obj.spec);
-  const unsupported = Object.entries(spec).filter(
-    ([k, v]) =>
-      v && typeof v === 'object' && !['template', 'service'].includes(k) && !SUPPORTED_SOURCE_TYPES.has(k),
-  );
-  for (const [type] of unsupported)
-    log.warn({ type }, 'source type not run by this build; its events are not produced');
 
   const conn = await BusConnection.open({
     url: bus.url,
@@ -45,13 +38,17 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}`,
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
+  let kc: KubeConfig | undefined;
+  const kubeConfig = (): KubeConfig => {
+    if (!kc) {
+      kc = new KubeConfig();
+      kc.loadFromDefault();
+    }
+    return kc;
+  };
   let core: CoreV1Api | undefined;
   const resolveSecret = async (sel: SecretKeySelector): Promise<string> => {
-    if (!core) {
-      const kc = new KubeConfig();
-      kc.loadFromDefault();
-      core = kc.makeApiClient(CoreV1Api);
-    }
+    core ??= kubeConfig().makeApiClient(CoreV1Api);
     const s = await core.readNamespacedSecret({ name: sel.name ?? '', namespace: obj.metadata.namespace });
     const v = s.data?.[sel.key];
     if (v === undefined) throw new Error(`Secret ${sel.name} has no key ${sel.key}`);
@@ -63,6 +60,9 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     spec,
     bus: { namespace: bus.namespace, busName: bus.busName },
     publisher: new Publisher(conn.nc),
+    nc: conn.nc,
+    kubeConfig,
+    ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     registry: registry(),
     log,
     resolveSecret,

@@ -1,16 +1,25 @@
-// Runs one EventSource: starts its adapters, wraps what they receive in CloudEvents and publishes
-// to the bus. This build runs the `webhook` type; other types are accepted by the schema and
-// reported by the controller (see supported.ts).
+// Runs one EventSource: starts an adapter per event entry, wraps what they emit in CloudEvents,
+// applies `filter.expression`, and publishes to the bus. Webhook-style adapters share one HTTP
+// server per port. Exclusive adapters (schedules, watches, broker subscriptions) run in only one
+// replica when `replicas > 1`, chosen by a Lease.
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { SOURCE_TYPES } from '../api/eventsource/index.ts';
 import type { EventSourceSpec } from '../api/eventsource.ts';
 import type { SecretKeySelector } from '../api/k8s.ts';
 import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, eventSubject } from '../bus/subjects.ts';
+import { LeaderElector } from '../controller/leader.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { EmitOptions, EmitResult, SourceAdapter, SourceContext, StartedSource } from './adapter.ts';
+import { loadAdapter } from './adapters.ts';
 import { encodeEvent, envelope } from './envelope.ts';
-import { type WebhookDelivery, WebhookServer } from './webhook/server.ts';
+import { compileFilter, type EventFilter } from './filter.ts';
+import { WebhookServer } from './webhook/server.ts';
 
-export const DEFAULT_MAX_PAYLOAD = 1_048_576;
+export { DEFAULT_MAX_PAYLOAD } from './webhook/server.ts';
 
 export interface EventSourceRuntimeOptions {
   name: string;
@@ -18,10 +27,16 @@ export interface EventSourceRuntimeOptions {
   spec: EventSourceSpec;
   bus: BusRef;
   publisher: Publisher;
+  /** The bus connection (KV state for adapters that persist, e.g. calendar). */
+  nc: NatsConnection;
   registry: Registry;
   log: Logger;
   /** Reads a Secret key (the pod's API access, or a stand-in in tests). */
   resolveSecret(sel: SecretKeySelector): Promise<string>;
+  /** Kubernetes access for resource sources and leader election; absent outside a cluster. */
+  kubeConfig?: () => KubeConfig;
+  /** Lease identity when `replicas > 1` (default: hostname + pid). */
+  identity?: string;
   /** Requests handled at once per webhook port before answering 429 (default 2048). */
   maxInFlight?: number;
   /** Bind address for webhook servers (default 0.0.0.0). */
@@ -31,7 +46,16 @@ export interface EventSourceRuntimeOptions {
 export interface RunningEventSource {
   /** Actual listening port for each configured port (differs when "0" was configured). */
   ports: Map<string, number>;
+  /** Source types in the spec that this build does not run. */
+  unsupported: string[];
   stop(): Promise<void>;
+}
+
+interface Entry {
+  type: string;
+  eventName: string;
+  spec: Record<string, unknown>;
+  adapter: SourceAdapter<unknown>;
 }
 
 export async function startEventSource(o: EventSourceRuntimeOptions): Promise<RunningEventSource> {
@@ -50,8 +74,14 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   });
   const processingFailed = new Counter({
     name: 'argo_events_events_processing_failed_total',
-    help: 'Requests rejected before publishing (bad input, auth, size, capacity).',
+    help: 'Events rejected or lost before publishing (bad input, auth, size, capacity, source errors).',
     labelNames: ['namespace', 'eventsource_name', 'event_name', 'status'],
+    registers: [o.registry],
+  });
+  const filteredOut = new Counter({
+    name: 'sluice_eventsource_events_filtered_total',
+    help: 'Events dropped by filter.expression.',
+    labelNames: ['namespace', 'eventsource_name', 'event_name'],
     registers: [o.registry],
   });
   const duration = new Histogram({
@@ -68,70 +98,174 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     registers: [o.registry],
   });
 
-  const accept = async (d: WebhookDelivery): Promise<void> => {
-    const start = performance.now();
-    const ev = envelope({
-      ...(d.id ? { id: d.id } : {}),
-      source: o.name,
-      type: 'webhook',
-      subject: d.eventName,
-      data: d.data,
-      ...(d.traceparent ? { traceparent: d.traceparent } : {}),
-    });
-    try {
-      await o.publisher.publish(eventSubject(o.bus, o.name, d.eventName), encodeEvent(ev), {
-        msgId: `${o.name}/${d.eventName}/${ev.id}`,
-        headers: { traceparent: ev.traceparent, 'ce-id': ev.id },
-      });
-      sent.inc({ ...labels, event_name: d.eventName });
-      duration.observe({ ...labels, event_name: d.eventName }, performance.now() - start);
-    } catch (err) {
-      sentFailed.inc({ ...labels, event_name: d.eventName });
-      o.log.warn(
-        { event: d.eventName, id: ev.id, err: (err as Error).message },
-        'event not published; sender told to retry',
-      );
-      throw err;
+  // Collect the entries; unknown types are reported, not fatal (the controller also says so).
+  const entries: Entry[] = [];
+  const unsupported: string[] = [];
+  const spec = o.spec as unknown as Record<string, Record<string, Record<string, unknown>> | undefined>;
+  for (const type of SOURCE_TYPES) {
+    const events = spec[type];
+    if (!events || Object.keys(events).length === 0) continue;
+    const adapter = await loadAdapter(type);
+    if (!adapter) {
+      unsupported.push(type);
+      o.log.warn({ type }, 'source type not run by this build; its events are not produced');
+      continue;
     }
-  };
+    for (const [eventName, entrySpec] of Object.entries(events)) {
+      entries.push({ type, eventName, spec: entrySpec, adapter });
+    }
+  }
 
   const servers = new Map<string, WebhookServer>();
-  for (const [eventName, w] of Object.entries(o.spec.webhook ?? {})) {
-    let server = servers.get(w.port);
-    if (!server) {
-      server = new WebhookServer({
-        port: Number(w.port),
-        ...(o.host ? { host: o.host } : {}),
-        maxInFlight: o.maxInFlight ?? 2048,
-        accept,
-        onResult: (event, status) => {
-          if (status >= 400 && status !== 503) {
-            processingFailed.inc({ ...labels, event_name: event ?? '', status: String(status) });
-          }
-        },
-      });
-      servers.set(w.port, server);
+  const webhooks = {
+    addRoute(port: string, route: Parameters<WebhookServer['addRoute']>[0]) {
+      let server = servers.get(port);
+      if (!server) {
+        server = new WebhookServer({
+          port: Number(port),
+          ...(o.host ? { host: o.host } : {}),
+          maxInFlight: o.maxInFlight ?? 2048,
+          onResult: (event, status) => {
+            if (status >= 400 && status !== 503) {
+              processingFailed.inc({ ...labels, event_name: event ?? '', status: String(status) });
+            }
+          },
+        });
+        servers.set(port, server);
+      }
+      server.addRoute(route);
+    },
+  };
+  const kubeConfig = () => {
+    if (!o.kubeConfig) throw new Error('this source needs Kubernetes access, and none is configured');
+    return o.kubeConfig();
+  };
+
+  const contextFor = (e: Entry, signal: AbortSignal): SourceContext<unknown> => {
+    const filterSpec = e.spec.filter as { expression?: string } | undefined;
+    const filter: EventFilter | undefined = filterSpec?.expression
+      ? compileFilter(filterSpec.expression)
+      : undefined;
+    const ev = { ...labels, event_name: e.eventName };
+    const subject = eventSubject(o.bus, o.name, e.eventName);
+    const log = o.log.child({ source: e.type, event: e.eventName });
+    return {
+      namespace: o.namespace,
+      eventSourceName: o.name,
+      eventName: e.eventName,
+      type: e.type,
+      spec: e.spec,
+      signal,
+      log,
+      nc: o.nc,
+      bus: o.bus,
+      resolveSecret: o.resolveSecret,
+      webhooks,
+      kubeConfig,
+      processingFailed: (reason) => processingFailed.inc({ ...ev, status: reason }),
+      async emit(data: unknown, opts: EmitOptions = {}): Promise<EmitResult> {
+        const start = performance.now();
+        if (filter && !filter.matches(data)) {
+          filteredOut.inc(ev);
+          return 'filtered';
+        }
+        const ce = envelope({
+          ...(opts.id ? { id: opts.id } : {}),
+          source: o.name,
+          type: e.type,
+          subject: e.eventName,
+          data,
+          ...(opts.time ? { time: opts.time } : {}),
+          ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
+          ...(opts.datacontenttype ? { datacontenttype: opts.datacontenttype } : {}),
+        });
+        try {
+          await o.publisher.publish(subject, encodeEvent(ce), {
+            msgId: `${o.name}/${e.eventName}/${ce.id}`,
+            headers: { traceparent: ce.traceparent, 'ce-id': ce.id },
+          });
+        } catch (err) {
+          sentFailed.inc(ev);
+          log.warn({ id: ce.id, err: (err as Error).message }, 'event not published; source told to retry');
+          throw err;
+        }
+        sent.inc(ev);
+        duration.observe(ev, performance.now() - start);
+        return 'published';
+      },
+    };
+  };
+
+  const startAll = async (list: Entry[], signal: AbortSignal): Promise<StartedSource[]> => {
+    const started: StartedSource[] = [];
+    try {
+      for (const e of list) {
+        started.push(await e.adapter.start(contextFor(e, signal)));
+        running.inc({ ...labels, event_type: e.type });
+      }
+    } catch (err) {
+      await Promise.allSettled(started.map((s) => s.stop()));
+      throw err;
     }
-    server.addRoute({
-      eventName,
-      endpoint: w.endpoint,
-      method: w.method,
-      maxPayloadSize: w.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD,
-      ...(w.authSecret ? { authToken: (await o.resolveSecret(w.authSecret)).trim() } : {}),
-      ...(w.metadata ? { metadata: w.metadata } : {}),
-    });
-    running.inc({ ...labels, event_type: 'webhook' });
-  }
+    return started;
+  };
+
+  // Shared sources start now; exclusive ones now too unless several replicas compete for them.
+  const replicas = o.spec.replicas ?? 1;
+  const exclusive = entries.filter((e) => e.adapter.exclusive);
+  const elect = replicas > 1 && exclusive.length > 0;
+  const lifetime = new AbortController();
+  const shared = await startAll(
+    elect ? entries.filter((e) => !e.adapter.exclusive) : entries,
+    lifetime.signal,
+  );
+
   const ports = new Map<string, number>();
   for (const [port, server] of servers) {
     await server.start();
     ports.set(port, server.port);
     o.log.info({ port: server.port }, 'webhook server listening');
   }
+
+  let elector: LeaderElector | undefined;
+  let leading: Promise<StartedSource[]> | undefined;
+  if (elect) {
+    elector = new LeaderElector({
+      kubeConfig: kubeConfig(),
+      namespace: o.namespace,
+      name: `${o.name}-eventsource`,
+      identity: o.identity ?? `${hostname()}-${process.pid}`,
+      logger: o.log,
+      onStartedLeading: (signal) => {
+        o.log.info(
+          { sources: exclusive.map((e) => `${e.type}/${e.eventName}`) },
+          'leading: starting sources',
+        );
+        leading = startAll(exclusive, signal);
+        signal.addEventListener(
+          'abort',
+          () => {
+            const was = leading;
+            leading = undefined;
+            void was?.then((s) => Promise.allSettled(s.map((x) => x.stop())));
+          },
+          { once: true },
+        );
+      },
+    });
+    elector.start();
+  }
+
   return {
     ports,
+    unsupported,
     async stop() {
+      lifetime.abort();
       await Promise.all([...servers.values()].map((s) => s.stop()));
+      const stopping = [...shared];
+      if (leading) stopping.push(...(await leading.catch(() => [])));
+      await Promise.allSettled(stopping.map((s) => s.stop()));
+      await elector?.stop();
     },
   };
 }

@@ -15,6 +15,8 @@ export interface WebhookRoute {
   /** Bearer token requests must present, when configured. */
   authToken?: string;
   metadata?: Record<string, string>;
+  /** Publishes the event; resolves once it is durable (or filtered out), rejects with a BusError. */
+  accept(delivery: WebhookDelivery): Promise<unknown>;
 }
 
 export interface WebhookDelivery {
@@ -31,12 +33,11 @@ export interface WebhookServerOptions {
   host?: string;
   /** Requests being handled at once; more get 429. */
   maxInFlight: number;
-  /** Publishes the event; resolves once it is durable, rejects with a BusError. */
-  accept(delivery: WebhookDelivery): Promise<void>;
   /** Called with each answer (for metrics). */
   onResult?(eventName: string | undefined, status: number): void;
 }
 
+export const DEFAULT_MAX_PAYLOAD = 1_048_576;
 const RETRY_AFTER_S = '2';
 
 function reply(
@@ -163,7 +164,7 @@ export class WebhookServer {
       const id =
         typeof idHeader === 'string' && idHeader.length > 0 && idHeader.length <= 200 ? idHeader : undefined;
       try {
-        await this.opts.accept({
+        await route.accept({
           eventName: route.eventName,
           ...(id ? { id } : {}),
           ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),

@@ -38,6 +38,7 @@ async function setup(url: string, streamConfig: string, publisherTimeoutMs = 500
     spec,
     bus,
     publisher: new Publisher(conn.nc, { timeoutMs: publisherTimeoutMs }),
+    nc: conn.nc,
     registry,
     log,
     resolveSecret: async () => 'sekret\n',

@@ -1,0 +1,15 @@
+// Which source types this build runs, and where their adapters live. Loaded on demand so a
+// process only imports the client libraries of the types its EventSource uses. Keep the keys
+// equal to SUPPORTED_SOURCE_TYPES (supported.ts; a unit test checks it).
+import type { SourceAdapter } from './adapter.ts';
+
+type Loader = () => Promise<SourceAdapter<never>>;
+
+export const ADAPTERS: Readonly<Record<string, Loader>> = {
+  webhook: async () => (await import('./webhook/adapter.ts')).adapter,
+};
+
+export async function loadAdapter(type: string): Promise<SourceAdapter<unknown> | undefined> {
+  const load = ADAPTERS[type];
+  return load ? ((await load()) as SourceAdapter<unknown>) : undefined;
+}
