@@ -652,3 +652,23 @@ export function withSensorDefaults(spec: SensorSpec): SensorSpec {
     })),
   };
 }
+
+export type DataFilter = z.infer<typeof DataFilter>;
+export type ExprFilter = z.infer<typeof ExprFilter>;
+export type EventContext = z.infer<typeof EventContext>;
+export type TimeFilter = z.infer<typeof TimeFilter>;
+export type EventDependencyFilter = z.infer<typeof EventDependencyFilter>;
+export type EventDependencyTransformer = z.infer<typeof EventDependencyTransformer>;
+export type TriggerParameterSource = z.infer<typeof TriggerParameterSource>;
+export type TriggerParameter = z.infer<typeof TriggerParameter>;
+export type HTTPTrigger = z.infer<typeof HTTPTrigger>;
+export type StandardK8STrigger = z.infer<typeof StandardK8STrigger>;
+export type ArgoWorkflowTrigger = z.infer<typeof ArgoWorkflowTrigger>;
+export type LogTrigger = z.infer<typeof LogTrigger>;
+export type NATSTrigger = z.infer<typeof NATSTrigger>;
+export type SlackTrigger = z.infer<typeof SlackTrigger>;
+export type EmailTrigger = z.infer<typeof EmailTrigger>;
+export type TriggerTemplate = z.infer<typeof TriggerTemplate>;
+export type TriggerPolicy = z.infer<typeof TriggerPolicy>;
+export type RateLimit = z.infer<typeof RateLimit>;
+export type CircuitBreaker = z.infer<typeof CircuitBreaker>;
