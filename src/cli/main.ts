@@ -21,11 +21,6 @@ interface RoleSpec {
 
 const roles: RoleSpec[] = [
   {
-    name: 'sensor',
-    summary: 'run one Sensor: match dependencies and fire its triggers',
-    pending: 'Sensor runtime',
-  },
-  {
     name: 'dev',
     summary: 'run manifests locally with an embedded nats-server (sluice dev -f DIR)',
     pending: 'ship it',
@@ -83,6 +78,16 @@ program
   .action(async (flags) => {
     const { runEventSource } = await import('./eventsource.ts');
     await runEventSource(flags);
+  });
+
+program
+  .command('sensor')
+  .description('run one Sensor: match dependencies and fire its triggers (started by the controller)')
+  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
+  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .action(async (flags) => {
+    const { runSensor } = await import('./sensor.ts');
+    await runSensor(flags);
   });
 
 program

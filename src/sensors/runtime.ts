@@ -1,0 +1,501 @@
+// Runs one Sensor: a durable consumer per dependency, filters and transform per event, trigger
+// conditions with partial matches kept in JetStream KV (a restart loses none), and settle() for
+// each trigger whose conditions are met. A message is acked only after every trigger it made
+// ready reached a terminal outcome (done, duplicate, dead-lettered); an open circuit breaker hands
+// it back un-acked for later. With `replicas > 1` only the Lease holder consumes.
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Cron } from 'croner';
+import type { Registry } from 'prom-client';
+import {
+  type ConditionNode,
+  conditionNames,
+  evaluateConditions,
+  parseConditions,
+} from '../api/conditions.ts';
+import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
+import type { EventDependency, SensorSpec, Trigger, TriggerParameter } from '../api/sensor.ts';
+import { parseDurationMs } from '../api/stream-config.ts';
+import { ack, consume, ensureDependencyConsumer, nak, working } from '../bus/consumer.ts';
+import { JsonState, openKv, ProcessedSet } from '../bus/kv.ts';
+import { Publisher } from '../bus/publisher.ts';
+import {
+  type BusRef,
+  consumerName,
+  dlqStreamName,
+  dlqSubject,
+  eventStreamName,
+  kvBucketName,
+} from '../bus/subjects.ts';
+import { LeaderElector } from '../controller/leader.ts';
+import { type CloudEvent, decodeEvent } from '../eventsources/envelope.ts';
+import type { Logger } from '../observability/logger.ts';
+import { retryPlan } from '../resilience/backoff.ts';
+import { type BreakerState, CircuitBreaker } from '../resilience/breaker.ts';
+import { RateLimiter, windowMs } from '../resilience/rate-limit.ts';
+import { type SensorMetrics, sensorMetrics } from './metrics.ts';
+import { type Outcome, type PreparedTrigger, type SettleEnv, settle } from './settle.ts';
+import { triggerType } from './trigger-types.ts';
+import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
+
+/** What the Sensor needs to match one dependency (compiled once). */
+export interface DependencyMatcher {
+  matches(event: CloudEvent): boolean | Promise<boolean>;
+  transform(event: CloudEvent): CloudEvent | Promise<CloudEvent>;
+}
+
+export interface ParameterFunctions {
+  applyParameters<T>(
+    target: T,
+    params: readonly TriggerParameter[] | undefined,
+    events: EventsByDependency,
+  ): T;
+  buildPayload(params: readonly TriggerParameter[] | undefined, events: EventsByDependency): unknown;
+}
+
+export interface SensorRuntimeOptions {
+  name: string;
+  namespace: string;
+  spec: SensorSpec;
+  bus: BusRef;
+  nc: NatsConnection;
+  registry: Registry;
+  log: Logger;
+  runners: Readonly<Record<string, () => TriggerRunner>>;
+  compileDependency(dep: EventDependency): DependencyMatcher;
+  params: ParameterFunctions;
+  resolveSecret(sel: SecretKeySelector): Promise<string>;
+  resolveConfigMap(sel: ConfigMapKeySelector): Promise<string>;
+  kubeConfig?: () => KubeConfig;
+  /** Handlers running at once per dependency (default 64). */
+  concurrency?: number;
+  /** Consumer ack_wait (default 30 s); in-progress work is heartbeated at a third of it. */
+  ackWaitMs?: number;
+  /** Where a new dependency consumer starts: "new" events (default) or "all" retained. */
+  deliver?: 'new' | 'all';
+  /** How long the processed-set remembers an idempotency key (default 7 days). */
+  processedTtlMs?: number;
+  /** Lease identity when `replicas > 1`. */
+  identity?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export interface RunningSensor {
+  metrics: SensorMetrics;
+  stop(): Promise<void>;
+}
+
+interface SensorTrigger extends PreparedTrigger {
+  /** Parsed conditions (default: all dependencies AND'ed). */
+  conditions: ConditionNode;
+  dependencies: ReadonlySet<string>;
+  resets: string[];
+}
+
+interface PartialMatch {
+  events: Record<string, CloudEvent>;
+}
+
+const BREAKER_CODE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
+
+/** Dotted path lookup for orderingKey (numbers index arrays). */
+function pick(data: unknown, path: string): unknown {
+  let cur: unknown = data;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+export class UnsupportedTriggerError extends Error {
+  readonly code = 'UnsupportedTriggerType';
+}
+
+export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSensor> {
+  const spec = o.spec;
+  const log = o.log.child({
+    sensor: o.name,
+    namespace: o.namespace,
+    ...(spec.loggingFields ?? {}),
+  });
+  const metrics = sensorMetrics(o.registry);
+  const jsm: JetStreamManager = await jetstreamManager(o.nc);
+  const js = jetstream(o.nc);
+  const publisher = new Publisher(o.nc);
+  const processed = await ProcessedSet.open(
+    o.nc,
+    kvBucketName(o.namespace, o.name, 'processed'),
+    o.processedTtlMs ?? DEFAULT_PROCESSED_TTL,
+  );
+  const partial = new JsonState<PartialMatch>(
+    await openKv(o.nc, kvBucketName(o.namespace, o.name, 'conditions')),
+  );
+  const lifetime = new AbortController();
+  const kubeConfig = (): KubeConfig => {
+    if (!o.kubeConfig) throw new Error('this trigger needs Kubernetes access, and none is configured');
+    return o.kubeConfig();
+  };
+
+  const runners = new Map<string, TriggerRunner>();
+  const runnerFor = (type: string, trigger: string): TriggerRunner => {
+    let r = runners.get(type);
+    if (!r) {
+      const make = o.runners[type];
+      if (!make)
+        throw new UnsupportedTriggerError(`trigger ${trigger}: type ${type} is not supported by this build`);
+      r = make();
+      runners.set(type, r);
+    }
+    return r;
+  };
+
+  const depNames = (spec.dependencies ?? []).map((d) => d.name);
+  const prepare = (t: Omit<Trigger, 'dlqTrigger'>, fallbackName: string): PreparedTrigger => {
+    const template = t.template;
+    if (!template) throw new Error(`trigger ${fallbackName} has no template`);
+    const name = template.name ?? fallbackName;
+    const type = triggerType(template);
+    const runner = runnerFor(type, name);
+    const labels = { namespace: o.namespace, sensor_name: o.name, trigger_name: name };
+    const cb = t.circuitBreaker;
+    const breaker = cb
+      ? new CircuitBreaker({
+          consecutiveFailures: cb.consecutiveFailures ?? 5,
+          openDurationMs: parseDurationMs(cb.openDuration ?? '30s') ?? 30_000,
+          halfOpenProbes: cb.halfOpenProbes ?? 1,
+          onStateChange: (s) => {
+            metrics.breakerState.set(labels, BREAKER_CODE[s]);
+            log.warn({ trigger: name, state: s }, 'circuit breaker');
+          },
+        })
+      : undefined;
+    if (breaker) metrics.breakerState.set(labels, 0);
+    const rl = t.rateLimit;
+    const ownParams = type !== 'k8s' && type !== 'argoWorkflow';
+    return {
+      name,
+      type,
+      runner,
+      policy: t.policy,
+      plan: retryPlan(t.retryStrategy),
+      ...(rl
+        ? { rateLimiter: new RateLimiter({ limit: rl.requestsPerUnit ?? 1, windowMs: windowMs(rl.unit) }) }
+        : {}),
+      ...(breaker ? { breaker } : {}),
+      breakerMaxWaitMs: parseDurationMs(cb?.maxWait ?? '10m') ?? 600_000,
+      specFor(events) {
+        const resolved = o.params.applyParameters(template, t.parameters, events) as Record<string, unknown>;
+        const typed = resolved[type] as { parameters?: TriggerParameter[] } | undefined;
+        return ownParams && typed?.parameters?.length
+          ? o.params.applyParameters(typed, typed.parameters, events)
+          : typed;
+      },
+    };
+  };
+
+  const triggers: SensorTrigger[] = (spec.triggers ?? []).map((t, i) => {
+    const base = prepare(t, `trigger-${i}`);
+    const conditions = t.template?.conditions
+      ? parseConditions(t.template.conditions)
+      : (depNames.reduceRight<ConditionNode | undefined>(
+          (acc, n) =>
+            acc ? { kind: 'and', left: { kind: 'name', name: n }, right: acc } : { kind: 'name', name: n },
+          undefined,
+        ) ?? { kind: 'name', name: '' });
+    return {
+      ...base,
+      ...(t.dlqTrigger ? { dlq: prepare(t.dlqTrigger, `${base.name}-dlq`) } : {}),
+      conditions,
+      dependencies: conditionNames(conditions),
+      resets: (t.template?.conditionsReset ?? []).flatMap((r) => (r.byTime?.cron ? [r.byTime.cron] : [])),
+    };
+  });
+
+  const env: SettleEnv = {
+    namespace: o.namespace,
+    sensorName: o.name,
+    bus: o.bus,
+    processed,
+    publisher,
+    metrics,
+    signal: lifetime.signal,
+    context: {
+      namespace: o.namespace,
+      sensorName: o.name,
+      log,
+      buildPayload: (params) => {
+        throw new Error(`buildPayload called outside a trigger call (${params?.length ?? 0} parameters)`);
+      },
+      applyParameters: (target) => target,
+      resolveSecret: o.resolveSecret,
+      resolveConfigMap: o.resolveConfigMap,
+      kubeConfig,
+    },
+  };
+  // Payload and parameter helpers need the events of the call: bind them per call.
+  const envFor = (events: EventsByDependency): SettleEnv => ({
+    ...env,
+    context: {
+      ...env.context,
+      buildPayload: (params) => o.params.buildPayload(params, events),
+      applyParameters: (target, params) => o.params.applyParameters(target, params, events),
+    },
+  });
+
+  /** Fires `t` for `events`; KV bookkeeping is the caller's. */
+  const run = (t: SensorTrigger, events: EventsByDependency, since: number): Promise<Outcome> =>
+    settle(envFor(events), t, events, since);
+
+  const handleTrigger = async (
+    t: SensorTrigger,
+    dep: string,
+    ev: CloudEvent,
+    since: number,
+  ): Promise<Outcome> => {
+    if (evaluateConditions(t.conditions, new Set([dep]))) return run(t, { [dep]: ev }, since);
+    for (;;) {
+      const cur = await partial.get(t.name);
+      const events = { ...(cur?.value.events ?? {}), [dep]: ev };
+      const have = new Set(Object.keys(events).filter((d) => t.dependencies.has(d)));
+      if (!evaluateConditions(t.conditions, have)) {
+        if ((await partial.update(t.name, { events }, cur?.revision ?? 0)) !== undefined) {
+          return { kind: 'done', detail: 'waiting for more dependencies' };
+        }
+        continue; // someone else wrote in between: read again
+      }
+      const fired: Record<string, CloudEvent> = {};
+      for (const d of have) fired[d] = events[d]!;
+      const outcome = await run(t, fired, since);
+      if (outcome.kind === 'defer') return outcome;
+      // Clear what was used; keep anything that arrived meanwhile.
+      for (;;) {
+        const now = await partial.get(t.name);
+        if (!now) break;
+        const left: Record<string, CloudEvent> = {};
+        for (const [d, e] of Object.entries(now.value.events)) if (fired[d]?.id !== e.id) left[d] = e;
+        const ok =
+          Object.keys(left).length === 0
+            ? await partial.delete(t.name).then(() => true)
+            : (await partial.update(t.name, { events: left }, now.revision)) !== undefined;
+        if (ok) break;
+      }
+      return outcome;
+    }
+  };
+
+  const matchers = new Map<string, DependencyMatcher>();
+  for (const d of spec.dependencies ?? []) matchers.set(d.name, o.compileDependency(d));
+  const ackWaitMs = o.ackWaitMs ?? 30_000;
+  const chains = new Map<string, Promise<void>>();
+
+  const handle = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    const dl = { namespace: o.namespace, sensor_name: o.name, dependency: dep.name };
+    let ev: CloudEvent;
+    try {
+      ev = decodeEvent(msg.data);
+    } catch (err) {
+      log.error(
+        { dependency: dep.name, seq: msg.seq, err: (err as Error).message },
+        'not a CloudEvent; dropped',
+      );
+      metrics.eventsReceived.inc({ ...dl, result: 'undecodable' });
+      msg.term('not a CloudEvent');
+      return;
+    }
+    const matcher = matchers.get(dep.name)!;
+    let matched: boolean;
+    try {
+      matched = await matcher.matches(ev);
+    } catch (err) {
+      log.warn(
+        { dependency: dep.name, id: ev.id, err: (err as Error).message },
+        'filter failed; event does not match',
+      );
+      matched = false;
+    }
+    metrics.eventsReceived.inc({ ...dl, result: matched ? 'matched' : 'filtered' });
+    if (!matched) {
+      await ack(msg);
+      return;
+    }
+    const event = await matcher.transform(ev);
+    const since = Number(msg.info.timestampNanos / 1_000_000);
+    const outcomes = await working(
+      msg,
+      () =>
+        Promise.all(
+          triggers
+            .filter((t) => t.dependencies.has(dep.name))
+            .map((t) => handleTrigger(t, dep.name, event, since)),
+        ),
+      Math.max(1000, Math.floor(ackWaitMs / 3)),
+    );
+    const deferred = outcomes.filter((x): x is Extract<Outcome, { kind: 'defer' }> => x.kind === 'defer');
+    if (deferred.length) {
+      for (const t of triggers)
+        if (t.breaker?.state === 'open')
+          metrics.deferred.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: t.name });
+      nak(msg, Math.max(...deferred.map((x) => x.delayMs)));
+      return;
+    }
+    if (spec.errorOnFailedRound && outcomes.some((x) => x.kind === 'dead-lettered')) {
+      log.error({ dependency: dep.name, id: ev.id }, 'a trigger failed in this round (errorOnFailedRound)');
+    }
+    await ack(msg);
+  };
+
+  const ordered = (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    if (!dep.orderingKey) return handle(dep, msg);
+    let key: string;
+    try {
+      key = `${dep.name}\u0000${String(pick(decodeEvent(msg.data).data, dep.orderingKey))}`;
+    } catch {
+      return handle(dep, msg);
+    }
+    const prev = chains.get(key) ?? Promise.resolve();
+    const next = prev.then(() => handle(dep, msg));
+    const tail = next.catch(() => {});
+    chains.set(key, tail);
+    void tail.then(() => {
+      if (chains.get(key) === tail) chains.delete(key);
+    });
+    return next;
+  };
+
+  // Consumers exist before anyone consumes, so events published meanwhile are kept for us.
+  const consumers: Array<{ dep: EventDependency; durable: string }> = [];
+  for (const dep of spec.dependencies ?? []) {
+    const c = await ensureDependencyConsumer(jsm, {
+      bus: o.bus,
+      sensor: o.name,
+      dependency: dep.name,
+      eventSourceName: dep.eventSourceName,
+      eventName: dep.eventName,
+      ackWaitMs,
+      maxAckPending: Math.max(1000, (o.concurrency ?? 64) * 4),
+      deliver: o.deliver ?? 'new',
+    });
+    consumers.push({ dep, durable: c.durable });
+  }
+
+  const startConsuming = (signal: AbortSignal): Promise<void>[] =>
+    consumers.map(({ dep, durable }) =>
+      consume(js, eventStreamName(o.bus), durable, (msg) => ordered(dep, msg), {
+        concurrency: o.concurrency ?? 64,
+        batch: 256,
+        expiresMs: 5000,
+        signal,
+        errorDelayMs: 1000,
+        onError: (err, msg) =>
+          log.error(
+            { dependency: dep.name, seq: msg.seq, err: (err as Error).message },
+            'event handling failed; redelivering',
+          ),
+      }).catch((err: unknown) => {
+        if (!signal.aborted)
+          log.error({ dependency: dep.name, err: (err as Error).message }, 'consumer stopped');
+      }),
+    );
+
+  const loops: Promise<void>[] = [];
+  let elector: LeaderElector | undefined;
+  if ((spec.replicas ?? 1) > 1) {
+    elector = new LeaderElector({
+      kubeConfig: kubeConfig(),
+      namespace: o.namespace,
+      name: `${o.name}-sensor`,
+      identity: o.identity ?? `${hostname()}-${process.pid}`,
+      logger: log,
+      ...(o.leaseDurationMs ? { leaseDurationMs: o.leaseDurationMs } : {}),
+      ...(o.renewDeadlineMs ? { renewDeadlineMs: o.renewDeadlineMs } : {}),
+      ...(o.retryPeriodMs ? { retryPeriodMs: o.retryPeriodMs } : {}),
+      onStartedLeading: (signal) => {
+        log.info('leading: consuming');
+        const both = AbortSignal.any([signal, lifetime.signal]);
+        loops.push(...startConsuming(both));
+      },
+    });
+    elector.start();
+  } else {
+    loops.push(...startConsuming(lifetime.signal));
+  }
+
+  const crons: Cron[] = [];
+  for (const t of triggers) {
+    for (const expr of t.resets) {
+      const tz = (spec.triggers ?? [])
+        .find((x) => (x.template?.name ?? '') === t.name)
+        ?.template?.conditionsReset?.find((r) => r.byTime?.cron === expr)?.byTime?.timezone;
+      crons.push(
+        new Cron(expr, { ...(tz ? { timezone: tz } : {}), protect: true }, async () => {
+          await partial.delete(t.name).catch(() => {});
+          log.info({ trigger: t.name }, 'partial condition matches reset (conditionsReset)');
+        }),
+      );
+    }
+  }
+
+  // Consumer lag, oldest unsettled event and DLQ depth, every few seconds.
+  const poll = setInterval(() => {
+    void (async () => {
+      for (const { dep, durable } of consumers) {
+        const dl = { namespace: o.namespace, sensor_name: o.name, dependency: dep.name };
+        try {
+          const ci = await jsm.consumers.info(eventStreamName(o.bus), durable);
+          metrics.pending.set(dl, ci.num_pending);
+          metrics.ackPending.set(dl, ci.num_ack_pending);
+          let age = 0;
+          if (ci.num_ack_pending + ci.num_pending > 0) {
+            const m = await jsm.streams
+              .getMessage(eventStreamName(o.bus), { seq: ci.ack_floor.stream_seq + 1 })
+              .catch(() => null);
+            if (m) age = Math.max(0, (Date.now() - m.time.getTime()) / 1000);
+          }
+          metrics.oldestUnackedAge.set(dl, age);
+        } catch {
+          // the bus is unreachable; the connection state is reported elsewhere
+        }
+      }
+      try {
+        const si = await jsm.streams.info(dlqStreamName(o.bus), {
+          subjects_filter: dlqSubject(o.bus, o.name, '*').replace(/\.[^.]*$/, '.*'),
+        });
+        const counts = si.state.subjects ?? {};
+        metrics.dlqDepth.set(
+          { namespace: o.namespace, sensor_name: o.name },
+          Object.values(counts).reduce((a, b) => a + b, 0),
+        );
+      } catch {
+        // no DLQ stream yet
+      }
+    })();
+  }, 5000);
+  poll.unref();
+
+  log.info(
+    {
+      dependencies: depNames,
+      triggers: triggers.map((t) => `${t.name} (${t.type})`),
+      consumers: consumers.map((c) => consumerName(o.name, c.dep.name)),
+    },
+    'sensor running',
+  );
+
+  return {
+    metrics,
+    async stop() {
+      lifetime.abort(new Error('sensor stopping'));
+      clearInterval(poll);
+      for (const c of crons) c.stop();
+      await Promise.allSettled(loops);
+      await elector?.stop();
+      await Promise.allSettled([...runners.values()].map((r) => r.close?.()));
+    },
+  };
+}

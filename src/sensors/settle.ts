@@ -1,0 +1,255 @@
+// Settles one trigger for one set of events: the only place that decides between "done", "try
+// again later" and "dead-letter". Order per attempt: processed-set check (a repeat is a no-op),
+// circuit breaker (open → the message waits un-acked), strict rate limit (waiting here holds a
+// handler slot, so pulling stops: backpressure, not buffering), the call itself, then the
+// retryStrategy on transient failures. Exhausted or rejected → dead letter: the dlqTrigger is
+// fired (once, by its own idempotency key) and a record always goes to the bus's DLQ stream.
+import { createHash } from 'node:crypto';
+import type { ProcessedSet } from '../bus/kv.ts';
+import type { Publisher } from '../bus/publisher.ts';
+import { type BusRef, dlqSubject } from '../bus/subjects.ts';
+import type { RetryPlan } from '../resilience/backoff.ts';
+import type { CircuitBreaker } from '../resilience/breaker.ts';
+import type { RateLimiter } from '../resilience/rate-limit.ts';
+import type { SensorMetrics } from './metrics.ts';
+import {
+  type EventsByDependency,
+  type TriggerContext,
+  TriggerError,
+  type TriggerRunner,
+} from './triggers/trigger.ts';
+
+export type Outcome =
+  | { kind: 'done'; detail: string }
+  | { kind: 'duplicate' }
+  | { kind: 'dead-lettered'; error: string }
+  | { kind: 'defer'; delayMs: number; reason: string };
+
+/** A trigger (or a dlqTrigger) ready to fire: everything except the events. */
+export interface PreparedTrigger {
+  name: string;
+  type: string;
+  runner: TriggerRunner;
+  /** Resolves the trigger-level parameters into the type's spec, for these events. */
+  specFor(events: EventsByDependency): unknown;
+  policy: unknown;
+  plan: RetryPlan;
+  rateLimiter?: RateLimiter;
+  breaker?: CircuitBreaker;
+  /** Longest a message may wait on an open breaker before it is dead-lettered (ms). */
+  breakerMaxWaitMs: number;
+  dlq?: PreparedTrigger;
+}
+
+export interface SettleEnv {
+  namespace: string;
+  sensorName: string;
+  bus: BusRef;
+  processed: ProcessedSet;
+  publisher: Publisher;
+  metrics: SensorMetrics;
+  /** Everything of TriggerContext that does not depend on the call. */
+  context: Omit<
+    TriggerContext,
+    'idempotencyKey' | 'attempt' | 'events' | 'traceparent' | 'signal' | 'triggerName'
+  >;
+  signal: AbortSignal;
+}
+
+/** Same events + same trigger → same key, across attempts, redeliveries, replicas and replays. */
+export function idempotencyKey(
+  namespace: string,
+  sensor: string,
+  trigger: string,
+  events: EventsByDependency,
+): string {
+  const h = createHash('sha256');
+  h.update(`${namespace}\u0000${sensor}\u0000${trigger}`);
+  for (const dep of Object.keys(events).sort())
+    h.update(`\u0000${dep}\u0000${events[dep]!.source}\u0000${events[dep]!.subject}\u0000${events[dep]!.id}`);
+  return h.digest('hex').slice(0, 40);
+}
+
+export interface DeadLetterRecord {
+  namespace: string;
+  sensor: string;
+  trigger: string;
+  triggerType: string;
+  idempotencyKey: string;
+  events: EventsByDependency;
+  attempts: number;
+  error: { code: string; message: string };
+  firstAttemptAt: string;
+  deadLetteredAt: string;
+  dlqTrigger?: { name: string; outcome: string };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const asTriggerError = (err: unknown): TriggerError =>
+  err instanceof TriggerError
+    ? err
+    : new TriggerError('Transient', err instanceof Error ? err.message : String(err), { cause: err });
+
+/**
+ * Runs `t` for `events`. `waitingSinceMs` is when these events first became ready (e.g. the
+ * message's stream time), so breaker waits are bounded across redeliveries.
+ */
+export async function settle(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  waitingSinceMs: number,
+  keyOverride?: string,
+): Promise<Outcome> {
+  const key = keyOverride ?? idempotencyKey(env.namespace, env.sensorName, t.name, events);
+  const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
+  if (await env.processed.has(key)) {
+    env.metrics.duplicates.inc(labels);
+    return { kind: 'duplicate' };
+  }
+  const firstAttemptAt = new Date();
+  const traceparent = Object.values(events)[0]?.traceparent;
+  let last: TriggerError | undefined;
+  let attempt = 0;
+  for (attempt = 1; attempt <= t.plan.attempts; attempt++) {
+    let permit: ReturnType<CircuitBreaker['tryAcquire']> | undefined;
+    if (t.breaker) {
+      permit = t.breaker.tryAcquire();
+      if (!permit.allowed) {
+        if (Date.now() - waitingSinceMs < t.breakerMaxWaitMs) {
+          return { kind: 'defer', delayMs: permit.retryInMs, reason: 'circuit breaker open' };
+        }
+        last = new TriggerError(
+          'Transient',
+          `circuit breaker open for longer than the maximum wait; last error: ${last?.message ?? 'none in this delivery'}`,
+        );
+        break;
+      }
+    }
+    if (t.rateLimiter) {
+      const before = performance.now();
+      await t.rateLimiter.acquire(env.signal);
+      const waited = performance.now() - before;
+      if (waited > 1) env.metrics.rateLimitWait.inc(labels, waited / 1000);
+    }
+    const started = performance.now();
+    try {
+      const spec = t.specFor(events);
+      const result = await t.runner.fire(
+        spec,
+        {
+          ...env.context,
+          triggerName: t.name,
+          idempotencyKey: key,
+          attempt,
+          events,
+          signal: env.signal,
+          ...(traceparent ? { traceparent } : {}),
+        },
+        t.policy,
+      );
+      permit?.allowed && permit.release(true);
+      env.metrics.duration.observe(labels, performance.now() - started);
+      env.metrics.triggered.inc(labels);
+      for (const ev of Object.values(events)) {
+        const at = Date.parse(ev.time);
+        if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at));
+      }
+      await env.processed.markIfAbsent(key, result.detail);
+      return { kind: 'done', detail: result.detail };
+    } catch (err) {
+      if (env.signal.aborted) throw err;
+      last = asTriggerError(err);
+      permit?.allowed && permit.release(false);
+      env.metrics.duration.observe(labels, performance.now() - started);
+      env.metrics.failed.inc(labels);
+      env.context.log.warn(
+        {
+          trigger: t.name,
+          attempt,
+          of: t.plan.attempts,
+          code: last.code,
+          err: last.message,
+          idempotencyKey: key,
+        },
+        'trigger attempt failed',
+      );
+      if (!last.retryable || attempt >= t.plan.attempts) break;
+      // The breaker may have opened on this failure: wait un-acked rather than use up attempts.
+      if (t.breaker && t.breaker.state === 'open' && Date.now() - waitingSinceMs < t.breakerMaxWaitMs) {
+        return {
+          kind: 'defer',
+          delayMs: t.breakerMaxWaitMs > 0 ? 1000 : 0,
+          reason: 'circuit breaker opened',
+        };
+      }
+      env.metrics.retries.inc(labels);
+      await sleep(Math.max(t.plan.delayMs(attempt), last.retryAfterMs ?? 0), env.signal);
+    }
+  }
+  if (last?.retryable && t.plan.attempts > 1 && attempt >= t.plan.attempts)
+    env.metrics.retriesFailed.inc(labels);
+  const error = last ?? new TriggerError('Transient', 'no attempt was made');
+  await deadLetter(env, t, events, key, error, Math.min(attempt, t.plan.attempts), firstAttemptAt);
+  return { kind: 'dead-lettered', error: error.message };
+}
+
+async function deadLetter(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  key: string,
+  error: TriggerError,
+  attempts: number,
+  firstAttemptAt: Date,
+): Promise<void> {
+  const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
+  let dlqTrigger: DeadLetterRecord['dlqTrigger'];
+  if (t.dlq) {
+    // The dead-letter trigger gets the same events; its own key keeps it from firing twice.
+    const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), `${key}:dlq`);
+    dlqTrigger = {
+      name: t.dlq.name,
+      outcome: o.kind === 'done' ? o.detail : o.kind === 'dead-lettered' ? `failed: ${o.error}` : o.kind,
+    };
+  }
+  const record: DeadLetterRecord = {
+    namespace: env.namespace,
+    sensor: env.sensorName,
+    trigger: t.name,
+    triggerType: t.type,
+    idempotencyKey: key,
+    events,
+    attempts,
+    error: { code: error.code, message: error.message },
+    firstAttemptAt: firstAttemptAt.toISOString(),
+    deadLetteredAt: new Date().toISOString(),
+    ...(dlqTrigger ? { dlqTrigger } : {}),
+  };
+  await env.publisher.publish(
+    dlqSubject(env.bus, env.sensorName, t.name),
+    Buffer.from(JSON.stringify(record)),
+    {
+      msgId: `dlq/${key}`,
+    },
+  );
+  env.metrics.deadLettered.inc(labels);
+  env.context.log.error(
+    { trigger: t.name, idempotencyKey: key, attempts, code: error.code, err: error.message, dlqTrigger },
+    'trigger dead-lettered',
+  );
+}
