@@ -25,7 +25,6 @@ const roles: RoleSpec[] = [
     summary: 'run manifests locally with an embedded nats-server (sluice dev -f DIR)',
     pending: 'ship it',
   },
-  { name: 'dlq', summary: 'list, show, replay or purge dead letters', pending: 'Sensor runtime' },
 ];
 
 for (const role of roles) {
@@ -88,6 +87,36 @@ program
   .action(async (flags) => {
     const { runSensor } = await import('./sensor.ts');
     await runSensor(flags);
+  });
+
+program
+  .command('dlq')
+  .description('list, show, replay or purge dead letters of an EventBus')
+  .argument('<action>', 'list | show SEQ | replay | purge')
+  .argument('[args...]', 'for show: the sequence number')
+  .option(
+    '--nats-url <url>',
+    'NATS server of the EventBus',
+    process.env.SLUICE_NATS_URL ?? 'nats://127.0.0.1:4222',
+  )
+  .option('-n, --namespace <ns>', 'namespace of the EventBus and Sensor', 'default')
+  .option('--bus <name>', 'EventBus name', 'default')
+  .option('--sensor <name>', 'only dead letters of this Sensor (required for replay)')
+  .option('--trigger <name>', 'only dead letters of this trigger')
+  .option('--since <when>', 'only dead letters from this time on (RFC 3339, or a duration ago such as 2h)')
+  .option('--until <when>', 'only dead letters before this time')
+  .option('-f, --file <path>', 'replay: read the Sensor from this manifest instead of the cluster')
+  .option('--kubeconfig <path>', 'kubeconfig for reading the Sensor, Secrets and ConfigMaps')
+  .option('--json', 'list: print JSON')
+  .option('--all', 'purge: confirm removing every dead letter of the bus')
+  .action(async (action: string, args: string[], flags) => {
+    const { runDlq } = await import('./dlq.ts');
+    try {
+      process.exitCode = await runDlq(action, args, flags);
+    } catch (err) {
+      process.stderr.write(`sluice dlq: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+    }
   });
 
 program

@@ -16,8 +16,7 @@ import {
   parseConditions,
 } from '../api/conditions.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
-import type { EventDependency, SensorSpec, Trigger, TriggerParameter } from '../api/sensor.ts';
-import { parseDurationMs } from '../api/stream-config.ts';
+import type { EventDependency, SensorSpec, TriggerParameter } from '../api/sensor.ts';
 import { ack, consume, ensureDependencyConsumer, nak, working } from '../bus/consumer.ts';
 import { JsonState, openKv, ProcessedSet } from '../bus/kv.ts';
 import { Publisher } from '../bus/publisher.ts';
@@ -32,12 +31,9 @@ import {
 import { LeaderElector } from '../controller/leader.ts';
 import { type CloudEvent, decodeEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
-import { retryPlan } from '../resilience/backoff.ts';
-import { type BreakerState, CircuitBreaker } from '../resilience/breaker.ts';
-import { RateLimiter, windowMs } from '../resilience/rate-limit.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
+import { triggerPreparer } from './prepare.ts';
 import { type Outcome, type PreparedTrigger, type SettleEnv, settle } from './settle.ts';
-import { triggerType } from './trigger-types.ts';
 import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
 
 /** What the Sensor needs to match one dependency (compiled once). */
@@ -100,7 +96,6 @@ interface PartialMatch {
   events: Record<string, CloudEvent>;
 }
 
-const BREAKER_CODE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
 
 /** Dotted path lookup for orderingKey (numbers index arrays). */
@@ -113,9 +108,7 @@ function pick(data: unknown, path: string): unknown {
   return cur;
 }
 
-export class UnsupportedTriggerError extends Error {
-  readonly code = 'UnsupportedTriggerType';
-}
+export { UnsupportedTriggerError } from './prepare.ts';
 
 export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSensor> {
   const spec = o.spec;
@@ -142,62 +135,15 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     return o.kubeConfig();
   };
 
-  const runners = new Map<string, TriggerRunner>();
-  const runnerFor = (type: string, trigger: string): TriggerRunner => {
-    let r = runners.get(type);
-    if (!r) {
-      const make = o.runners[type];
-      if (!make)
-        throw new UnsupportedTriggerError(`trigger ${trigger}: type ${type} is not supported by this build`);
-      r = make();
-      runners.set(type, r);
-    }
-    return r;
-  };
-
+  const { prepare, runners } = triggerPreparer({
+    namespace: o.namespace,
+    name: o.name,
+    runners: o.runners,
+    params: o.params,
+    metrics,
+    log,
+  });
   const depNames = (spec.dependencies ?? []).map((d) => d.name);
-  const prepare = (t: Omit<Trigger, 'dlqTrigger'>, fallbackName: string): PreparedTrigger => {
-    const template = t.template;
-    if (!template) throw new Error(`trigger ${fallbackName} has no template`);
-    const name = template.name ?? fallbackName;
-    const type = triggerType(template);
-    const runner = runnerFor(type, name);
-    const labels = { namespace: o.namespace, sensor_name: o.name, trigger_name: name };
-    const cb = t.circuitBreaker;
-    const breaker = cb
-      ? new CircuitBreaker({
-          consecutiveFailures: cb.consecutiveFailures ?? 5,
-          openDurationMs: parseDurationMs(cb.openDuration ?? '30s') ?? 30_000,
-          halfOpenProbes: cb.halfOpenProbes ?? 1,
-          onStateChange: (s) => {
-            metrics.breakerState.set(labels, BREAKER_CODE[s]);
-            log.warn({ trigger: name, state: s }, 'circuit breaker');
-          },
-        })
-      : undefined;
-    if (breaker) metrics.breakerState.set(labels, 0);
-    const rl = t.rateLimit;
-    const ownParams = type !== 'k8s' && type !== 'argoWorkflow';
-    return {
-      name,
-      type,
-      runner,
-      policy: t.policy,
-      plan: retryPlan(t.retryStrategy),
-      ...(rl
-        ? { rateLimiter: new RateLimiter({ limit: rl.requestsPerUnit ?? 1, windowMs: windowMs(rl.unit) }) }
-        : {}),
-      ...(breaker ? { breaker } : {}),
-      breakerMaxWaitMs: parseDurationMs(cb?.maxWait ?? '10m') ?? 600_000,
-      specFor(events) {
-        const resolved = o.params.applyParameters(template, t.parameters, events) as Record<string, unknown>;
-        const typed = resolved[type] as { parameters?: TriggerParameter[] } | undefined;
-        return ownParams && typed?.parameters?.length
-          ? o.params.applyParameters(typed, typed.parameters, events)
-          : typed;
-      },
-    };
-  };
 
   const triggers: SensorTrigger[] = (spec.triggers ?? []).map((t, i) => {
     const base = prepare(t, `trigger-${i}`);

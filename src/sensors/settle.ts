@@ -104,6 +104,16 @@ const asTriggerError = (err: unknown): TriggerError =>
     ? err
     : new TriggerError('Transient', err instanceof Error ? err.message : String(err), { cause: err });
 
+export interface SettleOptions {
+  /** Idempotency key to use instead of the one derived from the events (dlqTrigger, replay). */
+  key?: string;
+  /**
+   * A replay of a dead letter: on failure, report it and leave the existing record alone (no new
+   * record, no second dlqTrigger).
+   */
+  replay?: boolean;
+}
+
 /**
  * Runs `t` for `events`. `waitingSinceMs` is when these events first became ready (e.g. the
  * message's stream time), so breaker waits are bounded across redeliveries.
@@ -113,9 +123,9 @@ export async function settle(
   t: PreparedTrigger,
   events: EventsByDependency,
   waitingSinceMs: number,
-  keyOverride?: string,
+  opts: SettleOptions = {},
 ): Promise<Outcome> {
-  const key = keyOverride ?? idempotencyKey(env.namespace, env.sensorName, t.name, events);
+  const key = opts.key ?? idempotencyKey(env.namespace, env.sensorName, t.name, events);
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
   if (await env.processed.has(key)) {
     env.metrics.duplicates.inc(labels);
@@ -204,6 +214,7 @@ export async function settle(
   if (last?.retryable && t.plan.attempts > 1 && attempt >= t.plan.attempts)
     env.metrics.retriesFailed.inc(labels);
   const error = last ?? new TriggerError('Transient', 'no attempt was made');
+  if (opts.replay) return { kind: 'dead-lettered', error: error.message };
   await deadLetter(env, t, events, key, error, Math.min(attempt, t.plan.attempts), firstAttemptAt);
   return { kind: 'dead-lettered', error: error.message };
 }
@@ -221,7 +232,7 @@ async function deadLetter(
   let dlqTrigger: DeadLetterRecord['dlqTrigger'];
   if (t.dlq) {
     // The dead-letter trigger gets the same events; its own key keeps it from firing twice.
-    const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), `${key}:dlq`);
+    const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), { key: `${key}:dlq` });
     dlqTrigger = {
       name: t.dlq.name,
       outcome: o.kind === 'done' ? o.detail : o.kind === 'dead-lettered' ? `failed: ${o.error}` : o.kind,

@@ -1,0 +1,199 @@
+// Dead letters on the bus's DLQ stream: list with filters, show one, purge, and replay. A replay
+// runs the trigger again (from the Sensor's current spec) with the record's own idempotency key,
+// so an effect that already happened is skipped by the processed-set and a replay run twice does
+// nothing the second time; a replayed record is removed from the stream only after success.
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
+import type { SensorSpec } from '../api/sensor.ts';
+import { ProcessedSet } from '../bus/kv.ts';
+import { Publisher } from '../bus/publisher.ts';
+import { type BusRef, dlqStreamName, kvBucketName, parseDlqSubject } from '../bus/subjects.ts';
+import type { Logger } from '../observability/logger.ts';
+import { sensorMetrics } from './metrics.ts';
+import { triggerPreparer } from './prepare.ts';
+import type { SensorRuntimeOptions } from './runtime.ts';
+import { type DeadLetterRecord, type SettleEnv, settle } from './settle.ts';
+
+export interface DlqFilter {
+  sensor?: string;
+  trigger?: string;
+  /** Only records dead-lettered at or after this time. */
+  since?: Date;
+  /** Only records dead-lettered before this time. */
+  until?: Date;
+}
+
+export interface StoredDeadLetter {
+  seq: number;
+  time: Date;
+  record: DeadLetterRecord;
+}
+
+const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
+
+/** Records of `bus` matching `f`, oldest first. */
+export async function* listDeadLetters(
+  jsm: JetStreamManager,
+  bus: BusRef,
+  f: DlqFilter = {},
+): AsyncGenerator<StoredDeadLetter> {
+  const stream = dlqStreamName(bus);
+  const info = await jsm.streams.info(stream);
+  if (info.state.messages === 0) return;
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (!m) continue; // deleted (replayed or purged)
+    const where = parseDlqSubject(m.subject);
+    if (f.sensor !== undefined && where?.sensor !== f.sensor) continue;
+    if (f.trigger !== undefined && where?.trigger !== f.trigger) continue;
+    if (f.since && m.time < f.since) continue;
+    if (f.until && m.time >= f.until) continue;
+    let record: DeadLetterRecord;
+    try {
+      record = m.json<DeadLetterRecord>();
+    } catch {
+      continue; // not ours
+    }
+    yield { seq, time: m.time, record };
+  }
+}
+
+export async function getDeadLetter(
+  jsm: JetStreamManager,
+  bus: BusRef,
+  seq: number,
+): Promise<StoredDeadLetter> {
+  const m = await jsm.streams.getMessage(dlqStreamName(bus), { seq }).catch(() => null);
+  if (!m) throw new Error(`no dead letter with sequence ${seq} in ${dlqStreamName(bus)}`);
+  return { seq, time: m.time, record: m.json<DeadLetterRecord>() };
+}
+
+export async function purgeDeadLetters(
+  jsm: JetStreamManager,
+  bus: BusRef,
+  f: DlqFilter,
+  onProgress?: (done: number) => void,
+): Promise<number> {
+  const seqs: number[] = [];
+  for await (const d of listDeadLetters(jsm, bus, f)) seqs.push(d.seq);
+  let n = 0;
+  for (const seq of seqs) {
+    await jsm.streams.deleteMessage(dlqStreamName(bus), seq, false);
+    onProgress?.(++n);
+  }
+  return n;
+}
+
+export interface ReplayOptions
+  extends Pick<
+    SensorRuntimeOptions,
+    'runners' | 'params' | 'resolveSecret' | 'resolveConfigMap' | 'kubeConfig'
+  > {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  bus: BusRef;
+  namespace: string;
+  sensorName: string;
+  spec: SensorSpec;
+  log: Logger;
+  filter?: Omit<DlqFilter, 'sensor'>;
+  onProgress?: (done: number, total: number, outcome: string) => void;
+}
+
+export interface ReplaySummary {
+  total: number;
+  delivered: number;
+  alreadyDone: number;
+  failed: number;
+  /** Records whose trigger no longer exists in the Sensor. */
+  orphaned: number;
+}
+
+export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary> {
+  const metrics = sensorMetrics(new Registry());
+  const { prepare, runners } = triggerPreparer({
+    namespace: o.namespace,
+    name: o.sensorName,
+    runners: o.runners,
+    params: o.params,
+    metrics,
+    log: o.log,
+  });
+  const triggers = new Map(
+    (o.spec.triggers ?? []).map((t, i) => {
+      const p = prepare(t, `trigger-${i}`);
+      return [p.name, p] as const;
+    }),
+  );
+  const processed = await ProcessedSet.open(
+    o.nc,
+    kvBucketName(o.namespace, o.sensorName, 'processed'),
+    DEFAULT_PROCESSED_TTL,
+  );
+  const todo: StoredDeadLetter[] = [];
+  for await (const d of listDeadLetters(o.jsm, o.bus, { ...o.filter, sensor: o.sensorName })) todo.push(d);
+  const summary: ReplaySummary = { total: todo.length, delivered: 0, alreadyDone: 0, failed: 0, orphaned: 0 };
+  const lifetime = new AbortController();
+  const base: SettleEnv = {
+    namespace: o.namespace,
+    sensorName: o.sensorName,
+    bus: o.bus,
+    processed,
+    publisher: new Publisher(o.nc),
+    metrics,
+    signal: lifetime.signal,
+    context: {
+      namespace: o.namespace,
+      sensorName: o.sensorName,
+      log: o.log,
+      buildPayload: () => ({}),
+      applyParameters: (x) => x,
+      resolveSecret: o.resolveSecret,
+      resolveConfigMap: o.resolveConfigMap,
+      kubeConfig: () => {
+        if (!o.kubeConfig) throw new Error('this trigger needs Kubernetes access, and none is configured');
+        return o.kubeConfig();
+      },
+    },
+  };
+  let done = 0;
+  try {
+    for (const d of todo) {
+      const t = triggers.get(d.record.trigger);
+      let outcome: string;
+      if (!t) {
+        summary.orphaned++;
+        outcome = `trigger ${d.record.trigger} is no longer in the Sensor; kept`;
+      } else {
+        const events = d.record.events;
+        const env: SettleEnv = {
+          ...base,
+          context: {
+            ...base.context,
+            buildPayload: (params) => o.params.buildPayload(params, events),
+            applyParameters: (target, params) => o.params.applyParameters(target, params, events),
+          },
+        };
+        const r = await settle(env, { ...t, dlq: undefined }, events, Date.now(), {
+          key: d.record.idempotencyKey,
+          replay: true,
+        });
+        if (r.kind === 'done' || r.kind === 'duplicate') {
+          if (r.kind === 'done') summary.delivered++;
+          else summary.alreadyDone++;
+          await o.jsm.streams.deleteMessage(dlqStreamName(o.bus), d.seq, false);
+          outcome = r.kind === 'done' ? r.detail : 'already delivered';
+        } else {
+          summary.failed++;
+          outcome = r.kind === 'dead-lettered' ? `failed again: ${r.error}` : `deferred: ${r.reason}`;
+        }
+      }
+      o.onProgress?.(++done, todo.length, outcome);
+    }
+  } finally {
+    lifetime.abort();
+    await Promise.allSettled([...runners.values()].map((r) => r.close?.()));
+  }
+  return summary;
+}
