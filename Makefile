@@ -51,8 +51,9 @@ test-e2e: deps tools
 test: deps tools lint typecheck ## lint, typecheck, unit, integration and e2e tests
 	$(VITEST) run --project unit --project integration --project e2e
 
-run: deps ## bring up the quickstart locally (sluice dev)
-	./bin/sluice dev -f examples/quickstart
+run: deps ## bring up the quickstart locally (sluice dev + demo sink on :8090)
+	./scripts/tools.sh nats
+	./bin/sluice dev -f examples/quickstart --sink 8090
 
 crds: deps ## regenerate crds/*.yaml from the zod schemas in src/api
 	$(NODE_RUN) scripts/gen-crds.ts

@@ -54,6 +54,8 @@ go_install() { GOBIN="$OUT" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$@"; }
 # --- nats-server -------------------------------------------------------------------------------
 build_into "$TOOLS/nats-server-$NATS_SERVER_VERSION" nats-server -- \
   go_install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+# `tools.sh nats`: only what `make run` needs.
+if [[ "${1:-}" == "nats" ]]; then say "nats-server ready under $TOOLS"; exit 0; fi
 
 # --- kube-apiserver + etcd + kubectl -----------------------------------------------------------
 k8s_build() {

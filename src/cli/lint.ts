@@ -6,7 +6,8 @@ import { validateText } from '../api/validate.ts';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
-function collect(path: string, out: string[]): void {
+/** Manifest files under `path` (a file, or a folder walked recursively), sorted. */
+export function collect(path: string, out: string[]): void {
   const st = statSync(path);
   if (st.isDirectory()) {
     for (const entry of readdirSync(path).sort()) {

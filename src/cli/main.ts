@@ -12,35 +12,6 @@ program
   .showHelpAfterError()
   .enablePositionalOptions();
 
-interface RoleSpec {
-  name: string;
-  summary: string;
-  /** Issue that delivers this role, shown while it is not built yet. */
-  pending?: string;
-}
-
-const roles: RoleSpec[] = [
-  {
-    name: 'dev',
-    summary: 'run manifests locally with an embedded nats-server (sluice dev -f DIR)',
-    pending: 'ship it',
-  },
-];
-
-for (const role of roles) {
-  program
-    .command(role.name)
-    .description(role.summary)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      process.stderr.write(
-        `sluice ${role.name}: not available in this build yet (arrives with the ${role.pending} work)\n`,
-      );
-      process.exitCode = 2;
-    });
-}
-
 program
   .command('controller')
   .description('run the operator: watch EventBus/EventSource/Sensor and reconcile them')
@@ -116,6 +87,27 @@ program
     } catch (err) {
       process.stderr.write(`sluice dlq: ${(err as Error).message}\n`);
       process.exitCode = 2;
+    }
+  });
+
+program
+  .command('dev')
+  .description('run EventBus/EventSource/Sensor manifests locally, with no cluster (sluice dev -f DIR)')
+  .requiredOption('-f, --file <path...>', 'manifest files or folders')
+  .option('--nats-url <url>', 'use this NATS server instead of starting one')
+  .option('--state-dir <dir>', 'where the local nats-server keeps its store', '.sluice')
+  .option('--metrics-port <port>', 'port for /metrics (0 = any free port)', '7777')
+  .option('--host <addr>', 'bind address for webhook servers and the sink', '127.0.0.1')
+  .option('--sink <port>', 'also start a demo HTTP sink on this port')
+  .option('--no-watch', 'do not reload manifests when they change')
+  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .action(async (flags) => {
+    const { runDev } = await import('./dev.ts');
+    try {
+      await runDev(flags);
+    } catch (err) {
+      process.stderr.write(`sluice dev: ${(err as Error).message}\n`);
+      process.exit(2);
     }
   });
 

@@ -13,6 +13,7 @@ import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, eventSubject } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import type { Logger } from '../observability/logger.ts';
+import { adopt } from '../observability/metrics.ts';
 import type { EmitOptions, EmitResult, SourceAdapter, SourceContext, StartedSource } from './adapter.ts';
 import { loadAdapter } from './adapters.ts';
 import { encodeEvent, envelope } from './envelope.ts';
@@ -60,43 +61,61 @@ interface Entry {
 
 export async function startEventSource(o: EventSourceRuntimeOptions): Promise<RunningEventSource> {
   const labels = { namespace: o.namespace, eventsource_name: o.name };
-  const sent = new Counter({
-    name: 'argo_events_events_sent_total',
-    help: 'Events published to the bus.',
-    labelNames: ['namespace', 'eventsource_name', 'event_name'],
-    registers: [o.registry],
-  });
-  const sentFailed = new Counter({
-    name: 'argo_events_events_sent_failed_total',
-    help: 'Events that could not be published (the sender was told to retry).',
-    labelNames: ['namespace', 'eventsource_name', 'event_name'],
-    registers: [o.registry],
-  });
-  const processingFailed = new Counter({
-    name: 'argo_events_events_processing_failed_total',
-    help: 'Events rejected or lost before publishing (bad input, auth, size, capacity, source errors).',
-    labelNames: ['namespace', 'eventsource_name', 'event_name', 'status'],
-    registers: [o.registry],
-  });
-  const filteredOut = new Counter({
-    name: 'sluice_eventsource_events_filtered_total',
-    help: 'Events dropped by filter.expression.',
-    labelNames: ['namespace', 'eventsource_name', 'event_name'],
-    registers: [o.registry],
-  });
-  const duration = new Histogram({
-    name: 'argo_events_event_processing_duration_milliseconds',
-    help: 'Time from receiving an event to the bus confirming it.',
-    labelNames: ['namespace', 'eventsource_name', 'event_name'],
-    buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
-    registers: [o.registry],
-  });
-  const running = new Counter({
-    name: 'argo_events_event_service_running_total',
-    help: 'Event services started, by source type.',
-    labelNames: ['namespace', 'eventsource_name', 'event_type'],
-    registers: [o.registry],
-  });
+  const sent = adopt(
+    o.registry,
+    new Counter({
+      name: 'argo_events_events_sent_total',
+      help: 'Events published to the bus.',
+      labelNames: ['namespace', 'eventsource_name', 'event_name'],
+      registers: [],
+    }),
+  );
+  const sentFailed = adopt(
+    o.registry,
+    new Counter({
+      name: 'argo_events_events_sent_failed_total',
+      help: 'Events that could not be published (the sender was told to retry).',
+      labelNames: ['namespace', 'eventsource_name', 'event_name'],
+      registers: [],
+    }),
+  );
+  const processingFailed = adopt(
+    o.registry,
+    new Counter({
+      name: 'argo_events_events_processing_failed_total',
+      help: 'Events rejected or lost before publishing (bad input, auth, size, capacity, source errors).',
+      labelNames: ['namespace', 'eventsource_name', 'event_name', 'status'],
+      registers: [],
+    }),
+  );
+  const filteredOut = adopt(
+    o.registry,
+    new Counter({
+      name: 'sluice_eventsource_events_filtered_total',
+      help: 'Events dropped by filter.expression.',
+      labelNames: ['namespace', 'eventsource_name', 'event_name'],
+      registers: [],
+    }),
+  );
+  const duration = adopt(
+    o.registry,
+    new Histogram({
+      name: 'argo_events_event_processing_duration_milliseconds',
+      help: 'Time from receiving an event to the bus confirming it.',
+      labelNames: ['namespace', 'eventsource_name', 'event_name'],
+      buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+      registers: [],
+    }),
+  );
+  const running = adopt(
+    o.registry,
+    new Counter({
+      name: 'argo_events_event_service_running_total',
+      help: 'Event services started, by source type.',
+      labelNames: ['namespace', 'eventsource_name', 'event_type'],
+      registers: [],
+    }),
+  );
 
   // Collect the entries; unknown types are reported, not fatal (the controller also says so).
   const entries: Entry[] = [];

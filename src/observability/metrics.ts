@@ -1,6 +1,6 @@
 // One prom-client Registry per process. Components register their metrics on it through
 // `registry()`; the role's HTTP server exposes it on /metrics.
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, type Metric, Registry } from 'prom-client';
 
 let current: Registry | undefined;
 
@@ -18,4 +18,16 @@ export function newRegistry(withDefaults = false): Registry {
   const r = new Registry();
   if (withDefaults) collectDefaultMetrics({ register: r });
   return r;
+}
+
+/**
+ * Registers `metric` on `registry`, or returns the metric of that name already there (several
+ * EventSources or Sensors in one process, as in `sluice dev`, share one set of series told apart
+ * by their labels). Create the metric with `registers: []`.
+ */
+export function adopt<T extends Metric>(registry: Registry, metric: T): T {
+  const existing = registry.getSingleMetric((metric as unknown as { name: string }).name);
+  if (existing) return existing as unknown as T;
+  registry.registerMetric(metric);
+  return metric;
 }

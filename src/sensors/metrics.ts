@@ -2,111 +2,159 @@
 // Sensor falling behind (pending, oldest unacked age), failing (DLQ depth, breaker state) or being
 // held back (rate-limit waits), and the end-to-end latency from event time to trigger success.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { adopt } from '../observability/metrics.ts';
 
 const T = ['namespace', 'sensor_name', 'trigger_name'] as const;
 const D = ['namespace', 'sensor_name', 'dependency'] as const;
 
 export function sensorMetrics(registry: Registry) {
-  const registers = [registry];
   return {
-    triggered: new Counter({
-      name: 'argo_events_action_triggered_total',
-      help: 'Trigger calls that succeeded.',
-      labelNames: T,
-      registers,
-    }),
-    failed: new Counter({
-      name: 'argo_events_action_failed_total',
-      help: 'Trigger attempts that failed (each attempt counts).',
-      labelNames: T,
-      registers,
-    }),
-    retriesFailed: new Counter({
-      name: 'argo_events_action_retries_failed_total',
-      help: 'Trigger executions that failed after using up every retry.',
-      labelNames: T,
-      registers,
-    }),
-    duration: new Histogram({
-      name: 'argo_events_action_duration_milliseconds',
-      help: 'Duration of one trigger attempt.',
-      labelNames: T,
-      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000],
-      registers,
-    }),
-    retries: new Counter({
-      name: 'sluice_sensor_trigger_retries_total',
-      help: 'Retries made after a transient trigger failure.',
-      labelNames: T,
-      registers,
-    }),
-    deadLettered: new Counter({
-      name: 'sluice_sensor_dead_letters_total',
-      help: 'Trigger executions dead-lettered (record written to the DLQ stream).',
-      labelNames: T,
-      registers,
-    }),
-    duplicates: new Counter({
-      name: 'sluice_sensor_duplicates_skipped_total',
-      help: 'Trigger executions skipped because the processed-set already had their idempotency key.',
-      labelNames: T,
-      registers,
-    }),
-    rateLimitWait: new Counter({
-      name: 'sluice_sensor_rate_limit_wait_seconds_total',
-      help: 'Time trigger starts spent waiting for the rate limit.',
-      labelNames: T,
-      registers,
-    }),
-    breakerState: new Gauge({
-      name: 'sluice_sensor_circuit_breaker_state',
-      help: 'Circuit breaker state per trigger: 0 closed, 1 half-open, 2 open.',
-      labelNames: T,
-      registers,
-    }),
-    deferred: new Counter({
-      name: 'sluice_sensor_messages_deferred_total',
-      help: 'Messages handed back un-acked to wait (open circuit breaker).',
-      labelNames: T,
-      registers,
-    }),
-    latency: new Histogram({
-      name: 'sluice_sensor_end_to_end_latency_milliseconds',
-      help: 'From the event time (set at the EventSource) to trigger success.',
-      labelNames: T,
-      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 300_000],
-      registers,
-    }),
-    eventsReceived: new Counter({
-      name: 'sluice_sensor_events_total',
-      help: 'Events received per dependency, by result of the dependency filters.',
-      labelNames: [...D, 'result'],
-      registers,
-    }),
-    pending: new Gauge({
-      name: 'sluice_sensor_consumer_pending',
-      help: 'Events in the stream not yet delivered to this dependency consumer.',
-      labelNames: D,
-      registers,
-    }),
-    ackPending: new Gauge({
-      name: 'sluice_sensor_consumer_ack_pending',
-      help: 'Events delivered to this dependency consumer and not yet settled.',
-      labelNames: D,
-      registers,
-    }),
-    oldestUnackedAge: new Gauge({
-      name: 'sluice_sensor_oldest_unacked_age_seconds',
-      help: 'Age of the oldest event of this dependency that is not settled yet (0 when none).',
-      labelNames: D,
-      registers,
-    }),
-    dlqDepth: new Gauge({
-      name: 'sluice_sensor_dlq_depth',
-      help: 'Dead letters of this Sensor in the DLQ stream.',
-      labelNames: ['namespace', 'sensor_name'],
-      registers,
-    }),
+    triggered: adopt(
+      registry,
+      new Counter({
+        name: 'argo_events_action_triggered_total',
+        help: 'Trigger calls that succeeded.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    failed: adopt(
+      registry,
+      new Counter({
+        name: 'argo_events_action_failed_total',
+        help: 'Trigger attempts that failed (each attempt counts).',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    retriesFailed: adopt(
+      registry,
+      new Counter({
+        name: 'argo_events_action_retries_failed_total',
+        help: 'Trigger executions that failed after using up every retry.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    duration: adopt(
+      registry,
+      new Histogram({
+        name: 'argo_events_action_duration_milliseconds',
+        help: 'Duration of one trigger attempt.',
+        labelNames: T,
+        buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000],
+        registers: [],
+      }),
+    ),
+    retries: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_trigger_retries_total',
+        help: 'Retries made after a transient trigger failure.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    deadLettered: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_dead_letters_total',
+        help: 'Trigger executions dead-lettered (record written to the DLQ stream).',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    duplicates: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_duplicates_skipped_total',
+        help: 'Trigger executions skipped because the processed-set already had their idempotency key.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    rateLimitWait: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_rate_limit_wait_seconds_total',
+        help: 'Time trigger starts spent waiting for the rate limit.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    breakerState: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_circuit_breaker_state',
+        help: 'Circuit breaker state per trigger: 0 closed, 1 half-open, 2 open.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    deferred: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_messages_deferred_total',
+        help: 'Messages handed back un-acked to wait (open circuit breaker).',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    latency: adopt(
+      registry,
+      new Histogram({
+        name: 'sluice_sensor_end_to_end_latency_milliseconds',
+        help: 'From the event time (set at the EventSource) to trigger success.',
+        labelNames: T,
+        buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 300_000],
+        registers: [],
+      }),
+    ),
+    eventsReceived: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_events_total',
+        help: 'Events received per dependency, by result of the dependency filters.',
+        labelNames: [...D, 'result'],
+        registers: [],
+      }),
+    ),
+    pending: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_consumer_pending',
+        help: 'Events in the stream not yet delivered to this dependency consumer.',
+        labelNames: D,
+        registers: [],
+      }),
+    ),
+    ackPending: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_consumer_ack_pending',
+        help: 'Events delivered to this dependency consumer and not yet settled.',
+        labelNames: D,
+        registers: [],
+      }),
+    ),
+    oldestUnackedAge: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_oldest_unacked_age_seconds',
+        help: 'Age of the oldest event of this dependency that is not settled yet (0 when none).',
+        labelNames: D,
+        registers: [],
+      }),
+    ),
+    dlqDepth: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_dlq_depth',
+        help: 'Dead letters of this Sensor in the DLQ stream.',
+        labelNames: ['namespace', 'sensor_name'],
+        registers: [],
+      }),
+    ),
   };
 }
 
