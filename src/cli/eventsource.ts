@@ -63,6 +63,10 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     nc: conn.nc,
     kubeConfig,
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
+    // Requests handled at once per webhook port before 429 (default 2048).
+    ...(process.env.SLUICE_WEBHOOK_MAX_IN_FLIGHT
+      ? { maxInFlight: Number(process.env.SLUICE_WEBHOOK_MAX_IN_FLIGHT) }
+      : {}),
     registry: registry(),
     log,
     resolveSecret,
