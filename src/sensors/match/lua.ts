@@ -1,0 +1,162 @@
+// Lua for script filters and script transforms, run by wasmoon (Lua 5.4 compiled to WebAssembly)
+// in a sandbox: only the base, string, table, math and utf8 libraries, without load, dofile,
+// loadfile, print, collectgarbage or debug; no io, os, package or require. Each run gets a fresh
+// global table (nothing leaks from one event to the next, as upstream creates a new Lua state per
+// event), with the event payload as the global `event`. Runs are bounded by an instruction count
+// and each script's memory is capped.
+import { LuaEngine, LuaFactory, LuaLibraries } from 'wasmoon';
+
+export class LuaScriptError extends Error {
+  readonly code = 'LuaScriptError';
+}
+
+/** Instructions one run may execute before it is stopped. */
+export const LUA_INSTRUCTION_LIMIT = 10_000_000;
+/** Memory one script may allocate. */
+export const LUA_MEMORY_LIMIT = 64 * 1024 * 1024;
+/** Largest payload (as JSON) handed to a script. */
+export const LUA_MAX_EVENT_BYTES = 4 * 1024 * 1024;
+
+type LuaModule = Awaited<ReturnType<LuaFactory['getLuaModule']>>;
+let loading: Promise<LuaModule> | undefined;
+let lua: LuaModule | undefined;
+
+/** Loads the Lua WebAssembly module once per process. */
+export function loadLua(): Promise<void> {
+  loading ??= new LuaFactory().getLuaModule().then((m) => {
+    lua = m;
+    return m;
+  });
+  return loading.then(() => undefined);
+}
+export const luaLoaded = (): boolean => lua !== undefined;
+
+// The wrapper keeps what the script must not reach in locals, loads the script once, and runs it
+// in a coroutine whose instruction hook stops it: an error (or the hook) ends the coroutine, never
+// the wrapper, so nothing escapes to the unprotected call from JavaScript.
+const WRAPPER = `
+local sethook, setupvalue, setmetatable, pairs, tostring = debug.sethook, debug.setupvalue, setmetatable, pairs, tostring
+local create, resume = coroutine.create, coroutine.resume
+local fn, err = load(__sluice_src, "=script", "t")
+__sluice_src = nil
+if not fn then error(err, 0) end
+local safe = {}
+for k, v in pairs(_G) do safe[k] = v end
+for _, k in pairs({ "debug", "load", "dofile", "loadfile", "print", "collectgarbage", "coroutine", "_G" }) do safe[k] = nil end
+local meta = { __index = safe, __metatable = false }
+local limit = __sluice_limit
+__sluice_limit = nil
+local function stop() error("script stopped: more than " .. limit .. " instructions", 0) end
+local function hook() sethook(stop, "", 1); stop() end
+function __sluice_run(event)
+  local env = setmetatable({ event = event }, meta)
+  env._G = env
+  setupvalue(fn, 1, env)
+  local co = create(fn)
+  sethook(co, hook, "", limit)
+  local ok, res = resume(co)
+  if not ok then return false, tostring(res) end
+  return true, res
+end
+for _, k in pairs({ "debug", "load", "dofile", "loadfile", "print", "collectgarbage", "coroutine" }) do _G[k] = nil end
+`;
+
+/** JSON → Lua-friendly values: null members are dropped (upstream does the same). */
+function toLuaValue(v: unknown): unknown {
+  if (v === null || v === undefined) return undefined;
+  if (Array.isArray(v)) return v.filter((x) => x !== null && x !== undefined).map(toLuaValue);
+  if (typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>))
+      if (x !== null && x !== undefined) out[k] = toLuaValue(x);
+    return out;
+  }
+  return v;
+}
+
+/** Lua results → JSON values: tables with keys 1..n become arrays, others objects. */
+function fromLuaValue(v: unknown, depth = 0): unknown {
+  if (depth > 100) throw new LuaScriptError('result nested too deeply');
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'function') throw new LuaScriptError('result contains a function');
+  if (Array.isArray(v)) return v.map((x) => fromLuaValue(x, depth + 1));
+  if (typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>);
+    const n = entries.length;
+    if (n > 0 && entries.every(([k]) => /^[1-9][0-9]*$/.test(k) && Number(k) <= n)) {
+      const arr: unknown[] = new Array(n).fill(null);
+      for (const [k, x] of entries) arr[Number(k) - 1] = fromLuaValue(x, depth + 1);
+      return arr;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of entries) out[k] = fromLuaValue(x, depth + 1);
+    return out;
+  }
+  return v;
+}
+
+export interface LuaProgram {
+  /** Runs the script with `event` bound to the payload; returns its first result as JSON. */
+  run(event: unknown): unknown;
+  close(): void;
+}
+
+/** Compiles a script (loadLua() must have finished). Throws LuaScriptError on a syntax error. */
+export function compileLua(source: string): LuaProgram {
+  if (!lua) throw new LuaScriptError('the Lua runtime is not loaded yet (await loadLua() first)');
+  const engine = new LuaEngine(lua, {
+    openStandardLibs: false,
+    injectObjects: false,
+    enableProxy: false,
+    traceAllocations: true,
+  });
+  const g = engine.global;
+  for (const lib of [
+    LuaLibraries.Base,
+    LuaLibraries.Table,
+    LuaLibraries.String,
+    LuaLibraries.Math,
+    LuaLibraries.UTF8,
+    LuaLibraries.Debug,
+    LuaLibraries.Coroutine,
+  ]) {
+    g.loadLibrary(lib);
+  }
+  g.setMemoryMax(LUA_MEMORY_LIMIT);
+  g.set('__sluice_src', source);
+  g.set('__sluice_limit', LUA_INSTRUCTION_LIMIT);
+  try {
+    engine.doStringSync(WRAPPER);
+  } catch (e) {
+    g.close();
+    throw new LuaScriptError(`syntax error: ${cleanLuaMessage(e)}`);
+  }
+  return {
+    run(event) {
+      const input = toLuaValue(event);
+      // Converting the payload allocates outside the protected run; keep it well under the cap.
+      if (JSON.stringify(input ?? null).length > LUA_MAX_EVENT_BYTES)
+        throw new LuaScriptError(`event data larger than ${LUA_MAX_EVENT_BYTES} bytes is not passed to Lua`);
+      try {
+        const out = g.call('__sluice_run', input);
+        if (out[0] !== true) throw new LuaScriptError(cleanLuaMessage(String(out[1])));
+        return fromLuaValue(out[1]);
+      } catch (e) {
+        if (e instanceof LuaScriptError) throw e;
+        throw new LuaScriptError(cleanLuaMessage(e));
+      } finally {
+        // Keep the stack clean between runs.
+        g.setTop(0);
+      }
+    },
+    close: () => g.close(),
+  };
+}
+
+function cleanLuaMessage(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg
+    .replace(/^Error: /, '')
+    .replace(/^\[string "[^"]*"\]:\d+: /, '')
+    .replace(/^script:(\d+): /, 'line $1: ');
+}
