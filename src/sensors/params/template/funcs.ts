@@ -106,6 +106,23 @@ const regex = (fn: string, pattern: string): RegExp => {
 
 const MAX_REPEAT = 1 << 20;
 
+/** Go's Regexp.Expand: $1, ${1}, $name, ${name} and $$ in a replacement. */
+function expandGo(tpl: string, m: unknown[]): string {
+  const groups = (typeof m.at(-1) === 'object' ? m.at(-1) : undefined) as Record<string, string> | undefined;
+  // The replacer gets (match, ...captures, offset, input[, groups]): offset is the first number.
+  const captures = m.findIndex((x, i) => i > 0 && typeof x === 'number') - 1;
+  return tpl.replace(/\$(\$|\{(\w+)\}|(\w+))/g, (_all, _x, braced?: string, bare?: string) => {
+    const name = braced ?? bare;
+    if (name === undefined) return '$';
+    if (/^\d+$/.test(name)) {
+      const i = Number(name);
+      const v = i <= captures ? m[i] : undefined;
+      return typeof v === 'string' ? v : '';
+    }
+    return groups?.[name] ?? '';
+  });
+}
+
 const GO_LAYOUT: Array<[string, (d: Date, utc: boolean) => string]> = [
   ['2006', (d) => String(d.getUTCFullYear())],
   ['January', (d) => d.toLocaleString('en-US', { month: 'long', timeZone: 'UTC' })],
@@ -413,11 +430,13 @@ export const FUNCS: Record<string, TemplateFunc> = {
     const lim = toInt(n);
     return lim < 0 ? all : all.slice(0, lim);
   },
-  regexReplaceAll: ([r, s, repl]) =>
-    str('regexReplaceAll', s).replace(
+  regexReplaceAll: ([r, s, repl]) => {
+    const tpl = str('regexReplaceAll', repl);
+    return str('regexReplaceAll', s).replace(
       new RegExp(regex('regexReplaceAll', str('regexReplaceAll', r)), 'g'),
-      str('regexReplaceAll', repl).replace(/\$\{(\w+)\}/g, '$<$1>'),
-    ),
+      (...m) => expandGo(tpl, m),
+    );
+  },
   regexReplaceAllLiteral: ([r, s, repl]) =>
     str('regexReplaceAllLiteral', s).replace(
       new RegExp(regex('regexReplaceAllLiteral', str('regexReplaceAllLiteral', r)), 'g'),
