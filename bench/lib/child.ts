@@ -1,0 +1,101 @@
+// Helper processes of the benchmarks (sink, load generator, bare server, EventSource/Sensor
+// roles) run as forked Node processes and answer requests over the IPC channel:
+//   parent → child  { id, cmd, args }
+//   child  → parent { id, ok, result | error }, and once { ready: data } at start.
+// A child exits when its parent goes away (the IPC channel closes).
+import { type ChildProcess, fork } from 'node:child_process';
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+export interface Child<R = unknown> {
+  proc: ChildProcess;
+  /** What the child reported when it became ready (ports and the like). */
+  ready: R;
+  call<T = unknown>(cmd: string, args?: unknown): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/** Forks `script` (a .ts file run by the same Node) and waits for its ready message. */
+export async function startChild<R = unknown>(
+  script: URL,
+  args: string[] = [],
+  readyTimeoutMs = 20_000,
+): Promise<Child<R>> {
+  const proc = fork(script.pathname, args, {
+    execArgv: ['--disable-warning=ExperimentalWarning'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let next = 0;
+  const ready = await new Promise<R>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${script.pathname} not ready in ${readyTimeoutMs} ms`)),
+      readyTimeoutMs,
+    );
+    proc.once('exit', (code) => reject(new Error(`${script.pathname} exited (${code}) before it was ready`)));
+    proc.on('message', (m: unknown) => {
+      const msg = m as Partial<Reply> & { ready?: R };
+      if ('ready' in msg) {
+        clearTimeout(timer);
+        resolve(msg.ready as R);
+        return;
+      }
+      const w = waiting.get(msg.id ?? -1);
+      if (!w) return;
+      waiting.delete(msg.id!);
+      if (msg.ok) w.resolve(msg.result);
+      else w.reject(new Error(`${script.pathname}: ${msg.error}`));
+    });
+  });
+  proc.on('exit', (code) => {
+    for (const w of waiting.values()) w.reject(new Error(`${script.pathname} exited (${code})`));
+    waiting.clear();
+  });
+  return {
+    proc,
+    ready,
+    call<T>(cmd: string, a?: unknown): Promise<T> {
+      const id = next++;
+      return new Promise<T>((resolve, reject) => {
+        waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        proc.send({ id, cmd, args: a });
+      });
+    },
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+type Handler = (args: never) => unknown;
+
+/** Child side: answers commands with `handlers`, after reporting `ready`. */
+export function serveParent(ready: unknown, handlers: Record<string, Handler>): void {
+  if (!process.send) throw new Error('this script runs as a child of a benchmark (no IPC channel)');
+  process.on('message', (m: unknown) => {
+    const { id, cmd, args } = m as { id: number; cmd: string; args: unknown };
+    const h = handlers[cmd];
+    Promise.resolve()
+      .then(() => {
+        if (!h) throw new Error(`unknown command ${cmd}`);
+        return (h as (a: unknown) => unknown)(args);
+      })
+      .then(
+        (result) => process.send?.({ id, ok: true, result }),
+        (err: unknown) => process.send?.({ id, ok: false, error: (err as Error)?.message ?? String(err) }),
+      );
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+  process.send({ ready });
+}

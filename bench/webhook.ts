@@ -1,0 +1,216 @@
+// S3 webhook end to end, every part in its own process on loopback:
+//
+//   load generator ──HTTP──▶ webhook EventSource ──▶ nats-server ──▶ Sensor ──HTTP──▶ sink
+//   (bench/lib/loadgen.ts)   (bench/lib/role.ts)                   (role.ts)        (lib/sink.ts)
+//
+// At fixed offered rates (1k, 2k, 5k events/s) and unbounded, for a few seconds each: accepted/s
+// and non-2xx at the EventSource, end-to-end latency p50/p99 (event `time` in the CloudEvent,
+// set at ingress, to arrival at the sink: the http trigger sends it as a payload parameter with
+// contextKey `time`), and events accepted but not delivered after a drain period. Every accepted
+// event must reach the sink exactly once (zero loss, no duplicate). Baseline: a bare Node HTTP
+// server answering 202, under the same load from the same generator.
+// Usage: node bench/webhook.ts [--seconds S] [--drain S] [--rates 1000,2000,5000,0] [--connections C]
+import { parseArgs } from 'node:util';
+import { startChild } from './lib/child.ts';
+import { machine, openNats, printTable, round, SMOKE, sleep, waitUntil, writeResult } from './lib/common.ts';
+import type { LoadResult, LoadSpec } from './lib/loadgen.ts';
+import type { RoleConfig } from './lib/role.ts';
+import type { SinkStats } from './lib/sink.ts';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: SMOKE ? '1' : '5' },
+    drain: { type: 'string', default: SMOKE ? '10' : '15' },
+    rates: { type: 'string', default: SMOKE ? '200,0' : '1000,2000,5000,0' },
+    connections: { type: 'string', default: '64' },
+  },
+});
+const DURATION_MS = Number(values.seconds) * 1000;
+const DRAIN_MS = Number(values.drain) * 1000;
+const RATES = values.rates.split(',').map(Number);
+const CONNECTIONS = Number(values.connections);
+const BODY_BYTES = 1024;
+const tStart = performance.now();
+const label = (rate: number) => (rate > 0 ? `${rate}/s` : 'unbounded');
+
+const nats = await openNats();
+const bus = await nats.freshBus('wh');
+const role = new URL('./lib/role.ts', import.meta.url);
+const sink = await startChild<{ url: string }>(new URL('./lib/sink.ts', import.meta.url));
+const sensorCfg: RoleConfig = {
+  natsUrl: nats.server.url,
+  bus,
+  name: 'deliver',
+  spec: {
+    dependencies: [{ name: 'd', eventSourceName: 'hooks', eventName: 'hook' }],
+    triggers: [
+      {
+        template: {
+          name: 'sink',
+          http: {
+            url: `${sink.ready.url}/e2e`,
+            method: 'POST',
+            payload: [
+              { src: { dependencyName: 'd', dataKey: 'body.tag' }, dest: 'tag' },
+              { src: { dependencyName: 'd', dataKey: 'body.sent' }, dest: 'sent' },
+              { src: { dependencyName: 'd', contextKey: 'time' }, dest: 'time' },
+              { src: { dependencyName: 'd', contextKey: 'id' }, dest: 'id' },
+            ],
+          },
+        },
+        retryStrategy: { steps: 5, duration: '100ms', factor: 2 },
+      },
+    ],
+  },
+};
+const esCfg: RoleConfig = {
+  natsUrl: nats.server.url,
+  bus,
+  name: 'hooks',
+  spec: { webhook: { hook: { port: '0', endpoint: '/hook', method: 'POST' } } },
+};
+const sensor = await startChild(role, ['sensor', JSON.stringify(sensorCfg)]);
+const es = await startChild<{ ports: Record<string, number> }>(role, ['eventsource', JSON.stringify(esCfg)]);
+const hookUrl = `http://127.0.0.1:${es.ready.ports['0']}/hook`;
+const loadgen = await startChild(new URL('./lib/loadgen.ts', import.meta.url));
+const bare = await startChild<{ url: string }>(new URL('./lib/bare.ts', import.meta.url));
+
+const load = (url: string, rate: number, tag: string, durationMs = DURATION_MS) =>
+  loadgen.call<LoadResult>('run', {
+    url,
+    rate,
+    durationMs,
+    connections: CONNECTIONS,
+    bodyBytes: BODY_BYTES,
+    tag,
+  } satisfies LoadSpec);
+
+// Warm-up of both paths (JIT, connections, consumer), discarded.
+await load(`${bare.ready.url}/`, 500, 'warm-bare', 1000);
+const warm = await load(hookUrl, 500, 'warm', 1000);
+await waitUntil(
+  'warm-up deliveries',
+  async () => (await sink.call<number>('unique', '/e2e#warm')) >= warm.accepted,
+  DRAIN_MS,
+);
+
+// Baseline first: the bare server under the same load.
+const baseline: LoadResult[] = [];
+for (const rate of RATES) baseline.push(await load(`${bare.ready.url}/`, rate, `bare-${rate}`));
+
+interface Level {
+  load: LoadResult;
+  sink: SinkStats;
+  drainedInMs: number;
+  pendingAfterDrain: number;
+}
+const levels: Level[] = [];
+for (const rate of RATES) {
+  const tag = `r${rate}`;
+  const r = await load(hookUrl, rate, tag);
+  const t0 = performance.now();
+  await waitUntil(
+    `${r.accepted} deliveries at ${label(rate)}`,
+    async () => (await sink.call<number>('unique', `/e2e#${tag}`)) >= r.accepted,
+    DRAIN_MS,
+    10,
+  );
+  const drainedInMs = round(performance.now() - t0);
+  const s = await sink.call<SinkStats>('stats', `/e2e#${tag}`);
+  levels.push({ load: r, sink: s, drainedInMs, pendingAfterDrain: r.accepted - s.unique });
+  process.stdout.write(`  ${label(rate)} done: accepted ${r.accepted}, delivered ${s.unique}\n`);
+}
+
+// Final drain: every accepted event must arrive (zero loss), once (no duplicate effect).
+const tags = ['warm', ...RATES.map((r) => `r${r}`)];
+const acceptedTotal = warm.accepted + levels.reduce((a, l) => a + l.load.accepted, 0);
+const deliveredTotal = async () => {
+  let n = 0;
+  for (const t of tags) n += await sink.call<number>('unique', `/e2e#${t}`);
+  return n;
+};
+await waitUntil(
+  'every accepted event delivered',
+  async () => (await deliveredTotal()) >= acceptedTotal,
+  60_000,
+  50,
+);
+await sleep(SMOKE ? 200 : 1000); // anything extra (a duplicate) would arrive now
+const finalStats = await Promise.all(tags.map((t) => sink.call<SinkStats>('stats', `/e2e#${t}`)));
+const delivered = finalStats.reduce((a, s) => a + s.unique, 0);
+const duplicates = finalStats.reduce((a, s) => a + s.duplicates, 0);
+const zeroLoss = delivered === acceptedTotal && duplicates === 0;
+
+printTable(
+  `S3 webhook end to end: ${BODY_BYTES} B POSTs, ${DURATION_MS / 1000} s per rate, ${CONNECTIONS} connections, all on loopback`,
+  [
+    'offered',
+    'bare 202 acc/s',
+    'sluice acc/s',
+    'ratio',
+    'non-2xx',
+    'e2e p50 ms',
+    'e2e p99 ms',
+    'resp p99 ms (bare/sluice)',
+    'pending after drain',
+  ],
+  levels.map((l, i) => {
+    const b = baseline[i]!;
+    return [
+      label(l.load.offeredRate),
+      b.acceptedPerSec,
+      l.load.acceptedPerSec,
+      round(l.load.acceptedPerSec / b.acceptedPerSec, 3),
+      l.load.non2xx + l.load.errors,
+      l.sink.latencyFromEventTimeMs.p50,
+      l.sink.latencyFromEventTimeMs.p99,
+      `${b.responseMs.p99} / ${l.load.responseMs.p99}`,
+      `${l.pendingAfterDrain} (${round(l.drainedInMs / 1000, 1)} s)`,
+    ];
+  }),
+);
+console.log(
+  `  zero loss: ${zeroLoss ? 'HELD' : 'NOT HELD'}: accepted ${acceptedTotal}, delivered once ${delivered}, duplicate effects ${duplicates}`,
+);
+console.log(
+  '  e2e latency = sink arrival - CloudEvent time (ISO, millisecond resolution: adds up to 1 ms); pending = accepted but not delivered when the drain wait ended',
+);
+
+writeResult('webhook', {
+  secondsPerRate: DURATION_MS / 1000,
+  drainSeconds: DRAIN_MS / 1000,
+  connections: CONNECTIONS,
+  bodyBytes: BODY_BYTES,
+  baseline: baseline.map((b) => ({
+    offeredRate: b.offeredRate,
+    acceptedPerSec: b.acceptedPerSec,
+    non2xx: b.non2xx,
+    errors: b.errors,
+    responseMs: b.responseMs,
+  })),
+  sluice: levels.map((l, i) => ({
+    offeredRate: l.load.offeredRate,
+    acceptedPerSec: l.load.acceptedPerSec,
+    ratioToBare: round(l.load.acceptedPerSec / baseline[i]!.acceptedPerSec, 3),
+    accepted: l.load.accepted,
+    non2xx: l.load.non2xx,
+    statuses: l.load.statuses,
+    errors: l.load.errors,
+    notSent: l.load.notSent,
+    responseMs: l.load.responseMs,
+    e2eLatencyMs: l.sink.latencyFromEventTimeMs,
+    fromClientSendMs: l.sink.latencyFromSentMs,
+    deliveredPerSec: l.sink.okPerSec,
+    delivered: l.sink.unique,
+    drainedInMs: l.drainedInMs,
+    pendingAfterDrain: l.pendingAfterDrain,
+  })),
+  zeroLoss: { held: zeroLoss, accepted: acceptedTotal, delivered, duplicates },
+  targets: { sustainedEventsPerSec: 5000, p99AtThousandMs: 10 },
+  durationSec: round((performance.now() - tStart) / 1000),
+  machine: machine(),
+});
+
+for (const c of [loadgen, bare, es, sensor, sink]) await c.stop();
+await nats.close();
+if (!zeroLoss) process.exitCode = 1;
