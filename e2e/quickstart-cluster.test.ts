@@ -107,9 +107,13 @@ describe.skipIf(skip)(`quickstart on the API server${skipNote(skip)}`, () => {
     const procs: SluiceProcess[] = [];
     let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
     try {
-      const applied = await run(kubectl.path!, [...kc, 'apply', '-f', '-'], {
-        input: manifests.map((m) => stringify(m)).join('---\n'),
-      });
+      // Retried briefly: CRDs (re)installed by a parallel test can take a moment to be served.
+      const input = manifests.map((m) => stringify(m)).join('---\n');
+      let applied = await run(kubectl.path!, [...kc, 'apply', '-f', '-'], { input });
+      for (let i = 0; i < 20 && applied.code !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        applied = await run(kubectl.path!, [...kc, 'apply', '-f', '-'], { input });
+      }
       expect(applied.code, applied.stderr).toBe(0);
 
       const controller = await startSluice([

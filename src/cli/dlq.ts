@@ -179,7 +179,7 @@ export async function runDlq(action: string, args: string[], f: DlqFlags): Promi
           return v;
         };
         // Dependencies are not matched again on replay; compiling them still reports a bad spec early.
-        for (const d of spec.dependencies ?? []) sensorDependencyMatcher(d);
+        for (const d of spec.dependencies ?? []) await sensorDependencyMatcher(d);
         const { sensor: _sensor, ...timeAndTrigger } = filterOf(f);
         const summary = await replayDeadLetters({
           nc,

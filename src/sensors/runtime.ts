@@ -60,7 +60,7 @@ export interface SensorRuntimeOptions {
   registry: Registry;
   log: Logger;
   runners: Readonly<Record<string, () => TriggerRunner>>;
-  compileDependency(dep: EventDependency): DependencyMatcher;
+  compileDependency(dep: EventDependency): DependencyMatcher | Promise<DependencyMatcher>;
   params: ParameterFunctions;
   resolveSecret(sel: SecretKeySelector): Promise<string>;
   resolveConfigMap(sel: ConfigMapKeySelector): Promise<string>;
@@ -236,7 +236,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   };
 
   const matchers = new Map<string, DependencyMatcher>();
-  for (const d of spec.dependencies ?? []) matchers.set(d.name, o.compileDependency(d));
+  for (const d of spec.dependencies ?? []) matchers.set(d.name, await o.compileDependency(d));
   const ackWaitMs = o.ackWaitMs ?? 30_000;
   const chains = new Map<string, Promise<void>>();
 

@@ -12,6 +12,7 @@ import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { SensorMetrics } from './metrics.ts';
+import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import {
   type EventsByDependency,
   type TriggerContext,
@@ -99,10 +100,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const asTriggerError = (err: unknown): TriggerError =>
-  err instanceof TriggerError
-    ? err
-    : new TriggerError('Transient', err instanceof Error ? err.message : String(err), { cause: err });
+/**
+ * Errors from building the request (a parameter the event cannot supply, a bad template) will
+ * not go away on retry: they are a rejection. Anything else unknown is treated as transient.
+ */
+const asTriggerError = (err: unknown): TriggerError => {
+  if (err instanceof TriggerError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof ParameterError || err instanceof TemplateError || err instanceof DestPathError) {
+    return new TriggerError('Rejected', message, { cause: err });
+  }
+  return new TriggerError('Transient', message, { cause: err });
+};
 
 export interface SettleOptions {
   /** Idempotency key to use instead of the one derived from the events (dlqTrigger, replay). */

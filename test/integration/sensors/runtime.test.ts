@@ -39,7 +39,7 @@ describe.skipIf(natsMissing())(`Sensor runtime${skipNote(natsMissing())}`, () =>
       await new Promise((r) => setTimeout(r, 200));
       expect(sink.on()).toHaveLength(3);
       expect(new Set(sink.on().map((r) => r.key)).size).toBe(1);
-      expect(sink.on()[2]!.body).toEqual({ n: 1 });
+      expect(sink.on()[2]!.body).toEqual({ n: '1' }); // upstream: values are strings unless useRawData
       expect(await metric(s.registry, 'sluice_sensor_trigger_retries_total')).toBe(2);
       expect(await metric(s.registry, 'argo_events_action_triggered_total')).toBe(1);
       expect(await metric(s.registry, 'argo_events_action_failed_total')).toBe(2);
@@ -83,7 +83,7 @@ describe.skipIf(natsMissing())(`Sensor runtime${skipNote(natsMissing())}`, () =>
       expect((dls[0]!.events as Record<string, { id: string }>).order!.id).toBe(ev.id);
       expect(sink.on('/x')).toHaveLength(3);
       expect(sink.on('/dlq')).toHaveLength(1);
-      expect(sink.on('/dlq')[0]!.body).toEqual({ failed: 7 });
+      expect(sink.on('/dlq')[0]!.body).toEqual({ failed: '7' });
       expect(await metric(s.registry, 'sluice_sensor_dead_letters_total')).toBe(1);
       expect(await metric(s.registry, 'argo_events_action_retries_failed_total')).toBe(1);
     } finally {
