@@ -270,7 +270,19 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       await ack(msg);
       return;
     }
-    const event = await matcher.transform(ev);
+    let event: CloudEvent;
+    try {
+      event = await matcher.transform(ev);
+    } catch (err) {
+      // A transform that fails on this event fails every time: report it, do not loop on it.
+      log.error(
+        { dependency: dep.name, id: ev.id, err: (err as Error).message },
+        'transform failed; event dropped',
+      );
+      metrics.eventsReceived.inc({ ...dl, result: 'transform-failed' });
+      await ack(msg);
+      return;
+    }
     const since = Number(msg.info.timestampNanos / 1_000_000);
     const outcomes = await working(
       msg,
