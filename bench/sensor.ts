@@ -217,6 +217,10 @@ console.log(`  filter: ${filterNote}`);
 if (filtered > 0)
   console.log(`  WARNING: ${filtered} events were filtered out by a filter meant to pass all`);
 if (fired1 !== N) console.log(`  WARNING: the log trigger ran ${fired1} times for ${N} events`);
+if (firedAnd > NAND)
+  console.log(
+    `  WARNING: the AND trigger fired ${firedAnd} times for ${NAND} pairs: some event was used in more than one firing`,
+  );
 
 writeResult('sensor', {
   events: N,

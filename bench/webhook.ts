@@ -22,7 +22,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: SMOKE ? '1' : '5' },
     drain: { type: 'string', default: SMOKE ? '10' : '15' },
     rates: { type: 'string', default: SMOKE ? '200,0' : '1000,2000,5000,0' },
-    connections: { type: 'string', default: '64' },
+    connections: { type: 'string', default: '256' },
   },
 });
 const DURATION_MS = Number(values.seconds) * 1000;
