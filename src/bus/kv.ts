@@ -39,6 +39,8 @@ export function kvKey(s: string): string {
   );
 }
 
+const PENDING = 'pending';
+
 const isCreateConflict = (err: unknown) => {
   const c = serverCode(err);
   return c === ServerCode.WrongLastSequence || c === 10164;
@@ -81,6 +83,29 @@ export class ProcessedSet {
       if (isCreateConflict(err)) return false;
       throw err;
     }
+  }
+
+  /**
+   * Claims `key` before an effect: "new" (first claim, recorded as pending), "pending" (claimed
+   * earlier but never marked done, e.g. the process died mid-call: go ahead, the downstream
+   * idempotency key covers a repeat) or "done". One round trip in the common "new" case, with no
+   * failed lookup.
+   */
+  async claim(key: string): Promise<'new' | 'pending' | 'done'> {
+    try {
+      await this.kv.create(kvKey(key), PENDING);
+      return 'new';
+    } catch (err) {
+      if (!isCreateConflict(err)) throw err;
+    }
+    const e = await this.kv.get(kvKey(key));
+    if (!e || e.operation !== 'PUT') return 'new';
+    return e.string() === 'pending' ? 'pending' : 'done';
+  }
+
+  /** Records that the effect of `key` happened. */
+  async markDone(key: string, detail = 'done'): Promise<void> {
+    await this.kv.put(kvKey(key), detail === 'pending' ? 'done' : detail);
   }
 
   /** Forgets `key` (e.g. an effect that must be allowed to run again). */

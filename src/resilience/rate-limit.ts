@@ -1,7 +1,7 @@
 // Strict rate limit: never more than `limit` starts in any window of `windowMs`, however the
 // starts are spread (a sliding log of the last `limit` start times, not a refilling bucket, so
 // there are no bursts at window edges). Waiters are served in arrival order. The window is
-// stretched by a small guard (5%, at most 50 ms) so that the limit also holds as the target sees
+// stretched by a small guard (2%, at most 20 ms) so that the limit also holds as the target sees
 // it: a first request that had to open a connection arrives later than one on a warm connection.
 
 export interface RateLimiterOptions {
@@ -26,7 +26,7 @@ export class RateLimiter {
     if (!(o.limit >= 1) || !(o.windowMs > 0))
       throw new Error('rate limit needs limit >= 1 and a positive window');
     this.limit = o.limit;
-    this.windowMs = o.windowMs + Math.min(50, o.windowMs * 0.05);
+    this.windowMs = o.windowMs + Math.min(20, o.windowMs * 0.02);
     this.now = o.now ?? (() => performance.timeOrigin + performance.now());
     this.starts = new Array<number>(o.limit).fill(0);
   }

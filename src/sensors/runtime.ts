@@ -33,7 +33,7 @@ import { type CloudEvent, decodeEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
 import { triggerPreparer } from './prepare.ts';
-import { type Outcome, type PreparedTrigger, type SettleEnv, settle } from './settle.ts';
+import { idempotencyKey, type Outcome, type PreparedTrigger, type SettleEnv, settle } from './settle.ts';
 import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
 
 /** What the Sensor needs to match one dependency (compiled once). */
@@ -93,7 +93,10 @@ interface SensorTrigger extends PreparedTrigger {
 }
 
 interface PartialMatch {
+  /** Latest event per dependency, not used by a firing yet. */
   events: Record<string, CloudEvent>;
+  /** Firings claimed and not yet settled, by idempotency key. */
+  inflight?: Record<string, Record<string, CloudEvent>>;
 }
 
 const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
@@ -198,6 +201,47 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   const run = (t: SensorTrigger, events: EventsByDependency, since: number): Promise<Outcome> =>
     settle(envFor(events), t, events, since);
 
+  // Partial matches of multi-dependency triggers. Each event is used in at most one firing: the
+  // events of a firing are moved from `events` to `inflight` (keyed by idempotency key) in one
+  // compare-and-set before the trigger runs, and removed after it settled. The triggering message
+  // is acked only after that, so a crash anywhere leaves it to be redelivered: the redelivery finds
+  // its event in `inflight` and settles that firing again (the processed-set makes it a no-op
+  // when it had already succeeded). Events already used are remembered in the processed-set
+  // ("used/<trigger>/<event id>") so a late redelivery cannot start a new partial match.
+  const locks = new Map<string, Promise<unknown>>();
+  const locked = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const prev = locks.get(name) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    locks.set(name, tail);
+    void tail.then(() => {
+      if (locks.get(name) === tail) locks.delete(name);
+    });
+    return next;
+  };
+  type Firing = [key: string, events: Record<string, CloudEvent>];
+  const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
+
+  /** Read-modify-write of a trigger's partial state, retried on a concurrent write. */
+  const mutate = async <R>(
+    t: SensorTrigger,
+    f: (cur: PartialMatch) => { next?: PartialMatch; result: R },
+  ): Promise<R> => {
+    for (;;) {
+      const cur = await partial.get(t.name);
+      const value: PartialMatch = { events: {}, inflight: {}, ...(cur?.value ?? {}) };
+      const { next, result } = f(value);
+      if (!next) return result;
+      const empty = Object.keys(next.events).length === 0 && Object.keys(next.inflight ?? {}).length === 0;
+      if (empty && cur) {
+        // Delete only if nobody wrote meanwhile: write the empty state under CAS first.
+        if ((await partial.update(t.name, next, cur.revision)) !== undefined) return result;
+        continue;
+      }
+      if ((await partial.update(t.name, next, cur?.revision ?? 0)) !== undefined) return result;
+    }
+  };
+
   const handleTrigger = async (
     t: SensorTrigger,
     dep: string,
@@ -205,34 +249,42 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     since: number,
   ): Promise<Outcome> => {
     if (evaluateConditions(t.conditions, new Set([dep]))) return run(t, { [dep]: ev }, since);
-    for (;;) {
-      const cur = await partial.get(t.name);
-      const events = { ...(cur?.value.events ?? {}), [dep]: ev };
-      const have = new Set(Object.keys(events).filter((d) => t.dependencies.has(d)));
-      if (!evaluateConditions(t.conditions, have)) {
-        if ((await partial.update(t.name, { events }, cur?.revision ?? 0)) !== undefined) {
-          return { kind: 'done', detail: 'waiting for more dependencies' };
-        }
-        continue; // someone else wrote in between: read again
-      }
-      const fired: Record<string, CloudEvent> = {};
-      for (const d of have) fired[d] = events[d]!;
-      const outcome = await run(t, fired, since);
-      if (outcome.kind === 'defer') return outcome;
-      // Clear what was used; keep anything that arrived meanwhile.
-      for (;;) {
-        const now = await partial.get(t.name);
-        if (!now) break;
+    const firings = await locked(t.name, async () => {
+      if (await processed.has(usedKey(t, ev))) return [] as Firing[];
+      return mutate<Firing[]>(t, (state) => {
+        const inflight = state.inflight ?? {};
+        // A redelivery of an event already claimed by a firing: settle that firing.
+        const mine: Firing[] = Object.entries(inflight).filter(([, f]) =>
+          Object.values(f).some((e) => e.id === ev.id),
+        );
+        if (mine.length) return { result: mine };
+        const events = { ...state.events, [dep]: ev };
+        const have = new Set(Object.keys(events).filter((d) => t.dependencies.has(d)));
+        if (!evaluateConditions(t.conditions, have)) return { next: { events, inflight }, result: [] };
+        const fired: Record<string, CloudEvent> = {};
         const left: Record<string, CloudEvent> = {};
-        for (const [d, e] of Object.entries(now.value.events)) if (fired[d]?.id !== e.id) left[d] = e;
-        const ok =
-          Object.keys(left).length === 0
-            ? await partial.delete(t.name).then(() => true)
-            : (await partial.update(t.name, { events: left }, now.revision)) !== undefined;
-        if (ok) break;
-      }
-      return outcome;
+        for (const [d, e] of Object.entries(events)) (have.has(d) ? fired : left)[d] = e;
+        const key = idempotencyKey(o.namespace, o.name, t.name, fired);
+        return { next: { events: left, inflight: { ...inflight, [key]: fired } }, result: [[key, fired]] };
+      });
+    });
+    if (!firings.length) return { kind: 'done', detail: 'waiting for more dependencies' };
+    let last: Outcome = { kind: 'done', detail: '' };
+    for (const [key, fired] of firings) {
+      const outcome = await run(t, fired, since);
+      if (outcome.kind === 'defer') return outcome; // stays in flight; the redelivery retries it
+      for (const e of Object.values(fired)) await processed.markIfAbsent(usedKey(t, e));
+      await locked(t.name, () =>
+        mutate(t, (state) => {
+          const inflight = { ...(state.inflight ?? {}) };
+          if (!(key in inflight)) return { result: undefined };
+          delete inflight[key];
+          return { next: { events: state.events, inflight }, result: undefined };
+        }),
+      );
+      last = outcome;
     }
+    return last;
   };
 
   const matchers = new Map<string, DependencyMatcher>();

@@ -136,7 +136,7 @@ export async function settle(
 ): Promise<Outcome> {
   const key = opts.key ?? idempotencyKey(env.namespace, env.sensorName, t.name, events);
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
-  if (await env.processed.has(key)) {
+  if ((await env.processed.claim(key)) === 'done') {
     env.metrics.duplicates.inc(labels);
     return { kind: 'duplicate' };
   }
@@ -188,7 +188,7 @@ export async function settle(
         const at = Date.parse(ev.time);
         if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at));
       }
-      await env.processed.markIfAbsent(key, result.detail);
+      await env.processed.markDone(key, result.detail || 'done');
       return { kind: 'done', detail: result.detail };
     } catch (err) {
       if (env.signal.aborted) throw err;
@@ -223,6 +223,8 @@ export async function settle(
   if (last?.retryable && t.plan.attempts > 1 && attempt >= t.plan.attempts)
     env.metrics.retriesFailed.inc(labels);
   const error = last ?? new TriggerError('Transient', 'no attempt was made');
+  // Not done: a replay of the dead letter must be able to run it.
+  await env.processed.forget(key);
   if (opts.replay) return { kind: 'dead-lettered', error: error.message };
   await deadLetter(env, t, events, key, error, Math.min(attempt, t.plan.attempts), firstAttemptAt);
   return { kind: 'dead-lettered', error: error.message };

@@ -225,6 +225,55 @@ describe.skipIf(natsMissing())(`Sensor runtime${skipNote(natsMissing())}`, () =>
     }
   });
 
+  it('AND under concurrency: each event is used by at most one firing', async () => {
+    const sink = await startSink();
+    const s = await runSensor(b, 'and-many', {
+      dependencies: [dep('order', 'many-a'), dep('payment', 'many-b')],
+      triggers: [
+        {
+          template: {
+            name: 'pair',
+            conditions: 'order && payment',
+            http: {
+              url: `${sink.url}/pair`,
+              payload: [
+                { src: { dependencyName: 'order', contextKey: 'id' }, dest: 'a' },
+                { src: { dependencyName: 'payment', contextKey: 'id' }, dest: 'b' },
+              ],
+            },
+          },
+        },
+      ],
+    });
+    try {
+      const n = 150;
+      await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          Promise.all([
+            b.emit('hooks', 'many-a', { i }, `a-${i}`),
+            b.emit('hooks', 'many-b', { i }, `b-${i}`),
+          ]),
+        ),
+      );
+      await until(
+        'all events handled',
+        async () => (await metric(s.registry, 'sluice_sensor_events_total')) === 2 * n,
+        30_000,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      const pairs = sink.on('/pair').map((r) => r.body as { a: string; b: string });
+      const usedA = pairs.map((p) => p.a);
+      const usedB = pairs.map((p) => p.b);
+      expect(new Set(usedA).size).toBe(usedA.length);
+      expect(new Set(usedB).size).toBe(usedB.length);
+      expect(pairs.length).toBeGreaterThan(0);
+      expect(pairs.length).toBeLessThanOrEqual(n);
+    } finally {
+      await s.stop();
+      await sink.close();
+    }
+  }, 60_000);
+
   it('the same event published again (a replay past the duplicates window) does not repeat the effect', async () => {
     const sink = await startSink();
     const s = await runSensor(b, 'once', {
