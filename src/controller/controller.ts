@@ -3,12 +3,12 @@
 
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { KubeAccess } from '../kube/config.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Applier, collectionOf } from './apply.ts';
 import { Informer } from './informer.ts';
-import { KubeHttp, objectKey } from './kube-http.ts';
+import { KubeHttp, type KubeObject, objectKey } from './kube-http.ts';
 import { LeaderElector } from './leader.ts';
 import { informerMetrics, leaderMetric, workQueueMetrics } from './metrics.ts';
 import { ownerKey } from './owners.ts';
@@ -24,8 +24,33 @@ import { reconcileEventSource, reconcileSensor } from './reconcile/workload.ts';
 import { LABEL_MANAGED_BY, MANAGED_BY } from './resources/common.ts';
 import { controllerRateLimiter, type ReconcileResult, runWorkers, WorkQueue } from './workqueue.ts';
 
+/** Cached objects drop managedFields: large, and never read by the controller. */
+function withoutManagedFields(o: KubeObject): KubeObject {
+  const meta = o.metadata as (KubeObject['metadata'] & { managedFields?: unknown }) | undefined;
+  if (!meta?.managedFields) return o;
+  const { managedFields: _dropped, ...metadata } = meta;
+  return { ...o, metadata };
+}
+
+/** For children only the identity and owner references matter. */
+function metadataOnly(o: KubeObject): KubeObject {
+  const m = o.metadata ?? {};
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      labels: m.labels,
+      ownerReferences: m.ownerReferences,
+    },
+  } as KubeObject;
+}
+
 export interface ControllerConfig extends ControllerOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   registry: Registry;
   logger: Logger;
   bus: BusOperations;
@@ -83,12 +108,18 @@ export class Controller {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [cfg.registry],
     });
-    const informer = (path: string, resource: string, labelSelector?: string) => {
+    const informer = (
+      path: string,
+      resource: string,
+      labelSelector?: string,
+      transform: (o: KubeObject) => KubeObject = withoutManagedFields,
+    ) => {
       const inf = new Informer<SluiceObject>({
         kubeConfig: cfg.kubeConfig,
         path,
         ...(cfg.namespace ? { namespace: cfg.namespace } : {}),
         ...(labelSelector ? { labelSelector } : {}),
+        transform,
         hooks: informerMetrics(cfg.registry, resource),
         logger: cfg.logger,
       });
@@ -145,7 +176,8 @@ export class Controller {
       ['v1', 'Secret'],
       ['policy/v1', 'PodDisruptionBudget'],
     ] as const) {
-      const inf = informer(collectionOf(apiVersion, kind), kind.toLowerCase(), managed);
+      // Only the owner references of children are used: cache nothing else (memory per object).
+      const inf = informer(collectionOf(apiVersion, kind), kind.toLowerCase(), managed, metadataOnly);
       const toOwner = (child: SluiceObject) => {
         for (const k of ['EventBus', 'EventSource', 'Sensor'] as const) {
           const key = ownerKey(child, { group: GROUP, kind: k });

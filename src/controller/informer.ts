@@ -13,7 +13,7 @@
 // until someone calls start() again; it never asks for bookmarks, so on a quiet resource its resume
 // version ages into a 410 and a needless full relist after every compaction; and its Watch drops
 // a silent stream after a fixed, private 30 s.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../kube/config.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   collectionPath,
@@ -49,7 +49,7 @@ export interface InformerHooks {
 }
 
 export interface InformerOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   /** Collection path without namespace, e.g. `/apis/apps/v1/deployments` or `/api/v1/configmaps`. */
   path: string;
   /** Only this namespace; all namespaces when omitted. */

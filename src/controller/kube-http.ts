@@ -1,11 +1,11 @@
 // A small HTTP layer for the control plane's own API calls (LIST pages, WATCH streams, Lease reads
-// and writes). It takes credentials and TLS from a client-node KubeConfig but owns the request
+// and writes). It takes credentials and TLS from a KubeAccess (src/kube/config.ts, or client-node's KubeConfig) but owns the request
 // itself, so every call can carry a real timeout/abort and a watch stream is read line by line
 // with its HTTP status visible (the generated clients hide both).
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../kube/config.ts';
 
 /**
  * The metadata fields the control plane relies on. client-node models (V1ConfigMap, V1Deployment,
@@ -141,12 +141,12 @@ function parseStatus(text: string): KubeStatus | undefined {
 }
 
 export class KubeHttp {
-  private readonly kc: KubeConfig;
+  private readonly kc: KubeAccess;
   private readonly server: URL;
 
-  constructor(kc: KubeConfig) {
+  constructor(kc: KubeAccess) {
     const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('KubeConfig has no current cluster');
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.kc = kc;
     this.server = new URL(cluster.server);
   }

@@ -7,7 +7,7 @@
 //    renewDeadline < leaseDuration it has done so before anybody else may take the Lease over.
 // A leader that stops gracefully empties holderIdentity so a candidate can take over at its next
 // retry instead of waiting for expiry.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../kube/config.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isConflict, isNotFound, KubeHttp } from './kube-http.ts';
 
@@ -27,7 +27,7 @@ interface Lease {
 }
 
 export interface LeaderElectorOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   namespace: string;
   /** Name of the Lease. */
   name: string;
