@@ -60,7 +60,10 @@ crds: deps ## regenerate crds/*.yaml from the zod schemas in src/api
 
 bench: deps tools ## benchmarks against the raw ceiling (writes bench/results/*.json)
 	$(NODE_RUN) bench/bus.ts
-	$(NODE_RUN) bench/controlplane.ts
+	$(NODE_RUN) bench/sensor.ts
+	$(NODE_RUN) bench/webhook.ts
+	$(NODE_RUN) bench/triggers.ts
+	$(NODE_RUN) bench/controlplane.ts --count 1000
 
 clean: ## remove local state (not the tool cache)
 	rm -rf node_modules .sluice test-results
