@@ -77,7 +77,9 @@ export async function runDev(flags: DevFlags): Promise<void> {
     for (const f of flags.file) {
       try {
         watchers.push(
-          watch(f, { recursive: true }, () => {
+          watch(f, { recursive: true }, (_event, name) => {
+            // Only manifest files count (not e.g. a state folder placed inside a watched folder).
+            if (name && !/\.(ya?ml|json)$/i.test(String(name))) return;
             clearTimeout(timer);
             timer = setTimeout(reload, 300);
           }),
