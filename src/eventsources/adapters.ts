@@ -6,6 +6,7 @@ import type { SourceAdapter } from './adapter.ts';
 type Loader = () => Promise<SourceAdapter<never>>;
 
 export const ADAPTERS: Readonly<Record<string, Loader>> = {
+  calendar: async () => (await import('./calendar/adapter.ts')).adapter,
   webhook: async () => (await import('./webhook/adapter.ts')).adapter,
 };
 

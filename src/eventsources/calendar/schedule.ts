@@ -1,0 +1,103 @@
+// When a calendar source fires (pure). A `schedule` is a cron expression (5 fields, or 6 with
+// seconds first; descriptors such as "@hourly"; "@every 10s" is read as an interval) in
+// `timezone`; an `interval` fires at whole multiples of its length since the Unix epoch, so fire
+// times (and the event ids made from them) are the same in every process and after a restart.
+// `exclusionDates` name days (in the source's time zone) on which nothing fires; upstream's
+// "EXDATE:20190102T150405Z" form and RFC 3339 timestamps are both read.
+import { Cron } from 'croner';
+import { parseDurationMs } from '../../api/stream-config.ts';
+
+export interface CalendarSpec {
+  schedule?: string | undefined;
+  interval?: string | undefined;
+  exclusionDates?: string[] | undefined;
+  timezone?: string | undefined;
+}
+
+export class CalendarSpecError extends Error {
+  readonly code = 'InvalidCalendar';
+}
+
+export interface Schedule {
+  /** The first fire time strictly after `after`, skipping excluded days; undefined when none. */
+  next(after: Date): Date | undefined;
+  /** Every fire time in (after, until], oldest first, at most `limit`. */
+  between(after: Date, until: Date, limit?: number): Date[];
+}
+
+/** "EXDATE:20190102T150405Z" or an RFC 3339 time → the calendar day it names (UTC). */
+export function parseExclusionDate(s: string): Date {
+  const v = s.trim().replace(/^EXDATE[^:]*:/i, '');
+  const compact = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z)?)?$/.exec(v);
+  const d = compact
+    ? new Date(
+        Date.UTC(
+          Number(compact[1]),
+          Number(compact[2]) - 1,
+          Number(compact[3]),
+          Number(compact[4] ?? 0),
+          Number(compact[5] ?? 0),
+          Number(compact[6] ?? 0),
+        ),
+      )
+    : new Date(v);
+  if (Number.isNaN(d.getTime())) {
+    throw new CalendarSpecError(
+      `exclusion date "${s}" is neither "EXDATE:YYYYMMDDTHHMMSSZ" nor an RFC 3339 time`,
+    );
+  }
+  return d;
+}
+
+/** YYYY-MM-DD of `d` in time zone `tz`. */
+function dayIn(d: Date, tz: string): string {
+  return new Intl.DateTimeFormat('en-CA', {
+    timeZone: tz,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).format(d);
+}
+
+export function compileSchedule(spec: CalendarSpec): Schedule {
+  const tz = spec.timezone || 'UTC';
+  try {
+    new Intl.DateTimeFormat('en-CA', { timeZone: tz });
+  } catch {
+    throw new CalendarSpecError(`timezone "${tz}" is not a known IANA time zone`);
+  }
+  const excluded = new Set((spec.exclusionDates ?? []).map((s) => dayIn(parseExclusionDate(s), tz)));
+  let base: (after: Date) => Date | undefined;
+  const every = spec.schedule?.match(/^@every\s+(\S+)$/)?.[1];
+  const intervalText = spec.schedule && !every ? undefined : (every ?? spec.interval);
+  if (spec.schedule && !every) {
+    let cron: Cron;
+    try {
+      cron = new Cron(spec.schedule, { paused: true, timezone: tz });
+    } catch (err) {
+      throw new CalendarSpecError(`schedule "${spec.schedule}": ${(err as Error).message}`);
+    }
+    base = (after) => cron.nextRun(after) ?? undefined;
+  } else if (intervalText) {
+    const ms = parseDurationMs(intervalText);
+    if (!ms || ms <= 0)
+      throw new CalendarSpecError(`interval "${intervalText}" is not a positive duration such as "10s"`);
+    base = (after) => new Date((Math.floor(after.getTime() / ms) + 1) * ms);
+  } else {
+    throw new CalendarSpecError('set schedule or interval');
+  }
+  const next = (after: Date): Date | undefined => {
+    let t = base(after);
+    // Bounded: a schedule excluded on every day it fires would otherwise loop forever.
+    for (let i = 0; t && excluded.size && excluded.has(dayIn(t, tz)) && i < 100_000; i++) t = base(t);
+    return t;
+  };
+  return {
+    next,
+    between(after, until, limit = 10_000) {
+      const out: Date[] = [];
+      for (let t = next(after); t && t <= until && out.length < limit; t = next(t)) out.push(t);
+      return out;
+    },
+  };
+}

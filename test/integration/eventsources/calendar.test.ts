@@ -1,0 +1,134 @@
+// Calendar EventSource on a real nats-server: fires reach the bus with deterministic ids; stopped
+// across due fires and started again, it emits each missed fire exactly once with catch-up on, and
+// none with catch-up off; a restart right after a fire does not repeat it.
+import { jetstreamManager } from '@nats-io/jetstream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventSourceSpec } from '../../../src/api/eventsource.ts';
+import { parseStreamConfig } from '../../../src/api/stream-config.ts';
+import { BusConnection } from '../../../src/bus/connection.ts';
+import { Publisher } from '../../../src/bus/publisher.ts';
+import { ensureStreams } from '../../../src/bus/streams.ts';
+import { type BusRef, eventStreamName } from '../../../src/bus/subjects.ts';
+import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
+import { startEventSource } from '../../../src/eventsources/runtime.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { newRegistry } from '../../../src/observability/metrics.ts';
+import { waitFor } from '../../harness/proc.ts';
+import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+
+const log = createLogger({ level: 'silent' });
+
+describe.skipIf(natsMissing())(`calendar EventSource${skipNote(natsMissing())}`, () => {
+  let conn: BusConnection;
+  beforeAll(async () => {
+    conn = await BusConnection.open({ url: natsUrl() });
+  });
+  afterAll(async () => {
+    await conn?.close();
+  });
+
+  async function setup() {
+    const bus: BusRef = { namespace: uniqueName('cal'), busName: 'default' };
+    const cfg = parseStreamConfig('');
+    if (!cfg.ok) throw new Error(cfg.errors.join());
+    const jsm = await jetstreamManager(conn.nc);
+    await ensureStreams(jsm, bus, cfg.settings, 1);
+    const stored = async (): Promise<CloudEvent[]> => {
+      const info = await jsm.streams.info(eventStreamName(bus));
+      const out: CloudEvent[] = [];
+      for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
+        if (m) out.push(decodeEvent(m.data));
+      }
+      return out;
+    };
+    const start = (calendar: Record<string, unknown>) =>
+      startEventSource({
+        name: 'clock',
+        namespace: bus.namespace,
+        spec: EventSourceSpec.parse({ calendar }),
+        bus,
+        publisher: new Publisher(conn.nc),
+        nc: conn.nc,
+        registry: newRegistry(),
+        log,
+        resolveSecret: async () => '',
+      });
+    return { bus, stored, start };
+  }
+
+  const secondsOf = (evs: CloudEvent[]) =>
+    evs.map((e) => Date.parse((e.data as { eventTime: string }).eventTime) / 1000);
+
+  it('emits each fire with a deterministic id, type, subject and metadata', async () => {
+    const s = await setup();
+    const es = await s.start({ tick: { interval: '1s', metadata: { team: 'ops' } } });
+    try {
+      await waitFor('two fires', async () => (await s.stored()).length >= 2, { timeoutMs: 10_000 });
+    } finally {
+      await es.stop();
+    }
+    const [first] = await s.stored();
+    const at = (first!.data as { eventTime: string }).eventTime;
+    expect(first).toMatchObject({
+      source: 'clock',
+      type: 'calendar',
+      subject: 'tick',
+      id: `tick:${at}`,
+      time: at,
+    });
+    expect(first!.data).toEqual({ eventTime: at, metadata: { team: 'ops' } });
+    expect(Date.parse(at) % 1000).toBe(0);
+  });
+
+  it('catch-up on: fires missed while stopped are emitted once each, in order, and none is repeated', async () => {
+    const s = await setup();
+    const cal = {
+      tick: { schedule: '* * * * * *', persistence: { catchup: { enabled: true, maxDuration: '1m' } } },
+    };
+    let es = await s.start(cal);
+    await waitFor('first fires', async () => (await s.stored()).length >= 2, { timeoutMs: 10_000 });
+    await es.stop();
+    const before = (await s.stored()).length;
+    await new Promise((r) => setTimeout(r, 2600)); // at least two due fires pass while stopped
+    es = await s.start(cal);
+    try {
+      await waitFor('caught up and ticking', async () => (await s.stored()).length >= before + 4, {
+        timeoutMs: 10_000,
+      });
+    } finally {
+      await es.stop();
+    }
+    const secs = secondsOf(await s.stored());
+    // Every second from the first fire on, each exactly once: no gap (missed fires caught up) and
+    // no repeat (the last fire before the stop is not emitted again).
+    for (let i = 1; i < secs.length; i++) expect(secs[i]! - secs[i - 1]!).toBe(1);
+  }, 30_000);
+
+  it('catch-up off: missed fires are skipped', async () => {
+    const s = await setup();
+    const cal = { tick: { schedule: '* * * * * *', persistence: { catchup: { enabled: false } } } };
+    let es = await s.start(cal);
+    await waitFor('first fires', async () => (await s.stored()).length >= 2, { timeoutMs: 10_000 });
+    await es.stop();
+    const stoppedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 2600));
+    es = await s.start(cal);
+    try {
+      await waitFor(
+        'ticking again',
+        async () =>
+          (await s.stored()).some(
+            (e) => Date.parse(e.time) > Date.now() - 1000 && Date.parse(e.time) > stoppedAt + 2600,
+          ),
+        { timeoutMs: 10_000 },
+      );
+    } finally {
+      await es.stop();
+    }
+    const secs = secondsOf(await s.stored());
+    const gaps = secs.slice(1).map((t, i) => t - secs[i]!);
+    expect(Math.max(...gaps)).toBeGreaterThanOrEqual(3);
+    expect(new Set(secs).size).toBe(secs.length);
+  }, 30_000);
+});
