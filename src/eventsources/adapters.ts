@@ -6,7 +6,13 @@ import type { SourceAdapter } from './adapter.ts';
 type Loader = () => Promise<SourceAdapter<never>>;
 
 export const ADAPTERS: Readonly<Record<string, Loader>> = {
+  bitbucket: async () => (await import('./webhook/signed.ts')).bitbucket,
+  bitbucketserver: async () => (await import('./webhook/signed.ts')).bitbucketserver,
   calendar: async () => (await import('./calendar/adapter.ts')).adapter,
+  github: async () => (await import('./webhook/signed.ts')).github,
+  gitlab: async () => (await import('./webhook/signed.ts')).gitlab,
+  slack: async () => (await import('./webhook/signed.ts')).slack,
+  stripe: async () => (await import('./webhook/signed.ts')).stripe,
   webhook: async () => (await import('./webhook/adapter.ts')).adapter,
 };
 

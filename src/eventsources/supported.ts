@@ -1,4 +1,13 @@
 // Source types whose adapters this build runs. Every upstream type is accepted by the schema;
 // the controller reports the others in a status condition (reason UnsupportedSourceType).
 // The EventSource runtime adds entries as adapters land.
-export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>(['calendar', 'webhook']);
+export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
+  'bitbucket',
+  'bitbucketserver',
+  'calendar',
+  'github',
+  'gitlab',
+  'slack',
+  'stripe',
+  'webhook',
+]);

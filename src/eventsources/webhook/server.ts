@@ -3,7 +3,13 @@
 // only then publish: 200 only after the bus confirmed the event is stored; 503 + Retry-After when
 // the bus is full or unreachable, so the sender retries instead of believing a lost event arrived.
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BusError } from '../../bus/errors.ts';
 
@@ -17,6 +23,21 @@ export interface WebhookRoute {
   metadata?: Record<string, string>;
   /** Publishes the event; resolves once it is durable (or filtered out), rejects with a BusError. */
   accept(delivery: WebhookDelivery): Promise<unknown>;
+  /**
+   * Signature/token check on the raw request, after the size check and before anything is parsed:
+   * a refusal (401 missing, 403 wrong) is answered and nothing is published.
+   */
+  verify?(headers: IncomingHttpHeaders, raw: Buffer): { status: 401 | 403; message: string } | undefined;
+  /**
+   * Provider-specific handling after parsing: the delivery id (stable across the provider's
+   * retries), the data to publish instead of `{header, body}`, or a direct answer with nothing
+   * published (a URL-verification handshake, an event type that is filtered out).
+   */
+  prepare?(
+    headers: IncomingHttpHeaders,
+    body: unknown,
+    raw: Buffer,
+  ): { id?: string; data?: unknown; reply?: { status: number; body: string; contentType?: string } };
 }
 
 export interface WebhookDelivery {
@@ -24,8 +45,8 @@ export interface WebhookDelivery {
   /** Stable id from Idempotency-Key (or X-Request-Id), when the sender gave one. */
   id?: string;
   traceparent?: string;
-  /** Upstream-compatible payload: { header, body, metadata }. */
-  data: { header: Record<string, string[]>; body: unknown; metadata?: Record<string, string> };
+  /** Upstream-compatible payload: { header, body, metadata }, or what the route's `prepare` made. */
+  data: unknown;
 }
 
 export interface WebhookServerOptions {
@@ -147,6 +168,8 @@ export class WebhookServer {
       }
       const raw = await readBody(req, route.maxPayloadSize);
       if (!raw) return done(413, `body larger than ${route.maxPayloadSize} bytes`, { connection: 'close' });
+      const refused = route.verify?.(req.headers, raw);
+      if (refused) return done(refused.status, refused.message);
       let body: unknown = raw.toString('utf8');
       const type = (req.headers['content-type'] ?? '').toLowerCase();
       if (type.includes('json') || (!type && raw.length > 0 && /^\s*[[{]/.test(body as string))) {
@@ -160,15 +183,35 @@ export class WebhookServer {
       for (const [k, v] of Object.entries(req.headersDistinct)) {
         if (v && k !== 'authorization') header[k] = v;
       }
+      let prepared: ReturnType<NonNullable<WebhookRoute['prepare']>> = {};
+      try {
+        prepared = route.prepare?.(req.headers, body, raw) ?? {};
+      } catch (err) {
+        return done(400, `not a valid delivery: ${(err as Error).message}`);
+      }
+      if (prepared.reply) {
+        res.writeHead(prepared.reply.status, {
+          'content-type': prepared.reply.contentType ?? 'text/plain; charset=utf-8',
+        });
+        res.end(prepared.reply.body);
+        this.opts.onResult?.(route.eventName, prepared.reply.status);
+        return;
+      }
       const idHeader = req.headers['idempotency-key'] ?? req.headers['x-request-id'];
       const id =
-        typeof idHeader === 'string' && idHeader.length > 0 && idHeader.length <= 200 ? idHeader : undefined;
+        prepared.id ??
+        (typeof idHeader === 'string' && idHeader.length > 0 && idHeader.length <= 200
+          ? idHeader
+          : undefined);
       try {
         await route.accept({
           eventName: route.eventName,
           ...(id ? { id } : {}),
           ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
-          data: { header, body, ...(route.metadata ? { metadata: route.metadata } : {}) },
+          data:
+            prepared.data !== undefined
+              ? prepared.data
+              : { header, body, ...(route.metadata ? { metadata: route.metadata } : {}) },
         });
       } catch (err) {
         if (err instanceof BusError && err.code === 'MessageTooLarge') return done(413, err.message);
