@@ -1,7 +1,12 @@
 // The k8s trigger against the real kube-apiserver: create once per idempotency key (generateName
 // → a name from the key, AlreadyExists of our own object is success), update, the four patch
-// strategies, liveObject, delete, sources (inline, ConfigMap), policy.k8s label waits, and the
+// strategies, liveObject, delete, sources (inline, ConfigMap, URL, file), policy.k8s label waits, and the
 // classification of API errors.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StandardK8STrigger } from '../../../../src/api/sensor.ts';
@@ -108,6 +113,43 @@ describe.skipIf(missing)(`k8s trigger${skipNote(missing)}`, () => {
       'Unsupported',
     );
     expect(git.message).toMatch(/source\.git is not supported/);
+  });
+
+  it('loads the object from a URL and from a file', async () => {
+    const yaml = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-url\ndata:\n  kind: url\n';
+    const server = createServer((req, res) => {
+      if (req.url === '/obj.yaml') {
+        res.writeHead(200, { 'content-type': 'application/yaml' });
+        res.end(yaml);
+      } else if (req.url === '/busy') {
+        res.writeHead(503);
+        res.end();
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await runner.fire({ source: { url: { path: `${base}/obj.yaml` } } }, ctx());
+      expect((await cm('from-url')).data).toEqual({ kind: 'url' });
+      await triggerError(runner.fire({ source: { url: { path: `${base}/busy` } } }, ctx()), 'Transient');
+      await triggerError(
+        runner.fire({ source: { url: { path: `${base}/missing` } } }, ctx()),
+        'Misconfigured',
+      );
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-k8s-src-'));
+    writeFileSync(join(dir, 'obj.json'), JSON.stringify(configMap({ name: 'from-file' }, { kind: 'file' })));
+    await runner.fire({ source: { file: { path: join(dir, 'obj.json') } } }, ctx());
+    expect((await cm('from-file')).data).toEqual({ kind: 'file' });
+    await triggerError(
+      runner.fire({ source: { file: { path: join(dir, 'absent.yaml') } } }, ctx()),
+      'Misconfigured',
+    );
   });
 
   it('updates (creating when missing) and patches with each strategy', async () => {
