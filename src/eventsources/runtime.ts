@@ -38,6 +38,11 @@ export interface EventSourceRuntimeOptions {
   kubeConfig?: () => KubeConfig;
   /** Lease identity when `replicas > 1` (default: hostname + pid). */
   identity?: string;
+  /** Namespace of the Lease (default: the EventSource's). */
+  leaseNamespace?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
   /** Requests handled at once per webhook port before answering 429 (default 2048). */
   maxInFlight?: number;
   /** Bind address for webhook servers (default 0.0.0.0). */
@@ -251,8 +256,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   if (elect) {
     elector = new LeaderElector({
       kubeConfig: kubeConfig(),
-      namespace: o.namespace,
+      namespace: o.leaseNamespace ?? o.namespace,
       name: `${o.name}-eventsource`,
+      ...(o.leaseDurationMs ? { leaseDurationMs: o.leaseDurationMs } : {}),
+      ...(o.renewDeadlineMs ? { renewDeadlineMs: o.renewDeadlineMs } : {}),
+      ...(o.retryPeriodMs ? { retryPeriodMs: o.retryPeriodMs } : {}),
       identity: o.identity ?? `${hostname()}-${process.pid}`,
       logger: o.log,
       onStartedLeading: (signal) => {

@@ -7,6 +7,8 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'calendar',
   'github',
   'gitlab',
+  'nats',
+  'resource',
   'slack',
   'stripe',
   'webhook',
