@@ -1,0 +1,210 @@
+// Broker EventSources against the real servers from Debian's packages (redis-server, mosquitto):
+// messages become events on the bus with the right envelope; a Redis stream entry is acked only
+// after the bus stored its event (with the stream full it stays pending and is published once
+// room is made), and an entry read twice is stored once.
+import { hostname } from 'node:os';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Redis } from 'ioredis';
+import mqttLib from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventSourceSpec } from '../../../src/api/eventsource.ts';
+import { parseStreamConfig } from '../../../src/api/stream-config.ts';
+import { BusConnection } from '../../../src/bus/connection.ts';
+import { Publisher } from '../../../src/bus/publisher.ts';
+import { ensureStreams } from '../../../src/bus/streams.ts';
+import { type BusRef, eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
+import { type CloudEvent, decodeEvent, encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
+import { startEventSource } from '../../../src/eventsources/runtime.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { newRegistry } from '../../../src/observability/metrics.ts';
+import { type Broker, brokerMissing, startMosquitto, startRedis } from '../../harness/brokers.ts';
+import { waitFor } from '../../harness/proc.ts';
+import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+
+const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
+
+async function setup(conn: BusConnection, streamConfig = '') {
+  const bus: BusRef = { namespace: uniqueName('brk'), busName: 'default' };
+  const cfg = parseStreamConfig(streamConfig);
+  if (!cfg.ok) throw new Error(cfg.errors.join());
+  const jsm = await jetstreamManager(conn.nc);
+  await ensureStreams(jsm, bus, cfg.settings, 1);
+  const stored = async (): Promise<CloudEvent[]> => {
+    const info = await jsm.streams.info(eventStreamName(bus));
+    const out: CloudEvent[] = [];
+    for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
+      if (m) out.push(decodeEvent(m.data));
+    }
+    return out;
+  };
+  const start = (spec: Record<string, unknown>) =>
+    startEventSource({
+      name: 'brokers',
+      namespace: bus.namespace,
+      spec: EventSourceSpec.parse(spec),
+      bus,
+      publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
+      nc: conn.nc,
+      registry: newRegistry(),
+      log,
+      resolveSecret: async () => '',
+    });
+  return { bus, jsm, stored, start };
+}
+
+const redisSkip = natsMissing() ?? brokerMissing('redis-server');
+describe.skipIf(redisSkip)(`redis EventSources${skipNote(redisSkip)}`, () => {
+  let redis: Broker;
+  let conn: BusConnection;
+  let client: Redis;
+  beforeAll(async () => {
+    redis = await startRedis();
+    conn = await BusConnection.open({ url: natsUrl() });
+    client = new Redis({ host: redis.host, port: redis.port });
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await conn?.close();
+    await redis?.stop();
+  });
+
+  it('pub/sub: channel and glob pattern messages become events (JSON body)', async () => {
+    const s = await setup(conn);
+    const es = await s.start({
+      redis: {
+        news: { hostAddress: `${redis.host}:${redis.port}`, channels: ['alerts', 'news.*'], jsonBody: true },
+      },
+    });
+    try {
+      await client.publish('alerts', JSON.stringify({ level: 'high' }));
+      await client.publish('news.sport', JSON.stringify({ score: 3 }));
+      await client.publish('weather', '{}');
+      await waitFor('two events', async () => (await s.stored()).length === 2);
+      const evs = await s.stored();
+      expect(evs.map((e) => e.data)).toEqual([
+        { channel: 'alerts', body: { level: 'high' } },
+        { channel: 'news.sport', pattern: 'news.*', body: { score: 3 } },
+      ]);
+      expect(evs[0]).toMatchObject({ type: 'redis', subject: 'news', source: 'brokers' });
+    } finally {
+      await es.stop();
+    }
+  });
+
+  it('streams: consumer group, acked after storing, "<stream>:<id>" ids, held while the bus is full', async () => {
+    const s = await setup(conn, 'maxMsgs: 3');
+    const key = uniqueName('orders');
+    const es = await s.start({
+      redisStream: { orders: { hostAddress: `${redis.host}:${redis.port}`, streams: [key] } },
+    });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await client.xadd(key, '*', 'n', String(i)))!);
+      // The bus takes 3; the other two stay pending in the group, not acked.
+      await waitFor('three stored', async () => (await s.stored()).length === 3);
+      await new Promise((r) => setTimeout(r, 500));
+      const pending = (await client.xpending(key, 'argo-events-cg')) as [number, ...unknown[]];
+      expect(pending[0]).toBe(2);
+      expect((await s.stored()).map((e) => e.id)).toEqual(ids.slice(0, 3).map((id) => `${key}:${id}`));
+      // Make room: the pending entries are published, once each, and acked.
+      await s.jsm.streams.purge(eventStreamName(s.bus));
+      await waitFor('the rest stored', async () => (await s.stored()).length === 2, { timeoutMs: 15_000 });
+      expect((await s.stored()).map((e) => (e.data as { values: { n: string } }).values.n)).toEqual([
+        '3',
+        '4',
+      ]);
+      await waitFor(
+        'all acked',
+        async () => ((await client.xpending(key, 'argo-events-cg')) as [number])[0] === 0,
+      );
+    } finally {
+      await es.stop();
+    }
+  }, 30_000);
+
+  it('streams: an entry stored but not acked before a crash is read again and stored once', async () => {
+    const s = await setup(conn);
+    const key = uniqueName('replay');
+    await client.xgroup('CREATE', key, 'argo-events-cg', '$', 'MKSTREAM');
+    const id = (await client.xadd(key, '*', 'n', '1'))!;
+    // The source's consumer read it and stored its event, then died before XACK.
+    const consumer = `${process.env.POD_NAME ?? hostname()}-again`;
+    await client.xreadgroup('GROUP', 'argo-events-cg', consumer, 'COUNT', 1, 'STREAMS', key, '>');
+    const ev = envelope({
+      id: `${key}:${id}`,
+      source: 'brokers',
+      type: 'redisStream',
+      subject: 'again',
+      data: {},
+    });
+    await new Publisher(conn.nc).publish(eventSubject(s.bus, 'brokers', 'again'), encodeEvent(ev), {
+      msgId: `brokers/again/${ev.id}`,
+    });
+    const es = await s.start({
+      redisStream: { again: { hostAddress: `${redis.host}:${redis.port}`, streams: [key] } },
+    });
+    try {
+      await waitFor(
+        'entry acked',
+        async () => ((await client.xpending(key, 'argo-events-cg')) as [number])[0] === 0,
+        {
+          timeoutMs: 10_000,
+        },
+      );
+      expect((await s.stored()).map((e) => e.id)).toEqual([`${key}:${id}`]);
+    } finally {
+      await es.stop();
+    }
+  }, 30_000);
+});
+
+const mqttSkip = natsMissing() ?? brokerMissing('mosquitto');
+describe.skipIf(mqttSkip)(`mqtt EventSource${skipNote(mqttSkip)}`, () => {
+  let broker: Broker;
+  let conn: BusConnection;
+  beforeAll(async () => {
+    broker = await startMosquitto();
+    conn = await BusConnection.open({ url: natsUrl() });
+  });
+  afterAll(async () => {
+    await conn?.close();
+    await broker?.stop();
+  });
+
+  it('QoS 1 messages on a topic filter become events; messages sent while it was away arrive after it reconnects', async () => {
+    const s = await setup(conn);
+    const spec = {
+      mqtt: {
+        sensors: {
+          url: `tcp://${broker.host}:${broker.port}`,
+          topic: 'plant/+/temp',
+          clientId: uniqueName('sluice'),
+          jsonBody: true,
+        },
+      },
+    };
+    let es = await s.start(spec);
+    const pub = await mqttLib.connectAsync(broker.url);
+    try {
+      await pub.publishAsync('plant/a/temp', JSON.stringify({ c: 21 }), { qos: 1 });
+      await pub.publishAsync('plant/a/humidity', '{}', { qos: 1 });
+      await waitFor('first event', async () => (await s.stored()).length === 1);
+      await es.stop();
+      await pub.publishAsync('plant/b/temp', JSON.stringify({ c: 23 }), { qos: 1 });
+      es = await s.start(spec);
+      await waitFor('queued message delivered', async () => (await s.stored()).length === 2, {
+        timeoutMs: 10_000,
+      });
+      const evs = await s.stored();
+      expect(evs.map((e) => (e.data as { topic: string; body: unknown }).body)).toEqual([
+        { c: 21 },
+        { c: 23 },
+      ]);
+      expect(evs[1]).toMatchObject({ type: 'mqtt', subject: 'sensors' });
+    } finally {
+      await pub.endAsync();
+      await es.stop();
+    }
+  }, 30_000);
+});
