@@ -9,6 +9,7 @@ export const ADAPTERS: Readonly<Record<string, Loader>> = {
   bitbucket: async () => (await import('./webhook/signed.ts')).bitbucket,
   bitbucketserver: async () => (await import('./webhook/signed.ts')).bitbucketserver,
   calendar: async () => (await import('./calendar/adapter.ts')).adapter,
+  file: async () => (await import('./file/adapter.ts')).adapter,
   github: async () => (await import('./webhook/signed.ts')).github,
   gitlab: async () => (await import('./webhook/signed.ts')).gitlab,
   mqtt: async () => (await import('./brokers/mqtt.ts')).adapter,

@@ -5,6 +5,7 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'bitbucket',
   'bitbucketserver',
   'calendar',
+  'file',
   'github',
   'gitlab',
   'mqtt',
