@@ -6,6 +6,7 @@ import type { SourceAdapter } from './adapter.ts';
 type Loader = () => Promise<SourceAdapter<never>>;
 
 export const ADAPTERS: Readonly<Record<string, Loader>> = {
+  amqp: async () => (await import('./brokers/amqp.ts')).adapter,
   bitbucket: async () => (await import('./webhook/signed.ts')).bitbucket,
   bitbucketserver: async () => (await import('./webhook/signed.ts')).bitbucketserver,
   calendar: async () => (await import('./calendar/adapter.ts')).adapter,

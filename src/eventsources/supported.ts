@@ -2,6 +2,7 @@
 // the controller reports the others in a status condition (reason UnsupportedSourceType).
 // The EventSource runtime adds entries as adapters land.
 export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
+  'amqp',
   'bitbucket',
   'bitbucketserver',
   'calendar',

@@ -4,6 +4,7 @@
 // room is made), and an entry read twice is stored once.
 import { hostname } from 'node:os';
 import { jetstreamManager } from '@nats-io/jetstream';
+import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import mqttLib from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,13 @@ import { type CloudEvent, decodeEvent, encodeEvent, envelope } from '../../../sr
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
-import { type Broker, brokerMissing, startMosquitto, startRedis } from '../../harness/brokers.ts';
+import {
+  type Broker,
+  brokerMissing,
+  startMosquitto,
+  startRabbitMQ,
+  startRedis,
+} from '../../harness/brokers.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
 
@@ -207,4 +214,67 @@ describe.skipIf(mqttSkip)(`mqtt EventSource${skipNote(mqttSkip)}`, () => {
       await es.stop();
     }
   }, 30_000);
+});
+
+const amqpSkip = natsMissing() ?? brokerMissing('rabbitmq-server');
+describe.skipIf(amqpSkip)(`amqp EventSource${skipNote(amqpSkip)}`, () => {
+  let broker: Broker;
+  let conn: BusConnection;
+  beforeAll(async () => {
+    broker = await startRabbitMQ();
+    conn = await BusConnection.open({ url: natsUrl() });
+  }, 90_000);
+  afterAll(async () => {
+    await conn?.close();
+    await broker?.stop();
+  });
+
+  it('acks after storing; with the bus full the message goes back to the queue and is stored once room is made', async () => {
+    const s = await setup(conn, 'maxMsgs: 2');
+    const es = await s.start({
+      amqp: {
+        orders: {
+          url: broker.url,
+          exchangeName: 'shop',
+          exchangeType: 'topic',
+          routingKey: 'order.*',
+          jsonBody: true,
+          queueDeclare: { name: 'sluice-orders', durable: true },
+        },
+      },
+    });
+    const pub = await amqp.connect(broker.url);
+    const ch = await pub.createChannel();
+    try {
+      for (let i = 0; i < 3; i++) {
+        ch.publish('shop', 'order.created', Buffer.from(JSON.stringify({ n: i })), {
+          messageId: `m-${i}`,
+          contentType: 'application/json',
+        });
+      }
+      ch.publish('shop', 'invoice.created', Buffer.from('{}'));
+      // Same message id again (a resend): stored once.
+      ch.publish('shop', 'order.created', Buffer.from(JSON.stringify({ n: 0 })), { messageId: 'm-0' });
+      await waitFor('two stored', async () => (await s.stored()).length === 2, { timeoutMs: 10_000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await s.stored()).map((e) => e.id)).toEqual(['m-0', 'm-1']);
+      await s.jsm.streams.purge(eventStreamName(s.bus));
+      await waitFor(
+        'the third stored after room was made',
+        async () => (await s.stored()).some((e) => e.id === 'm-2'),
+        { timeoutMs: 15_000 },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      const ids = (await s.stored()).map((e) => e.id);
+      expect(ids.filter((id) => id === 'm-2')).toHaveLength(1);
+      expect(ids).not.toContain('m-1');
+      const ev = (await s.stored()).find((e) => e.id === 'm-2')!;
+      expect(ev).toMatchObject({ type: 'amqp', subject: 'orders' });
+      expect(ev.data).toMatchObject({ routingKey: 'order.created', exchange: 'shop', body: { n: 2 } });
+      await waitFor('queue drained', async () => (await ch.checkQueue('sluice-orders')).messageCount === 0);
+    } finally {
+      await pub.close();
+      await es.stop();
+    }
+  }, 60_000);
 });
