@@ -15,6 +15,14 @@ export const adapter: SourceAdapter<WebhookEventSource> = {
       maxPayloadSize: w.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD,
       ...(w.authSecret ? { authToken: (await ctx.resolveSecret(w.authSecret)).trim() } : {}),
       ...(w.metadata ? { metadata: w.metadata } : {}),
+      ...(w.serverCertSecret && w.serverKeySecret
+        ? {
+            tls: {
+              cert: await ctx.resolveSecret(w.serverCertSecret),
+              key: await ctx.resolveSecret(w.serverKeySecret),
+            },
+          }
+        : {}),
       accept: (d) =>
         ctx.emit(d.data, {
           ...(d.id ? { id: d.id } : {}),

@@ -10,6 +10,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { BusError } from '../../bus/errors.ts';
 
@@ -20,6 +21,8 @@ export interface WebhookRoute {
   maxPayloadSize: number;
   /** Bearer token requests must present, when configured. */
   authToken?: string;
+  /** Serve this port over HTTPS with this certificate and key (PEM), when configured. */
+  tls?: { cert: string; key: string };
   metadata?: Record<string, string>;
   /** Publishes the event; resolves once it is durable (or filtered out), rejects with a BusError. */
   accept(delivery: WebhookDelivery): Promise<unknown>;
@@ -124,7 +127,12 @@ export class WebhookServer {
   }
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    // One port, one protocol: HTTPS when any of its routes brings a certificate.
+    const tls = [...this.routes.values()].find((r) => r.tls)?.tls;
+    const server: Server = tls
+      ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler)
+      : createServer(handler);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -90,6 +90,8 @@ interface HookSpec {
         port: string;
         maxPayloadSize?: number | undefined;
         metadata?: Record<string, string> | undefined;
+        serverCertSecret?: SecretKeySelector | undefined;
+        serverKeySecret?: SecretKeySelector | undefined;
       }
     | undefined;
   metadata?: Record<string, string> | undefined;
@@ -102,9 +104,19 @@ async function secret(
   return sel ? (await ctx.resolveSecret(sel)).trim() : undefined;
 }
 
-function route(ctx: SourceContext<HookSpec>, extra: Pick<WebhookRoute, 'verify' | 'prepare'>): void {
+async function route(
+  ctx: SourceContext<HookSpec>,
+  extra: Pick<WebhookRoute, 'verify' | 'prepare'>,
+): Promise<void> {
   const hook = ctx.spec.webhook;
   if (!hook) throw new Error(`${ctx.type} event ${ctx.eventName} has no webhook (endpoint, port, method)`);
+  const tls =
+    hook.serverCertSecret && hook.serverKeySecret
+      ? {
+          cert: await ctx.resolveSecret(hook.serverCertSecret),
+          key: await ctx.resolveSecret(hook.serverKeySecret),
+        }
+      : undefined;
   const metadata = { ...(hook.metadata ?? {}), ...(ctx.spec.metadata ?? {}) };
   ctx.webhooks.addRoute(hook.port, {
     eventName: ctx.eventName,
@@ -112,6 +124,7 @@ function route(ctx: SourceContext<HookSpec>, extra: Pick<WebhookRoute, 'verify' 
     method: hook.method,
     maxPayloadSize: hook.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD,
     ...(Object.keys(metadata).length ? { metadata } : {}),
+    ...(tls ? { tls } : {}),
     accept: (d) =>
       ctx.emit(d.data, {
         ...(d.id ? { id: d.id } : {}),
@@ -144,7 +157,7 @@ export const github: SourceAdapter<GithubEventSource> = {
   async start(ctx) {
     const key = await secret(ctx, ctx.spec.webhookSecret);
     warnRegistration(ctx, ctx.spec.apiToken ? ['apiToken'] : []);
-    route(ctx, {
+    await route(ctx, {
       ...(key
         ? {
             verify: (h, raw) =>
@@ -163,7 +176,7 @@ export const gitlab: SourceAdapter<GitlabEventSource> = {
   async start(ctx) {
     const token = await secret(ctx, ctx.spec.secretToken);
     warnRegistration(ctx, ['accessToken']);
-    route(ctx, {
+    await route(ctx, {
       ...(token
         ? {
             verify: (h) => {
@@ -185,7 +198,7 @@ export const bitbucketserver: SourceAdapter<BitbucketServerEventSource> = {
   async start(ctx) {
     const key = await secret(ctx, ctx.spec.webhookSecret);
     warnRegistration(ctx, ctx.spec.accessToken ? ['accessToken'] : []);
-    route(ctx, {
+    await route(ctx, {
       ...(key ? { verify: (h, raw) => checkHubSignature(key, raw, header(h, 'x-hub-signature')) } : {}),
       prepare: (h) => idFrom(h, 'x-request-id'),
     });
@@ -198,7 +211,7 @@ export const bitbucket: SourceAdapter<BitbucketEventSource> = {
   exclusive: false,
   async start(ctx) {
     warnRegistration(ctx, ctx.spec.auth ? ['auth'] : []);
-    route(ctx, { prepare: (h) => idFrom(h, 'x-request-uuid', 'x-hook-uuid') });
+    await route(ctx, { prepare: (h) => idFrom(h, 'x-request-uuid', 'x-hook-uuid') });
     return { stop: async () => {} };
   },
 };
@@ -208,7 +221,7 @@ export const slack: SourceAdapter<SlackEventSource> = {
   exclusive: false,
   async start(ctx) {
     const signing = await secret(ctx, ctx.spec.signingSecret);
-    route(ctx, {
+    await route(ctx, {
       ...(signing
         ? {
             verify: (h, raw) =>
@@ -253,7 +266,7 @@ export const stripe: SourceAdapter<StripeEventSource> = {
   async start(ctx) {
     warnRegistration(ctx, ctx.spec.createWebhook ? ['createWebhook'] : []);
     const types = new Set(ctx.spec.eventFilter ?? []);
-    route(ctx, {
+    await route(ctx, {
       prepare: (_h, body) => {
         const ev = body as { id?: unknown; type?: unknown; object?: unknown } | null;
         if (!ev || typeof ev !== 'object' || ev.object !== 'event' || typeof ev.id !== 'string') {

@@ -164,3 +164,72 @@ describe.skipIf(natsMissing())(
     });
   },
 );
+
+describe.skipIf(natsMissing())(`webhook EventSource over TLS${skipNote(natsMissing())}`, () => {
+  it('serves HTTPS with the certificate and key from its Secrets', async () => {
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { request } = await import('node:https');
+    const { ensurePki } = await import('../../harness/certs.ts');
+    const pki = ensurePki(mkdtempSync(join(tmpdir(), 'hook-tls-')));
+    const files: Record<string, string> = { cert: pki.servingCert, key: pki.servingKey };
+    const conn = await BusConnection.open({ url: natsUrl() });
+    const bus: BusRef = { namespace: uniqueName('tls'), busName: 'default' };
+    const cfg = parseStreamConfig('');
+    if (!cfg.ok) throw new Error(cfg.errors.join());
+    await ensureStreams(await jetstreamManager(conn.nc), bus, cfg.settings, 1);
+    const es = await startEventSource({
+      name: 'secure',
+      namespace: bus.namespace,
+      spec: EventSourceSpec.parse({
+        webhook: {
+          push: {
+            port: '0',
+            endpoint: '/push',
+            method: 'POST',
+            serverCertSecret: { name: 'tls', key: 'cert' },
+            serverKeySecret: { name: 'tls', key: 'key' },
+          },
+        },
+      }),
+      bus,
+      publisher: new Publisher(conn.nc),
+      nc: conn.nc,
+      registry: newRegistry(),
+      log,
+      resolveSecret: async (sel) => readFileSync(files[sel.key]!, 'utf8'),
+      host: '127.0.0.1',
+    });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port: es.ports.get('0'),
+            path: '/push',
+            method: 'POST',
+            ca: readFileSync(pki.caCert),
+            servername: 'localhost',
+            headers: { 'content-type': 'application/json' },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.end('{"secure":true}');
+      });
+      expect(status).toBe(200);
+      const plain = await fetch(`http://127.0.0.1:${es.ports.get('0')}/push`, {
+        method: 'POST',
+        body: '{}',
+      }).catch(() => undefined);
+      expect(plain?.status).not.toBe(200);
+    } finally {
+      await es.stop();
+      await conn.close();
+    }
+  });
+});
