@@ -10,9 +10,10 @@
 //                    at most 5 minutes old; URL verification answered; id event_id (events API)
 //   stripe           (no signing secret in the upstream spec); id = event id; eventFilter by type
 //
-// Registering hooks through the providers' APIs (apiToken, accessToken, auth, createWebhook)
-// needs the internet and is not done by this build: those fields are accepted and a warning says
-// the hook must be created in the provider's settings.
+// GitHub hooks are registered through the REST API when apiToken is set (github-hooks.ts; the API
+// base URL follows githubBaseURL). For the other providers (accessToken, auth, createWebhook) and
+// GitHub Apps this build does not register hooks: those fields are accepted and a warning says the
+// hook must be created in the provider's settings.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type {
@@ -25,6 +26,7 @@ import type {
 } from '../../api/eventsource.ts';
 import type { SecretKeySelector } from '../../api/k8s.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { registerGithubHooks } from './github-hooks.ts';
 import { DEFAULT_MAX_PAYLOAD, type WebhookRoute } from './server.ts';
 
 type Refusal = { status: 401 | 403; message: string } | undefined;
@@ -156,7 +158,7 @@ export const github: SourceAdapter<GithubEventSource> = {
   exclusive: false,
   async start(ctx) {
     const key = await secret(ctx, ctx.spec.webhookSecret);
-    warnRegistration(ctx, ctx.spec.apiToken ? ['apiToken'] : []);
+    if (ctx.spec.githubApp && !ctx.spec.apiToken) warnRegistration(ctx, ['githubApp']);
     await route(ctx, {
       ...(key
         ? {
@@ -166,7 +168,13 @@ export const github: SourceAdapter<GithubEventSource> = {
         : {}),
       prepare: (h) => idFrom(h, 'x-github-delivery'),
     });
-    return { stop: async () => {} };
+    const token = await secret(ctx, ctx.spec.apiToken);
+    const hooks = token ? await registerGithubHooks(ctx.spec, token, key, ctx.log) : undefined;
+    return {
+      async stop() {
+        if (ctx.spec.deleteHookOnFinish) await hooks?.remove();
+      },
+    };
   },
 };
 
