@@ -1,6 +1,8 @@
 // The Sensor runtime on a real nats-server with a real HTTP sink: retries, dead letters,
 // non-retryable rejections, strict rate limits, the circuit breaker, AND conditions across a
 // restart, and no repeated effect when the same events come again.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { metric, newBus, runSensor, startSink, type TestBus, until } from './fixtures.ts';
@@ -273,6 +275,86 @@ describe.skipIf(natsMissing())(`Sensor runtime${skipNote(natsMissing())}`, () =>
       await sink.close();
     }
   }, 60_000);
+
+  it('conditionsReset clears a partial AND match on its schedule', async () => {
+    const sink = await startSink();
+    const s = await runSensor(b, 'reset', {
+      dependencies: [dep('order', 'reset-a'), dep('payment', 'reset-b')],
+      triggers: [
+        {
+          template: {
+            name: 'both',
+            conditions: 'order && payment',
+            conditionsReset: [{ byTime: { cron: '* * * * * *' } }],
+            http: { url: `${sink.url}/both` },
+          },
+        },
+      ],
+    });
+    try {
+      await b.emit('hooks', 'reset-a', { n: 1 });
+      await until('stored', async () => (await metric(s.registry, 'sluice_sensor_events_total')) === 1);
+      // The reset runs every second: after it, the order is forgotten and a payment alone fires nothing.
+      await new Promise((r) => setTimeout(r, 2200));
+      await b.emit('hooks', 'reset-b', { n: 2 });
+      await until(
+        'second handled',
+        async () => (await metric(s.registry, 'sluice_sensor_events_total')) === 2,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sink.on()).toHaveLength(0);
+    } finally {
+      await s.stop();
+      await sink.close();
+    }
+  });
+
+  it('orderingKey: events with the same key are handled one at a time, in order', async () => {
+    // A sink that takes 30 ms per call and records when each call came and went.
+    const spans: Array<{ n: number; in: number; out: number }> = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const span = {
+          n: (JSON.parse(Buffer.concat(chunks).toString()) as { n: number }).n,
+          in: Date.now(),
+          out: 0,
+        };
+        setTimeout(() => {
+          span.out = Date.now();
+          spans.push(span);
+          res.end('ok');
+        }, 30);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+    const s = await runSensor(b, 'ordered', {
+      dependencies: [{ ...dep('order', 'ordered'), orderingKey: 'customer' }],
+      triggers: [
+        {
+          template: {
+            name: 'call',
+            http: {
+              url,
+              payload: [{ src: { dependencyName: 'order', dataKey: 'n', useRawData: true }, dest: 'n' }],
+            },
+          },
+        },
+      ],
+    });
+    try {
+      for (let i = 0; i < 15; i++) await b.emit('hooks', 'ordered', { customer: 'c1', n: i });
+      await until('all delivered', () => spans.length === 15);
+      expect(spans.map((x) => x.n)).toEqual(Array.from({ length: 15 }, (_, i) => i));
+      // Never two calls for the same key at once: each starts after the previous one answered.
+      for (let i = 1; i < spans.length; i++) expect(spans[i]!.in).toBeGreaterThanOrEqual(spans[i - 1]!.out);
+    } finally {
+      await s.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
 
   it('the same event published again (a replay past the duplicates window) does not repeat the effect', async () => {
     const sink = await startSink();
