@@ -13,7 +13,7 @@ export SLUICE_NODE := $(NODE)
 NODE_RUN := $(NODE) --disable-warning=ExperimentalWarning
 VITEST := $(NODE_RUN) node_modules/vitest/vitest.mjs
 
-.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e run crds bench clean
+.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e run crds install-yaml image bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,8 +55,17 @@ run: deps ## bring up the quickstart locally (sluice dev + demo sink on :8090)
 	./scripts/tools.sh nats
 	./bin/sluice dev -f examples/quickstart --sink 8090
 
-crds: deps ## regenerate crds/*.yaml from the zod schemas in src/api
+crds: deps ## regenerate crds/*.yaml from the zod schemas, then the copies and config/install.yaml
 	$(NODE_RUN) scripts/gen-crds.ts
+	$(NODE_RUN) scripts/render-install.ts
+
+install-yaml: deps ## copy crds/ into config/crd and charts/sluice/crds; render config/install.yaml
+	$(NODE_RUN) scripts/render-install.ts
+
+image: ## build the sluice image (needs a running docker or podman)
+	@engine=$$(command -v docker || command -v podman || true); \
+	if [ -z "$$engine" ] || ! $$engine info >/dev/null 2>&1; then echo "make image: no container engine running" >&2; exit 1; fi; \
+	$$engine build -t sluice:$$($(NODE) -p 'require("./package.json").version') .
 
 bench: deps tools ## benchmarks against the raw ceiling (writes bench/results/*.json)
 	$(NODE_RUN) bench/bus.ts
