@@ -75,6 +75,8 @@ export interface SensorRuntimeOptions {
   processedTtlMs?: number;
   /** Lease identity when `replicas > 1`. */
   identity?: string;
+  /** Namespace of the Lease (default: the Sensor's). */
+  leaseNamespace?: string;
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -418,7 +420,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   if ((spec.replicas ?? 1) > 1) {
     elector = new LeaderElector({
       kubeConfig: kubeConfig(),
-      namespace: o.namespace,
+      namespace: o.leaseNamespace ?? o.namespace,
       name: `${o.name}-sensor`,
       identity: o.identity ?? `${hostname()}-${process.pid}`,
       logger: log,
