@@ -36,7 +36,7 @@ describe.skipIf(missing)(`controller with least-privilege RBAC${skipNote(missing
     for (const name of ['sluice-system', ns]) {
       await core.createNamespace({ body: { metadata: { name } } }).catch(() => undefined);
     }
-    const applied = await run(kubectl.path!, ['--kubeconfig', kubeconfigPath()!, 'apply', '-f', rbacDir]);
+    const applied = await run(kubectl.path!, ['--kubeconfig', kubeconfigPath()!, 'apply', '-k', rbacDir]);
     expect(applied.stderr).toBe('');
     const token = await core.createNamespacedServiceAccountToken({
       name: 'sluice-controller',
