@@ -1,8 +1,6 @@
 // `sluice eventsource`: runs the EventSource handed over by the controller (SLUICE_OBJECT,
 // SLUICE_BUS, SLUICE_BUS_CREDENTIAL, as set in its Deployment).
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { EventSourceSpec } from '../api/eventsource.ts';
-import type { SecretKeySelector } from '../api/k8s.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { Publisher } from '../bus/publisher.ts';
 import {
@@ -15,16 +13,14 @@ import { startEventSource } from '../eventsources/runtime.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
-
-function fromEnv<T>(name: string): T {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set; sluice eventsource is started by the controller with it`);
-  return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
-}
+import { fromEnv, kubeAccessors } from './runtime-env.ts';
 
 export async function runEventSource(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
-  const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT);
-  const bus = fromEnv<RuntimeBus>(ENV_BUS);
+  const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(
+    ENV_OBJECT,
+    'eventsource',
+  );
+  const bus = fromEnv<RuntimeBus>(ENV_BUS, 'eventsource');
   const log = createLogger({
     base: { role: 'eventsource', eventsource: obj.metadata.name, namespace: obj.metadata.namespace },
     ...(flags.logLevel ? { level: flags.logLevel } : {}),
@@ -38,22 +34,7 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}`,
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
-  let kc: KubeConfig | undefined;
-  const kubeConfig = (): KubeConfig => {
-    if (!kc) {
-      kc = new KubeConfig();
-      kc.loadFromDefault();
-    }
-    return kc;
-  };
-  let core: CoreV1Api | undefined;
-  const resolveSecret = async (sel: SecretKeySelector): Promise<string> => {
-    core ??= kubeConfig().makeApiClient(CoreV1Api);
-    const s = await core.readNamespacedSecret({ name: sel.name ?? '', namespace: obj.metadata.namespace });
-    const v = s.data?.[sel.key];
-    if (v === undefined) throw new Error(`Secret ${sel.name} has no key ${sel.key}`);
-    return Buffer.from(v, 'base64').toString('utf8');
-  };
+  const { kubeConfig, resolveSecret } = kubeAccessors(obj.metadata.namespace);
   const running = await startEventSource({
     name: obj.metadata.name,
     namespace: obj.metadata.namespace,

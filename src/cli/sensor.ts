@@ -1,8 +1,6 @@
 // `sluice sensor`: runs the Sensor handed over by the controller (SLUICE_OBJECT, SLUICE_BUS,
 // SLUICE_BUS_CREDENTIAL, as set in its Deployment). SIGTERM stops pulling, lets running trigger
 // calls finish (un-acked messages come back to the next process otherwise), then exits 0.
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { BusConnection } from '../bus/connection.ts';
 import {
@@ -17,16 +15,11 @@ import { startOpsServer } from '../observability/server.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts';
-
-function fromEnv<T>(name: string): T {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set; sluice sensor is started by the controller with it`);
-  return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
-}
+import { fromEnv, kubeAccessors } from './runtime-env.ts';
 
 export async function runSensor(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
-  const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT);
-  const bus = fromEnv<RuntimeBus>(ENV_BUS);
+  const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT, 'sensor');
+  const bus = fromEnv<RuntimeBus>(ENV_BUS, 'sensor');
   const log = createLogger({
     base: { role: 'sensor' },
     ...(flags.logLevel ? { level: flags.logLevel } : {}),
@@ -41,31 +34,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     name: `sensor/${ns}/${obj.metadata.name}`,
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
-  let kc: KubeConfig | undefined;
-  const kubeConfig = (): KubeConfig => {
-    if (!kc) {
-      kc = new KubeConfig();
-      kc.loadFromDefault();
-    }
-    return kc;
-  };
-  let core: CoreV1Api | undefined;
-  const api = () => {
-    core ??= kubeConfig().makeApiClient(CoreV1Api);
-    return core;
-  };
-  const resolveSecret = async (sel: SecretKeySelector): Promise<string> => {
-    const s = await api().readNamespacedSecret({ name: sel.name ?? '', namespace: ns });
-    const v = s.data?.[sel.key];
-    if (v === undefined) throw new Error(`Secret ${sel.name} has no key ${sel.key}`);
-    return Buffer.from(v, 'base64').toString('utf8');
-  };
-  const resolveConfigMap = async (sel: ConfigMapKeySelector): Promise<string> => {
-    const c = await api().readNamespacedConfigMap({ name: sel.name ?? '', namespace: ns });
-    const v = c.data?.[sel.key];
-    if (v === undefined) throw new Error(`ConfigMap ${sel.name} has no key ${sel.key}`);
-    return v;
-  };
+  const { kubeConfig, resolveSecret, resolveConfigMap } = kubeAccessors(ns);
   const running = await startSensor({
     name: obj.metadata.name,
     namespace: ns,

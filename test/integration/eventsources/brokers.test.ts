@@ -3,18 +3,15 @@
 // after the bus stored its event (with the stream full it stays pending and is published once
 // room is made), and an entry read twice is stored once.
 import { hostname } from 'node:os';
-import { jetstreamManager } from '@nats-io/jetstream';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import mqttLib from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
-import { parseStreamConfig } from '../../../src/api/stream-config.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
-import { ensureStreams } from '../../../src/bus/streams.ts';
-import { type BusRef, eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
-import { type CloudEvent, decodeEvent, encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
+import { eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
+import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -27,24 +24,12 @@ import {
 } from '../../harness/brokers.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+import { busWithStreams } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 
 async function setup(conn: BusConnection, streamConfig = '') {
-  const bus: BusRef = { namespace: uniqueName('brk'), busName: 'default' };
-  const cfg = parseStreamConfig(streamConfig);
-  if (!cfg.ok) throw new Error(cfg.errors.join());
-  const jsm = await jetstreamManager(conn.nc);
-  await ensureStreams(jsm, bus, cfg.settings, 1);
-  const stored = async (): Promise<CloudEvent[]> => {
-    const info = await jsm.streams.info(eventStreamName(bus));
-    const out: CloudEvent[] = [];
-    for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
-      if (m) out.push(decodeEvent(m.data));
-    }
-    return out;
-  };
+  const { bus, jsm, stored } = await busWithStreams(conn, 'brk', streamConfig);
   const start = (spec: Record<string, unknown>) =>
     startEventSource({
       name: 'brokers',

@@ -1,20 +1,14 @@
-// Calendar EventSource on a real nats-server: fires reach the bus with deterministic ids; stopped
-// across due fires and started again, it emits each missed fire exactly once with catch-up on, and
-// none with catch-up off; a restart right after a fire does not repeat it.
-import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
-import { parseStreamConfig } from '../../../src/api/stream-config.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
-import { ensureStreams } from '../../../src/bus/streams.ts';
-import { type BusRef, eventStreamName } from '../../../src/bus/subjects.ts';
-import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
+import type { CloudEvent } from '../../../src/eventsources/envelope.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { waitFor } from '../../harness/proc.ts';
-import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
+import { busWithStreams } from './fixtures.ts';
 
 const log = createLogger({ level: 'silent' });
 
@@ -28,20 +22,7 @@ describe.skipIf(natsMissing())(`calendar EventSource${skipNote(natsMissing())}`,
   });
 
   async function setup() {
-    const bus: BusRef = { namespace: uniqueName('cal'), busName: 'default' };
-    const cfg = parseStreamConfig('');
-    if (!cfg.ok) throw new Error(cfg.errors.join());
-    const jsm = await jetstreamManager(conn.nc);
-    await ensureStreams(jsm, bus, cfg.settings, 1);
-    const stored = async (): Promise<CloudEvent[]> => {
-      const info = await jsm.streams.info(eventStreamName(bus));
-      const out: CloudEvent[] = [];
-      for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-        const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
-        if (m) out.push(decodeEvent(m.data));
-      }
-      return out;
-    };
+    const { bus, jsm, stored } = await busWithStreams(conn, 'cal', '');
     const start = (calendar: Record<string, unknown>) =>
       startEventSource({
         name: 'clock',

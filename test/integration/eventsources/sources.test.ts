@@ -3,42 +3,21 @@
 // envelope, subject and id; a resend / relist is stored once; filters and namespace scoping hold;
 // with replicas: 2 only the Lease holder watches, and the other takes over when it stops.
 import { CoreV1Api } from '@kubernetes/client-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
-import { parseStreamConfig } from '../../../src/api/stream-config.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
-import { ensureStreams } from '../../../src/bus/streams.ts';
-import { type BusRef, eventStreamName } from '../../../src/bus/subjects.ts';
-import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
+import type { BusRef } from '../../../src/bus/subjects.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { type NatsServer, startNats } from '../../harness/nats.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { kubeConfig, kubeMissing, natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+import { busWithStreams } from './fixtures.ts';
 
 const log = createLogger({ level: 'silent' });
-
-async function busFor(conn: BusConnection, prefix: string) {
-  const bus: BusRef = { namespace: uniqueName(prefix), busName: 'default' };
-  const cfg = parseStreamConfig('');
-  if (!cfg.ok) throw new Error(cfg.errors.join());
-  const jsm = await jetstreamManager(conn.nc);
-  await ensureStreams(jsm, bus, cfg.settings, 1);
-  const stored = async (): Promise<CloudEvent[]> => {
-    const info = await jsm.streams.info(eventStreamName(bus));
-    const out: CloudEvent[] = [];
-    for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
-      if (m) out.push(decodeEvent(m.data));
-    }
-    return out;
-  };
-  return { bus, stored };
-}
 
 describe.skipIf(natsMissing())(`nats EventSource${skipNote(natsMissing())}`, () => {
   let outside: NatsServer;
@@ -53,7 +32,7 @@ describe.skipIf(natsMissing())(`nats EventSource${skipNote(natsMissing())}`, () 
   });
 
   it('turns messages into events; Nats-Msg-Id makes a resend one event; requests get "ok" after storing', async () => {
-    const { bus, stored } = await busFor(conn, 'natsrc');
+    const { bus, stored } = await busWithStreams(conn, 'natsrc');
     const es = await startEventSource({
       name: 'ext',
       namespace: bus.namespace,
@@ -126,7 +105,7 @@ describe.skipIf(kubeSkip)(`resource EventSource${skipNote(kubeSkip)}`, () => {
     });
 
   it('ADD / UPDATE / DELETE of ConfigMaps, label and field filters, namespace scoping', async () => {
-    const { bus, stored } = await busFor(conn, 'resbus');
+    const { bus, stored } = await busWithStreams(conn, 'resbus');
     const es = await start(bus, {
       resource: {
         cms: {
@@ -181,7 +160,7 @@ describe.skipIf(kubeSkip)(`resource EventSource${skipNote(kubeSkip)}`, () => {
   });
 
   it('replicas: 2 — only the Lease holder emits; the other takes over when it stops, nothing twice', async () => {
-    const { bus, stored } = await busFor(conn, 'resha');
+    const { bus, stored } = await busWithStreams(conn, 'resha');
     const spec = {
       replicas: 2,
       resource: {

@@ -1,0 +1,50 @@
+// What `sluice eventsource` and `sluice sensor` read from their environment (set by the controller
+// in their Deployment) and the Kubernetes access they share: the pod's service account or the
+// kubeconfig, loaded only when something needs it (a Secret, a ConfigMap, a Lease, a watch).
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
+
+/** A base64 JSON variable the controller sets; a clear error when it is missing. */
+export function fromEnv<T>(name: string, role: string): T {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set; sluice ${role} is started by the controller with it`);
+  return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+}
+
+export interface KubeAccessors {
+  kubeConfig(): KubeConfig;
+  resolveSecret(sel: SecretKeySelector): Promise<string>;
+  resolveConfigMap(sel: ConfigMapKeySelector): Promise<string>;
+}
+
+/** Lazily loaded Kubernetes access for objects in `namespace`. */
+export function kubeAccessors(namespace: string): KubeAccessors {
+  let kc: KubeConfig | undefined;
+  let core: CoreV1Api | undefined;
+  const kubeConfig = (): KubeConfig => {
+    if (!kc) {
+      kc = new KubeConfig();
+      kc.loadFromDefault();
+    }
+    return kc;
+  };
+  const api = () => {
+    core ??= kubeConfig().makeApiClient(CoreV1Api);
+    return core;
+  };
+  return {
+    kubeConfig,
+    async resolveSecret(sel) {
+      const s = await api().readNamespacedSecret({ name: sel.name ?? '', namespace });
+      const v = s.data?.[sel.key];
+      if (v === undefined) throw new Error(`Secret ${sel.name} has no key ${sel.key}`);
+      return Buffer.from(v, 'base64').toString('utf8');
+    },
+    async resolveConfigMap(sel) {
+      const c = await api().readNamespacedConfigMap({ name: sel.name ?? '', namespace });
+      const v = c.data?.[sel.key];
+      if (v === undefined) throw new Error(`ConfigMap ${sel.name} has no key ${sel.key}`);
+      return v;
+    },
+  };
+}

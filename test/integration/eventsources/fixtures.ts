@@ -1,0 +1,41 @@
+// Shared by the EventSource tests: a bus of its own (fresh namespace) with streams on the shared
+// nats-server, and a reader of every event stored in it.
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import { parseStreamConfig } from '../../../src/api/stream-config.ts';
+import type { BusConnection } from '../../../src/bus/connection.ts';
+import { ensureStreams } from '../../../src/bus/streams.ts';
+import { type BusRef, eventStreamName } from '../../../src/bus/subjects.ts';
+import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
+import { uniqueName } from '../../harness/shared.ts';
+
+export interface TestBus {
+  bus: BusRef;
+  jsm: JetStreamManager;
+  /** Every event in the bus's stream, oldest first. */
+  stored(): Promise<CloudEvent[]>;
+}
+
+export async function busWithStreams(
+  conn: BusConnection,
+  prefix: string,
+  streamConfig = '',
+): Promise<TestBus> {
+  const bus: BusRef = { namespace: uniqueName(prefix), busName: 'default' };
+  const cfg = parseStreamConfig(streamConfig);
+  if (!cfg.ok) throw new Error(cfg.errors.join());
+  const jsm = await jetstreamManager(conn.nc);
+  await ensureStreams(jsm, bus, cfg.settings, 1);
+  return {
+    bus,
+    jsm,
+    async stored() {
+      const info = await jsm.streams.info(eventStreamName(bus));
+      const out: CloudEvent[] = [];
+      for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
+        if (m) out.push(decodeEvent(m.data));
+      }
+      return out;
+    },
+  };
+}
