@@ -7,19 +7,19 @@ type Loader = () => Promise<SourceAdapter<never>>;
 
 export const ADAPTERS: Readonly<Record<string, Loader>> = {
   amqp: async () => (await import('./brokers/amqp.ts')).adapter,
-  bitbucket: async () => (await import('./webhook/signed.ts')).bitbucket,
-  bitbucketserver: async () => (await import('./webhook/signed.ts')).bitbucketserver,
+  bitbucket: async () => (await import('./webhook/bitbucket.ts')).bitbucket,
+  bitbucketserver: async () => (await import('./webhook/bitbucketserver.ts')).bitbucketserver,
   calendar: async () => (await import('./calendar/adapter.ts')).adapter,
   file: async () => (await import('./file/adapter.ts')).adapter,
-  github: async () => (await import('./webhook/signed.ts')).github,
-  gitlab: async () => (await import('./webhook/signed.ts')).gitlab,
+  github: async () => (await import('./webhook/github.ts')).github,
+  gitlab: async () => (await import('./webhook/gitlab.ts')).gitlab,
   mqtt: async () => (await import('./brokers/mqtt.ts')).adapter,
   nats: async () => (await import('./brokers/nats.ts')).adapter,
   redis: async () => (await import('./brokers/redis.ts')).redis,
   redisStream: async () => (await import('./brokers/redis.ts')).redisStream,
   resource: async () => (await import('./resource/adapter.ts')).adapter,
-  slack: async () => (await import('./webhook/signed.ts')).slack,
-  stripe: async () => (await import('./webhook/signed.ts')).stripe,
+  slack: async () => (await import('./webhook/slack.ts')).slack,
+  stripe: async () => (await import('./webhook/stripe.ts')).stripe,
   webhook: async () => (await import('./webhook/adapter.ts')).adapter,
 };
 

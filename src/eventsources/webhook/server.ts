@@ -1,6 +1,6 @@
 // One HTTP server per port, shared by all webhook-style sources of an EventSource. The order of
-// checks is fixed: route (404/405), capacity (429), auth (401), size (413), content (400), and
-// only then publish: 200 only after the bus confirmed the event is stored; 503 + Retry-After when
+// checks is fixed: route (404/405), capacity (429), auth (401), size (413), the route's signature
+// check (401 unsigned, 403 wrong), content (400), and only then publish: 200 only after the bus confirmed the event is stored; 503 + Retry-After when
 // the bus is full or unreachable, so the sender retries instead of believing a lost event arrived.
 import { timingSafeEqual } from 'node:crypto';
 import {
@@ -24,6 +24,8 @@ export interface WebhookRoute {
   /** Serve this port over HTTPS with this certificate and key (PEM), when configured. */
   tls?: { cert: string; key: string };
   metadata?: Record<string, string>;
+  /** Request headers left out of the published `header` (lower case), e.g. ones carrying a secret. */
+  hideHeaders?: string[];
   /** Publishes the event; resolves once it is durable (or filtered out), rejects with a BusError. */
   accept(delivery: WebhookDelivery): Promise<unknown>;
   /**
@@ -33,15 +35,37 @@ export interface WebhookRoute {
   verify?(headers: IncomingHttpHeaders, raw: Buffer): { status: 401 | 403; message: string } | undefined;
   /**
    * Provider-specific handling after parsing: the delivery id (stable across the provider's
-   * retries), the data to publish instead of `{header, body}`, or a direct answer with nothing
-   * published (a URL-verification handshake, an event type that is filtered out).
+   * retries), the data to publish instead of `{header, body}`, several events from one delivery,
+   * or a direct answer with nothing published (a URL-verification handshake, an event type that
+   * is filtered out). `standard` is what would be published otherwise ({header, body, metadata}).
+   * Throwing refuses the delivery with 400, or 503 + Retry-After for RetryLater.
    */
   prepare?(
     headers: IncomingHttpHeaders,
     body: unknown,
     raw: Buffer,
-  ): { id?: string; data?: unknown; reply?: { status: number; body: string; contentType?: string } };
+    standard: StandardPayload,
+  ): Prepared | Promise<Prepared>;
 }
+
+/** The upstream webhook payload: request headers (all values of each), parsed body, metadata. */
+export interface StandardPayload {
+  header: Record<string, string[]>;
+  body: unknown;
+  metadata?: Record<string, string>;
+}
+
+/** What a route's `prepare` makes of a delivery. */
+export interface Prepared {
+  id?: string | undefined;
+  data?: unknown;
+  /** Publish these instead of one event; the answer is 200 only once all of them are stored. */
+  events?: Array<{ id?: string | undefined; data: unknown }>;
+  reply?: { status: number; body: string; contentType?: string };
+}
+
+/** Thrown by `prepare` when the delivery cannot be judged now (e.g. a provider API is down). */
+export class RetryLater extends Error {}
 
 export interface WebhookDelivery {
   eventName: string;
@@ -189,12 +213,20 @@ export class WebhookServer {
       }
       const header: Record<string, string[]> = {};
       for (const [k, v] of Object.entries(req.headersDistinct)) {
-        if (v && k !== 'authorization') header[k] = v;
+        if (v && k !== 'authorization' && !route.hideHeaders?.includes(k)) header[k] = v;
       }
-      let prepared: ReturnType<NonNullable<WebhookRoute['prepare']>> = {};
+      const standard: StandardPayload = {
+        header,
+        body,
+        ...(route.metadata ? { metadata: route.metadata } : {}),
+      };
+      let prepared: Prepared = {};
       try {
-        prepared = route.prepare?.(req.headers, body, raw) ?? {};
+        prepared = (await route.prepare?.(req.headers, body, raw, standard)) ?? {};
       } catch (err) {
+        if (err instanceof RetryLater) {
+          return done(503, `not accepted, retry later: ${err.message}`, { 'retry-after': RETRY_AFTER_S });
+        }
         return done(400, `not a valid delivery: ${(err as Error).message}`);
       }
       if (prepared.reply) {
@@ -211,16 +243,21 @@ export class WebhookServer {
         (typeof idHeader === 'string' && idHeader.length > 0 && idHeader.length <= 200
           ? idHeader
           : undefined);
+      const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+      const events = prepared.events ?? [
+        { id, data: prepared.data !== undefined ? prepared.data : standard },
+      ];
       try {
-        await route.accept({
-          eventName: route.eventName,
-          ...(id ? { id } : {}),
-          ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
-          data:
-            prepared.data !== undefined
-              ? prepared.data
-              : { header, body, ...(route.metadata ? { metadata: route.metadata } : {}) },
-        });
+        // In order, each stored before the next: a retried delivery re-sends the same ids, so
+        // the ones already stored are dropped as duplicates by the bus.
+        for (const ev of events) {
+          await route.accept({
+            eventName: route.eventName,
+            ...(ev.id ? { id: ev.id } : {}),
+            ...(traceparent ? { traceparent } : {}),
+            data: ev.data,
+          });
+        }
       } catch (err) {
         if (err instanceof BusError && err.code === 'MessageTooLarge') return done(413, err.message);
         if (err instanceof BusError && err.retryable) {

@@ -1,7 +1,9 @@
-// Signed webhook sources against a real nats-server: a good signature or token is accepted and
-// the event is in the stream under the provider's delivery id (a redelivery is stored once); a
-// missing one gets 401, a wrong one 403, and nothing is published; Slack's URL verification is
-// answered; Stripe's event filter acknowledges without publishing.
+// Signed webhook sources against a real nats-server, each type through the EventSource runtime:
+// a good signature (or token) is answered 200 and the event is in the bus stream with the type,
+// subject and the provider's delivery id; the same delivery sent twice is stored once; a missing
+// signature gets 401 and a wrong one 403, with nothing published. Slack's URL verification is
+// answered with its challenge and not published; Stripe's eventFilter acknowledges other types
+// without publishing; Bitbucket Server splits refs_changed with oneEventPerChange.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
@@ -22,6 +24,8 @@ const SECRETS: Record<string, string> = {
   gl: 'gl-token',
   bbs: 'bbs-secret',
   sl: 'slack-signing',
+  slt: 'slack-verification-token',
+  auth: 'proxy-bearer',
 };
 const hook = (endpoint: string) => ({ port: '0', endpoint, method: 'POST' });
 const spec = EventSourceSpec.parse({
@@ -30,16 +34,22 @@ const spec = EventSourceSpec.parse({
       webhook: hook('/github'),
       repositories: [{ owner: 'o', names: ['r'] }],
       webhookSecret: { name: 's', key: 'gh' },
+      metadata: { team: 'core' },
     },
   },
   gitlab: {
     mr: {
       webhook: hook('/gitlab'),
-      projects: ['1'],
       accessToken: { name: 's', key: 'x' },
       gitlabBaseURL: 'https://gitlab.example',
       events: ['MergeRequestsEvents'],
       secretToken: { name: 's', key: 'gl' },
+    },
+  },
+  bitbucket: {
+    cloud: {
+      webhook: { ...hook('/bitbucket'), authSecret: { name: 's', key: 'auth' } },
+      repositories: [{ owner: 'w', repositorySlug: 'r' }],
     },
   },
   bitbucketserver: {
@@ -49,11 +59,21 @@ const spec = EventSourceSpec.parse({
       repositories: [{ projectKey: 'P', repositorySlug: 'r' }],
       webhookSecret: { name: 's', key: 'bbs' },
     },
+    tags: {
+      webhook: hook('/bbs-split'),
+      bitbucketserverBaseURL: 'https://bitbucket.example/rest',
+      repositories: [{ projectKey: 'P', repositorySlug: 'r' }],
+      oneEventPerChange: true,
+    },
   },
   slack: {
-    msg: { webhook: hook('/slack'), signingSecret: { name: 's', key: 'sl' }, token: { name: 's', key: 'x' } },
+    msg: {
+      webhook: hook('/slack'),
+      signingSecret: { name: 's', key: 'sl' },
+      token: { name: 's', key: 'slt' },
+    },
   },
-  stripe: { pay: { webhook: hook('/stripe'), eventFilter: ['charge.succeeded'] } },
+  stripe: { pay: { webhook: hook('/stripe'), eventFilter: ['charge.succeeded'], metadata: { env: 'test' } } },
 });
 
 describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissing())}`, () => {
@@ -61,7 +81,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
   let es: RunningEventSource;
   let bus: BusRef;
   let base: string;
-  const stored = async (): Promise<CloudEvent[]> => {
+  const stored = async (type: string): Promise<CloudEvent[]> => {
     const jsm = await jetstreamManager(conn.nc);
     const info = await jsm.streams.info(eventStreamName(bus));
     const out: CloudEvent[] = [];
@@ -69,14 +89,10 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
       const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
       if (m) out.push(decodeEvent(m.data));
     }
-    return out;
+    return out.filter((e) => e.type === type);
   };
-  const post = (path: string, body: string, headers: Record<string, string>) =>
-    fetch(`${base}${path}`, {
-      method: 'POST',
-      body,
-      headers: { 'content-type': 'application/json', ...headers },
-    });
+  const post = (path: string, body: string, headers: Record<string, string>, type = 'application/json') =>
+    fetch(`${base}${path}`, { method: 'POST', body, headers: { 'content-type': type, ...headers } });
 
   beforeAll(async () => {
     conn = await BusConnection.open({ url: natsUrl() });
@@ -103,81 +119,156 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     await conn?.close();
   });
 
-  it('github: HMAC-SHA256 signature, delivery id, redelivery stored once; 401 unsigned, 403 wrong', async () => {
+  it('github: sha256 and legacy sha1 signatures; delivery id; upstream {headers, body, metadata}', async () => {
     const body = JSON.stringify({ ref: 'refs/heads/main' });
     const sig = `sha256=${hmacHex('sha256', SECRETS.gh!, body)}`;
     const headers = { 'x-hub-signature-256': sig, 'x-github-delivery': 'gh-1', 'x-github-event': 'push' };
     expect((await post('/github', body, headers)).status).toBe(200);
     expect((await post('/github', body, headers)).status).toBe(200);
-    expect((await post('/github', body, { 'x-github-delivery': 'gh-2' })).status).toBe(401);
-    expect(
-      (await post('/github', body, { ...headers, 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` })).status,
-    ).toBe(403);
-    expect((await post('/github', `${body} `, headers)).status).toBe(403);
-    const evs = (await stored()).filter((e) => e.type === 'github');
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ id: 'gh-1', subject: 'push', source: 'hosts' });
-    expect((evs[0]!.data as { body: unknown }).body).toEqual({ ref: 'refs/heads/main' });
-    expect((evs[0]!.data as { header: Record<string, string[]> }).header['x-github-event']).toEqual(['push']);
+    const legacy = {
+      'x-hub-signature': `sha1=${hmacHex('sha1', SECRETS.gh!, body)}`,
+      'x-github-delivery': 'gh-2',
+    };
+    expect((await post('/github', body, legacy)).status).toBe(200);
+    expect((await post('/github', body, { 'x-github-delivery': 'gh-3' })).status).toBe(401);
+    const zeros = {
+      ...headers,
+      'x-github-delivery': 'gh-4',
+      'x-hub-signature-256': `sha256=${'0'.repeat(64)}`,
+    };
+    expect((await post('/github', body, zeros)).status).toBe(403);
+    // Signed over other bytes: the body was changed on the way.
+    expect((await post('/github', `${body} `, { ...headers, 'x-github-delivery': 'gh-5' })).status).toBe(403);
+    const evs = await stored('github');
+    expect(evs.map((e) => e.id)).toEqual(['gh-1', 'gh-2']);
+    expect(evs[0]).toMatchObject({ subject: 'push', source: 'hosts', type: 'github' });
+    const data = evs[0]!.data as { headers: Record<string, string[]>; body: unknown; metadata: unknown };
+    expect(data.body).toEqual({ ref: 'refs/heads/main' });
+    expect(data.headers['X-Github-Event']).toEqual(['push']);
+    expect(data.headers['X-Github-Delivery']).toEqual(['gh-1']);
+    expect(data.metadata).toEqual({ team: 'core' });
   });
 
-  it('gitlab: X-Gitlab-Token; bitbucket server: signature', async () => {
+  it('gitlab: X-Gitlab-Token checked and not published; event UUID as id', async () => {
     const body = JSON.stringify({ object_kind: 'merge_request' });
+    const ok = {
+      'x-gitlab-token': 'gl-token',
+      'x-gitlab-event-uuid': 'gl-1',
+      'x-gitlab-event': 'Merge Request Hook',
+    };
+    expect((await post('/gitlab', body, ok)).status).toBe(200);
+    expect((await post('/gitlab', body, ok)).status).toBe(200);
+    expect((await post('/gitlab', body, { 'x-gitlab-event-uuid': 'gl-2' })).status).toBe(401);
     expect(
-      (await post('/gitlab', body, { 'x-gitlab-token': 'gl-token', 'x-gitlab-event-uuid': 'gl-1' })).status,
-    ).toBe(200);
-    expect((await post('/gitlab', body, {})).status).toBe(401);
-    expect((await post('/gitlab', body, { 'x-gitlab-token': 'nope' })).status).toBe(403);
-    const bb = JSON.stringify({ eventKey: 'pr:opened' });
-    const sig = `sha256=${hmacHex('sha256', SECRETS.bbs!, bb)}`;
-    expect((await post('/bbs', bb, { 'x-hub-signature': sig, 'x-request-id': 'bb-1' })).status).toBe(200);
-    expect((await post('/bbs', bb, { 'x-hub-signature': 'sha256=bad' })).status).toBe(403);
-    const evs = await stored();
-    expect(evs.filter((e) => e.type === 'gitlab').map((e) => e.id)).toEqual(['gl-1']);
-    expect(evs.filter((e) => e.type === 'bitbucketserver').map((e) => e.id)).toEqual(['bb-1']);
+      (await post('/gitlab', body, { 'x-gitlab-token': 'nope', 'x-gitlab-event-uuid': 'gl-3' })).status,
+    ).toBe(403);
+    const evs = await stored('gitlab');
+    expect(evs.map((e) => e.id)).toEqual(['gl-1']);
+    expect(evs[0]!.subject).toBe('mr');
+    const data = evs[0]!.data as { headers: Record<string, string[]>; body: unknown };
+    expect(data.headers['X-Gitlab-Event']).toEqual(['Merge Request Hook']);
+    expect(data.headers['X-Gitlab-Token']).toBeUndefined();
+    expect(data.body).toEqual({ object_kind: 'merge_request' });
   });
 
-  it('slack: signed requests, URL verification answered, stale timestamps refused', async () => {
-    const ts = String(Math.floor(Date.now() / 1000));
-    const sign = (b: string, t = ts) => `v0=${hmacHex('sha256', SECRETS.sl!, `v0:${t}:${b}`)}`;
-    const challenge = JSON.stringify({ type: 'url_verification', challenge: 'abc123' });
-    const r = await post('/slack', challenge, {
-      'x-slack-request-timestamp': ts,
-      'x-slack-signature': sign(challenge),
+  it('bitbucket server: X-Hub-Signature HMAC, X-Request-Id as id', async () => {
+    const body = JSON.stringify({ eventKey: 'pr:opened' });
+    const sig = `sha256=${hmacHex('sha256', SECRETS.bbs!, body)}`;
+    expect((await post('/bbs', body, { 'x-hub-signature': sig, 'x-request-id': 'bb-1' })).status).toBe(200);
+    expect((await post('/bbs', body, { 'x-hub-signature': sig, 'x-request-id': 'bb-1' })).status).toBe(200);
+    expect((await post('/bbs', body, { 'x-request-id': 'bb-2' })).status).toBe(401);
+    expect(
+      (await post('/bbs', body, { 'x-hub-signature': 'sha256=bad', 'x-request-id': 'bb-3' })).status,
+    ).toBe(403);
+    const evs = (await stored('bitbucketserver')).filter((e) => e.subject === 'pr');
+    expect(evs.map((e) => e.id)).toEqual(['bb-1']);
+    expect((evs[0]!.data as { body: unknown }).body).toEqual({ eventKey: 'pr:opened' });
+  });
+
+  it('bitbucket server: oneEventPerChange publishes each ref change of repo:refs_changed once', async () => {
+    const change = (ref: string) => ({ ref: { id: ref, type: 'TAG' }, refId: ref, type: 'ADD' });
+    const body = JSON.stringify({
+      eventKey: 'repo:refs_changed',
+      repository: { slug: 'r', project: { key: 'P' } },
+      changes: [change('refs/tags/v1'), change('refs/tags/v2')],
     });
+    expect((await post('/bbs-split', body, { 'x-request-id': 'rc-1' })).status).toBe(200);
+    expect((await post('/bbs-split', body, { 'x-request-id': 'rc-1' })).status).toBe(200);
+    const evs = (await stored('bitbucketserver')).filter((e) => e.subject === 'tags');
+    expect(evs.map((e) => e.id)).toEqual(['rc-1-0', 'rc-1-1']);
+    expect(evs.map((e) => (e.data as { body: { changes: Array<{ refId: string }> } }).body.changes)).toEqual([
+      [change('refs/tags/v1')],
+      [change('refs/tags/v2')],
+    ]);
+  });
+
+  it('bitbucket cloud: no shared secret upstream, so webhook.authSecret guards it; X-Request-UUID as id', async () => {
+    const body = JSON.stringify({ push: { changes: [] } });
+    const h = { authorization: 'Bearer proxy-bearer', 'x-request-uuid': 'bc-1', 'x-event-key': 'repo:push' };
+    expect((await post('/bitbucket', body, h)).status).toBe(200);
+    expect((await post('/bitbucket', body, h)).status).toBe(200);
+    expect((await post('/bitbucket', body, { 'x-request-uuid': 'bc-2' })).status).toBe(401);
+    const evs = await stored('bitbucket');
+    expect(evs.map((e) => e.id)).toEqual(['bc-1']);
+    const data = evs[0]!.data as { headers: Record<string, string[]> };
+    expect(data.headers['X-Event-Key']).toEqual(['repo:push']);
+    expect(data.headers.Authorization).toBeUndefined();
+  });
+
+  it('slack: signed requests only, challenge answered unpublished, event_id as id, forms', async () => {
+    const ts = String(Math.floor(Date.now() / 1000));
+    const sign = (b: string, t = ts) => ({
+      'x-slack-request-timestamp': t,
+      'x-slack-signature': `v0=${hmacHex('sha256', SECRETS.sl!, `v0:${t}:${b}`)}`,
+    });
+    const challenge = JSON.stringify({ token: SECRETS.slt, type: 'url_verification', challenge: 'abc123' });
+    const r = await post('/slack', challenge, sign(challenge));
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ challenge: 'abc123' });
+    expect(await r.text()).toBe('abc123');
     const event = JSON.stringify({
+      token: SECRETS.slt,
       type: 'event_callback',
       event_id: 'Ev1',
       event: { type: 'message', text: 'hi' },
     });
-    expect(
-      (await post('/slack', event, { 'x-slack-request-timestamp': ts, 'x-slack-signature': sign(event) }))
-        .status,
-    ).toBe(200);
+    expect((await post('/slack', event, sign(event))).status).toBe(200);
+    // Slack retries with the same event_id (and a new timestamp): stored once.
+    const later = String(Number(ts) + 1);
+    expect((await post('/slack', event, { ...sign(event, later), 'x-slack-retry-num': '1' })).status).toBe(
+      200,
+    );
     const old = String(Math.floor(Date.now() / 1000) - 600);
+    expect((await post('/slack', event, sign(event, old))).status).toBe(403);
     expect(
-      (
-        await post('/slack', event, {
-          'x-slack-request-timestamp': old,
-          'x-slack-signature': sign(event, old),
-        })
-      ).status,
+      (await post('/slack', event, { ...sign(event), 'x-slack-signature': `v0=${'1'.repeat(64)}` })).status,
     ).toBe(403);
     expect((await post('/slack', event, {})).status).toBe(401);
-    const evs = (await stored()).filter((e) => e.type === 'slack');
-    expect(evs.map((e) => e.id)).toEqual(['Ev1']);
-    expect((evs[0]!.data as { event: { text: string } }).event.text).toBe('hi');
+    const wrongToken = JSON.stringify({ token: 'other', type: 'event_callback', event_id: 'Ev2', event: {} });
+    expect((await post('/slack', wrongToken, sign(wrongToken))).status).toBe(403);
+    const form = new URLSearchParams({ command: '/deploy', text: 'shop', user_id: 'U1' }).toString();
+    expect((await post('/slack', form, sign(form), 'application/x-www-form-urlencoded')).status).toBe(200);
+    const evs = await stored('slack');
+    expect(evs).toHaveLength(2);
+    expect(evs[0]).toMatchObject({
+      id: 'Ev1',
+      subject: 'msg',
+      data: { type: 'message', Data: { text: 'hi' } },
+    });
+    expect(evs[1]!.data).toMatchObject({ command: '/deploy', text: 'shop', user_id: 'U1' });
   });
 
-  it('stripe: event id as id, unsubscribed types acknowledged without publishing, non-events refused', async () => {
+  it('stripe: event id as id, types outside eventFilter acknowledged unpublished, non-events refused', async () => {
     const ev = (id: string, type: string) =>
       JSON.stringify({ id, object: 'event', type, data: { object: {} } });
     expect((await post('/stripe', ev('evt_1', 'charge.succeeded'), {})).status).toBe(200);
+    expect((await post('/stripe', ev('evt_1', 'charge.succeeded'), {})).status).toBe(200);
     expect((await post('/stripe', ev('evt_2', 'customer.created'), {})).status).toBe(200);
     expect((await post('/stripe', '{"hello":1}', {})).status).toBe(400);
-    const evs = (await stored()).filter((e) => e.type === 'stripe');
+    const evs = await stored('stripe');
     expect(evs.map((e) => e.id)).toEqual(['evt_1']);
+    expect(evs[0]).toMatchObject({
+      subject: 'pay',
+      data: { event: { id: 'evt_1', type: 'charge.succeeded' }, metadata: { env: 'test' } },
+    });
   });
 });

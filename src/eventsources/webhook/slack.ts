@@ -1,0 +1,69 @@
+// `slack`: Slack Events API callbacks, interactions and slash commands. Every request must carry a
+// valid X-Slack-Signature (v0 HMAC with signingSecret) and a timestamp at most 5 minutes away.
+// Events API payloads must carry the verification token `token` names when they carry one (as
+// upstream checks it). The URL-verification handshake is answered with its challenge (plain text,
+// as upstream) and not published; other Events API envelopes than event callbacks are
+// acknowledged and not published. Published data, shaped as upstream publishes it:
+//   event callback   {type: <inner event type>, Data: <inner event>}; id = event_id (stable across Slack's retries)
+//   interaction      the parsed form field `payload`;                  id = timestamp + signature
+//   slash command    the form fields as an object (command, text, user_id, ...)
+import type { SlackEventSource } from '../../api/eventsource.ts';
+import type { SourceAdapter } from '../adapter.ts';
+import type { Prepared } from './server.ts';
+import { addSignedRoute, checkSlackSignature, header, parseForm, sameText } from './signed.ts';
+
+interface EventsApiPayload {
+  type?: string;
+  token?: string;
+  challenge?: string;
+  event_id?: string;
+  event?: { type?: string };
+}
+
+const ack = (body: string): Prepared => ({ reply: { status: 200, body: `${body}\n` } });
+
+export const slack: SourceAdapter<SlackEventSource> = {
+  type: 'slack',
+  exclusive: false,
+  async start(ctx) {
+    const signing = (await ctx.resolveSecret(ctx.spec.signingSecret)).trim();
+    const token = (await ctx.resolveSecret(ctx.spec.token)).trim();
+    await addSignedRoute(ctx, {
+      verify: (h, raw) =>
+        checkSlackSignature(
+          signing,
+          raw,
+          header(h, 'x-slack-request-timestamp'),
+          header(h, 'x-slack-signature'),
+        ),
+      prepare: (h, body, raw): Prepared => {
+        const ts = header(h, 'x-slack-request-timestamp');
+        const sig = header(h, 'x-slack-signature');
+        const requestId = ts && sig ? { id: `${ts}-${sig.slice(3, 35)}` } : {};
+        if (typeof body === 'string') {
+          // Interactions and slash commands arrive as forms.
+          const form = parseForm(raw);
+          if (form.payload) return { ...requestId, data: JSON.parse(form.payload) };
+          if (form.command) return { ...requestId, data: form };
+          throw new Error('form carries neither an interaction payload nor a slash command');
+        }
+        const d = (body && typeof body === 'object' ? body : {}) as EventsApiPayload;
+        if (token && typeof d.token === 'string' && !sameText(d.token, token)) {
+          return { reply: { status: 403, body: 'verification token does not match\n' } };
+        }
+        if (d.type === 'url_verification') {
+          if (typeof d.challenge !== 'string') throw new Error('url_verification without a challenge');
+          return { reply: { status: 200, body: d.challenge } };
+        }
+        if (d.type !== 'event_callback' || !d.event || typeof d.event !== 'object') {
+          return ack(`${d.type ?? 'untyped'} payload acknowledged, not published`);
+        }
+        return {
+          data: { type: d.event.type, Data: d.event },
+          ...(typeof d.event_id === 'string' ? { id: d.event_id } : requestId),
+        };
+      },
+    });
+    return { stop: async () => {} };
+  },
+};
