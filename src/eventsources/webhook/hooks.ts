@@ -192,7 +192,8 @@ export async function ensureHooks(o: {
           continue;
         }
         const remove = await site.create(o.url);
-        if (!created.has(site.label)) created.set(site.label, remove);
+        // The latest one: a hook re-created after someone deleted it replaces the gone one.
+        created.set(site.label, remove);
         o.log.info({ site: site.label, url: o.url }, `${o.provider}: hook registered`);
       } catch (err) {
         o.log.error(
