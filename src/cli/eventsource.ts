@@ -13,7 +13,7 @@ import { startEventSource } from '../eventsources/runtime.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
-import { fromEnv, kubeAccessors } from './runtime-env.ts';
+import { fromEnv, kubeAccessors, stopOnSignals } from './runtime-env.ts';
 
 export async function runEventSource(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(
@@ -58,17 +58,9 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     notReady: () => (conn.state === 'connected' ? undefined : `bus ${conn.state}`),
   });
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: finishing in-flight requests');
-    await running.stop();
-    await conn.close();
-    await ops.close();
-    log.flush();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  stopOnSignals(log, 'finishing in-flight requests', [
+    () => running.stop(),
+    () => conn.close(),
+    () => ops.close(),
+  ]);
 }

@@ -48,3 +48,25 @@ export function kubeAccessors(namespace: string): KubeAccessors {
     },
   };
 }
+
+/**
+ * On SIGTERM/SIGINT (once): stop the role, close the bus connection and the ops server, flush
+ * the log, exit 0.
+ */
+export function stopOnSignals(
+  log: { info(o: object, msg: string): void; flush(): void },
+  what: string,
+  closers: Array<() => Promise<unknown>>,
+): void {
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, `stopping: ${what}`);
+    for (const close of closers) await close();
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}

@@ -15,7 +15,7 @@ import { startOpsServer } from '../observability/server.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts';
-import { fromEnv, kubeAccessors } from './runtime-env.ts';
+import { fromEnv, kubeAccessors, stopOnSignals } from './runtime-env.ts';
 
 export async function runSensor(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT, 'sensor');
@@ -58,17 +58,9 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     notReady: () => (conn.state === 'connected' ? undefined : `bus ${conn.state}`),
   });
   log.info({ metricsPort: ops.port }, 'sensor running');
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: finishing running triggers');
-    await running.stop();
-    await conn.close();
-    await ops.close();
-    log.flush();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  stopOnSignals(log, 'finishing running triggers', [
+    () => running.stop(),
+    () => conn.close(),
+    () => ops.close(),
+  ]);
 }

@@ -115,6 +115,21 @@ function pick(data: unknown, path: string): unknown {
 
 export { UnsupportedTriggerError } from './prepare.ts';
 
+/**
+ * Runs `fn` after every earlier call with the same key has settled (a per-key queue); the map
+ * entry goes away when the queue is empty.
+ */
+function serialized<T>(queues: Map<string, Promise<unknown>>, key: string, fn: () => Promise<T>): Promise<T> {
+  const prev = queues.get(key) ?? Promise.resolve();
+  const next = prev.then(fn, fn);
+  const tail = next.catch(() => {});
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return next;
+}
+
 export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSensor> {
   const spec = o.spec;
   const log = o.log.child({
@@ -211,16 +226,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   // when it had already succeeded). Events already used are remembered in the processed-set
   // ("used/<trigger>/<event id>") so a late redelivery cannot start a new partial match.
   const locks = new Map<string, Promise<unknown>>();
-  const locked = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    const prev = locks.get(name) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    locks.set(name, tail);
-    void tail.then(() => {
-      if (locks.get(name) === tail) locks.delete(name);
-    });
-    return next;
-  };
+  const locked = <T>(name: string, fn: () => Promise<T>): Promise<T> => serialized(locks, name, fn);
   type Firing = [key: string, events: Record<string, CloudEvent>];
   const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
 
@@ -292,22 +298,10 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   const matchers = new Map<string, DependencyMatcher>();
   for (const d of spec.dependencies ?? []) matchers.set(d.name, await o.compileDependency(d));
   const ackWaitMs = o.ackWaitMs ?? 30_000;
-  const chains = new Map<string, Promise<void>>();
+  const chains = new Map<string, Promise<unknown>>();
 
-  const handle = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+  const handle = async (dep: EventDependency, msg: JsMsg, ev: CloudEvent): Promise<void> => {
     const dl = { namespace: o.namespace, sensor_name: o.name, dependency: dep.name };
-    let ev: CloudEvent;
-    try {
-      ev = decodeEvent(msg.data);
-    } catch (err) {
-      log.error(
-        { dependency: dep.name, seq: msg.seq, err: (err as Error).message },
-        'not a CloudEvent; dropped',
-      );
-      metrics.eventsReceived.inc({ ...dl, result: 'undecodable' });
-      msg.term('not a CloudEvent');
-      return;
-    }
     const matcher = matchers.get(dep.name)!;
     let matched: boolean;
     try {
@@ -362,22 +356,28 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     await ack(msg);
   };
 
-  const ordered = (dep: EventDependency, msg: JsMsg): Promise<void> => {
-    if (!dep.orderingKey) return handle(dep, msg);
-    let key: string;
+  /** Decodes once; with an orderingKey, events of one key are handled one at a time, in order. */
+  const receive = (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    let ev: CloudEvent;
     try {
-      key = `${dep.name}\u0000${String(pick(decodeEvent(msg.data).data, dep.orderingKey))}`;
-    } catch {
-      return handle(dep, msg);
+      ev = decodeEvent(msg.data);
+    } catch (err) {
+      log.error(
+        { dependency: dep.name, seq: msg.seq, err: (err as Error).message },
+        'not a CloudEvent; dropped',
+      );
+      metrics.eventsReceived.inc({
+        namespace: o.namespace,
+        sensor_name: o.name,
+        dependency: dep.name,
+        result: 'undecodable',
+      });
+      msg.term('not a CloudEvent');
+      return Promise.resolve();
     }
-    const prev = chains.get(key) ?? Promise.resolve();
-    const next = prev.then(() => handle(dep, msg));
-    const tail = next.catch(() => {});
-    chains.set(key, tail);
-    void tail.then(() => {
-      if (chains.get(key) === tail) chains.delete(key);
-    });
-    return next;
+    if (!dep.orderingKey) return handle(dep, msg, ev);
+    const key = `${dep.name}\u0000${String(pick(ev.data, dep.orderingKey))}`;
+    return serialized(chains, key, () => handle(dep, msg, ev));
   };
 
   // Consumers exist before anyone consumes, so events published meanwhile are kept for us.
@@ -398,7 +398,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
 
   const startConsuming = (signal: AbortSignal): Promise<void>[] =>
     consumers.map(({ dep, durable }) =>
-      consume(js, eventStreamName(o.bus), durable, (msg) => ordered(dep, msg), {
+      consume(js, eventStreamName(o.bus), durable, (msg) => receive(dep, msg), {
         concurrency: o.concurrency ?? 64,
         batch: 256,
         expiresMs: 5000,
