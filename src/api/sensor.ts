@@ -244,6 +244,17 @@ export const HTTPTrigger = celRules(
   if (!v.url && !v.serverURL) ctx.addIssue({ code: 'custom', path: ['url'], message: 'url is required' });
 });
 
+/**
+ * Upstream's k8s and argoWorkflow triggers once named the object's group/version/resource (as
+ * in its stress test); the object's own apiVersion and kind say the same, so they are accepted
+ * and not used.
+ */
+const legacyGroupVersionResource = {
+  group: str("Legacy upstream field (the object's group); not used: the object's apiVersion says it."),
+  version: str("Legacy upstream field (the object's version); not used: the object's apiVersion says it."),
+  resource: str("Legacy upstream field (the object's resource); not used: the object's kind says it."),
+};
+
 export const StandardK8STrigger = obj('Creates, updates, patches or deletes a Kubernetes object.', {
   source: ArtifactLocation.optional().describe('Where the object comes from.'),
   operation: z
@@ -261,6 +272,11 @@ export const StandardK8STrigger = obj('Creates, updates, patches or deletes a Ku
     .optional()
     .describe('Patch type for operation patch. Defaults to merge patch.'),
   liveObject: bool('Use the object as it is in the cluster (read first) as the base for update/patch.'),
+  group: str("Legacy upstream field (group of the object); ignored: the object's own apiVersion decides."),
+  version: str(
+    "Legacy upstream field (version of the object); ignored: the object's own apiVersion decides.",
+  ),
+  resource: str("Legacy upstream field (resource of the object); ignored: the object's own kind decides."),
 });
 
 export const ArgoWorkflowTrigger = obj(
@@ -273,6 +289,11 @@ export const ArgoWorkflowTrigger = obj(
       .describe('What to do. Defaults to submit.'),
     parameters: parameters('the Workflow'),
     args: strList('Extra arguments for the operation.'),
+    group: str("Legacy upstream field (group of the object); ignored: the object's own apiVersion decides."),
+    version: str(
+      "Legacy upstream field (version of the object); ignored: the object's own apiVersion decides.",
+    ),
+    resource: str("Legacy upstream field (resource of the object); ignored: the object's own kind decides."),
   },
 );
 

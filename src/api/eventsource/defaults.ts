@@ -2,6 +2,7 @@
 // objects stay as the user wrote them; the controller and the adapters call
 // withEventSourceDefaults on a parsed spec to get the values they act on. Every default here is
 // also stated in the field's description ("Defaults to ...").
+import { DEFAULT_PROVIDER_METHOD } from '../common.ts';
 import type { EventSourceSpec } from './index.ts';
 
 export const DEFAULT_EVENT_BUS = 'default';
@@ -36,17 +37,18 @@ const withPayloadLimit = <T extends HasMaxPayload>(ctx: T): T => ({
   ...ctx,
   maxPayloadSize: ctx.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD_SIZE,
 });
-/** For sources that embed the HTTP endpoint under `webhook`. */
-const nestedWebhook = <T extends { webhook: HasMaxPayload }>(e: T): T => ({
+/** For sources that embed the HTTP endpoint under `webhook` (whose method is optional). */
+const nestedWebhook = <T extends { webhook: HasMaxPayload & { method?: string | undefined } }>(e: T): T => ({
   ...e,
-  webhook: withPayloadLimit(e.webhook),
+  webhook: { ...withPayloadLimit(e.webhook), method: e.webhook.method ?? DEFAULT_PROVIDER_METHOD },
 });
 
 /** Returns a deep enough copy of `spec` with every default filled in; the input is not changed. */
 export function withEventSourceDefaults(spec: EventSourceSpec): EventSourceSpec {
   const out: EventSourceSpec = structuredClone(spec);
   out.eventBusName = spec.eventBusName || DEFAULT_EVENT_BUS;
-  out.replicas = spec.replicas ?? DEFAULT_REPLICAS;
+  out.replicas = spec.replicas ?? spec.replica ?? DEFAULT_REPLICAS;
+  delete out.replica;
 
   out.webhook = each(out.webhook, withPayloadLimit);
   out.github = each(out.github, nestedWebhook);

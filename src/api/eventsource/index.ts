@@ -129,6 +129,9 @@ export const EventSourceSpec = celRules(
     type: str(
       'Field from older upstream versions; ignored, as the map a source is under already names its type.',
     ),
+    replica: count(
+      'Field from older upstream versions: the number of pods. Read as replicas when replicas is not set.',
+    ),
     ...SOURCES,
   }).superRefine((spec, ctx) => {
     const firstType = new Map<string, SourceType>();

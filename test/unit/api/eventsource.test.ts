@@ -405,6 +405,7 @@ describe.skipIf(!existsSync(upstreamSchema))('EventSource: field names match ups
     'StripeEventSource.namespace',
     'SQSEventSource.namespace',
     'Backoff.cap',
+    'EventSourceSpec.replica',
   ]);
 
   interface ZodNode {
