@@ -272,11 +272,7 @@ export const StandardK8STrigger = obj('Creates, updates, patches or deletes a Ku
     .optional()
     .describe('Patch type for operation patch. Defaults to merge patch.'),
   liveObject: bool('Use the object as it is in the cluster (read first) as the base for update/patch.'),
-  group: str("Legacy upstream field (group of the object); ignored: the object's own apiVersion decides."),
-  version: str(
-    "Legacy upstream field (version of the object); ignored: the object's own apiVersion decides.",
-  ),
-  resource: str("Legacy upstream field (resource of the object); ignored: the object's own kind decides."),
+  ...legacyGroupVersionResource,
 });
 
 export const ArgoWorkflowTrigger = obj(
@@ -289,11 +285,7 @@ export const ArgoWorkflowTrigger = obj(
       .describe('What to do. Defaults to submit.'),
     parameters: parameters('the Workflow'),
     args: strList('Extra arguments for the operation.'),
-    group: str("Legacy upstream field (group of the object); ignored: the object's own apiVersion decides."),
-    version: str(
-      "Legacy upstream field (version of the object); ignored: the object's own apiVersion decides.",
-    ),
-    resource: str("Legacy upstream field (resource of the object); ignored: the object's own kind decides."),
+    ...legacyGroupVersionResource,
   },
 );
 

@@ -367,7 +367,7 @@ describe('EventSource: CRD schema', () => {
   it('has one map per source type and nothing unexpected', () => {
     expect(SOURCE_TYPES).toHaveLength(32);
     expect(Object.keys(props).sort()).toEqual(
-      [...SOURCE_TYPES, 'eventBusName', 'template', 'service', 'replicas', 'type'].sort(),
+      [...SOURCE_TYPES, 'eventBusName', 'template', 'service', 'replicas', 'type', 'replica'].sort(),
     );
   });
 
