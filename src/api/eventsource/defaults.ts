@@ -47,8 +47,7 @@ const nestedWebhook = <T extends { webhook: HasMaxPayload & { method?: string | 
 export function withEventSourceDefaults(spec: EventSourceSpec): EventSourceSpec {
   const out: EventSourceSpec = structuredClone(spec);
   out.eventBusName = spec.eventBusName || DEFAULT_EVENT_BUS;
-  out.replicas = spec.replicas ?? spec.replica ?? DEFAULT_REPLICAS;
-  delete out.replica;
+  out.replicas = spec.replicas ?? DEFAULT_REPLICAS;
 
   out.webhook = each(out.webhook, withPayloadLimit);
   out.github = each(out.github, nestedWebhook);

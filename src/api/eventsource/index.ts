@@ -130,7 +130,7 @@ export const EventSourceSpec = celRules(
       'Field from older upstream versions; ignored, as the map a source is under already names its type.',
     ),
     replica: count(
-      'Field from older upstream versions: the number of pods. Read as replicas when replicas is not set.',
+      'Field from older upstream versions (the number of pods), accepted and not used: set replicas.',
     ),
     ...SOURCES,
   }).superRefine((spec, ctx) => {
