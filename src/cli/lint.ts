@@ -1,13 +1,25 @@
-// `sluice lint FILE|DIR...`: validates manifests offline with the sluice schemas. Prints
+// `sluice lint FILE|DIR|-...`: validates manifests offline with the sluice schemas (the same ones
+// the CRDs and the controller use, including cron, time zone, path and streamConfig checks) and
+// compiles each Sensor dependency's data filters and expressions as the Sensor would. Prints
 // `file: kind/name: spec.path: message` per problem; exit status 1 on any problem, 0 otherwise.
+// "-" reads the manifests from standard input.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { validateText } from '../api/validate.ts';
+import type { SensorSpec } from '../api/sensor.ts';
+import { type LoadedObject, type Problem, validateText } from '../api/validate.ts';
+import { compileDataFilters } from '../sensors/match/data.ts';
+import { compileExpr } from '../sensors/match/expr.ts';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** The name standard input goes by in messages. */
+export const STDIN = '-';
 
 /** Manifest files under `path` (a file, or a folder walked recursively), sorted. */
 export function collect(path: string, out: string[]): void {
+  if (path === STDIN) {
+    out.push(path);
+    return;
+  }
   const st = statSync(path);
   if (st.isDirectory()) {
     for (const entry of readdirSync(path).sort()) {
@@ -26,7 +38,41 @@ export interface LintSummary {
   problems: number;
 }
 
-export function lint(paths: string[], write: (line: string) => void): LintSummary {
+/** Problems the Sensor would hit when it compiles its dependencies (bad regex, number, template...). */
+export function sensorProblems(o: LoadedObject): Problem[] {
+  if (o.kind !== 'Sensor') return [];
+  const spec = (o.value as { spec: SensorSpec }).spec;
+  const object = `Sensor/${o.name}`;
+  const out: Problem[] = [];
+  spec.dependencies.forEach((d, i) => {
+    const at = `spec.dependencies[${i}].filters`;
+    d.filters?.data?.forEach((f, j) => {
+      try {
+        compileDataFilters([f], false, '');
+      } catch (err) {
+        const message = (err as Error).message.replace(/^\.data\[0\] \(path "(?:[^"\\]|\\.)*"\): /, '');
+        out.push({ object, path: `${at}.data[${j}]`, message });
+      }
+    });
+    d.filters?.exprs?.forEach((e, j) => {
+      try {
+        compileExpr(
+          e.expr,
+          e.fields.map((x) => x.name),
+        );
+      } catch (err) {
+        out.push({ object, path: `${at}.exprs[${j}].expr`, message: (err as Error).message });
+      }
+    });
+  });
+  return out;
+}
+
+function readInput(file: string): string {
+  return file === STDIN ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+}
+
+export function lint(paths: string[], write: (line: string) => void, read = readInput): LintSummary {
   const files: string[] = [];
   const summary: LintSummary = { files: 0, objects: 0, problems: 0 };
   for (const p of paths) {
@@ -38,21 +84,27 @@ export function lint(paths: string[], write: (line: string) => void): LintSummar
     }
   }
   for (const file of files) {
+    const name = file === STDIN ? '<stdin>' : file;
     summary.files++;
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = read(file);
     } catch (err) {
-      write(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      write(`${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       summary.problems++;
       continue;
     }
     const result = validateText(text);
-    summary.objects += result.objects.length;
-    for (const p of result.problems) {
+    const problems = [...result.problems];
+    for (const o of result.objects) {
+      const more = sensorProblems(o).map((p) => ({ ...p, line: o.line }));
+      if (more.length) problems.push(...more);
+      else summary.objects++;
+    }
+    for (const p of problems) {
       summary.problems++;
       const where = [p.object, p.path].filter(Boolean).join(': ');
-      write(`${file}: ${where ? `${where}: ` : p.line ? `line ${p.line}: ` : ''}${p.message}`);
+      write(`${name}: ${where ? `${where}: ` : p.line ? `line ${p.line}: ` : ''}${p.message}`);
     }
   }
   return summary;
@@ -60,9 +112,13 @@ export function lint(paths: string[], write: (line: string) => void): LintSummar
 
 export function runLint(paths: string[], opts: { quiet?: boolean }): number {
   if (paths.length === 0) {
-    process.stderr.write('sluice lint: give at least one file or folder\n');
+    process.stderr.write('sluice lint: give at least one file or folder, or "-" for standard input\n');
     return 2;
   }
+  // A closed pipe (`sluice lint dir | head`) ends the output, not the process with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(1);
+  });
   const summary = lint(paths, (line) => process.stdout.write(`${line}\n`));
   if (!opts.quiet) {
     process.stderr.write(

@@ -114,7 +114,7 @@ program
 program
   .command('lint')
   .description('validate manifests offline against the sluice schemas')
-  .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document)')
+  .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document); "-" reads standard input')
   .option('-q, --quiet', 'print problems only, no summary line')
   .action(async (paths: string[], opts: { quiet?: boolean }) => {
     const { runLint } = await import('./lint.ts');

@@ -31,6 +31,7 @@ import {
 import { LeaderElector } from '../controller/leader.ts';
 import { type CloudEvent, decodeEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
+import { lookup, textOf } from './match/path.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
 import { triggerPreparer } from './prepare.ts';
 import { idempotencyKey, type Outcome, type PreparedTrigger, type SettleEnv, settle } from './settle.ts';
@@ -103,15 +104,8 @@ interface PartialMatch {
 
 const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
 
-/** Dotted path lookup for orderingKey (numbers index arrays). */
-function pick(data: unknown, path: string): unknown {
-  let cur: unknown = data;
-  for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[part];
-  }
-  return cur;
-}
+/** The orderingKey value as text: a gjson path, read like every other path of a Sensor. */
+const orderingValue = (data: unknown, path: string): string => textOf(lookup(data, path));
 
 export { UnsupportedTriggerError } from './prepare.ts';
 
@@ -376,7 +370,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       return Promise.resolve();
     }
     if (!dep.orderingKey) return handle(dep, msg, ev);
-    const key = `${dep.name}\u0000${String(pick(ev.data, dep.orderingKey))}`;
+    const key = `${dep.name}\u0000${orderingValue(ev.data, dep.orderingKey)}`;
     return serialized(chains, key, () => handle(dep, msg, ev));
   };
 

@@ -289,6 +289,27 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     expect((await reconciles('Sensor')) - before).toBeLessThanOrEqual(2);
   });
 
+  it('a bad cron or time zone is Ready=False (InvalidSpec) at once, not a pod that fails later', async () => {
+    await create('EventSource', 'badcron', {
+      calendar: { tick: { schedule: '61 * * * *', timezone: 'Mars/Olympus' } },
+    });
+    const c = await waitCondition('EventSource', 'badcron', 'SourcesProvided', {
+      status: 'False',
+      reason: 'InvalidSpec',
+    });
+    expect(c.message).toMatch(/cron|time zone/);
+    expect((await condition('EventSource', 'badcron', 'Ready'))?.status).toBe('False');
+    await create('Sensor', 'badreset', {
+      dependencies: [{ name: 'dep-a', eventSourceName: 'hooks', eventName: 'push' }],
+      triggers: [{ template: { name: 't', log: {}, conditionsReset: [{ byTime: { cron: 'daily' } }] } }],
+    });
+    const r = await waitCondition('Sensor', 'badreset', 'TriggersProvided', {
+      status: 'False',
+      reason: 'InvalidSpec',
+    });
+    expect(r.message).toContain('daily');
+  });
+
   it('a bus in use refuses deletion; once unused its streams and finalizer go', async () => {
     await create('EventSource', 'user', { eventBusName: 'later', calendar: { tick: { interval: '1m' } } });
     await waitCondition('EventSource', 'user', 'Deployed', { status: 'True' });
