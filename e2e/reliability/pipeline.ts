@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { parseStreamConfig } from '../../src/api/stream-config.ts';
+import { provisionSensorState } from '../../src/bus/sensor-state.ts';
 import { ensureStreams } from '../../src/bus/streams.ts';
 import { type BusRef, dlqStreamName } from '../../src/bus/subjects.ts';
 import { deploymentFor } from '../../src/controller/resources/workload.ts';
@@ -96,6 +97,14 @@ export async function startPipeline(o: PipelineOptions) {
   const cfg = parseStreamConfig(o.streamConfig ?? '');
   if (!cfg.ok) throw new Error(cfg.errors.join());
   await ensureStreams(await jetstreamManager(nc), bus, cfg.settings, 1);
+  // As the controller does: the Sensor's consumers exist before any event is published (under
+  // interest retention an event nobody consumes yet is not kept).
+  await provisionSensorState(await jetstreamManager(nc), nc, {
+    bus,
+    sensor: 'orders',
+    dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }],
+    tuning: { ackWaitMs: Number(o.sensorEnv?.SLUICE_ACK_WAIT_MS ?? 3000) },
+  });
   const hookPort = await freePort();
 
   const procSpec = (kind: 'EventSource' | 'Sensor', name: string, spec: Record<string, unknown>) => {

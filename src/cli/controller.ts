@@ -42,7 +42,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     kubeConfig: kc,
     registry: registry(),
     logger: log,
-    bus: busOperations(),
+    bus: busOperations({ log: log.child({ component: 'bus' }), registry: registry() }),
     image: flags.image ?? process.env.SLUICE_IMAGE ?? `sluice:${VERSION}`,
     natsImage: flags.natsImage,
     workers: Number(flags.workers),

@@ -50,6 +50,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     resolveConfigMap,
     kubeConfig,
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
+    ...(bus.provisioned ? { provisioned: true } : {}),
     ...(process.env.SLUICE_ACK_WAIT_MS ? { ackWaitMs: Number(process.env.SLUICE_ACK_WAIT_MS) } : {}),
   });
   const ops = await startOpsServer({

@@ -14,6 +14,7 @@ import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { parseStreamConfig } from '../api/stream-config.ts';
 import { Publisher } from '../bus/publisher.ts';
+import { provisionSensorState } from '../bus/sensor-state.ts';
 import { ensureStreams } from '../bus/streams.ts';
 import type { BusRef } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
@@ -139,7 +140,22 @@ export class DevSession {
         this.o.say(`problem: ${(err as Error).message}`);
       }
     }
-    for (const o of m.objects.filter((x) => x.kind !== 'EventBus')) {
+    // What the controller does before any pod runs: every Sensor's consumers exist before an
+    // EventSource publishes (under interest retention an event nobody consumes yet is not kept).
+    for (const o of m.objects.filter((x) => x.kind === 'Sensor')) {
+      try {
+        await this.provisionSensor(o);
+      } catch (err) {
+        this.o.say(
+          `problem: Sensor/${o.namespace}/${o.name}: bus state not created: ${(err as Error).message}`,
+        );
+      }
+    }
+    // Sensors first, so they consume from the start.
+    const order = (k: string) => (k === 'Sensor' ? 0 : 1);
+    for (const o of m.objects
+      .filter((x) => x.kind !== 'EventBus')
+      .sort((a, b) => order(a.kind) - order(b.kind))) {
       const id = `${o.kind}/${o.namespace}/${o.name}`;
       if (this.running.has(id)) continue;
       try {
@@ -149,6 +165,17 @@ export class DevSession {
         this.o.say(`problem: ${id} (${o.file}) not started: ${(err as Error).message}`);
       }
     }
+  }
+
+  private async provisionSensor(o: DevObject): Promise<void> {
+    const bus = this.busOf(o);
+    await this.ensureBus(bus, this.busSpec(bus));
+    const spec = SensorSpec.parse(o.spec);
+    await provisionSensorState(await jetstreamManager(this.o.nc), this.o.nc, {
+      bus,
+      sensor: o.name,
+      dependencies: spec.dependencies ?? [],
+    });
   }
 
   private busOf(o: DevObject): BusRef {

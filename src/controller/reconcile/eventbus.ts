@@ -4,7 +4,9 @@
 // refuses to let the bus go while EventSources or Sensors still use it.
 import { randomBytes } from 'node:crypto';
 import { EventBusSpec } from '../../api/eventbus.ts';
+import { parseStreamConfig, streamSettingWarnings } from '../../api/stream-config.ts';
 import { formatPath } from '../../api/validate.ts';
+import { busReplicas, busStorage } from '../../bus/placement.ts';
 import { type ConditionInput, mergeConditions, withReady } from '../conditions.ts';
 import { splitKey } from '../kube-http.ts';
 import { busNames, managedBusChildren, managedBusUrl, TOKEN_KEY } from '../resources/eventbus.ts';
@@ -13,8 +15,10 @@ import {
   BUS_FINALIZER,
   type BusConnection,
   busNameOf,
+  EVENTSOURCE_FINALIZER,
   ownerOf,
   type ReconcileContext,
+  SENSOR_FINALIZER,
   type SluiceObject,
 } from './context.ts';
 import { writeStatus } from './status.ts';
@@ -40,7 +44,10 @@ async function readSecretKey(
   return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
 }
 
-/** Objects in the bus's namespace that still use it. */
+/**
+ * Objects in the bus's namespace that still use it: live ones, and deleted ones whose finalizer
+ * still has to remove their state from this bus (so it goes after them, never before).
+ */
 export function busUsers(ctx: ReconcileContext, namespace: string, busName: string): string[] {
   const users: string[] = [];
   for (const [kind, cache] of [
@@ -48,16 +55,55 @@ export function busUsers(ctx: ReconcileContext, namespace: string, busName: stri
     ['Sensor', ctx.caches.sensors],
   ] as const) {
     for (const obj of cache.list()) {
+      const cleaning = obj.metadata.finalizers?.some(
+        (f) => f === SENSOR_FINALIZER || f === EVENTSOURCE_FINALIZER,
+      );
       if (
         obj.metadata.namespace === namespace &&
         busNameOf(obj) === busName &&
-        !obj.metadata.deletionTimestamp
+        (!obj.metadata.deletionTimestamp || cleaning)
       ) {
         users.push(`${kind}/${obj.metadata.name}`);
       }
     }
   }
   return users.sort();
+}
+
+/** Names of the Sensors in the cache that use this bus (deleted ones included until they go). */
+function sensorsOf(ctx: ReconcileContext, namespace: string, busName: string): Set<string> {
+  const out = new Set<string>();
+  for (const obj of ctx.caches.sensors.list())
+    if (obj.metadata.namespace === namespace && busNameOf(obj) === busName) out.add(obj.metadata.name ?? '');
+  return out;
+}
+
+/** Warning conditions: they do not make the bus unready, but they say loudly what can be lost. */
+function warnings(spec: EventBusSpec, streamConfig: string | undefined): ConditionInput[] {
+  const out: ConditionInput[] = [];
+  if (busStorage(spec) === 'ephemeral')
+    out.push({
+      type: 'Durable',
+      status: 'False',
+      reason: 'PersistenceEphemeral',
+      message:
+        'spec.jetstream.persistence is not set: the JetStream store is an emptyDir, so a pod that is deleted or rescheduled loses its copy of accepted events and of the processed set (replication hides one such loss, not several); set persistence',
+    });
+  else
+    out.push({
+      type: 'Durable',
+      status: 'True',
+      reason: busStorage(spec) === 'external' ? 'External' : 'Persistent',
+      message: '',
+    });
+  const parsed = parseStreamConfig(streamConfig);
+  const lossy = parsed.ok ? streamSettingWarnings(parsed.settings).lossy : [];
+  out.push(
+    lossy.length
+      ? { type: 'Lossless', status: 'False', reason: 'DiscardOld', message: lossy.join('; ') }
+      : { type: 'Lossless', status: 'True', reason: 'DiscardNew', message: '' },
+  );
+  return out;
 }
 
 /** How the controller itself connects to a bus, or why it cannot yet. */
@@ -68,6 +114,10 @@ export async function busConnection(
 ): Promise<BusConnection> {
   const namespace = bus.metadata.namespace ?? 'default';
   const busName = bus.metadata.name ?? '';
+  const replicas = (text: string | undefined) => {
+    const parsed = parseStreamConfig(text);
+    return busReplicas(spec, parsed.ok ? parsed.settings : {});
+  };
   if (spec.jetstream) {
     const token = await readSecretKey(ctx, namespace, busNames(busName).secret, TOKEN_KEY);
     return {
@@ -76,6 +126,7 @@ export async function busConnection(
       url: managedBusUrl(ownerOf(bus)),
       credential: token,
       streamConfig: spec.jetstream.streamConfig,
+      replicas: replicas(spec.jetstream.streamConfig),
     };
   }
   const ex = spec.jetstreamExotic!;
@@ -88,6 +139,7 @@ export async function busConnection(
     url: ex.url ?? '',
     credential,
     streamConfig: ex.streamConfig,
+    replicas: replicas(ex.streamConfig),
     ...(ex.tls?.insecureSkipVerify ? { tls: { insecureSkipVerify: true } } : {}),
   };
 }
@@ -116,6 +168,7 @@ export async function reconcileEventBus(
       ]);
       return { requeueAfterMs: 5_000 };
     }
+    ctx.bus.unmonitor({ namespace, busName: name });
     if (
       parsed.success &&
       parsed.data.deletionPolicy !== 'Retain' &&
@@ -225,14 +278,22 @@ export async function reconcileEventBus(
 
   let requeueAfterMs: number | undefined;
   try {
-    const outcome = await ctx.bus.ensureStreams(await busConnection(ctx, bus, spec));
+    const conn = await busConnection(ctx, bus, spec);
+    const outcome = await ctx.bus.ensureStreams(conn);
     conditions.push({
       type: 'StreamReady',
       status: outcome.ok ? 'True' : 'False',
       reason: outcome.reason,
-      message: outcome.message,
+      message: `${outcome.message} (${conn.replicas} replica(s))`,
     });
     if (!outcome.ok) requeueAfterMs = RETRY_UNREACHABLE_MS;
+    else {
+      ctx.bus.monitor(conn);
+      // Consumers of Sensors deleted before the controller owned their state would pin events.
+      const orphans = await ctx.bus.deleteOrphanConsumers(conn, sensorsOf(ctx, namespace, name));
+      if (orphans.length)
+        ctx.log.info({ bus: key, removed: orphans }, 'removed consumers of Sensors that no longer exist');
+    }
   } catch (err) {
     conditions.push({
       type: 'StreamReady',
@@ -242,7 +303,10 @@ export async function reconcileEventBus(
     });
     requeueAfterMs = RETRY_UNREACHABLE_MS;
   }
-  await writeStatus(ctx, bus, withReady(conditions), { config: statusConfig });
+  const warn = warnings(spec, spec.jetstream?.streamConfig ?? spec.jetstreamExotic?.streamConfig);
+  for (const w of warn)
+    if (w.status === 'False') ctx.log.warn({ bus: key, reason: w.reason }, w.message ?? w.reason);
+  await writeStatus(ctx, bus, [...withReady(conditions), ...warn], { config: statusConfig });
   return requeueAfterMs ? { requeueAfterMs } : undefined;
 }
 

@@ -22,6 +22,10 @@ export interface RuntimeBus {
   url: string;
   /** Upstream-style streamConfig YAML, if any. */
   streamConfig?: string;
+  /** The controller created the Sensor's consumers and KV buckets: bind, never create. */
+  provisioned?: boolean;
+  /** Prefix of reply subjects; the role's credential may subscribe only below it. */
+  inboxPrefix?: string;
   tls?: { insecureSkipVerify?: boolean; caSecret?: { name: string; key: string } };
 }
 

@@ -8,14 +8,21 @@ import {
   type KubeConfig,
   PolicyV1Api,
 } from '@kubernetes/client-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventStreamName } from '../../../src/bus/subjects.ts';
+import { sensorBuckets } from '../../../src/bus/sensor-state.ts';
+import { calendarBucket } from '../../../src/bus/source-state.ts';
+import { consumerName, eventStreamName, subjectFor } from '../../../src/bus/subjects.ts';
 import { busOperations } from '../../../src/controller/bus-ops.ts';
 import { Controller } from '../../../src/controller/controller.ts';
 import { KubeHttp } from '../../../src/controller/kube-http.ts';
-import { BUS_FINALIZER } from '../../../src/controller/reconcile/context.ts';
+import {
+  BUS_FINALIZER,
+  EVENTSOURCE_FINALIZER,
+  SENSOR_FINALIZER,
+} from '../../../src/controller/reconcile/context.ts';
 import { ENV_BUS, ENV_OBJECT } from '../../../src/controller/resources/workload.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -134,6 +141,8 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       ['Deployed', 'True'],
       ['StreamReady', 'True'],
       ['Ready', 'True'],
+      ['Durable', 'True'],
+      ['Lossless', 'True'],
     ]);
     const jsm = await jetstreamManager(nc);
     const stream = eventStreamName({ namespace: ns, busName: 'default' });
@@ -141,6 +150,7 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     expect(info.config.max_msgs).toBe(500);
     expect(info.config.max_age).toBe(3_600_000_000_000);
     expect(info.config.discard).toBe('new');
+    expect(info.config.retention).toBe('interest');
 
     await custom.patchNamespacedCustomObject({
       ...G,
@@ -235,6 +245,7 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       busName: 'later',
       namespace: ns,
       url: natsUrl(),
+      provisioned: true,
     });
     // The log trigger is run by this build; a cloud-only trigger type would make this False.
     expect((await condition('Sensor', 'waiting', 'TriggersSupported'))?.status).toBe('True');
@@ -287,6 +298,97 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     const before = await reconciles('Sensor');
     await new Promise((r) => setTimeout(r, 3000));
     expect((await reconciles('Sensor')) - before).toBeLessThanOrEqual(2);
+  });
+
+  it('owns bus state: consumers and KV made before the Sensor runs, pruned, deleted by the finalizer; a re-created Sensor starts clean', async () => {
+    const jsm = await jetstreamManager(nc);
+    const busRef = { namespace: ns, busName: 'default' };
+    const stream = eventStreamName(busRef);
+    const consumerNames = async () => {
+      const out: string[] = [];
+      for await (const c of jsm.consumers.list(stream)) out.push(c.name);
+      return out.sort();
+    };
+    const streamNames = async () => {
+      const out: string[] = [];
+      for await (const n of jsm.streams.names()) out.push(n);
+      return out;
+    };
+    // An orphan left by a Sensor deleted before the controller owned state: removed by the bus.
+    await jsm.consumers.add(stream, {
+      durable_name: consumerName('ghost', 'd'),
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: subjectFor(busRef, 'hooks', 'x'),
+    });
+    await patchSpec('EventBus', 'default', {
+      jetstreamExotic: { url: natsUrl(), streamConfig: 'maxMsgs: 901\nmaxAge: 1h' },
+    });
+    await waitFor(
+      'orphan consumer removed',
+      async () => !(await consumerNames()).includes(consumerName('ghost', 'd')),
+    );
+
+    const deps = [
+      { name: 'a', eventSourceName: 'hooks', eventName: 'x' },
+      { name: 'b', eventSourceName: 'hooks', eventName: 'y' },
+    ];
+    const triggers = [{ template: { name: 't', log: {} } }];
+    await create('Sensor', 'owner', { dependencies: deps, triggers });
+    await waitCondition('Sensor', 'owner', 'Deployed', { status: 'True' });
+    expect((await get('Sensor', 'owner'))?.metadata.finalizers).toContain(SENSOR_FINALIZER);
+    expect(await consumerNames()).toEqual([consumerName('owner', 'a'), consumerName('owner', 'b')].sort());
+    const buckets = sensorBuckets(ns, 'owner');
+    expect(await streamNames()).toEqual(
+      expect.arrayContaining([`KV_${buckets.processed}`, `KV_${buckets.conditions}`]),
+    );
+    const processed = await new Kvm(nc).open(buckets.processed);
+    await processed.put('seen', 'done');
+    // An event waiting for this Sensor is kept (interest), and goes with the Sensor.
+    await jetstream(nc).publish(subjectFor(busRef, 'hooks', 'x'), 'e1', { msgID: 'e1' });
+
+    await patchSpec('Sensor', 'owner', { dependencies: [deps[0]], triggers });
+    await waitFor(
+      'consumer of the removed dependency deleted',
+      async () => (await consumerNames()).join() === consumerName('owner', 'a'),
+    );
+
+    await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'sensors', name: 'owner' });
+    await waitFor('Sensor gone', async () => (await get('Sensor', 'owner')) === undefined, {
+      timeoutMs: 30_000,
+    });
+    expect(await consumerNames()).toEqual([]);
+    const left = await streamNames();
+    expect(left).not.toContain(`KV_${buckets.processed}`);
+    expect(left).not.toContain(`KV_${buckets.conditions}`);
+    await waitFor(
+      'its pending event released',
+      async () => (await jsm.streams.info(stream)).state.messages === 0,
+    );
+
+    await create('Sensor', 'owner', { dependencies: [deps[0]], triggers });
+    await waitCondition('Sensor', 'owner', 'Deployed', { status: 'True' });
+    const fresh = await new Kvm(nc).open(buckets.processed);
+    expect(await fresh.get('seen')).toBeNull();
+    const ci = await jsm.consumers.info(stream, consumerName('owner', 'a'));
+    // A new consumer: nothing delivered, nothing old pending.
+    expect([ci.delivered.consumer_seq, ci.num_pending, ci.num_ack_pending]).toEqual([0, 0, 0]);
+    await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'sensors', name: 'owner' });
+    await waitFor('Sensor gone', async () => (await get('Sensor', 'owner')) === undefined, {
+      timeoutMs: 30_000,
+    });
+
+    // A calendar that persists its last fire: the controller makes its bucket, and removes it.
+    await create('EventSource', 'cal', {
+      calendar: { tick: { interval: '1h', persistence: { catchup: { enabled: true } } } },
+    });
+    await waitCondition('EventSource', 'cal', 'Deployed', { status: 'True' });
+    expect((await get('EventSource', 'cal'))?.metadata.finalizers).toContain(EVENTSOURCE_FINALIZER);
+    expect(await streamNames()).toContain(`KV_${calendarBucket(ns, 'cal')}`);
+    await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'eventsources', name: 'cal' });
+    await waitFor('EventSource gone', async () => (await get('EventSource', 'cal')) === undefined, {
+      timeoutMs: 30_000,
+    });
+    expect(await streamNames()).not.toContain(`KV_${calendarBucket(ns, 'cal')}`);
   });
 
   it('a bus in use refuses deletion; once unused its streams and finalizer go', async () => {
