@@ -13,6 +13,11 @@ export const ENV_OBJECT = 'SLUICE_OBJECT';
 export const ENV_BUS = 'SLUICE_BUS';
 /** Env var carrying the bus credential, from the bus Secret. */
 export const ENV_BUS_CREDENTIAL = 'SLUICE_BUS_CREDENTIAL';
+/** Env vars carrying a client certificate and key for the bus (jetstreamExotic.tls), from Secrets. */
+export const ENV_BUS_TLS_CERT = 'SLUICE_BUS_TLS_CERT';
+export const ENV_BUS_TLS_KEY = 'SLUICE_BUS_TLS_KEY';
+/** Env var carrying the bus CA from a Secret (jetstreamExotic.tls.caCertSecret). */
+export const ENV_BUS_TLS_CA = 'SLUICE_BUS_TLS_CA';
 
 /** What a runtime needs to reach its bus; secrets travel separately (ENV_BUS_CREDENTIAL). */
 export interface RuntimeBus {
@@ -26,7 +31,11 @@ export interface RuntimeBus {
   provisioned?: boolean;
   /** Prefix of reply subjects; the role's credential may subscribe only below it. */
   inboxPrefix?: string;
-  tls?: { insecureSkipVerify?: boolean; caSecret?: { name: string; key: string } };
+  /**
+   * TLS towards the bus: the CA to verify servers with (public, so it travels here). Client
+   * certificates come from Secrets through SLUICE_BUS_TLS_CERT / SLUICE_BUS_TLS_KEY.
+   */
+  tls?: { ca?: string; insecureSkipVerify?: boolean };
 }
 
 export interface WorkloadOptions {
