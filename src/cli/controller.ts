@@ -20,6 +20,7 @@ export interface ControllerFlags {
   metricsPort: string;
   image?: string;
   natsImage: string;
+  natsReloaderImage?: string;
   workers: string;
   logLevel?: string;
 }
@@ -45,6 +46,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     bus: busOperations({ log: log.child({ component: 'bus' }), registry: registry() }),
     image: flags.image ?? process.env.SLUICE_IMAGE ?? `sluice:${VERSION}`,
     natsImage: flags.natsImage,
+    ...(flags.natsReloaderImage ? { natsReloaderImage: flags.natsReloaderImage } : {}),
     workers: Number(flags.workers),
     ...(namespace ? { namespace } : {}),
     leaderElection: {

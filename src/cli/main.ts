@@ -33,6 +33,10 @@ program
     'nats-server image for managed buses with version "latest"',
     'nats:2.12-alpine',
   )
+  .option(
+    '--nats-reloader-image <image>',
+    'config reloader sidecar of managed buses (signals nats-server when users or certificates change)',
+  )
   .option('--workers <n>', 'reconcile workers per kind', '4')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {

@@ -77,6 +77,8 @@ export interface ControllerOptions {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** nats-server image for managed buses with version "latest". */
   natsImage: string;
+  /** Config reloader sidecar image of managed buses (default DEFAULT_RELOADER_IMAGE). */
+  natsReloaderImage?: string;
   /** Log level handed to runtime pods. */
   runtimeLogLevel?: string;
 }

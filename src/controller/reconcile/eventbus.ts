@@ -2,15 +2,15 @@
 // → connect. Then the streams from streamConfig, `status.config` for clients, conditions
 // Deployed / StreamReady / Ready, and a finalizer that removes the streams (unless Retain) and
 // refuses to let the bus go while EventSources or Sensors still use it.
-import { randomBytes } from 'node:crypto';
 import { EventBusSpec } from '../../api/eventbus.ts';
 import { parseStreamConfig, streamSettingWarnings } from '../../api/stream-config.ts';
 import { formatPath } from '../../api/validate.ts';
 import { busReplicas, busStorage } from '../../bus/placement.ts';
 import { type ConditionInput, mergeConditions, withReady } from '../conditions.ts';
 import { splitKey } from '../kube-http.ts';
-import { busNames, managedBusChildren, managedBusUrl, TOKEN_KEY } from '../resources/eventbus.ts';
+import { ADMIN_KEY, busNames, managedBusChildren, managedBusUrl, TLS_KEYS } from '../resources/eventbus.ts';
 import type { ReconcileResult } from '../workqueue.ts';
+import { busSecrets, busTls, readSecret, roleUsers } from './bus-security.ts';
 import {
   BUS_FINALIZER,
   type BusConnection,
@@ -24,6 +24,8 @@ import {
 import { writeStatus } from './status.ts';
 
 const RETRY_UNREACHABLE_MS = 15_000;
+/** Config reloader sidecar of managed buses unless the controller is told otherwise. */
+export const DEFAULT_RELOADER_IMAGE = 'natsio/nats-server-config-reloader:0.18.2';
 
 interface SecretObject {
   data?: Record<string, string>;
@@ -119,12 +121,18 @@ export async function busConnection(
     return busReplicas(spec, parsed.ok ? parsed.settings : {});
   };
   if (spec.jetstream) {
-    const token = await readSecretKey(ctx, namespace, busNames(busName).secret, TOKEN_KEY);
+    const names = busNames(busName);
+    const admin = (await readSecret(ctx, namespace, names.secret))?.[ADMIN_KEY];
+    const t = spec.jetstream.tls;
+    const ca = t?.disabled
+      ? undefined
+      : (await readSecret(ctx, namespace, t?.secretName ?? names.tls))?.[TLS_KEYS.ca];
     return {
       namespace,
       busName,
       url: managedBusUrl(ownerOf(bus)),
-      credential: token,
+      ...(admin ? { credential: admin } : {}),
+      ...(ca ? { tls: { ca } } : {}),
       streamConfig: spec.jetstream.streamConfig,
       replicas: replicas(spec.jetstream.streamConfig),
     };
@@ -133,6 +141,18 @@ export async function busConnection(
   const credential = ex.accessSecret
     ? await readSecretKey(ctx, namespace, ex.accessSecret.name ?? '', ex.accessSecret.key)
     : undefined;
+  const fromSecret = async (sel: { name?: string; key: string } | undefined) =>
+    sel ? readSecretKey(ctx, namespace, sel.name ?? '', sel.key) : undefined;
+  const [ca, cert, key] = await Promise.all([
+    fromSecret(ex.tls?.caCertSecret),
+    fromSecret(ex.tls?.clientCertSecret),
+    fromSecret(ex.tls?.clientKeySecret),
+  ]);
+  const tls = {
+    ...(ca ? { ca } : {}),
+    ...(cert && key ? { cert, key } : {}),
+    ...(ex.tls?.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+  };
   return {
     namespace,
     busName,
@@ -140,7 +160,7 @@ export async function busConnection(
     credential,
     streamConfig: ex.streamConfig,
     replicas: replicas(ex.streamConfig),
-    ...(ex.tls?.insecureSkipVerify ? { tls: { insecureSkipVerify: true } } : {}),
+    ...(Object.keys(tls).length || ex.tls ? { tls } : {}),
   };
 }
 
@@ -233,12 +253,28 @@ export async function reconcileEventBus(
   if (spec.jetstream) {
     const owner = ownerOf(bus);
     const names = busNames(name);
-    const token =
-      (await readSecretKey(ctx, namespace, names.secret, TOKEN_KEY)) ?? randomBytes(24).toString('base64url');
-    const children = managedBusChildren(owner, spec, { defaultImage: ctx.options.natsImage, token });
+    const tls = await busTls(ctx, bus, spec);
+    if ('problem' in tls) {
+      await writeStatus(
+        ctx,
+        bus,
+        withReady([{ type: 'Deployed', status: 'False', reason: 'TLSSecretInvalid', message: tls.problem }]),
+      );
+      return { requeueAfterMs: RETRY_UNREACHABLE_MS };
+    }
+    const children = managedBusChildren(owner, spec, {
+      defaultImage: ctx.options.natsImage,
+      reloaderImage: ctx.options.natsReloaderImage ?? DEFAULT_RELOADER_IMAGE,
+      secrets: await busSecrets(ctx, namespace, name),
+      users: await roleUsers(ctx, namespace, name),
+      ...(tls.enabled
+        ? { tls: { secretName: tls.secretName, ...(tls.generated ? { generated: tls.generated } : {}) } }
+        : {}),
+    });
     for (const child of [
       children.secret,
-      children.configMap,
+      children.configSecret,
+      ...(children.tlsSecret ? [children.tlsSecret] : []),
       children.service,
       children.headlessService,
       children.statefulSet,
@@ -246,6 +282,12 @@ export async function reconcileEventBus(
     ]) {
       await ctx.applier.apply(child);
     }
+    // The config was a ConfigMap before it held the route password: remove the old one.
+    await ctx.applier.delete({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: names.configMap, namespace },
+    });
     conditions.push({
       type: 'Deployed',
       status: 'True',
@@ -255,7 +297,8 @@ export async function reconcileEventBus(
     statusConfig = {
       jetstream: {
         url: managedBusUrl(owner),
-        accessSecret: { name: names.secret, key: TOKEN_KEY },
+        accessSecret: { name: names.secret, key: ADMIN_KEY },
+        ...(tls.enabled ? { tls: { caCertSecret: { name: tls.secretName, key: TLS_KEYS.ca } } } : {}),
         ...(spec.jetstream.streamConfig ? { streamConfig: spec.jetstream.streamConfig } : {}),
       },
     };
@@ -271,6 +314,7 @@ export async function reconcileEventBus(
       jetstream: {
         url: ex.url,
         ...(ex.accessSecret ? { accessSecret: ex.accessSecret } : {}),
+        ...(ex.tls ? { tls: ex.tls } : {}),
         ...(ex.streamConfig ? { streamConfig: ex.streamConfig } : {}),
       },
     };

@@ -7,14 +7,22 @@ import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
 import { SensorSpec, TRIGGER_TYPES } from '../../api/sensor.ts';
 import { formatPath } from '../../api/validate.ts';
+import { inboxPrefixFor } from '../../bus/permissions.ts';
 import { eventSourceBuckets } from '../../bus/source-state.ts';
 import { SUPPORTED_SOURCE_TYPES } from '../../eventsources/supported.ts';
 import { SUPPORTED_TRIGGER_TYPES } from '../../sensors/supported.ts';
 import { type ConditionInput, withReady } from '../conditions.ts';
 import { splitKey } from '../kube-http.ts';
 import { LABEL_OWNER_NAME } from '../resources/common.ts';
-import { deploymentFor, eventSourceService, type RuntimeBus, workloadName } from '../resources/workload.ts';
+import {
+  deploymentFor,
+  eventSourceService,
+  type RuntimeBus,
+  type WorkloadOptions,
+  workloadName,
+} from '../resources/workload.ts';
 import type { ReconcileResult } from '../workqueue.ts';
+import { CREDENTIAL_KEY, credentialSecretName, publicKeyOf, readSecret } from './bus-security.ts';
 import {
   type BusConnection,
   busNameOf,
@@ -32,18 +40,37 @@ function firstIssue(err: z.ZodError): string {
   return i ? `spec.${formatPath(i.path)}: ${i.message}` : 'invalid spec';
 }
 
+type SecretRef = { name?: string; key: string };
 interface BusStatus {
   config?: {
-    jetstream?: { url?: string; accessSecret?: { name?: string; key: string }; streamConfig?: string };
+    jetstream?: {
+      url?: string;
+      accessSecret?: SecretRef;
+      streamConfig?: string;
+      tls?: {
+        caCertSecret?: SecretRef;
+        clientCertSecret?: SecretRef;
+        clientKeySecret?: SecretRef;
+        insecureSkipVerify?: boolean;
+      };
+    };
   };
   conditions?: Array<{ type: string; status: string }>;
 }
 
+const ref = (r: SecretRef | undefined) => (r?.name ? { name: r.name, key: r.key } : undefined);
+
+interface FoundBus {
+  bus?: RuntimeBus;
+  credential?: { name: string; key: string };
+  tlsSecrets?: WorkloadOptions['busTlsSecrets'];
+  /** A managed bus: each workload has its own NKey credential and permissions. */
+  managed?: boolean;
+  problem?: ConditionInput;
+}
+
 /** Finds the bus of `obj` and what runtimes need to reach it, or a condition saying why not. */
-function busFor(
-  ctx: ReconcileContext,
-  obj: SluiceObject,
-): { bus?: RuntimeBus; credential?: { name: string; key: string }; problem?: ConditionInput } {
+function busFor(ctx: ReconcileContext, obj: SluiceObject): FoundBus {
   const namespace = obj.metadata.namespace ?? 'default';
   const name = busNameOf(obj);
   const bus = ctx.caches.buses.get(`${namespace}/${name}`);
@@ -68,16 +95,30 @@ function busFor(
       },
     };
   }
+  const managed = !!(bus.spec as { jetstream?: unknown } | undefined)?.jetstream;
+  const role = obj.kind === 'Sensor' ? 'sensor' : 'eventsource';
+  const tlsSecrets = {
+    ...(ref(js.tls?.caCertSecret) ? { ca: ref(js.tls?.caCertSecret)! } : {}),
+    ...(ref(js.tls?.clientCertSecret) ? { cert: ref(js.tls?.clientCertSecret)! } : {}),
+    ...(ref(js.tls?.clientKeySecret) ? { key: ref(js.tls?.clientKeySecret)! } : {}),
+  };
   return {
+    managed,
     bus: {
       busName: name,
       namespace,
       url: js.url,
       ...(js.streamConfig ? { streamConfig: js.streamConfig } : {}),
+      ...(js.tls?.insecureSkipVerify ? { tls: { insecureSkipVerify: true } } : {}),
+      ...(managed ? { inboxPrefix: inboxPrefixFor(role, namespace, obj.metadata.name ?? '') } : {}),
     },
-    ...(js.accessSecret?.name
-      ? { credential: { name: js.accessSecret.name, key: js.accessSecret.key } }
-      : {}),
+    ...(Object.keys(tlsSecrets).length ? { tlsSecrets } : {}),
+    // On a managed bus every workload has its own credential (made by the bus reconcile).
+    ...(managed
+      ? { credential: { name: credentialSecretName(obj), key: CREDENTIAL_KEY } }
+      : js.accessSecret?.name
+        ? { credential: { name: js.accessSecret.name, key: js.accessSecret.key } }
+        : {}),
   };
 }
 
@@ -129,6 +170,24 @@ async function deploy(
 ): Promise<{ condition: ConditionInput; requeueAfterMs?: number }> {
   const found = busFor(ctx, obj);
   if (!found.bus) return { condition: found.problem!, requeueAfterMs: 30_000 };
+  // Its own credential on a managed bus: the pod rolls when it is rotated (public key in the hash).
+  let credentialVersion: string | undefined;
+  if (found.managed && found.credential) {
+    const seed = (await readSecret(ctx, obj.metadata.namespace ?? 'default', found.credential.name))?.[
+      CREDENTIAL_KEY
+    ];
+    credentialVersion = publicKeyOf(seed);
+    if (!credentialVersion)
+      return {
+        condition: {
+          type: 'Deployed',
+          status: 'False',
+          reason: 'BusCredentialPending',
+          message: `waiting for the EventBus to issue this object's bus credential (Secret ${found.credential.name})`,
+        },
+        requeueAfterMs: 5_000,
+      };
+  }
   // Bus state the workload binds to is created before it runs.
   const problem = await prepare?.();
   if (problem) return { condition: problem, requeueAfterMs: 15_000 };
@@ -149,6 +208,8 @@ async function deploy(
     ...(ctx.options.imagePullPolicy ? { imagePullPolicy: ctx.options.imagePullPolicy } : {}),
     bus: { ...found.bus, ...(prepare ? { provisioned: true } : {}) },
     ...(found.credential ? { busCredential: found.credential } : {}),
+    ...(found.tlsSecrets ? { busTlsSecrets: found.tlsSecrets } : {}),
+    ...(credentialVersion ? { busCredentialVersion: credentialVersion } : {}),
     ...(ctx.options.runtimeLogLevel ? { logLevel: ctx.options.runtimeLogLevel } : {}),
   });
   await ctx.applier.apply(deployment);

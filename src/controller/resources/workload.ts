@@ -42,8 +42,16 @@ export interface WorkloadOptions {
   image: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   bus: RuntimeBus;
-  /** Secret key with the bus credential (token, user:password or creds file). */
+  /** Secret key with the bus credential (NKey seed, token, user:password or creds file). */
   busCredential?: { name: string; key: string };
+  /** Changes when the credential is rotated (its public key), so the pods roll with it. */
+  busCredentialVersion?: string;
+  /** Secret keys with the bus CA and a client certificate and key (TLS towards the bus). */
+  busTlsSecrets?: {
+    ca?: { name: string; key: string };
+    cert?: { name: string; key: string };
+    key?: { name: string; key: string };
+  };
   /** Log level handed to the runtime. */
   logLevel?: string;
 }
@@ -104,6 +112,15 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
           },
         ]
       : []),
+    ...(
+      [
+        [ENV_BUS_TLS_CA, opts.busTlsSecrets?.ca],
+        [ENV_BUS_TLS_CERT, opts.busTlsSecrets?.cert],
+        [ENV_BUS_TLS_KEY, opts.busTlsSecrets?.key],
+      ] as const
+    ).flatMap(([name, sel]) =>
+      sel ? [{ name, valueFrom: { secretKeyRef: { name: sel.name, key: sel.key } } }] : [],
+    ),
     ...(opts.logLevel ? [{ name: 'SLUICE_LOG_LEVEL', value: opts.logLevel }] : []),
     ...((tpl.container?.env as V1EnvVar[] | undefined) ?? []),
   ];

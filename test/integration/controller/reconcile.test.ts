@@ -18,6 +18,7 @@ import { consumerName, eventStreamName, subjectFor } from '../../../src/bus/subj
 import { busOperations } from '../../../src/controller/bus-ops.ts';
 import { Controller } from '../../../src/controller/controller.ts';
 import { KubeHttp } from '../../../src/controller/kube-http.ts';
+import { publicKeyOf } from '../../../src/controller/reconcile/bus-security.ts';
 import {
   BUS_FINALIZER,
   EVENTSOURCE_FINALIZER,
@@ -167,9 +168,13 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     );
   });
 
-  it('managed EventBus: Secret, ConfigMap, Services, StatefulSet and PDB, each owned; unreachable until pods run', async () => {
+  it('managed EventBus: secured children (credentials, config and TLS Secrets, Services, StatefulSet, PDB) and a credential per EventSource, rotated on change', async () => {
     await create('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' } },
+    });
+    await create('EventSource', 'mhooks', {
+      eventBusName: 'managed',
+      webhook: { orders: { port: '12000', endpoint: '/orders', method: 'POST' } },
     });
     await waitCondition('EventBus', 'managed', 'StreamReady', { status: 'False', reason: 'BusUnreachable' });
     const bus = (await get('EventBus', 'managed'))!;
@@ -182,20 +187,58 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       blockOwnerDeletion: true,
     };
     const base = 'eventbus-managed-js';
+    const text = async (name: string, key: string) => {
+      const s = await core.readNamespacedSecret({ name, namespace: ns }).catch(() => undefined);
+      const v = s?.data?.[key];
+      return v === undefined ? undefined : Buffer.from(v, 'base64').toString();
+    };
     const sts = await apps.readNamespacedStatefulSet({ name: base, namespace: ns });
     expect(sts.metadata?.ownerReferences).toEqual([owner]);
     expect(sts.spec?.replicas).toBe(3);
     expect(sts.spec?.template.spec?.containers[0]?.image).toBe('nats:2.12-alpine');
     expect(sts.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests).toEqual({ storage: '5Gi' });
-    const cm = await core.readNamespacedConfigMap({ name: `${base}-config`, namespace: ns });
-    expect(cm.data?.['nats-js.conf']).toContain('cluster {');
-    const secret = await core.readNamespacedSecret({ name: `${base}-client-auth`, namespace: ns });
-    expect(Buffer.from(secret.data!.token!, 'base64').toString().length).toBeGreaterThan(20);
+    expect(sts.spec?.template.spec?.securityContext?.runAsNonRoot).toBe(true);
+    const admin = await text(`${base}-client-auth`, 'admin.nkey');
+    expect(admin).toMatch(/^SU[A-Z2-7]+$/);
+    expect((await text(`${base}-client-auth`, 'route.password'))?.length).toBeGreaterThan(20);
+    expect(await text(`${base}-tls`, 'ca.crt')).toContain('BEGIN CERTIFICATE');
+    // The EventSource's own credential: a Secret it owns, its public key a user of the bus.
+    const cred = 'eventsource-mhooks-bus-credential';
+    await waitFor('EventSource credential', async () => (await text(cred, 'nkey')) !== undefined);
+    const userOf = async () => publicKeyOf(await text(cred, 'nkey'))!;
+    const first = await userOf();
+    await waitFor('the config lists it', async () =>
+      (await text(`${base}-config`, 'nats-js.conf'))?.includes(first),
+    );
+    const conf = (await text(`${base}-config`, 'nats-js.conf'))!;
+    expect(conf).toContain('cluster {');
+    expect(conf).toMatch(/password: "[0-9a-f]{48}"/);
+    expect(conf).toContain('verify: true');
+    expect(conf).not.toContain(admin!);
+    await waitCondition('EventSource', 'mhooks', 'Deployed', { status: 'True' });
+    const dep = async () => apps.readNamespacedDeployment({ name: 'eventsource-mhooks', namespace: ns });
+    const env = (await dep()).spec!.template.spec!.containers[0]!.env!;
+    expect(env.find((e) => e.name === 'SLUICE_BUS_CREDENTIAL')?.valueFrom?.secretKeyRef).toEqual({
+      name: cred,
+      key: 'nkey',
+    });
+    expect(env.find((e) => e.name === 'SLUICE_BUS_TLS_CA')?.valueFrom?.secretKeyRef).toEqual({
+      name: `${base}-tls`,
+      key: 'ca.crt',
+    });
+    const handed = JSON.parse(Buffer.from(env.find((e) => e.name === ENV_BUS)!.value!, 'base64').toString());
+    expect(handed.inboxPrefix).toMatch(/^_INBOX_e/);
+    expect(JSON.stringify(env)).not.toContain(admin!);
     for (const svc of [`${base}-svc`, `${base}-headless`]) {
       expect(
         (await core.readNamespacedService({ name: svc, namespace: ns })).metadata?.ownerReferences,
       ).toEqual([owner]);
     }
+    expect(
+      (await core.readNamespacedService({ name: `${base}-svc`, namespace: ns })).spec?.ports?.map(
+        (p) => p.port,
+      ),
+    ).toEqual([4222]);
     const pdb = await kc
       .makeApiClient(PolicyV1Api)
       .readNamespacedPodDisruptionBudget({ name: base, namespace: ns });
@@ -203,22 +246,43 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     expect(bus.status?.config).toMatchObject({
       jetstream: {
         url: `nats://${base}-svc.${ns}.svc:4222`,
-        accessSecret: { name: `${base}-client-auth`, key: 'token' },
+        accessSecret: { name: `${base}-client-auth`, key: 'admin.nkey' },
+        tls: { caCertSecret: { name: `${base}-tls`, key: 'ca.crt' } },
       },
     });
-    // The generated credential survives reconciles (no churn).
-    const token = secret.data!.token;
+    // Rotation: a deleted credential is re-issued; the config and the pods follow.
+    const hash = (await dep()).spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'];
+    await core.deleteNamespacedSecret({ name: cred, namespace: ns });
+    await waitFor(
+      'a new credential',
+      async () => (await text(cred, 'nkey')) !== undefined && (await userOf()) !== first,
+    );
+    const second = await userOf();
+    await waitFor('the config has the new key, not the old', async () => {
+      const c = (await text(`${base}-config`, 'nats-js.conf')) ?? '';
+      return c.includes(second) && !c.includes(first);
+    });
+    await waitFor(
+      'the Deployment rolls',
+      async () =>
+        (await dep()).spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'] !== hash,
+    );
+    // Generated secrets survive reconciles (no churn).
+    const tlsCa = await text(`${base}-tls`, 'ca.crt');
     await patchSpec('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' }, maxPayload: '2MB' },
     });
     await waitFor('config with the new maxPayload', async () =>
-      (await core.readNamespacedConfigMap({ name: `${base}-config`, namespace: ns })).data?.[
-        'nats-js.conf'
-      ]?.includes('max_payload: 2MB'),
+      (await text(`${base}-config`, 'nats-js.conf'))?.includes('max_payload: 2MB'),
     );
-    expect(
-      (await core.readNamespacedSecret({ name: `${base}-client-auth`, namespace: ns })).data!.token,
-    ).toBe(token);
+    expect(await text(`${base}-client-auth`, 'admin.nkey')).toBe(admin);
+    expect(await text(`${base}-tls`, 'ca.crt')).toBe(tlsCa);
+    await custom.deleteNamespacedCustomObject({
+      ...G,
+      namespace: ns,
+      plural: 'eventsources',
+      name: 'mhooks',
+    });
   });
 
   it('Sensor: a missing bus is a condition, and the Sensor deploys when the bus appears (no restart)', async () => {
