@@ -3,9 +3,10 @@
 // own credential without a single permission violation, and each credential is refused
 // everything else: reading, consuming another Sensor's events, deleting, purging, snooping on
 // replies. Outsiders without a credential, with an unknown key or without TLS get nothing.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect as netConnect } from 'node:net';
+import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
@@ -26,6 +27,7 @@ import {
   eventStreamName,
   subjectFor,
 } from '../../../src/bus/subjects.ts';
+import { runDlq } from '../../../src/cli/dlq.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -266,6 +268,38 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
     } finally {
       await c.close();
     }
+  }, 60_000);
+
+  it('sluice dlq authenticates with --nkey and --tlsca; a Sensor credential cannot list the DLQ', async () => {
+    const adminKey = join(cl.dir, 'admin.nkey');
+    writeFileSync(adminKey, cl.admin.seed, { mode: 0o600 });
+    const base = {
+      natsUrl: cl.url,
+      tlsca: cl.caFile,
+      namespace: bus.namespace,
+      bus: bus.busName,
+      json: true,
+    };
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      expect(await runDlq('list', [], { ...base, nkey: adminKey })).toBe(0);
+    } finally {
+      process.stdout.write = write;
+    }
+    const listed = JSON.parse(lines.join('')) as Array<{ sensor: string }>;
+    expect(listed.map((d) => d.sensor)).toEqual(['a']);
+    const sensorKey = join(cl.dir, 'sensor.nkey');
+    writeFileSync(sensorKey, sb.seed, { mode: 0o600 });
+    await expect(runDlq('list', [], { ...base, nkey: sensorKey })).rejects.toThrow(/Permissions Violation/);
+    // Without the CA the server is not trusted.
+    await expect(
+      runDlq('list', [], { ...base, tlsca: undefined, nkey: adminKey } as never),
+    ).rejects.toThrow();
   }, 60_000);
 
   it('outsiders get nothing: no credential, an unknown key, or no TLS', async () => {
