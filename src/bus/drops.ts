@@ -6,6 +6,7 @@
 // discard old, moved by drops. Acks of the oldest events in the same interval also move the head,
 // so the count can be high (never low) when both happen between two samples.
 import type { JetStreamManager, StreamInfo } from '@nats-io/jetstream';
+import { Counter, type Registry } from 'prom-client';
 import { isNotFound } from './errors.ts';
 
 /** One look at a stream's state. Times in epoch milliseconds. */
@@ -79,4 +80,65 @@ export async function sampleStream(jsm: JetStreamManager, stream: string): Promi
     if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+/** The limits drops depend on, from stream settings. */
+export function dropLimits(s: {
+  retention: DropLimits['retention'];
+  discard: DropLimits['discard'];
+  maxMsgs: number;
+  maxBytes: number;
+  maxAge: number;
+}): DropLimits {
+  return {
+    retention: s.retention,
+    discard: s.discard,
+    maxMsgs: s.maxMsgs,
+    maxBytes: s.maxBytes,
+    maxAgeMs: s.maxAge,
+  };
+}
+
+/**
+ * Samples `stream` every `everyMs` and calls `onDrop` with each interval's drops (an unreachable
+ * bus just skips a sample). Returns a function that stops watching.
+ */
+export function watchDrops(
+  jsm: () => Promise<JetStreamManager>,
+  stream: string,
+  limits: DropLimits,
+  onDrop: (d: { dropped: number; reason: DropReason; backlog: number }) => void,
+  everyMs = 10_000,
+): () => void {
+  let prev: StreamSample | undefined;
+  const look = async () => {
+    const cur = await sampleStream(await jsm(), stream);
+    if (!cur) return;
+    const before = prev;
+    prev = cur;
+    if (!before) return;
+    const d = headDrops(before, cur, limits);
+    if (d.dropped > 0 && d.reason) onDrop({ dropped: d.dropped, reason: d.reason, backlog: cur.messages });
+  };
+  const tick = () => {
+    look().catch(() => {
+      // unreachable for now: the next look tries again
+    });
+  };
+  const timer = setInterval(tick, everyMs);
+  timer.unref();
+  tick();
+  return () => clearInterval(timer);
+}
+
+/** The counter of accepted events the bus dropped (one per registry). */
+export function droppedCounter(registry?: Registry): Counter<'namespace' | 'eventbus' | 'reason'> {
+  const existing = registry?.getSingleMetric('sluice_bus_events_dropped_total');
+  if (existing) return existing as Counter<'namespace' | 'eventbus' | 'reason'>;
+  return new Counter({
+    name: 'sluice_bus_events_dropped_total',
+    help: 'Accepted events the bus removed before every Sensor consumed them (maxAge, or discard: old on a full stream), by bus and reason.',
+    labelNames: ['namespace', 'eventbus', 'reason'] as const,
+    registers: registry ? [registry] : [],
+  });
 }

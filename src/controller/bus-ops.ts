@@ -2,11 +2,11 @@
 // state Sensors and EventSources keep on it, and watch each event stream for drops. Connections
 // are cached per (url, credential) so reconciles do not reconnect each time.
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { parseStreamConfig } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { deleteConsumers } from '../bus/consumer.ts';
-import { type DropLimits, headDrops, type StreamSample, sampleStream } from '../bus/drops.ts';
+import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { deleteOrphanConsumers, deleteSensorState, provisionSensorState } from '../bus/sensor-state.ts';
 import { calendarBucket, deleteBuckets, provisionBuckets } from '../bus/source-state.ts';
 import { deleteStreams, ensureStreams } from '../bus/streams.ts';
@@ -26,19 +26,13 @@ export interface BusOperationsOptions {
 
 interface Watch {
   key: string;
-  timer: NodeJS.Timeout;
-  prev?: StreamSample;
+  stop: () => void;
 }
 
 export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
   const conns = new Map<string, Promise<BusConnection>>();
   const watches = new Map<string, Watch>();
-  const dropped = new Counter({
-    name: 'sluice_bus_events_dropped_total',
-    help: 'Accepted events the bus removed before every Sensor consumed them (maxAge, or discard: old on a full stream), by bus and reason.',
-    labelNames: ['namespace', 'eventbus', 'reason'] as const,
-    registers: opts.registry ? [opts.registry] : [],
-  });
+  const dropped = droppedCounter(opts.registry);
   const get = async (c: Conn): Promise<BusConnection> => {
     const key = `${c.url}\u0000${c.credential ?? ''}\u0000${c.tls?.ca ?? ''}`;
     let p = conns.get(key);
@@ -59,22 +53,6 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
   const jsmOf = async (c: Conn) => jetstreamManager((await get(c)).nc);
   const ref = (c: Pick<Conn, 'namespace' | 'busName'>) => ({ namespace: c.namespace, busName: c.busName });
   const busKey = (c: Pick<Conn, 'namespace' | 'busName'>) => `${c.namespace}/${c.busName}`;
-
-  const look = async (c: Conn, limits: DropLimits, w: Watch) => {
-    const cur = await sampleStream(await jsmOf(c), eventStreamName(ref(c)));
-    if (!cur) return;
-    const prev = w.prev;
-    w.prev = cur;
-    if (!prev) return;
-    const d = headDrops(prev, cur, limits);
-    if (d.dropped > 0) {
-      dropped.inc({ namespace: c.namespace, eventbus: c.busName, reason: d.reason ?? 'unknown' }, d.dropped);
-      opts.log?.warn(
-        { eventbus: busKey(c), dropped: d.dropped, reason: d.reason, backlog: cur.messages },
-        'the bus dropped accepted events before every Sensor consumed them',
-      );
-    }
-  };
 
   return {
     async ensureStreams(c: Conn): Promise<StreamOutcome> {
@@ -130,38 +108,33 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
     monitor(c: Conn) {
       const parsed = parseStreamConfig(c.streamConfig);
       if (!parsed.ok) return;
-      const s = parsed.settings;
-      const limits: DropLimits = {
-        retention: s.retention,
-        discard: s.discard,
-        maxMsgs: s.maxMsgs,
-        maxBytes: s.maxBytes,
-        maxAgeMs: s.maxAge,
-      };
+      const limits = dropLimits(parsed.settings);
       const key = busKey(c);
       const id = `${c.url}|${c.credential ?? ''}|${JSON.stringify(limits)}`;
       const have = watches.get(key);
       if (have?.key === id) return;
-      if (have) clearInterval(have.timer);
-      const w: Watch = {
-        key: id,
-        timer: setInterval(() => {
-          look(c, limits, w).catch(() => {
-            // unreachable for now: the next look tries again
-          });
-        }, opts.monitorEveryMs ?? 10_000),
-      };
-      w.timer.unref();
-      watches.set(key, w);
-      void look(c, limits, w).catch(() => {});
+      have?.stop();
+      const stop = watchDrops(
+        () => jsmOf(c),
+        eventStreamName(ref(c)),
+        limits,
+        (d) => {
+          dropped.inc({ namespace: c.namespace, eventbus: c.busName, reason: d.reason }, d.dropped);
+          opts.log?.warn(
+            { eventbus: key, dropped: d.dropped, reason: d.reason, backlog: d.backlog },
+            'the bus dropped accepted events before every Sensor consumed them',
+          );
+        },
+        opts.monitorEveryMs,
+      );
+      watches.set(key, { key: id, stop });
     },
     unmonitor(c) {
-      const w = watches.get(busKey(c));
-      if (w) clearInterval(w.timer);
+      watches.get(busKey(c))?.stop();
       watches.delete(busKey(c));
     },
     async close(): Promise<void> {
-      for (const w of watches.values()) clearInterval(w.timer);
+      for (const w of watches.values()) w.stop();
       watches.clear();
       const all = [...conns.values()];
       conns.clear();

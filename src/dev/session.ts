@@ -13,10 +13,11 @@ import { EventSourceSpec } from '../api/eventsource.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { parseStreamConfig } from '../api/stream-config.ts';
+import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { provisionSensorState } from '../bus/sensor-state.ts';
 import { ensureStreams } from '../bus/streams.ts';
-import type { BusRef } from '../bus/subjects.ts';
+import { type BusRef, eventStreamName } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
 import type { Logger } from '../observability/logger.ts';
 import { RUNNERS } from '../sensors/runners.ts';
@@ -58,6 +59,8 @@ export class DevSession {
   private readonly o: DevSessionOptions;
   private readonly running = new Map<string, Running>();
   private readonly buses = new Map<string, string>();
+  /** Stops the drop watch of each bus. */
+  private readonly watches = new Map<string, () => void>();
   private readonly kube = devKubeConfig();
   private manifests: DevManifests | undefined;
 
@@ -118,6 +121,25 @@ export class DevSession {
     if (!cfg.ok) throw new Error(`EventBus ${id}: streamConfig: ${cfg.errors.join('; ')}`);
     await ensureStreams(await jetstreamManager(this.o.nc), bus, cfg.settings, 1);
     this.buses.set(id, text);
+    // As the controller does: every drop (maxAge, discard: old) is logged and counted.
+    this.watches.get(id)?.();
+    const dropped = droppedCounter(this.o.registry);
+    this.watches.set(
+      id,
+      watchDrops(
+        () => jetstreamManager(this.o.nc),
+        eventStreamName(bus),
+        dropLimits(cfg.settings),
+        (d) => {
+          dropped.inc({ namespace: bus.namespace, eventbus: bus.busName, reason: d.reason }, d.dropped);
+          this.o.say(
+            `problem: EventBus ${id} dropped ${d.dropped} accepted event(s) (${d.reason}) before every Sensor consumed them`,
+          );
+        },
+      ),
+    );
+    if (cfg.settings.discard === 'old')
+      this.o.say(`warning: EventBus ${id}: discard: old is lossy; dropped events are logged and counted`);
   }
 
   async apply(m: DevManifests): Promise<void> {
@@ -257,6 +279,8 @@ export class DevSession {
   }
 
   async stop(): Promise<void> {
+    for (const stop of this.watches.values()) stop();
+    this.watches.clear();
     for (const [id, r] of [...this.running].reverse()) {
       await r.stop().catch((err: Error) => this.o.say(`problem stopping ${id}: ${err.message}`));
     }

@@ -12,11 +12,15 @@ import type { BusError } from '../../../src/bus/errors.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
 import { eventStreamName, subjectFor } from '../../../src/bus/subjects.ts';
+import { busOperations } from '../../../src/controller/bus-ops.ts';
+import type { Logger } from '../../../src/observability/logger.ts';
+import { newRegistry } from '../../../src/observability/metrics.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { enc, newBus, settings } from './fixtures.ts';
 
 describe.skipIf(natsMissing())(`interest retention${skipNote(natsMissing())}`, () => {
   let conn: BusConnection;
+  const conn_ = () => conn;
   beforeAll(async () => {
     conn = await BusConnection.open({ url: natsUrl() });
   });
@@ -140,6 +144,35 @@ describe.skipIf(natsMissing())(`interest retention${skipNote(natsMissing())}`, (
       s3 = (await sampleStream(jsm, eventStreamName(bus)))!;
     }
     expect(headDrops(s2, s3, limits)).toEqual({ dropped: 3, reason: 'maxAge' });
+  });
+
+  it('the controller watches each bus: drops are logged and counted in sluice_bus_events_dropped_total', async () => {
+    const registry = newRegistry();
+    const warnings: unknown[] = [];
+    const log = { warn: (o: unknown) => warnings.push(o) } as unknown as Logger;
+    const ops = busOperations({ registry, log, monitorEveryMs: 100 });
+    const bus = newBus();
+    const conn = { ...bus, url: natsUrl(), streamConfig: 'maxMsgs: 10\ndiscard: old', replicas: 1 };
+    try {
+      expect((await ops.ensureStreams(conn)).ok).toBe(true);
+      await dependency(bus); // never consumes
+      ops.monitor(conn);
+      const pub = new Publisher(conn_());
+      for (let i = 0; i < 10; i++)
+        await pub.publish(subjectFor(bus, 'es', 'ev'), enc(`m${i}`), { msgId: `m${i}` });
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 10; i < 30; i++)
+        await pub.publish(subjectFor(bus, 'es', 'ev'), enc(`m${i}`), { msgId: `m${i}` });
+      const total = async () =>
+        ((await registry.getSingleMetric('sluice_bus_events_dropped_total')?.get())?.values ?? []).reduce(
+          (n, v) => n + v.value,
+          0,
+        );
+      await expect.poll(total, { timeout: 5000 }).toBe(20);
+      expect(warnings[0]).toMatchObject({ reason: 'discardOld' });
+    } finally {
+      await ops.close();
+    }
   });
 
   it('keeps each Sensor its own copy: an event two Sensors want stays until both acked it', async () => {
