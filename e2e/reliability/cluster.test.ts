@@ -101,6 +101,68 @@ describe.skipIf(natsMissing())(`secured 3-server bus${skipNote(natsMissing())}`,
     }
   }, 300_000);
 
+  it('two of three servers SIGKILLed: no quorum, so nothing is accepted (503), and everything sent is accepted and delivered once after they return', async () => {
+    const namespace = uniqueName('r3q');
+    const busRef = { namespace, busName: 'default' };
+    const deps = [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }];
+    const es = newCredential();
+    const sn = newCredential();
+    await cl.setUsers([
+      { publicKey: es.publicKey, permissions: eventSourcePermissions(busRef, 'hooks') },
+      { publicKey: sn.publicKey, permissions: sensorPermissions(busRef, 'orders', deps) },
+    ]);
+    const sink = await startIdempotentSink();
+    const p = await startPipeline({
+      sink,
+      namespace,
+      bus: {
+        url: cl.url,
+        connect: async () => (await cl.connect(cl.admin.seed)).nc,
+        replicas: 3,
+        roles: {
+          EventSource: {
+            env: { SLUICE_BUS_CREDENTIAL: es.seed },
+            bus: { tls: { ca: cl.ca }, inboxPrefix: inboxPrefixFor('eventsource', namespace, 'hooks') },
+          },
+          Sensor: {
+            env: { SLUICE_BUS_CREDENTIAL: sn.seed },
+            bus: {
+              tls: { ca: cl.ca },
+              inboxPrefix: inboxPrefixFor('sensor', namespace, 'orders'),
+              provisioned: true,
+            },
+          },
+        },
+      },
+    });
+    try {
+      await p.send(['before-0', 'before-1'], 1, 30_000);
+      const leader = await cl.leaderOf(eventStreamName(busRef));
+      const down = [leader, (leader + 1) % 3];
+      for (const i of down) await cl.kill(i);
+      // Without a quorum nothing is stored, so nothing may be answered 2xx.
+      const during = await p.post('during-quorum-loss');
+      expect(during.status).toBe(503);
+      const sending = p.send(
+        Array.from({ length: 50 }, (_, i) => `q-${i}`),
+        4,
+        90_000,
+      );
+      await new Promise((r) => setTimeout(r, 3000));
+      for (const i of down) await cl.start(i);
+      await sending;
+      const v = await p.verdict(120_000);
+      report('3-server bus, 2 of 3 servers SIGKILLed', { ...v, during: during.status });
+      expect(v.accepted).toBe(52);
+      expect(v.deliveredOnce + v.deadLettered).toBe(v.accepted);
+      expect(v.duplicateEffects).toBe(0);
+      expect(v.unaccountedOutputs).toBe(0);
+    } finally {
+      await p.stop();
+      await sink.close();
+    }
+  }, 300_000);
+
   it('a route peer without the credential, or with it but a foreign certificate, cannot join, read or inject', async () => {
     const bin = requireTool('nats-server');
     const namespace = uniqueName('route');
