@@ -13,9 +13,10 @@ import { EventSourceSpec } from '../api/eventsource.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { parseStreamConfig } from '../api/stream-config.ts';
+import { deleteSensorConsumers } from '../bus/consumer.ts';
 import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { Publisher } from '../bus/publisher.ts';
-import { provisionSensorState } from '../bus/sensor-state.ts';
+import { deleteOrphanConsumers, provisionSensorState } from '../bus/sensor-state.ts';
 import { ensureStreams } from '../bus/streams.ts';
 import { type BusRef, eventStreamName } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
@@ -173,6 +174,7 @@ export class DevSession {
         );
       }
     }
+    await this.pruneConsumers(m);
     // Sensors first, so they consume from the start.
     const order = (k: string) => (k === 'Sensor' ? 0 : 1);
     for (const o of m.objects
@@ -185,6 +187,45 @@ export class DevSession {
         this.running.set(id, r);
       } catch (err) {
         this.o.say(`problem: ${id} (${o.file}) not started: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * Consumers of Sensors no longer in the manifests, and of dependencies a Sensor dropped, are
+   * deleted: under interest retention they would keep every event they match.
+   */
+  private async pruneConsumers(m: DevManifests): Promise<void> {
+    const jsm = await jetstreamManager(this.o.nc);
+    const sensors = m.objects.filter((x) => x.kind === 'Sensor');
+    const buses = new Map<string, BusRef>();
+    for (const o of [...m.objects.filter((x) => x.kind !== 'EventBus')]) {
+      const b = this.busOf(o);
+      buses.set(`${b.namespace}/${b.busName}`, b);
+    }
+    for (const bus of buses.values()) {
+      const mine = sensors.filter(
+        (o) => o.namespace === bus.namespace && this.busOf(o).busName === bus.busName,
+      );
+      try {
+        const removed = await deleteOrphanConsumers(jsm, bus, new Set(mine.map((o) => o.name)));
+        for (const o of mine) {
+          const deps = SensorSpec.safeParse(o.spec);
+          if (deps.success)
+            removed.push(
+              ...(await deleteSensorConsumers(
+                jsm,
+                bus,
+                o.name,
+                (deps.data.dependencies ?? []).map((d) => d.name),
+              )),
+            );
+        }
+        if (removed.length) this.o.say(`removed consumers no Sensor uses any more: ${removed.join(', ')}`);
+      } catch (err) {
+        this.o.say(
+          `problem: cleaning consumers of ${bus.namespace}/${bus.busName}: ${(err as Error).message}`,
+        );
       }
     }
   }
