@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { SensorSpec } from '../api/sensor.ts';
+import { parseStreamConfig, streamSettingWarnings } from '../api/stream-config.ts';
 import { type LoadedObject, type Problem, validateText } from '../api/validate.ts';
 import { compileDataFilters } from '../sensors/match/data.ts';
 import { compileExpr } from '../sensors/match/expr.ts';
@@ -36,6 +37,26 @@ export interface LintSummary {
   files: number;
   objects: number;
   problems: number;
+  warnings: number;
+}
+
+/**
+ * An EventBus's streamConfig: errors (as problems) and settings that lose accepted events or
+ * count history against the limits (as warnings, which do not fail the lint).
+ */
+export function busFindings(o: LoadedObject): { problems: string[]; warnings: string[] } {
+  if (o.kind !== 'EventBus') return { problems: [], warnings: [] };
+  const spec = (o.value as { spec?: Record<string, { streamConfig?: string } | undefined> }).spec ?? {};
+  const field = spec.jetstream ? 'jetstream' : spec.jetstreamExotic ? 'jetstreamExotic' : undefined;
+  if (!field) return { problems: [], warnings: [] };
+  const parsed = parseStreamConfig(spec[field]?.streamConfig);
+  const at = `spec.${field}.streamConfig`;
+  if (!parsed.ok) return { problems: parsed.errors.map((e) => `${at}: ${e}`), warnings: [] };
+  const w = streamSettingWarnings(parsed.settings);
+  return {
+    problems: [],
+    warnings: [...w.lossy.map((m) => `${at}: lossy: ${m}`), ...w.history.map((m) => `${at}: ${m}`)],
+  };
 }
 
 /** Problems the Sensor would hit when it compiles its dependencies (bad regex, number, template...). */
@@ -74,7 +95,7 @@ function readInput(file: string): string {
 
 export function lint(paths: string[], write: (line: string) => void, read = readInput): LintSummary {
   const files: string[] = [];
-  const summary: LintSummary = { files: 0, objects: 0, problems: 0 };
+  const summary: LintSummary = { files: 0, objects: 0, problems: 0, warnings: 0 };
   for (const p of paths) {
     try {
       collect(p, files);
@@ -106,6 +127,18 @@ export function lint(paths: string[], write: (line: string) => void, read = read
       const where = [p.object, p.path].filter(Boolean).join(': ');
       write(`${name}: ${where ? `${where}: ` : p.line ? `line ${p.line}: ` : ''}${p.message}`);
     }
+    for (const o of result.objects) {
+      const f = busFindings(o);
+      const label = `${o.kind}/${o.name}`;
+      for (const m of f.problems) {
+        summary.problems++;
+        write(`${name}: ${label}: ${m}`);
+      }
+      for (const m of f.warnings) {
+        summary.warnings++;
+        write(`${name}: ${label}: warning: ${m}`);
+      }
+    }
   }
   return summary;
 }
@@ -122,7 +155,7 @@ export function runLint(paths: string[], opts: { quiet?: boolean }): number {
   const summary = lint(paths, (line) => process.stdout.write(`${line}\n`));
   if (!opts.quiet) {
     process.stderr.write(
-      `${summary.files} file(s), ${summary.objects} valid object(s), ${summary.problems} problem(s)\n`,
+      `${summary.files} file(s), ${summary.objects} valid object(s), ${summary.problems} problem(s), ${summary.warnings} warning(s)\n`,
     );
   }
   return summary.problems > 0 ? 1 : 0;

@@ -17,17 +17,11 @@ import {
 } from '../api/conditions.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import type { EventDependency, SensorSpec, TriggerParameter } from '../api/sensor.ts';
-import { ack, consume, ensureDependencyConsumer, nak, working } from '../bus/consumer.ts';
-import { JsonState, openKv, ProcessedSet } from '../bus/kv.ts';
+import { ack, consume, InFlight, nak, working } from '../bus/consumer.ts';
+import { JsonState, ProcessedSet } from '../bus/kv.ts';
 import { Publisher } from '../bus/publisher.ts';
-import {
-  type BusRef,
-  consumerName,
-  dlqStreamName,
-  dlqSubject,
-  eventStreamName,
-  kvBucketName,
-} from '../bus/subjects.ts';
+import { bindSensorState, openSensorState } from '../bus/sensor-state.ts';
+import { type BusRef, consumerName, dlqStreamName, dlqSubject, eventStreamName } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import { type CloudEvent, decodeEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -76,6 +70,13 @@ export interface SensorRuntimeOptions {
   processedTtlMs?: number;
   /** Lease identity when `replicas > 1`. */
   identity?: string;
+  /**
+   * The controller has provisioned this Sensor's consumers and KV buckets: bind to them (waiting
+   * until they exist) and never create or change them. Unset (`sluice dev`, tests): create them.
+   */
+  provisioned?: boolean;
+  /** Copies of each KV entry when the Sensor creates its buckets itself (default 1). */
+  replicas?: number;
   /** Namespace of the Lease (default: the Sensor's). */
   leaseNamespace?: string;
   leaseDurationMs?: number;
@@ -135,14 +136,27 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   const jsm: JetStreamManager = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
   const publisher = new Publisher(o.nc);
-  const processed = await ProcessedSet.open(
+  const ackWaitMs = o.ackWaitMs ?? 30_000;
+  // Consumers exist before anyone consumes, so events published meanwhile are kept for us.
+  const state = await (o.provisioned ? bindSensorState : openSensorState)(
+    jsm,
     o.nc,
-    kvBucketName(o.namespace, o.name, 'processed'),
-    o.processedTtlMs ?? DEFAULT_PROCESSED_TTL,
+    {
+      bus: o.bus,
+      sensor: o.name,
+      dependencies: spec.dependencies ?? [],
+      tuning: {
+        ackWaitMs,
+        maxAckPending: Math.max(1000, (o.concurrency ?? 64) * 4),
+        deliver: o.deliver ?? 'new',
+      },
+      ...(o.replicas ? { replicas: o.replicas } : {}),
+      processedTtlMs: o.processedTtlMs ?? DEFAULT_PROCESSED_TTL,
+    },
+    { onWait: (what) => log.info({ waitingFor: what }, 'waiting for the controller to provision bus state') },
   );
-  const partial = new JsonState<PartialMatch>(
-    await openKv(o.nc, kvBucketName(o.namespace, o.name, 'conditions')),
-  );
+  const processed = new ProcessedSet(state.processed);
+  const partial = new JsonState<PartialMatch>(state.conditions);
   const lifetime = new AbortController();
   const kubeConfig = (): KubeConfig => {
     if (!o.kubeConfig) throw new Error('this trigger needs Kubernetes access, and none is configured');
@@ -291,7 +305,6 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
 
   const matchers = new Map<string, DependencyMatcher>();
   for (const d of spec.dependencies ?? []) matchers.set(d.name, await o.compileDependency(d));
-  const ackWaitMs = o.ackWaitMs ?? 30_000;
   const chains = new Map<string, Promise<unknown>>();
 
   const handle = async (dep: EventDependency, msg: JsMsg, ev: CloudEvent): Promise<void> => {
@@ -374,25 +387,16 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     return serialized(chains, key, () => handle(dep, msg, ev));
   };
 
-  // Consumers exist before anyone consumes, so events published meanwhile are kept for us.
-  const consumers: Array<{ dep: EventDependency; durable: string }> = [];
-  for (const dep of spec.dependencies ?? []) {
-    const c = await ensureDependencyConsumer(jsm, {
-      bus: o.bus,
-      sensor: o.name,
-      dependency: dep.name,
-      eventSourceName: dep.eventSourceName,
-      eventName: dep.eventName,
-      ackWaitMs,
-      maxAckPending: Math.max(1000, (o.concurrency ?? 64) * 4),
-      deliver: o.deliver ?? 'new',
-    });
-    consumers.push({ dep, durable: c.durable });
-  }
+  const consumers = (spec.dependencies ?? []).map((dep, i) => ({
+    dep,
+    durable: state.consumers[i]!,
+    inFlight: new InFlight(),
+  }));
 
   const startConsuming = (signal: AbortSignal): Promise<void>[] =>
-    consumers.map(({ dep, durable }) =>
+    consumers.map(({ dep, durable, inFlight }) =>
       consume(js, eventStreamName(o.bus), durable, (msg) => receive(dep, msg), {
+        inFlight,
         concurrency: o.concurrency ?? 64,
         batch: 256,
         expiresMs: 5000,
@@ -450,20 +454,15 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   // Consumer lag, oldest unsettled event and DLQ depth, every few seconds.
   const poll = setInterval(() => {
     void (async () => {
-      for (const { dep, durable } of consumers) {
+      for (const { dep, durable, inFlight } of consumers) {
         const dl = { namespace: o.namespace, sensor_name: o.name, dependency: dep.name };
         try {
           const ci = await jsm.consumers.info(eventStreamName(o.bus), durable);
           metrics.pending.set(dl, ci.num_pending);
           metrics.ackPending.set(dl, ci.num_ack_pending);
-          let age = 0;
-          if (ci.num_ack_pending + ci.num_pending > 0) {
-            const m = await jsm.streams
-              .getMessage(eventStreamName(o.bus), { seq: ci.ack_floor.stream_seq + 1 })
-              .catch(() => null);
-            if (m) age = Math.max(0, (Date.now() - m.time.getTime()) / 1000);
-          }
-          metrics.oldestUnackedAge.set(dl, age);
+          // The oldest event in hand (delivery is in stream order, so it is the oldest unsettled
+          // one while this process consumes); read without access to the stream itself.
+          metrics.oldestUnackedAge.set(dl, inFlight.oldestAgeSeconds());
         } catch {
           // the bus is unreachable; the connection state is reported elsewhere
         }

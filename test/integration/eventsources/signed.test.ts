@@ -98,7 +98,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
   beforeAll(async () => {
     conn = await BusConnection.open({ url: natsUrl() });
     bus = { namespace: uniqueName('signed'), busName: 'default' };
-    const cfg = parseStreamConfig('');
+    const cfg = parseStreamConfig('retention: limits'); // no Sensor: keep what is published to read it back
     if (!cfg.ok) throw new Error(cfg.errors.join());
     await ensureStreams(await jetstreamManager(conn.nc), bus, cfg.settings, 1);
     es = await startEventSource({

@@ -74,7 +74,7 @@ describe('sluice lint', () => {
     );
     const lines: string[] = [];
     const s = lint([dir, join(dir, 'missing.yaml')], (l) => lines.push(l));
-    expect(s).toEqual({ files: 1, objects: 2, problems: 1 });
+    expect(s).toEqual({ files: 1, objects: 2, problems: 1, warnings: 0 });
     expect(lines[0]).toMatch(/missing\.yaml: cannot read: ENOENT/);
   });
 
@@ -333,5 +333,28 @@ describe('lint: what upstream accepts', () => {
     delete es.spec.replicas;
     es.spec.replica = 2;
     expect(problemsOf(stringify(es))).toEqual([]);
+  });
+
+  it('reports discard: old as lossy and a bad streamConfig as a problem', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-lint-'));
+    const bus = (streamConfig: string, name: string) => ({
+      ...validEventBus(),
+      metadata: { name },
+      spec: { jetstream: { streamConfig } },
+    });
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      [bus('maxMsgs: 50\ndiscard: old', 'lossy'), bus('maxMsgs: lots', 'bad'), bus('maxMsgs: 50', 'fine')]
+        .map((m) => stringify(m))
+        .join('---\n'),
+    );
+    const lines: string[] = [];
+    const s = lint([dir], (l) => lines.push(l));
+    // The bad streamConfig is reported once, by validation (so that object is not counted valid).
+    expect(s).toEqual({ files: 1, objects: 2, problems: 1, warnings: 1 });
+    expect(lines.join('\n')).toMatch(
+      /EventBus\/lossy: warning: spec\.jetstream\.streamConfig: lossy: discard: old/,
+    );
+    expect(lines.join('\n')).toMatch(/EventBus\/bad: spec\.jetstream\.streamConfig: streamConfig\.maxMsgs/);
   });
 });
