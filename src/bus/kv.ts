@@ -1,10 +1,12 @@
 // Key-value state on the bus (JetStream KV): trigger state (partial condition matches, kept
 // across restarts) and the processed-set that keeps a redelivered or replayed event from firing a
 // trigger twice.
+import { DiscardPolicy, type JetStreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BusConnection } from './connection.ts';
 import { ServerCode, serverCode } from './errors.ts';
+import { type DesiredStream, type EnsureResult, ensureStream } from './streams.ts';
 
 export interface KvOptions {
   /** Entries expire this long after their last write, in milliseconds (default: never). */
@@ -14,7 +16,51 @@ export interface KvOptions {
   replicas?: number;
 }
 
-/** Opens a bucket, creating it if needed (an existing bucket's settings are brought in line). */
+/** How a bucket sluice owns is made: bounded, with a policy for when it is full. */
+export interface KvBucketOptions extends KvOptions {
+  /** Most bytes the bucket holds (the server reserves them); -1: none. */
+  maxBytes: number;
+  /**
+   * When full: "new" refuses writes (state that must not vanish, e.g. partial matches), "old"
+   * forgets the oldest keys first (a cache such as the processed set).
+   */
+  whenFull: 'refuse' | 'forget-oldest';
+}
+
+/**
+ * The stream behind KV bucket `bucket` (pure): what the nats.js KV client expects (subjects,
+ * one value per key, rollups) with sluice's limits, and without direct gets, so reads go to the
+ * leader and see every acknowledged write.
+ */
+export function kvStreamConfig(bucket: string, o: KvBucketOptions): DesiredStream {
+  return {
+    name: `KV_${bucket}`,
+    subjects: [`$KV.${bucket}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: o.whenFull === 'forget-oldest' ? DiscardPolicy.Old : DiscardPolicy.New,
+    max_msgs_per_subject: o.history ?? 1,
+    max_bytes: o.maxBytes,
+    max_age: Math.round((o.ttl ?? 0) * 1e6),
+    max_msg_size: -1,
+    num_replicas: o.replicas ?? 1,
+    allow_rollup_hdrs: true,
+    allow_direct: false,
+  };
+}
+
+/**
+ * Creates bucket `bucket`, or brings an existing one (e.g. made by an older sluice without
+ * limits) in line with `o` in place. Throws like ensureStream.
+ */
+export function ensureKv(jsm: JetStreamManager, bucket: string, o: KvBucketOptions): Promise<EnsureResult> {
+  return ensureStream(jsm, kvStreamConfig(bucket, o));
+}
+
+/**
+ * Opens a bucket, creating it with the client's defaults if it does not exist (an existing
+ * bucket is used as it is; buckets the controller owns are made with ensureKv).
+ */
 export async function openKv(
   connection: NatsConnection | BusConnection,
   bucket: string,

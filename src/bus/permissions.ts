@@ -1,7 +1,10 @@
 // Least privilege on the bus: the exact NATS subjects each role may publish to and subscribe on,
-// derived from the same names the bus layer uses. Observed against nats-server 2.12 with the
-// clients sluice uses (test/integration/bus/permissions.test.ts runs each role's real work under
-// these permissions and checks the server logged no violation):
+// derived from the same names the bus layer uses. On a managed bus each role also has its own
+// NATS account that imports exactly these subjects from the account owning JetStream (see
+// accounts.ts), so what JetStream sends back to a reply subject stays in the role's account.
+// Observed against nats-server 2.12 with the clients sluice uses
+// (test/integration/bus/permissions.test.ts runs each role's real work under these permissions
+// and checks the server logged no violation):
 //
 //   every role   $JS.API.INFO (the JetStream client checks the API once); replies only below its
 //                own inbox prefix, so no role can read another's replies (a pull's messages arrive
@@ -18,7 +21,8 @@
 //   controller   everything (it creates and deletes streams, consumers and buckets)
 //
 // A KV bucket <b> is the stream KV_<b>: $KV.<b>.> for put/create/update/delete, the stream info
-// and direct/stored message gets for reads.
+// and stored-message gets for reads (sluice's buckets have no direct get: reads go to the leader,
+// so a read after a write sees it).
 import { createHash } from 'node:crypto';
 import { dependencyConsumerSettings } from './consumer.ts';
 import type { SensorDependencyRef } from './sensor-state.ts';
@@ -41,13 +45,7 @@ export function inboxPrefixFor(role: Role, namespace: string, name: string): str
 /** What reading and writing KV bucket `bucket` needs. */
 export function kvSubjects(bucket: string): string[] {
   const stream = `KV_${bucket}`;
-  return [
-    `$KV.${bucket}.>`,
-    `$JS.API.STREAM.INFO.${stream}`,
-    `$JS.API.DIRECT.GET.${stream}`,
-    `$JS.API.DIRECT.GET.${stream}.>`,
-    `$JS.API.STREAM.MSG.GET.${stream}`,
-  ];
+  return [`$KV.${bucket}.>`, `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`];
 }
 
 const common = (inbox: string): Permissions => ({

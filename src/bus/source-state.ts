@@ -2,9 +2,9 @@
 // last fire. The controller creates it (with the bus's replicas) and deletes it with the
 // EventSource; the calendar adapter only opens it.
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import { isNotFound } from './errors.ts';
-import { openKv } from './kv.ts';
+import { ensureKv } from './kv.ts';
+import { DEFAULT_KV_MAX_BYTES } from './placement.ts';
 import { kvBucketName } from './subjects.ts';
 
 /** The calendar bucket name of an EventSource (the one the calendar adapter opens). */
@@ -19,12 +19,14 @@ export function eventSourceBuckets(namespace: string, eventSource: string, spec:
   return persists ? [calendarBucket(namespace, eventSource)] : [];
 }
 
+/** Creates (or brings in line) an EventSource's buckets: bounded, refusing writes when full. */
 export async function provisionBuckets(
-  nc: NatsConnection,
+  jsm: JetStreamManager,
   buckets: string[],
   replicas: number,
+  maxBytes = DEFAULT_KV_MAX_BYTES,
 ): Promise<void> {
-  for (const b of buckets) await openKv(nc, b, { history: 1, replicas });
+  for (const b of buckets) await ensureKv(jsm, b, { history: 1, replicas, maxBytes, whenFull: 'refuse' });
 }
 
 /** Deletes the named KV buckets (absent ones are fine); returns the streams removed. */

@@ -58,7 +58,7 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
     async ensureStreams(c: Conn): Promise<StreamOutcome> {
       const parsed = parseStreamConfig(c.streamConfig);
       if (!parsed.ok) return { ok: false, reason: 'InvalidStreamConfig', message: parsed.errors.join('; ') };
-      const r = await ensureStreams(await jsmOf(c), ref(c), parsed.settings, c.replicas);
+      const r = await ensureStreams(await jsmOf(c), ref(c), parsed.settings, c.replicas, c.limits);
       if (r.events.action === 'blocked')
         return { ok: false, reason: 'StreamChangeBlocked', message: r.events.message };
       return { ok: true, reason: 'StreamReady', message: `${r.events.message}; ${r.dlq.message}` };
@@ -91,13 +91,14 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
         sensor: sensor.name,
         dependencies: sensor.dependencies,
         replicas: c.replicas,
+        ...(c.limits ? { kvMaxBytes: c.limits.kvMaxBytes } : {}),
       });
     },
     async deleteSensorState(c, sensor) {
       return deleteSensorState(await jsmOf(c), ref(c), sensor);
     },
     async provisionEventSource(c, _eventSource, buckets) {
-      if (buckets.length) await provisionBuckets((await get(c)).nc, buckets, c.replicas);
+      if (buckets.length) await provisionBuckets(await jsmOf(c), buckets, c.replicas, c.limits?.kvMaxBytes);
     },
     async deleteEventSourceState(c, eventSource) {
       return deleteBuckets(await jsmOf(c), [calendarBucket(c.namespace, eventSource)]);

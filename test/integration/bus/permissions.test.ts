@@ -96,7 +96,7 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
     await ensureStreams(jsm, bus, cfg.settings, 1);
     await provisionSensorState(jsm, admin.nc, { bus, sensor: 'a', dependencies: depA });
     await provisionSensorState(jsm, admin.nc, { bus, sensor: 'b', dependencies: depB });
-    await provisionBuckets(admin.nc, [calendarBucket(bus.namespace, 'hooks')], 1);
+    await provisionBuckets(jsm, [calendarBucket(bus.namespace, 'hooks')], 1);
     await cl.setUsers([
       {
         publicKey: es.publicKey,
