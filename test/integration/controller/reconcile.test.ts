@@ -6,6 +6,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  NetworkingV1Api,
   PolicyV1Api,
 } from '@kubernetes/client-node';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -202,6 +203,15 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     expect(admin).toMatch(/^SU[A-Z2-7]+$/);
     expect((await text(`${base}-client-auth`, 'route.password'))?.length).toBeGreaterThan(20);
     expect(await text(`${base}-tls`, 'ca.crt')).toContain('BEGIN CERTIFICATE');
+    // The CA key is in its own Secret, which no pod mounts; the mounted one has none.
+    expect(await text(`${base}-ca`, 'ca.key')).toContain('PRIVATE KEY');
+    expect(await text(`${base}-tls`, 'ca.key')).toBeUndefined();
+    const np = await kc
+      .makeApiClient(NetworkingV1Api)
+      .readNamespacedNetworkPolicy({ name: base, namespace: ns });
+    expect(np.metadata?.ownerReferences).toEqual([owner]);
+    expect(np.spec?.ingress?.map((r) => r.ports?.[0]?.port)).toEqual([4222, 6222, 8222]);
+    expect(np.spec?.ingress?.[1]?._from).toEqual([{ podSelector: np.spec?.podSelector }]);
     // The EventSource's own credential: a Secret it owns, its public key a user of the bus.
     const cred = 'eventsource-mhooks-bus-credential';
     await waitFor('EventSource credential', async () => (await text(cred, 'nkey')) !== undefined);
@@ -211,6 +221,10 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       (await text(`${base}-config`, 'nats-js.conf'))?.includes(first),
     );
     const conf = (await text(`${base}-config`, 'nats-js.conf'))!;
+    // Its own account slot, recorded in its Secret; JetStream only in the bus account.
+    expect(await text(cred, 'account')).toBe('W0');
+    expect(conf).toMatch(new RegExp(`\\n  W0: \\{\\n    users: \\[\\n      \\{ nkey: "${first}"`));
+    expect(conf).toMatch(/\n {2}SLUICE: \{\n {4}jetstream: \{ max_file: \d+/);
     expect(conf).toContain('cluster {');
     expect(conf).toMatch(/password: "[0-9a-f]{48}"/);
     expect(conf).toContain('verify: true');
@@ -267,8 +281,16 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       async () =>
         (await dep()).spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'] !== hash,
     );
-    // Generated secrets survive reconciles (no churn).
+    // Generated secrets survive reconciles (no churn). A TLS Secret of an older version, with the
+    // CA key in it, is re-made without it (the CA stays the same).
     const tlsCa = await text(`${base}-tls`, 'ca.crt');
+    const caKey = await text(`${base}-ca`, 'ca.key');
+    await core.patchNamespacedSecret({
+      name: `${base}-tls`,
+      namespace: ns,
+      body: [{ op: 'add', path: '/data/ca.key', value: Buffer.from(caKey!).toString('base64') }],
+    });
+    expect(await text(`${base}-tls`, 'ca.key')).toBe(caKey);
     await patchSpec('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' }, maxPayload: '2MB' },
     });
@@ -277,6 +299,8 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     );
     expect(await text(`${base}-client-auth`, 'admin.nkey')).toBe(admin);
     expect(await text(`${base}-tls`, 'ca.crt')).toBe(tlsCa);
+    expect(await text(`${base}-tls`, 'ca.key')).toBeUndefined();
+    expect(await text(`${base}-ca`, 'ca.key')).toBe(caKey);
     await custom.deleteNamespacedCustomObject({
       ...G,
       namespace: ns,
