@@ -175,6 +175,42 @@ describe.skipIf(natsMissing())(`interest retention${skipNote(natsMissing())}`, (
     }
   });
 
+  it('maxMsgsPerSubject: a source whose Sensor is down fills only its own share; other sources keep being accepted', async () => {
+    // Adversary break 5: with one maxMsgs budget, "other" (its Sensor down) took all of it and
+    // "hooks" was refused although its Sensor was caught up. The per-event limit keeps them apart.
+    const jsm = await jetstreamManager(conn.nc);
+    for (const [perSubject, hooksAccepted] of [
+      ['', false],
+      ['\nmaxMsgsPerSubject: 20', true],
+    ] as const) {
+      const bus = newBus();
+      await ensureStreams(jsm, bus, settings(`maxMsgs: 50${perSubject}`));
+      for (const [sensor, eventSourceName, eventName] of [
+        ['a', 'hooks', 'orders'],
+        ['b', 'other', 'payments'],
+      ] as const)
+        await ensureDependencyConsumer(jsm, { bus, sensor, dependency: 'd', eventSourceName, eventName });
+      const pub = new Publisher(conn);
+      const results = await Promise.allSettled(
+        Array.from({ length: 60 }, (_, i) =>
+          pub.publish(subjectFor(bus, 'other', 'payments'), enc(`o${i}`), { msgId: `o${i}` }),
+        ),
+      );
+      const stored = results.filter((r) => r.status === 'fulfilled').length;
+      for (const r of results)
+        if (r.status === 'rejected') expect((r.reason as BusError).code).toBe('StreamFull');
+      const hooks = await pub.publish(subjectFor(bus, 'hooks', 'orders'), enc('h'), { msgId: 'h' }).then(
+        () => 'accepted',
+        (e: BusError) => e.code,
+      );
+      expect(stored).toBe(perSubject ? 20 : 50);
+      expect(hooks).toBe(hooksAccepted ? 'accepted' : 'StreamFull');
+      process.stdout.write(
+        `fairness${perSubject.replace('\n', ' ') || ' (one budget)'}: "other" stored ${stored}/60, "hooks" ${hooks}\n`,
+      );
+    }
+  });
+
   it('keeps each Sensor its own copy: an event two Sensors want stays until both acked it', async () => {
     const jsm = await jetstreamManager(conn.nc);
     const bus = newBus();
