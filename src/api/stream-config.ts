@@ -171,7 +171,7 @@ export const StreamSettings = z.strictObject({
     .optional()
     .describe(
       "sluice extension: most bytes of dead letters kept. Default: a tenth of each server's " +
-        'JetStream store on a managed bus, else 1GB. A full dead-letter stream refuses new dead ' +
+        'JetStream store on a managed bus, else 64MB (the server reserves it). A full dead-letter stream refuses new dead ' +
         'letters (the Sensor keeps the event and retries) rather than dropping old ones.',
     ),
   dlqMaxAge: duration('dlqMaxAge', true)

@@ -29,8 +29,11 @@ const STORE_SHARE = 0.75;
 const MEMORY_STORE_BYTES = 64 * 1024 ** 2;
 /** Each KV bucket unless streamConfig.kvMaxBytes says otherwise. */
 export const DEFAULT_KV_MAX_BYTES = 16 * 1024 ** 2;
-/** Dead letters on a server whose store size sluice does not know. */
-const EXTERNAL_DLQ_MAX_BYTES = 1024 ** 3;
+/**
+ * Dead letters on a server whose store size sluice does not know (reserved on creation, so kept
+ * modest: set dlqMaxBytes for more).
+ */
+const EXTERNAL_DLQ_MAX_BYTES = 64 * 1024 ** 2;
 
 /**
  * Copies of each stored event or KV entry (pure): `streamConfig.replicas` when set, else on a
@@ -108,7 +111,7 @@ export interface BusLimits {
 
 /**
  * The storage budget of a bus (pure; see the header). `{}` for a server sluice does not run:
- * the streamConfig's own limits, dead letters up to 1GB, buckets of kvMaxBytes.
+ * the streamConfig's own limits, dead letters up to 64MB, buckets of kvMaxBytes.
  */
 export function busLimits(spec: Pick<EventBusSpec, 'jetstream'>, settings: StreamSettings): BusLimits {
   const store = busStoreLimits(spec);

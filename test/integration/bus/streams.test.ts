@@ -39,7 +39,7 @@ describe.skipIf(natsMissing())(`ensureStreams${skipNote(natsMissing())}`, () => 
     expect((await jsm.streams.info(dlqStreamName(bus))).config).toMatchObject({
       discard: 'new',
       max_age: 14 * 24 * 3600 * 1e9,
-      max_bytes: 1024 ** 3,
+      max_bytes: 64 * 1024 ** 2,
     });
   });
 
