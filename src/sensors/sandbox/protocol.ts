@@ -1,0 +1,22 @@
+// What the Sensor sends to a sandbox worker and what comes back (structured-clone values only).
+
+export type Lang = 'jq' | 'lua';
+
+export interface EvalTask {
+  /** "check": compile only (errors at Sensor start); "run": run on `input`. */
+  op: 'check' | 'run';
+  lang: Lang;
+  source: string;
+  input?: unknown;
+  /** The worker writes Date.now() here when it starts the task, so the deadline counts run time only. */
+  started?: BigInt64Array;
+  /** Cap of each wasm instance's linear memory and of a Lua state's allocations, in bytes. */
+  memoryBytes: number;
+  /** Lua instructions per run. */
+  luaInstructions: number;
+}
+
+/** Why a program failed: its own error, memory exhausted, or the engine trapped. */
+export type EvalFailure = 'program' | 'memory' | 'timeout' | 'crash';
+
+export type EvalReply = { ok: true; value: unknown } | { ok: false; failure: EvalFailure; message: string };

@@ -1,0 +1,118 @@
+// The sandbox worker (a piscina worker thread): runs jq and Lua programs for the Sensor. Each
+// engine is a WebAssembly instance with capped linear memory; an instance that trapped (abort,
+// allocation failure) is dropped and a fresh one made for the next task, and one whose memory grew
+// past a quarter of the cap is recycled after the task so its memory goes back to the system.
+// Runaway loops are stopped from outside: the pool terminates this thread at the deadline.
+import { compileJq, isJqError, type JqProgram, type JqRuntime, newJqRuntime } from '../match/jq.ts';
+import { compileLua, type LuaModule, type LuaProgram, luaRuntimeBytes, newLuaRuntime } from '../match/lua.ts';
+import type { EvalFailure, EvalReply, EvalTask } from './protocol.ts';
+import { Wasm } from './wasm.ts';
+
+const MAX_CACHED = 64;
+
+interface Engines {
+  jq?: { rt: JqRuntime; programs: Map<string, JqProgram>; cap: number };
+  lua?: { rt: LuaModule; programs: Map<string, LuaProgram>; cap: number; instructions: number };
+}
+const engines: Engines = {};
+
+function dropLua() {
+  for (const p of engines.lua?.programs.values() ?? []) {
+    try {
+      p.close();
+    } catch {
+      // the instance is going away anyway
+    }
+  }
+  delete engines.lua;
+}
+
+async function jqProgram(t: EvalTask): Promise<JqProgram> {
+  let e = engines.jq;
+  if (!e || e.cap !== t.memoryBytes) {
+    e = { rt: await newJqRuntime(t.memoryBytes), programs: new Map(), cap: t.memoryBytes };
+    engines.jq = e;
+  }
+  let p = e.programs.get(t.source);
+  if (!p) {
+    p = compileJq(t.source, e.rt.jq);
+    if (e.programs.size >= MAX_CACHED) e.programs.clear();
+    e.programs.set(t.source, p);
+  }
+  return p;
+}
+
+async function luaProgram(t: EvalTask): Promise<LuaProgram> {
+  let e = engines.lua;
+  if (!e || e.cap !== t.memoryBytes || e.instructions !== t.luaInstructions) {
+    dropLua();
+    e = {
+      rt: await newLuaRuntime(),
+      programs: new Map(),
+      cap: t.memoryBytes,
+      instructions: t.luaInstructions,
+    };
+    engines.lua = e;
+  }
+  let p = e.programs.get(t.source);
+  if (!p) {
+    p = compileLua(t.source, e.rt, { memoryBytes: t.memoryBytes, instructions: t.luaInstructions });
+    if (e.programs.size >= MAX_CACHED) {
+      const [oldest, prog] = e.programs.entries().next().value as [string, LuaProgram];
+      prog.close();
+      e.programs.delete(oldest);
+    }
+    e.programs.set(t.source, p);
+  }
+  return p;
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function classifyLua(msg: string): EvalFailure {
+  if (/not enough memory/i.test(msg)) return 'memory';
+  if (/script stopped: more than \d+ instructions/.test(msg)) return 'timeout';
+  return 'program';
+}
+
+/** Recycles engines that trapped or grew, so neither a broken instance nor its memory is kept. */
+function afterTask(t: EvalTask, trapped: boolean) {
+  if (t.lang === 'jq' && engines.jq && (trapped || engines.jq.rt.memoryBytes() > t.memoryBytes / 4))
+    delete engines.jq;
+  if (t.lang === 'lua' && engines.lua && (trapped || luaRuntimeBytes(engines.lua.rt) > t.memoryBytes / 2))
+    dropLua();
+}
+
+export default async function evaluate(t: EvalTask): Promise<EvalReply> {
+  if (t.started) Atomics.store(t.started, 0, BigInt(Date.now()));
+  let trapped = false;
+  try {
+    if (t.lang === 'jq') {
+      const p = await jqProgram(t);
+      return { ok: true, value: t.op === 'run' ? p.run(t.input) : null };
+    }
+    const p = await luaProgram(t);
+    return { ok: true, value: t.op === 'run' ? p.run(t.input) : null };
+  } catch (e) {
+    const msg = message(e);
+    if (t.lang === 'jq') {
+      if (isJqError(e) || (e as { code?: string }).code === 'JqError')
+        return { ok: false, failure: 'program', message: msg };
+      trapped = true;
+      return {
+        ok: false,
+        failure: 'memory',
+        message: `the jq engine aborted (out of its ${Math.round(t.memoryBytes / 1048576)} MiB memory limit or an internal error): ${msg}`,
+      };
+    }
+    if (e instanceof Wasm.RuntimeError) {
+      trapped = true;
+      return { ok: false, failure: 'crash', message: `the Lua engine trapped: ${msg}` };
+    }
+    // e.g. a payload nested too deeply to convert: the engine state is unknown, start afresh.
+    if (e instanceof RangeError) trapped = true;
+    return { ok: false, failure: classifyLua(msg), message: msg };
+  } finally {
+    afterTask(t, trapped);
+  }
+}
