@@ -13,6 +13,7 @@ import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
+import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
 import {
   type EventsByDependency,
   type TriggerContext,
@@ -55,7 +56,13 @@ export interface SettleEnv {
     'idempotencyKey' | 'attempt' | 'events' | 'traceparent' | 'signal' | 'triggerName'
   >;
   signal: AbortSignal;
+  /** Removes resolved secrets from error text before it is logged or stored (default: as is). */
+  redact?: (text: string) => string;
 }
+
+/** An outcome as one line of text (for DLQ records). */
+export const outcomeText = (o: Outcome): string =>
+  o.kind === 'done' ? o.detail || 'done' : o.kind === 'dead-lettered' ? `failed: ${o.error}` : o.kind;
 
 /** Same events + same trigger → same key, across attempts, redeliveries, replicas and replays. */
 export function idempotencyKey(
@@ -72,9 +79,16 @@ export function idempotencyKey(
 }
 
 export interface DeadLetterRecord {
+  /** "trigger": a trigger execution failed for good; "event": the event failed before any trigger. */
+  kind?: 'trigger' | 'event';
   namespace: string;
   sensor: string;
+  /** The trigger; for an event record, "@" + the dependency. */
   trigger: string;
+  /** For an event record: the dependency whose filter, transform or delivery failed. */
+  dependency?: string;
+  /** Why (see reasons.ts). */
+  reason?: DeadLetterReason;
   triggerType: string;
   idempotencyKey: string;
   events: EventsByDependency;
@@ -83,6 +97,10 @@ export interface DeadLetterRecord {
   firstAttemptAt: string;
   deadLetteredAt: string;
   dlqTrigger?: { name: string; outcome: string };
+  /** For an event record: the dlqTrigger of each trigger waiting on the dependency. */
+  dlqTriggers?: Array<{ name: string; outcome: string }>;
+  /** For an event record whose message could not be decoded: its first bytes, base64. */
+  raw?: string;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -193,6 +211,10 @@ export async function settle(
     } catch (err) {
       if (env.signal.aborted) throw err;
       last = asTriggerError(err);
+      if (env.redact) {
+        const clean = env.redact(last.message);
+        if (clean !== last.message) last = redacted(last, clean);
+      }
       permit?.allowed && permit.release(false);
       env.metrics.duration.observe(labels, performance.now() - started);
       env.metrics.failed.inc(labels);
@@ -230,6 +252,14 @@ export async function settle(
   return { kind: 'dead-lettered', error: error.message };
 }
 
+/** The same error with a redacted message (code, retryability and cause kept). */
+function redacted(e: TriggerError, message: string): TriggerError {
+  return new TriggerError(e.code, message, {
+    ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+    ...(e.cause !== undefined ? { cause: e.cause } : {}),
+  });
+}
+
 async function deadLetter(
   env: SettleEnv,
   t: PreparedTrigger,
@@ -244,15 +274,15 @@ async function deadLetter(
   if (t.dlq) {
     // The dead-letter trigger gets the same events; its own key keeps it from firing twice.
     const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), { key: `${key}:dlq` });
-    dlqTrigger = {
-      name: t.dlq.name,
-      outcome: o.kind === 'done' ? o.detail : o.kind === 'dead-lettered' ? `failed: ${o.error}` : o.kind,
-    };
+    dlqTrigger = { name: t.dlq.name, outcome: outcomeText(o) };
   }
+  const reason = triggerFailureReason(error);
   const record: DeadLetterRecord = {
+    kind: 'trigger',
     namespace: env.namespace,
     sensor: env.sensorName,
     trigger: t.name,
+    reason,
     triggerType: t.type,
     idempotencyKey: key,
     events,
@@ -269,9 +299,17 @@ async function deadLetter(
       msgId: `dlq/${key}`,
     },
   );
-  env.metrics.deadLettered.inc(labels);
+  env.metrics.deadLettered.inc({ ...labels, reason });
   env.context.log.error(
-    { trigger: t.name, idempotencyKey: key, attempts, code: error.code, err: error.message, dlqTrigger },
+    {
+      trigger: t.name,
+      idempotencyKey: key,
+      attempts,
+      reason,
+      code: error.code,
+      err: error.message,
+      dlqTrigger,
+    },
     'trigger dead-lettered',
   );
 }

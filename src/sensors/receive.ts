@@ -1,0 +1,202 @@
+// One message of one dependency, from the bus to a terminal outcome: decode and validate (the
+// boundary), the redelivery bound, the dependency's filters and transform (user programs in the
+// sandbox), then the triggers. Every path ends in ack (done, no match, dead-lettered), term
+// (dead-lettered unhandled) or nak (deferred: an open breaker, a busy sandbox, a bus error); a
+// filter that merely does not match is the only quiet outcome.
+import type { JsMsg } from '@nats-io/jetstream';
+import type { EventDependency } from '../api/sensor.ts';
+import { ack, nak, term, working } from '../bus/consumer.ts';
+import type { CloudEvent } from '../eventsources/envelope.ts';
+import type { Logger } from '../observability/logger.ts';
+import { decodeBusEvent } from './decode.ts';
+import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
+import { type SensorTrigger, serialized } from './fire.ts';
+import type { SensorMetrics } from './metrics.ts';
+import { isTransientEvalError, matchFailureReason } from './reasons.ts';
+import type { DependencyMatcher } from './runtime.ts';
+import type { Outcome } from './settle.ts';
+
+export interface ReceiveDeps {
+  namespace: string;
+  sensorName: string;
+  log: Logger;
+  metrics: SensorMetrics;
+  triggers: readonly SensorTrigger[];
+  matchers: ReadonlyMap<string, DependencyMatcher>;
+  dlq: EventDeadLetterEnv;
+  fire(t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome>;
+  /** Deliveries handled before the next one dead-letters the message unhandled. */
+  maxDeliveries: number;
+  ackWaitMs: number;
+  errorOnFailedRound: boolean;
+}
+
+/** Per message: deliveries handed back to wait (not counted against maxDeliveries) and the last error. */
+interface Tally {
+  defers: number;
+  lastError?: string;
+}
+const MAX_TALLIES = 10_000;
+
+/** Dotted path lookup for orderingKey (numbers index arrays); never throws. */
+function pick(data: unknown, path: string): unknown {
+  let cur: unknown = data;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+const orderingValue = (v: unknown): string => {
+  if (v === undefined) return '';
+  if (typeof v === 'string') return `s:${v}`;
+  try {
+    return `j:${JSON.stringify(v)}`;
+  } catch {
+    return '?';
+  }
+};
+
+/** The message handler of a Sensor: `(dependency, message) → settled`. */
+export function messageReceiver(d: ReceiveDeps) {
+  const chains = new Map<string, Promise<unknown>>();
+  const tallies = new Map<string, Tally>();
+  const tallyKey = (dep: EventDependency, msg: JsMsg) => `${dep.name}/${msg.seq}`;
+  const tally = (k: string): Tally => {
+    let t = tallies.get(k);
+    if (!t) {
+      if (tallies.size >= MAX_TALLIES) tallies.delete(tallies.keys().next().value as string);
+      t = { defers: 0 };
+      tallies.set(k, t);
+    }
+    return t;
+  };
+  const labels = (dep: string) => ({ namespace: d.namespace, sensor_name: d.sensorName, dependency: dep });
+
+  /** Dead-letters, then acks (term for a message that must never come back). */
+  const failEvent = async (
+    msg: JsMsg,
+    f: Omit<EventFailure, 'seq' | 'deliveries'>,
+    final: 'ack' | 'term',
+  ) => {
+    await deadLetterEvent(d.dlq, { ...f, seq: msg.seq, deliveries: msg.info.deliveryCount });
+    d.metrics.eventsReceived.inc({ ...labels(f.dependency), result: 'dead-lettered' });
+    if (final === 'term') term(msg, f.reason);
+    else await ack(msg);
+  };
+
+  /** Filters, transform, triggers; says whether the message was settled or handed back to wait. */
+  const handle = async (
+    dep: EventDependency,
+    msg: JsMsg,
+    ev: CloudEvent,
+  ): Promise<'settled' | 'deferred'> => {
+    const matcher = d.matchers.get(dep.name)!;
+    let matched: boolean;
+    try {
+      matched = await matcher.matches(ev);
+    } catch (err) {
+      if (isTransientEvalError(err)) throw err;
+      const reason = matchFailureReason(err);
+      await failEvent(
+        msg,
+        { dependency: dep.name, event: ev, reason, message: (err as Error).message },
+        'ack',
+      );
+      return 'settled';
+    }
+    d.metrics.eventsReceived.inc({ ...labels(dep.name), result: matched ? 'matched' : 'filtered' });
+    if (!matched) {
+      await ack(msg);
+      return 'settled';
+    }
+    let event: CloudEvent;
+    try {
+      event = await matcher.transform(ev);
+    } catch (err) {
+      if (isTransientEvalError(err)) throw err;
+      const reason = matchFailureReason(err);
+      await failEvent(
+        msg,
+        { dependency: dep.name, event: ev, reason, message: (err as Error).message },
+        'ack',
+      );
+      return 'settled';
+    }
+    const since = Number(msg.info.timestampNanos / 1_000_000);
+    const outcomes = await working(
+      msg,
+      () =>
+        Promise.all(
+          d.triggers
+            .filter((t) => t.dependencies.has(dep.name))
+            .map((t) => d.fire(t, dep.name, event, since)),
+        ),
+      Math.max(1000, Math.floor(d.ackWaitMs / 3)),
+    );
+    const deferred = outcomes.filter((x): x is Extract<Outcome, { kind: 'defer' }> => x.kind === 'defer');
+    if (deferred.length) {
+      for (const t of d.triggers)
+        if (t.breaker?.state === 'open')
+          d.metrics.deferred.inc({ namespace: d.namespace, sensor_name: d.sensorName, trigger_name: t.name });
+      tally(tallyKey(dep, msg)).defers++;
+      nak(msg, Math.max(...deferred.map((x) => x.delayMs)));
+      return 'deferred';
+    }
+    if (d.errorOnFailedRound && outcomes.some((x) => x.kind === 'dead-lettered'))
+      d.log.error({ dependency: dep.name, id: ev.id }, 'a trigger failed in this round (errorOnFailedRound)');
+    await ack(msg);
+    return 'settled';
+  };
+
+  const receive = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    const k = tallyKey(dep, msg);
+    const decoded = decodeBusEvent(msg.data, {
+      seq: msg.seq,
+      timestampMs: Number(msg.info.timestampNanos / 1_000_000),
+      eventSourceName: dep.eventSourceName,
+      eventName: dep.eventName,
+    });
+    if (!decoded.ok) {
+      d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'undecodable' });
+      await failEvent(
+        msg,
+        { dependency: dep.name, reason: 'invalid-event', message: decoded.message, raw: msg.data },
+        'term',
+      );
+      tallies.delete(k);
+      return;
+    }
+    const ev = decoded.event;
+    const t = tallies.get(k);
+    const handled = msg.info.deliveryCount - (t?.defers ?? 0);
+    if (handled > d.maxDeliveries) {
+      const why = t?.lastError ? `; last error: ${t.lastError}` : '';
+      await failEvent(
+        msg,
+        {
+          dependency: dep.name,
+          event: ev,
+          reason: 'max-deliveries',
+          message: `delivered ${msg.info.deliveryCount} times, more than the Sensor handles (${d.maxDeliveries})${why}`,
+        },
+        'term',
+      );
+      tallies.delete(k);
+      return;
+    }
+    try {
+      const how = dep.orderingKey
+        ? await serialized(chains, `${dep.name}\u0000${orderingValue(pick(ev.data, dep.orderingKey))}`, () =>
+            handle(dep, msg, ev),
+          )
+        : await handle(dep, msg, ev);
+      if (how === 'settled' && tallies.size) tallies.delete(k);
+    } catch (err) {
+      tally(k).lastError = d.dlq.redact((err as Error)?.message ?? String(err));
+      throw err;
+    }
+  };
+  return receive;
+}

@@ -1,0 +1,53 @@
+// Removes resolved secret values from text before it is logged, counted or stored (trigger errors
+// often echo what was sent: "401 invalid credentials: Basic dXNlcjpwYXNz"). Every value read from
+// a Secret is registered here as it is resolved; redact() replaces each occurrence of the value,
+// its base64 form, its URL-encoded form and the base64 of every "a:b" pair of registered values
+// (HTTP basic auth), and a secret cut off at the end of a truncated body.
+
+/** Values shorter than this are not redacted: they would match all over ordinary text. */
+export const MIN_SECRET_LENGTH = 4;
+export const REDACTED = '[redacted]';
+const MAX_VALUES = 64;
+
+export class Redactor {
+  private readonly values = new Set<string>();
+  private forms: string[] = [];
+
+  /** Registers a resolved secret value. */
+  add(value: string): void {
+    if (value.length < MIN_SECRET_LENGTH || this.values.has(value) || this.values.size >= MAX_VALUES) return;
+    this.values.add(value);
+    const forms = new Set<string>();
+    for (const v of this.values) {
+      forms.add(v);
+      forms.add(Buffer.from(v).toString('base64'));
+      forms.add(Buffer.from(v).toString('base64url'));
+      forms.add(encodeURIComponent(v));
+      for (const w of this.values) forms.add(Buffer.from(`${v}:${w}`).toString('base64'));
+    }
+    // Longest first, so a form containing another is replaced whole.
+    this.forms = [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+  }
+
+  /** `text` with every registered secret form replaced by "[redacted]". */
+  redact(text: string): string {
+    if (!this.forms.length || !text) return text;
+    let out = text;
+    for (const f of this.forms) if (out.includes(f)) out = out.replaceAll(f, REDACTED);
+    return this.cutTail(out);
+  }
+
+  /** A text cut off mid-secret (a bounded body) ends with the secret's first characters: mask them. */
+  private cutTail(text: string): string {
+    let cut = 0;
+    for (const f of this.forms) {
+      for (let n = Math.min(f.length - 1, text.length); n >= MIN_SECRET_LENGTH; n--) {
+        if (n > cut && text.endsWith(f.slice(0, n))) {
+          cut = n;
+          break;
+        }
+      }
+    }
+    return cut ? `${text.slice(0, text.length - cut)}${REDACTED}` : text;
+  }
+}
