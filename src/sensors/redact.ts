@@ -13,10 +13,12 @@ export class Redactor {
   private readonly values = new Set<string>();
   private forms: string[] = [];
 
-  /** Registers a resolved secret value. */
+  /** Registers a resolved secret value (and its trimmed form: triggers trim what they send). */
   add(value: string): void {
-    if (value.length < MIN_SECRET_LENGTH || this.values.has(value) || this.values.size >= MAX_VALUES) return;
-    this.values.add(value);
+    const before = this.values.size;
+    for (const v of [value, value.trim()])
+      if (v.length >= MIN_SECRET_LENGTH && this.values.size < MAX_VALUES) this.values.add(v);
+    if (this.values.size === before) return;
     const forms = new Set<string>();
     for (const v of this.values) {
       forms.add(v);
