@@ -18,6 +18,7 @@ import { type BusRef, consumerName, eventStreamName } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
+import { Claims } from './claims.ts';
 import type { EventDeadLetterEnv } from './event-dlq.ts';
 import { type SensorTrigger, triggerFirer } from './fire.ts';
 import { specFingerprint } from './join.ts';
@@ -191,6 +192,12 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     sensorName: o.name,
     bus: o.bus,
     processed,
+    // A claim left by a process that died expires with the ack_wait that brings its message back.
+    claims: new Claims(
+      processed,
+      o.identity ? `${o.identity}/${process.pid}` : undefined,
+      o.ackWaitMs ?? 30_000,
+    ),
     publisher,
     metrics,
     signal: lifetime.signal,

@@ -11,6 +11,7 @@ import { type BusRef, dlqSubject } from '../bus/subjects.ts';
 import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
+import type { Claims } from './claims.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
@@ -48,6 +49,8 @@ export interface SettleEnv {
   sensorName: string;
   bus: BusRef;
   processed: ProcessedSet;
+  /** Owner-and-lease claims on idempotency keys (in the processed-set). */
+  claims: Claims;
   publisher: Publisher;
   metrics: SensorMetrics;
   /** Everything of TriggerContext that does not depend on the call. */
@@ -154,10 +157,36 @@ export async function settle(
 ): Promise<Outcome> {
   const key = opts.key ?? idempotencyKey(env.namespace, env.sensorName, t.name, events);
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
-  if ((await env.processed.claim(key)) === 'done') {
+  const claim = await env.claims.claim(key);
+  if (claim.state === 'done') {
     env.metrics.duplicates.inc(labels);
     return { kind: 'duplicate' };
   }
+  // Someone else (a replica, a `sluice dlq replay`) is running this effect now: wait for it.
+  if (claim.state === 'busy')
+    return { kind: 'defer', delayMs: claim.retryInMs, reason: `claimed by ${claim.owner}` };
+  const lease = env.claims.keepAlive(key, claim);
+  let outcome: Outcome | undefined;
+  try {
+    outcome = await attempts(env, t, events, waitingSinceMs, key, opts);
+    return outcome;
+  } finally {
+    // Handed back to wait (open breaker): the effect did not run, let the next delivery claim it.
+    if (outcome?.kind === 'defer') await lease.release();
+    else lease.stop();
+  }
+}
+
+/** The attempts of one claimed execution, then the dead letter when they failed for good. */
+async function attempts(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  waitingSinceMs: number,
+  key: string,
+  opts: SettleOptions,
+): Promise<Outcome> {
+  const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
   const firstAttemptAt = new Date();
   const traceparent = Object.values(events)[0]?.traceparent;
   let last: TriggerError | undefined;
