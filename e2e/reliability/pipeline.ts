@@ -83,6 +83,11 @@ export interface PipelineOptions {
   eventSourceSpec?: Record<string, unknown>;
   /** Extra env for the eventsource process (e.g. SLUICE_WEBHOOK_MAX_IN_FLIGHT). */
   eventSourceEnv?: Record<string, string>;
+  /**
+   * A whole Sensor spec instead of the default one (dependency "order" on hooks/orders, trigger
+   * "deliver" to the sink with `id` from body.id).
+   */
+  sensorSpec?: (sinkUrl: string) => Record<string, unknown>;
 }
 
 export async function startPipeline(o: PipelineOptions) {
@@ -124,7 +129,7 @@ export async function startPipeline(o: PipelineOptions) {
       orders: { port: String(hookPort), endpoint: '/orders', method: 'POST', ...(o.eventSourceSpec ?? {}) },
     },
   });
-  const sn = procSpec('Sensor', 'orders', {
+  const defaultSensorSpec = {
     dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }],
     triggers: [
       {
@@ -138,7 +143,8 @@ export async function startPipeline(o: PipelineOptions) {
         ...(o.trigger ?? {}),
       },
     ],
-  });
+  };
+  const sn = procSpec('Sensor', 'orders', o.sensorSpec?.(o.sink.url) ?? defaultSensorSpec);
 
   const esEnv = { ...es.env, ...(o.eventSourceEnv ?? {}) };
   let esProc: SluiceProcess = await startSluice(es.args, esEnv);
