@@ -1,8 +1,20 @@
 // What `sluice eventsource` and `sluice sensor` read from their environment (set by the controller
 // in their Deployment) and the Kubernetes access they share: the pod's service account or the
 // kubeconfig, loaded only when something needs it (a Secret, a ConfigMap, a Lease, a watch).
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { createRequire } from 'node:module';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
+
+type ClientNode = typeof import('@kubernetes/client-node');
+let clientNode: ClientNode | undefined;
+/**
+ * @kubernetes/client-node, loaded on first use: it adds about 60 MiB to a process's resident
+ * memory, and most EventSources and Sensors never talk to Kubernetes.
+ */
+const client = (): ClientNode => {
+  clientNode ??= createRequire(import.meta.url)('@kubernetes/client-node') as ClientNode;
+  return clientNode;
+};
 
 /** A base64 JSON variable the controller sets; a clear error when it is missing. */
 export function fromEnv<T>(name: string, role: string): T {
@@ -23,13 +35,13 @@ export function kubeAccessors(namespace: string): KubeAccessors {
   let core: CoreV1Api | undefined;
   const kubeConfig = (): KubeConfig => {
     if (!kc) {
-      kc = new KubeConfig();
+      kc = new (client().KubeConfig)();
       kc.loadFromDefault();
     }
     return kc;
   };
   const api = () => {
-    core ??= kubeConfig().makeApiClient(CoreV1Api);
+    core ??= kubeConfig().makeApiClient(client().CoreV1Api);
     return core;
   };
   return {

@@ -85,44 +85,54 @@ export class Claims {
     }
   }
 
+  /** Claims being renewed: key → its owner and the revision last written. */
+  private readonly held = new Map<string, { owner: string; revision: number }>();
+  private renewer: NodeJS.Timeout | undefined;
+
   /**
-   * Renews the lease of a claim held at `revision` every third of the lease until stop(); a renewal
-   * that finds the key changed (done, forgotten or taken) stops quietly.
+   * Renews the lease of a claim (one shared timer for all held claims, every third of the lease)
+   * until stop() or release(); a renewal that finds the key changed (done, forgotten or taken)
+   * drops the claim quietly.
    */
   keepAlive(
     key: string,
     claim: { revision: number; owner: string },
   ): { stop(): void; release(): Promise<void> } {
-    const { revision, owner } = claim;
-    let rev = revision;
-    let stopped = false;
-    const timer = setInterval(
-      () => {
-        if (stopped) return;
-        this.processed.kv.update(kvKey(key), this.value(owner), rev).then(
-          (r) => {
-            rev = r;
-          },
-          () => {
-            stopped = true;
-            clearInterval(timer);
-          },
-        );
-      },
-      Math.max(50, Math.floor(this.leaseMs / 3)),
-    );
-    timer.unref();
+    const entry = { owner: claim.owner, revision: claim.revision };
+    this.held.set(key, entry);
+    this.renewer ??= this.startRenewer();
     const stop = () => {
-      stopped = true;
-      clearInterval(timer);
+      if (this.held.get(key) === entry) this.held.delete(key);
     };
     return {
       stop,
       /** Ends the lease now (the effect did not run: e.g. an open breaker), if still held. */
       release: async () => {
         stop();
-        await this.processed.kv.update(kvKey(key), `${PREFIX}${owner}:0`, rev).catch(() => {});
+        await this.processed.kv
+          .update(kvKey(key), `${PREFIX}${entry.owner}:0`, entry.revision)
+          .catch(() => {});
       },
     };
+  }
+
+  private startRenewer(): NodeJS.Timeout {
+    const t = setInterval(
+      () => {
+        for (const [key, entry] of this.held) {
+          this.processed.kv.update(kvKey(key), this.value(entry.owner), entry.revision).then(
+            (r) => {
+              entry.revision = r;
+            },
+            () => {
+              if (this.held.get(key) === entry) this.held.delete(key);
+            },
+          );
+        }
+      },
+      Math.max(50, Math.floor(this.leaseMs / 3)),
+    );
+    t.unref();
+    return t;
   }
 }

@@ -8,6 +8,7 @@ import type { EventDependency } from '../api/sensor.ts';
 import { ack, nak, term, working } from '../bus/consumer.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
+import { ByteBudget } from './byte-budget.ts';
 import { decodeBusEvent } from './decode.ts';
 import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
 import { type SensorTrigger, serialized } from './fire.ts';
@@ -29,7 +30,12 @@ export interface ReceiveDeps {
   maxDeliveries: number;
   ackWaitMs: number;
   errorOnFailedRound: boolean;
+  /** Bytes of messages handled at once (default DEFAULT_IN_FLIGHT_BYTES). */
+  maxInFlightBytes?: number;
 }
+
+/** Raw bytes of events handled at once by one Sensor (their decoded form is a few times that). */
+export const DEFAULT_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
 /** Per message: deliveries handed back to wait (not counted against maxDeliveries) and the last error. */
 interface Tally {
@@ -150,7 +156,19 @@ export function messageReceiver(d: ReceiveDeps) {
     return 'settled';
   };
 
+  const budget = new ByteBudget(d.maxInFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
   const receive = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    const bytes = msg.data.length;
+    const wait = budget.acquire(bytes);
+    if (wait) await wait;
+    try {
+      await receiveOne(dep, msg);
+    } finally {
+      budget.release(bytes);
+    }
+  };
+
+  const receiveOne = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
     const k = tallyKey(dep, msg);
     const decoded = decodeBusEvent(msg.data, {
       seq: msg.seq,

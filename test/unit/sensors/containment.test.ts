@@ -191,3 +191,31 @@ describe('Redactor', () => {
     );
   });
 });
+
+describe('ByteBudget', () => {
+  it('admits up to the limit, queues the rest in order, admits an oversized message alone', async () => {
+    const { ByteBudget } = await import('../../../src/sensors/byte-budget.ts');
+    const b = new ByteBudget(100);
+    expect(b.acquire(60)).toBeUndefined();
+    const order: string[] = [];
+    const w1 = b.acquire(60)!.then(() => order.push('w1'));
+    const w2 = b.acquire(10)!.then(() => order.push('w2')); // behind w1: FIFO, no overtaking
+    expect(w1).toBeInstanceOf(Promise);
+    b.release(60);
+    await Promise.all([w1, w2]);
+    expect(order).toEqual(['w1', 'w2']);
+    b.release(60);
+    b.release(10);
+    expect(b.acquire(500)).toBeUndefined(); // larger than the budget: alone
+    const w3 = b.acquire(1)!;
+    let got = false;
+    void w3.then(() => {
+      got = true;
+    });
+    await Promise.resolve();
+    expect(got).toBe(false);
+    b.release(500);
+    await w3;
+    expect(got).toBe(true);
+  });
+});
