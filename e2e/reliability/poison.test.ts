@@ -5,6 +5,7 @@
 // in itself: it gets an id from its stream sequence and is delivered once, never deduplicated
 // against another id-less message); /healthz answers throughout; SIGTERM ends the Sensor within
 // its grace period. Prints `reliability poison-events: {...}`.
+import { readFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { dlqStreamName, eventSubject } from '../../src/bus/subjects.ts';
@@ -220,6 +221,47 @@ describe.skipIf(natsMissing())(`reliability: poison events${skipNote(natsMissing
     } finally {
       polling = false;
       await poll;
+      await p.stop();
+      await sink.close();
+    }
+  }, 240_000);
+
+  it('Sensor RSS stays <= 200 MiB under an unbounded webhook burst and after it', async () => {
+    const rssMiB = (pid: number): number => {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return m ? Number(m[1]) / 1024 : 0;
+    };
+    const sink = await startIdempotentSink();
+    const p = await startPipeline({ sink });
+    try {
+      const pid = p.sensor.proc.pid!;
+      const start = rssMiB(pid);
+      let peak = start;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, rssMiB(pid));
+      }, 100);
+      const ids = Array.from({ length: 6000 }, (_, i) => `burst-${i}`);
+      const t0 = Date.now();
+      await p.send(ids, 64, 120_000);
+      const sentMs = Date.now() - t0;
+      const v = await p.verdict(120_000);
+      clearInterval(sampler);
+      await new Promise((r) => setTimeout(r, 3000));
+      const after = rssMiB(pid);
+      const counts = {
+        accepted: v.accepted,
+        deliveredOnce: v.deliveredOnce,
+        sentPerSec: Math.round(v.accepted / (sentMs / 1000)),
+        rssStartMiB: Math.round(start),
+        rssPeakMiB: Math.round(peak),
+        rssAfterMiB: Math.round(after),
+      };
+      report('sensor-rss-burst', counts);
+      expect(v.deliveredOnce).toBe(ids.length);
+      expect(v.duplicateEffects).toBe(0);
+      expect(peak).toBeLessThanOrEqual(200);
+      expect(after).toBeLessThanOrEqual(200);
+    } finally {
       await p.stop();
       await sink.close();
     }
