@@ -111,22 +111,29 @@ export async function ensureConsumer(
 export const DEFAULT_MAX_DELIVERIES = 5;
 /** Deliveries past the handled ones: the Sensor dead-letters there (retried if the bus hiccups). */
 const DEAD_LETTER_DELIVERIES = 3;
-/** Deliveries set aside for waits on an open circuit breaker (each one hands the message back). */
-const BREAKER_WAIT_DELIVERIES = 1000;
+/**
+ * Deliveries set aside for waits that hand a message back without handling it: an open circuit
+ * breaker, or no free worker for a jq/Lua program (the Sensor does not count these).
+ */
+const WAIT_DELIVERIES = 1000;
 
 /**
  * The server-side max_deliver of a Sensor's dependency consumers (finite, so no message can loop
  * forever): `maxDeliveries` handled deliveries, a few more in which the Sensor dead-letters the
- * message unhandled, and room for breaker waits when a trigger has a circuitBreaker.
+ * message unhandled, and room for waits when a trigger has a circuitBreaker or a dependency runs
+ * jq/Lua.
  */
 export function sensorMaxDeliver(
-  spec: Pick<SensorSpec, 'maxDeliveries' | 'triggers'> = { triggers: [] },
+  spec: Pick<SensorSpec, 'maxDeliveries' | 'triggers' | 'dependencies'> = { triggers: [], dependencies: [] },
 ): number {
   const breaker = (spec.triggers ?? []).some((t) => t.circuitBreaker);
+  const programs = (spec.dependencies ?? []).some(
+    (d) => d.filters?.script || d.transform?.jq || d.transform?.script,
+  );
   return (
     (spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES) +
     DEAD_LETTER_DELIVERIES +
-    (breaker ? BREAKER_WAIT_DELIVERIES : 0)
+    (breaker || programs ? WAIT_DELIVERIES : 0)
   );
 }
 

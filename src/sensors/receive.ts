@@ -43,6 +43,8 @@ interface Tally {
   lastError?: string;
 }
 const MAX_TALLIES = 10_000;
+/** Redelivery delay of an event handed back because no sandbox worker was free (ms). */
+const BUSY_RETRY_MS = 2000;
 
 /** Dotted path lookup for orderingKey (numbers index arrays); never throws. */
 function pick(data: unknown, path: string): unknown {
@@ -212,6 +214,14 @@ export function messageReceiver(d: ReceiveDeps) {
         : await handle(dep, msg, ev);
       if (how === 'settled' && tallies.size) tallies.delete(k);
     } catch (err) {
+      // No free sandbox worker (a flood of runaway programs, or stopping): not this event's fault,
+      // so the wait does not count against maxDeliveries. Hand it back for later.
+      if (isTransientEvalError(err)) {
+        tally(k).defers++;
+        d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
+        nak(msg, BUSY_RETRY_MS);
+        return;
+      }
       tally(k).lastError = d.dlq.redact((err as Error)?.message ?? String(err));
       throw err;
     }

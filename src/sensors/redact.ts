@@ -1,7 +1,7 @@
 // Removes resolved secret values from text before it is logged, counted or stored (trigger errors
 // often echo what was sent: "401 invalid credentials: Basic dXNlcjpwYXNz"). Every value read from
 // a Secret is registered here as it is resolved; redact() replaces each occurrence of the value,
-// its base64 form, its URL-encoded form and the base64 of every "a:b" pair of registered values
+// its base64 form, its URL-encoded and JSON-escaped forms and the base64 of every "a:b" pair of registered values
 // (HTTP basic auth), and a secret cut off at the end of a truncated body.
 
 /** Values shorter than this are not redacted: they would match all over ordinary text. */
@@ -25,6 +25,7 @@ export class Redactor {
       forms.add(Buffer.from(v).toString('base64'));
       forms.add(Buffer.from(v).toString('base64url'));
       forms.add(encodeURIComponent(v));
+      forms.add(JSON.stringify(v).slice(1, -1)); // as it appears inside a JSON string
       for (const w of this.values) forms.add(Buffer.from(`${v}:${w}`).toString('base64'));
     }
     // Longest first, so a form containing another is replaced whole.

@@ -34,17 +34,24 @@ export interface JqRuntime {
   memoryBytes(): number;
 }
 
-/**
- * A fresh jq instance (its own linear memory) whose memory cannot grow past `maxBytes`: an
- * allocation past it makes jq abort (a trap) instead of growing. The compiled module is shared.
- */
-export async function newJqRuntime(maxBytes: number): Promise<JqRuntime> {
+/** The jq module with its memory capped at `maxBytes`, compiled once per process (shareable with workers). */
+export async function cappedJqModule(maxBytes: number): Promise<WasmModule> {
   let mod = modules.get(maxBytes);
   if (!mod) {
     const path = createRequire(import.meta.url).resolve('jq-wasm/jq.wasm');
     mod = await Wasm.compile(capWasmMemory(readFileSync(path), maxBytes));
     modules.set(maxBytes, mod);
   }
+  return mod;
+}
+
+/**
+ * A fresh jq instance (its own linear memory) whose memory cannot grow past `maxBytes`: an
+ * allocation past it makes jq abort (a trap) instead of growing. `compiled` is cappedJqModule()'s
+ * result when the caller has it (a worker gets it from the pool), else it is compiled here.
+ */
+export async function newJqRuntime(maxBytes: number, compiled?: WasmModule): Promise<JqRuntime> {
+  const mod = compiled ?? (await cappedJqModule(maxBytes));
   const m = mod;
   let memory: WasmMemory | undefined;
   const j = await loadJqWasm({

@@ -1,6 +1,6 @@
 // The sandbox: jq and Lua programs of a Sensor run in a piscina worker-thread pool, never on the
-// Sensor's event loop. Each call has a deadline counted from when a worker starts it (queue time
-// does not count against the program); at the deadline the worker thread is terminated and
+// Sensor's event loop. Each call has a deadline counted from when a worker starts running the
+// program (queue time and engine warm-up do not count against it); at the deadline the worker thread is terminated and
 // piscina starts a new one. Each worker's JavaScript heap is bounded by V8 resourceLimits, and
 // each WebAssembly engine's linear memory by the cap written into its module (jq) or its Lua
 // state's allocator limit (Lua); a worker that runs out of heap dies and is replaced. So whatever
@@ -8,7 +8,8 @@
 // events are evaluated by the other workers (or by the replacement).
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { EvalFailure, EvalReply, EvalTask, Lang } from './protocol.ts';
+import { cappedJqModule } from '../match/jq.ts';
+import type { EvalFailure, EvalReply, EvalTask, Lang, SandboxWorkerData } from './protocol.ts';
 
 /** Limits of user programs (jq, Lua); a Sensor can override them in `spec.evaluation`. */
 export interface SandboxLimits {
@@ -54,31 +55,37 @@ const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 
 export class Sandbox {
   readonly limits: SandboxLimits;
-  private readonly pool: Piscina;
+  private readonly pool: Promise<Piscina>;
   private closed = false;
 
   constructor(limits: Partial<SandboxLimits> = {}) {
     this.limits = { ...DEFAULT_SANDBOX_LIMITS, ...limits };
-    this.pool = new Piscina({
-      filename: WORKER,
-      // A fixed-size pool: piscina replaces a terminated worker only up to minThreads.
-      minThreads: this.limits.workers,
-      maxThreads: this.limits.workers,
-      idleTimeout: 60_000,
-      concurrentTasksPerWorker: 1,
-      // Workers must not inherit the Sensor's flags (e.g. --inspect), only what type stripping needs.
-      execArgv: ['--disable-warning=ExperimentalWarning'],
-      resourceLimits: {
-        maxOldGenerationSizeMb: this.limits.memoryMiB,
-        maxYoungGenerationSizeMb: 16,
-        stackSizeMb: 4,
-      },
-    });
+    const memoryBytes = this.limits.memoryMiB * 1048576;
+    this.pool = cappedJqModule(memoryBytes).then(
+      (jqModule) =>
+        new Piscina({
+          filename: WORKER,
+          // A fixed-size pool: piscina replaces a terminated worker only up to minThreads.
+          minThreads: this.limits.workers,
+          maxThreads: this.limits.workers,
+          idleTimeout: 60_000,
+          concurrentTasksPerWorker: 1,
+          // Workers must not inherit the Sensor's flags (e.g. --inspect), only what type stripping needs.
+          execArgv: ['--disable-warning=ExperimentalWarning'],
+          workerData: { jqModule, jqCap: memoryBytes } satisfies SandboxWorkerData,
+          resourceLimits: {
+            maxOldGenerationSizeMb: this.limits.memoryMiB,
+            maxYoungGenerationSizeMb: 16,
+            stackSizeMb: 4,
+          },
+        }),
+    );
   }
 
   /** Compiles the program in a worker; throws SandboxError (EvalProgramError for a syntax error). */
   async check(lang: Lang, source: string): Promise<void> {
-    await this.call({ op: 'check', lang, source });
+    // At start the workers may still be warming up: wait for one as long as it takes (a minute).
+    await this.call({ op: 'check', lang, source }, Math.max(this.limits.maxQueueWaitMs, 60_000));
   }
 
   /** Runs the program on `input`: jq gives all its outputs, Lua its first result (as JSON). */
@@ -89,17 +96,22 @@ export class Sandbox {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.destroy();
+    await (await this.pool).destroy();
   }
 
-  private async call(t: Omit<EvalTask, 'memoryBytes' | 'luaInstructions' | 'started'>): Promise<unknown> {
+  private async call(
+    t: Omit<EvalTask, 'memoryBytes' | 'luaInstructions' | 'started'>,
+    maxQueueWaitMs = this.limits.maxQueueWaitMs,
+  ): Promise<unknown> {
     if (this.closed) throw new SandboxError('EvalBusy', 'the sandbox is closed (the Sensor is stopping)');
-    const started = new BigInt64Array(new SharedArrayBuffer(8));
+    // [0]: when a worker picked the call up, [1]: when the program started running (ms).
+    const started = new BigInt64Array(new SharedArrayBuffer(16));
     const ac = new AbortController();
-    const stop = this.watchdog(started, ac);
+    const stop = this.watchdog(started, ac, maxQueueWaitMs);
     let reply: EvalReply;
     try {
-      reply = (await this.pool.run(
+      const pool = await this.pool;
+      reply = (await pool.run(
         {
           ...t,
           started,
@@ -125,35 +137,43 @@ export class Sandbox {
     throw new SandboxError(CODE[reply.failure], reply.message);
   }
 
-  /** Aborts the call (terminating its worker) at the deadline after it started, or when it waited too long. */
-  private watchdog(started: BigInt64Array, ac: AbortController): () => void {
-    const { timeoutMs, maxQueueWaitMs } = this.limits;
+  /**
+   * Aborts the call at its deadline (terminating its worker), or while it still waits in the queue
+   * after `maxQueueWaitMs` (EvalBusy: piscina just drops it from the queue). A call a worker has
+   * picked up and is setting up an engine for is never aborted as busy (that would kill a worker
+   * mid warm-up); it gets the queue wait again for the setup, then fails as a crash.
+   */
+  private watchdog(clock: BigInt64Array, ac: AbortController, maxQueueWaitMs: number): () => void {
+    const { timeoutMs } = this.limits;
     const enqueued = Date.now();
     let timer: NodeJS.Timeout;
+    const fail = (code: EvalErrorCode, message: string) => ac.abort(new SandboxError(code, message));
     const tick = () => {
-      const s = Number(Atomics.load(started, 0));
+      const picked = Number(Atomics.load(clock, 0));
+      const running = Number(Atomics.load(clock, 1));
       const now = Date.now();
-      if (s === 0) {
-        if (now - enqueued >= maxQueueWaitMs) {
-          ac.abort(new SandboxError('EvalBusy', `no sandbox worker was free for ${maxQueueWaitMs} ms`));
-          return;
-        }
-        timer = setTimeout(tick, Math.min(timeoutMs, maxQueueWaitMs - (now - enqueued)));
-        return;
-      }
-      const left = s + timeoutMs - now;
-      if (left <= 0) {
-        ac.abort(
-          new SandboxError(
+      let next: number;
+      if (running) {
+        next = running + timeoutMs;
+        if (now >= next)
+          return fail(
             'EvalTimeout',
             `the program ran longer than ${timeoutMs} ms; its worker was terminated`,
-          ),
-        );
-        return;
+          );
+      } else if (picked) {
+        next = picked + maxQueueWaitMs;
+        if (now >= next)
+          return fail(
+            'EvalCrash',
+            `the sandbox worker did not get ready in ${maxQueueWaitMs} ms; it was replaced`,
+          );
+      } else {
+        next = enqueued + maxQueueWaitMs;
+        if (now >= next) return fail('EvalBusy', `no sandbox worker was free for ${maxQueueWaitMs} ms`);
       }
-      timer = setTimeout(tick, left);
+      timer = setTimeout(tick, Math.max(1, Math.min(timeoutMs, next - now)));
     };
-    timer = setTimeout(tick, timeoutMs);
+    timer = setTimeout(tick, Math.min(timeoutMs, maxQueueWaitMs));
     return () => clearTimeout(timer);
   }
 }

@@ -8,7 +8,10 @@ export interface EvalTask {
   lang: Lang;
   source: string;
   input?: unknown;
-  /** The worker writes Date.now() here when it starts the task, so the deadline counts run time only. */
+  /**
+   * The worker writes Date.now() at [0] when it picks the task up and at [1] when the program
+   * starts running, so the deadline counts the program's run time only.
+   */
   started?: BigInt64Array;
   /** Cap of each wasm instance's linear memory and of a Lua state's allocations, in bytes. */
   memoryBytes: number;
@@ -20,3 +23,9 @@ export interface EvalTask {
 export type EvalFailure = 'program' | 'memory' | 'timeout' | 'crash';
 
 export type EvalReply = { ok: true; value: unknown } | { ok: false; failure: EvalFailure; message: string };
+
+/** What every worker gets at start: jq's module compiled once, with its memory cap. */
+export interface SandboxWorkerData {
+  jqModule: WebAssembly.Module;
+  jqCap: number;
+}

@@ -3,10 +3,20 @@
 // allocation failure) is dropped and a fresh one made for the next task, and one whose memory grew
 // past a quarter of the cap is recycled after the task so its memory goes back to the system.
 // Runaway loops are stopped from outside: the pool terminates this thread at the deadline.
+import { workerData } from 'node:worker_threads';
 import { compileJq, isJqError, type JqProgram, type JqRuntime, newJqRuntime } from '../match/jq.ts';
-import { compileLua, type LuaModule, type LuaProgram, luaRuntimeBytes, newLuaRuntime } from '../match/lua.ts';
-import type { EvalFailure, EvalReply, EvalTask } from './protocol.ts';
+import type { LuaModule, LuaProgram } from '../match/lua.ts';
+import type { EvalFailure, EvalReply, EvalTask, SandboxWorkerData } from './protocol.ts';
 import { Wasm } from './wasm.ts';
+
+// Lua (wasmoon, 1.3 MB of JavaScript) is loaded only by workers that get a Lua task; jq's module
+// comes compiled from the pool, so a replacement worker is ready in a few milliseconds.
+const shared = (workerData ?? {}) as Partial<SandboxWorkerData>;
+let luaApi: typeof import('../match/lua.ts') | undefined;
+const lua = async () => {
+  luaApi ??= await import('../match/lua.ts');
+  return luaApi;
+};
 
 const MAX_CACHED = 64;
 
@@ -30,7 +40,8 @@ function dropLua() {
 async function jqProgram(t: EvalTask): Promise<JqProgram> {
   let e = engines.jq;
   if (!e || e.cap !== t.memoryBytes) {
-    e = { rt: await newJqRuntime(t.memoryBytes), programs: new Map(), cap: t.memoryBytes };
+    const compiled = shared.jqCap === t.memoryBytes ? shared.jqModule : undefined;
+    e = { rt: await newJqRuntime(t.memoryBytes, compiled), programs: new Map(), cap: t.memoryBytes };
     engines.jq = e;
   }
   let p = e.programs.get(t.source);
@@ -46,6 +57,7 @@ async function luaProgram(t: EvalTask): Promise<LuaProgram> {
   let e = engines.lua;
   if (!e || e.cap !== t.memoryBytes || e.instructions !== t.luaInstructions) {
     dropLua();
+    const { newLuaRuntime } = await lua();
     e = {
       rt: await newLuaRuntime(),
       programs: new Map(),
@@ -56,7 +68,10 @@ async function luaProgram(t: EvalTask): Promise<LuaProgram> {
   }
   let p = e.programs.get(t.source);
   if (!p) {
-    p = compileLua(t.source, e.rt, { memoryBytes: t.memoryBytes, instructions: t.luaInstructions });
+    p = (await lua()).compileLua(t.source, e.rt, {
+      memoryBytes: t.memoryBytes,
+      instructions: t.luaInstructions,
+    });
     if (e.programs.size >= MAX_CACHED) {
       const [oldest, prog] = e.programs.entries().next().value as [string, LuaProgram];
       prog.close();
@@ -79,9 +94,22 @@ function classifyLua(msg: string): EvalFailure {
 function afterTask(t: EvalTask, trapped: boolean) {
   if (t.lang === 'jq' && engines.jq && (trapped || engines.jq.rt.memoryBytes() > t.memoryBytes / 4))
     delete engines.jq;
-  if (t.lang === 'lua' && engines.lua && (trapped || luaRuntimeBytes(engines.lua.rt) > t.memoryBytes / 2))
+  if (
+    t.lang === 'lua' &&
+    engines.lua &&
+    (trapped || (luaApi?.luaRuntimeBytes(engines.lua.rt) ?? 0) > t.memoryBytes / 2)
+  )
     dropLua();
 }
+
+/**
+ * Marks the start of the user program's run: the deadline counts from here. Setting up an engine
+ * (a fresh worker loads and instantiates it) and compiling a program from the spec count as queue
+ * time, so a replacement worker's warm-up never makes a good event time out.
+ */
+const startClock = (t: EvalTask) => {
+  if (t.started) Atomics.store(t.started, 1, BigInt(Date.now()));
+};
 
 export default async function evaluate(t: EvalTask): Promise<EvalReply> {
   if (t.started) Atomics.store(t.started, 0, BigInt(Date.now()));
@@ -89,9 +117,11 @@ export default async function evaluate(t: EvalTask): Promise<EvalReply> {
   try {
     if (t.lang === 'jq') {
       const p = await jqProgram(t);
+      startClock(t);
       return { ok: true, value: t.op === 'run' ? p.run(t.input) : null };
     }
     const p = await luaProgram(t);
+    startClock(t);
     return { ok: true, value: t.op === 'run' ? p.run(t.input) : null };
   } catch (e) {
     const msg = message(e);

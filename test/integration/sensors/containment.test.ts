@@ -323,4 +323,62 @@ describe.skipIf(natsMissing())(`Sensor containment${skipNote(natsMissing())}`, (
       echo.close();
     }
   }, 60_000);
+
+  it('attack: a flood of runaway programs starves the pool; good events wait (not counted as deliveries) and all go through', async () => {
+    const s = await runSensor(
+      b,
+      'flood',
+      {
+        maxDeliveries: 2,
+        evaluation: { timeout: '300ms', workers: 2 },
+        dependencies: [
+          dep('q', { transform: { jq: 'if .id | startswith("loop") then last(range(1e15)) else . end' } }),
+        ],
+        triggers: [httpTrigger('q-ok', '/q', 'q')],
+      },
+      { sandboxLimits: { maxQueueWaitMs: 400 }, concurrency: 64 },
+    );
+    try {
+      for (let i = 0; i < 12; i++) await b.emit('hooks', 'q', { id: `loop-${i}` });
+      for (let i = 0; i < 40; i++) await b.emit('hooks', 'q', { id: `ok-${i}` });
+      await until('good ones delivered', () => new Set(sink.on('/q').map((r) => r.key)).size === 40, 60_000);
+      await until('loops dead-lettered', async () => (await records('flood')).length === 12, 60_000);
+      const recs = await records('flood');
+      expect(recs.every((r) => r.reason === 'eval-timeout')).toBe(true);
+      expect(await metric(s.registry, 'sluice_sensor_events_total', { result: 'deferred' })).toBeGreaterThan(
+        0,
+      );
+    } finally {
+      await s.stop();
+    }
+  }, 90_000);
+
+  it('attack: ids with subject wildcards and maximum length still join and fire once', async () => {
+    const s = await runSensor(b, 'ids', {
+      dependencies: [dep('x'), dep('y')],
+      triggers: [
+        {
+          template: {
+            name: 'xy',
+            conditions: 'x && y',
+            http: {
+              url: `${sink.url}/xy`,
+              payload: [{ src: { dependencyName: 'x', dataKey: 'id' }, dest: 'id' }],
+            },
+          },
+        },
+      ],
+    });
+    try {
+      const weird = '>*. $'.repeat(102).slice(0, 512);
+      await b.emit('hooks', 'x', { id: 'wx' }, weird);
+      await b.emit('hooks', 'y', { id: 'wy' }, `${weird.slice(0, 511)}*`);
+      await until('fired', () => sink.on('/xy').length === 1, 15_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sink.on('/xy')).toHaveLength(1);
+      expect((await records('ids')).length).toBe(0);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
 });

@@ -181,6 +181,13 @@ describe('Redactor', () => {
     expect(out).toContain(`Basic ${REDACTED}`);
     expect(out).toContain('HTTP 401: invalid credentials');
   });
+  it('removes a secret echoed inside a JSON string (escaped quotes and backslashes)', () => {
+    const q = new Redactor();
+    q.add('pa"ss\\word-9');
+    const echoed = JSON.stringify({ error: 'bad password pa"ss\\word-9' });
+    expect(q.redact(echoed)).not.toContain('ss\\\\word');
+    expect(q.redact(echoed)).toContain(REDACTED);
+  });
   it('masks a secret cut off at the end of a truncated body', () => {
     const out = r.redact('HTTP 500: echo SINKPASS-s3c');
     expect(out).toBe(`HTTP 500: echo ${REDACTED}`);
