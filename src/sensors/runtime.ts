@@ -345,10 +345,13 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       lifetime.abort(new Error('sensor stopping'));
       poller.stop();
       for (const t of triggers) t.resets?.stop();
+      // Programs still queued or running are abandoned at once (their events go back un-acked), so
+      // a backlog of runaway programs cannot hold SIGTERM up.
+      const closing = sandbox?.close();
       await Promise.allSettled(loops);
       await elector?.stop();
       await Promise.allSettled([...runners.values()].map((r) => r.close?.()));
-      await sandbox?.close();
+      await closing;
     },
   };
 }

@@ -381,4 +381,30 @@ describe.skipIf(natsMissing())(`Sensor containment${skipNote(natsMissing())}`, (
       await s.stop();
     }
   }, 60_000);
+
+  it('attack: stopping with runaway programs queued and running returns at once; their events come back', async () => {
+    const spec = {
+      evaluation: { timeout: '2s', workers: 1 },
+      dependencies: [
+        dep('r', { transform: { jq: 'if .id | startswith("loop") then last(range(1e15)) else . end' } }),
+      ],
+      triggers: [httpTrigger('r-ok', '/r', 'r')],
+    };
+    let s = await runSensor(b, 'stopper', spec);
+    for (let i = 0; i < 6; i++) await b.emit('hooks', 'r', { id: `loop-${i}` });
+    await b.emit('hooks', 'r', { id: 'fine' });
+    await new Promise((r) => setTimeout(r, 500)); // the first loop is running, the rest queued
+    const t0 = Date.now();
+    await s.stop();
+    const stopMs = Date.now() - t0;
+    expect(stopMs).toBeLessThan(1500);
+    // nothing was lost: after a restart every loop is dead-lettered and the good one delivered
+    s = await runSensor(b, 'stopper', spec);
+    try {
+      await until('fine delivered', () => sink.on('/r').length === 1, 60_000);
+      await until('loops dead-lettered', async () => (await records('stopper')).length === 6, 60_000);
+    } finally {
+      await s.stop();
+    }
+  }, 120_000);
 });
