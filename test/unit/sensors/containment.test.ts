@@ -226,3 +226,58 @@ describe('ByteBudget', () => {
     expect(got).toBe(true);
   });
 });
+
+describe('regular expressions cannot run away (RE2 semantics, linear time)', () => {
+  it('a catastrophic pattern in a data filter, and one taken from the event in exprs, match in linear time', async () => {
+    const { compileDependency } = await import('../../../src/sensors/match/index.ts');
+    const ev = (data: unknown): CloudEvent => ({
+      ...envelope({ id: 'r', source: 'es', type: 'webhook', subject: 'ev', data }),
+    });
+    const evil = 'a'.repeat(50_000) + '!';
+    const data = compileDependency(
+      EventDependency.parse({
+        name: 'd',
+        eventSourceName: 'es',
+        eventName: 'ev',
+        filters: { data: [{ path: 's', type: 'string', value: ['^(a+)+$'] }] },
+      }),
+    );
+    let t0 = performance.now();
+    expect(data.matches(ev({ s: evil }))).toBe(false);
+    expect(data.matches(ev({ s: 'aaa' }))).toBe(true);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    const expr = compileDependency(
+      EventDependency.parse({
+        name: 'd',
+        eventSourceName: 'es',
+        eventName: 'ev',
+        filters: {
+          exprs: [
+            {
+              expr: 's =~ p',
+              fields: [
+                { name: 's', path: 's' },
+                { name: 'p', path: 'p' },
+              ],
+            },
+          ],
+        },
+      }),
+    );
+    t0 = performance.now();
+    expect(expr.matches(ev({ s: evil, p: '^(a|aa)+$' }))).toBe(false);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    // Go syntax works natively: inline flags, named groups, \A and \z, ungreedy
+    const go = compileDependency(
+      EventDependency.parse({
+        name: 'd',
+        eventSourceName: 'es',
+        eventName: 'ev',
+        filters: { data: [{ path: 's', type: 'string', value: ['(?i)\\Av(?P<major>\\d+)\\z', '(?U)a+b'] }] },
+      }),
+    );
+    expect(go.matches(ev({ s: 'V12' }))).toBe(true);
+    expect(go.matches(ev({ s: 'xaab' }))).toBe(true);
+    expect(go.matches(ev({ s: 'v12\n' }))).toBe(false);
+  });
+});
