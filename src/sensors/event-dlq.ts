@@ -12,6 +12,7 @@ import type { SensorMetrics } from './metrics.ts';
 import type { DeadLetterReason } from './reasons.ts';
 import {
   type DeadLetterRecord,
+  MAX_ERROR_MESSAGE,
   outcomeText,
   type PreparedTrigger,
   type SettleEnv,
@@ -50,7 +51,7 @@ export interface EventFailure {
 }
 
 export async function deadLetterEvent(env: EventDeadLetterEnv, f: EventFailure): Promise<void> {
-  const message = env.redact(f.message);
+  const message = env.redact(f.message).slice(0, MAX_ERROR_MESSAGE);
   const key = `event/${env.namespace}/${env.sensorName}/${f.dependency}/${f.seq}`;
   const events: EventsByDependency = f.event ? { [f.dependency]: f.event } : {};
   const fired: Array<{ name: string; outcome: string }> = [];

@@ -32,6 +32,11 @@ export interface ReceiveDeps {
   errorOnFailedRound: boolean;
   /** Bytes of messages handled at once (default DEFAULT_IN_FLIGHT_BYTES). */
   maxInFlightBytes?: number;
+  /**
+   * Durable count of a message's waits (breaker, busy sandbox), read only when a message seems
+   * over its limit, so a restart during a long wait does not dead-letter what was only waiting.
+   */
+  deferrals?: { get(key: string): Promise<number>; set(key: string, n: number): Promise<void> };
 }
 
 /** Raw bytes of events handled at once by one Sensor (their decoded form is a few times that). */
@@ -79,6 +84,12 @@ export function messageReceiver(d: ReceiveDeps) {
       tallies.set(k, t);
     }
     return t;
+  };
+  /** Counts a wait (not a handled delivery), durably when the Sensor keeps deferrals. */
+  const deferred1 = async (k: string) => {
+    const t = tally(k);
+    t.defers++;
+    await d.deferrals?.set(k, t.defers).catch(() => {});
   };
   const labels = (dep: string) => ({ namespace: d.namespace, sensor_name: d.sensorName, dependency: dep });
 
@@ -148,7 +159,7 @@ export function messageReceiver(d: ReceiveDeps) {
       for (const t of d.triggers)
         if (t.breaker?.state === 'open')
           d.metrics.deferred.inc({ namespace: d.namespace, sensor_name: d.sensorName, trigger_name: t.name });
-      tally(tallyKey(dep, msg)).defers++;
+      await deferred1(tallyKey(dep, msg));
       nak(msg, Math.max(...deferred.map((x) => x.delayMs)));
       return 'deferred';
     }
@@ -190,7 +201,10 @@ export function messageReceiver(d: ReceiveDeps) {
     }
     const ev = decoded.event;
     const t = tallies.get(k);
-    const handled = msg.info.deliveryCount - (t?.defers ?? 0);
+    let handled = msg.info.deliveryCount - (t?.defers ?? 0);
+    // Over the limit by this process's count: waits recorded by an earlier process still do not count.
+    if (handled > d.maxDeliveries && d.deferrals)
+      handled = msg.info.deliveryCount - (await d.deferrals.get(k));
     if (handled > d.maxDeliveries) {
       const why = t?.lastError ? `; last error: ${t.lastError}` : '';
       await failEvent(
@@ -217,7 +231,7 @@ export function messageReceiver(d: ReceiveDeps) {
       // No free sandbox worker (a flood of runaway programs, or stopping): not this event's fault,
       // so the wait does not count against maxDeliveries. Hand it back for later.
       if (isTransientEvalError(err)) {
-        tally(k).defers++;
+        await deferred1(k);
         d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
         nak(msg, BUSY_RETRY_MS);
         return;

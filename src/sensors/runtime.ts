@@ -13,6 +13,7 @@ import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import type { EventDependency, SensorSpec, TriggerParameter } from '../api/sensor.ts';
 import { parseDurationMs } from '../api/stream-config.ts';
 import { consume, DEFAULT_MAX_DELIVERIES } from '../bus/consumer.ts';
+import { kvKey } from '../bus/kv.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { type BusRef, consumerName, eventStreamName } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
@@ -266,6 +267,10 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     dlq,
     fire,
     maxDeliveries: spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
+    deferrals: {
+      get: async (k) => Number((await processed.kv.get(kvKey(`defers/${k}`)))?.string() || 0),
+      set: async (k, n) => void (await processed.kv.put(kvKey(`defers/${k}`), String(n))),
+    },
     ackWaitMs,
     errorOnFailedRound: Boolean(spec.errorOnFailedRound),
   });

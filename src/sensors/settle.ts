@@ -240,10 +240,8 @@ async function attempts(
     } catch (err) {
       if (env.signal.aborted) throw err;
       last = asTriggerError(err);
-      if (env.redact) {
-        const clean = env.redact(last.message);
-        if (clean !== last.message) last = redacted(last, clean);
-      }
+      const clean = boundedMessage(env.redact ? env.redact(last.message) : last.message);
+      if (clean !== last.message) last = redacted(last, clean);
       permit?.allowed && permit.release(false);
       env.metrics.duration.observe(labels, performance.now() - started);
       env.metrics.failed.inc(labels);
@@ -280,6 +278,15 @@ async function attempts(
   await deadLetter(env, t, events, key, error, Math.min(attempt, t.plan.attempts), firstAttemptAt);
   return { kind: 'dead-lettered', error: error.message };
 }
+
+/** Longest error message kept (logged, stored in a DLQ record), in characters. */
+export const MAX_ERROR_MESSAGE = 2048;
+
+/** `m` cut to MAX_ERROR_MESSAGE characters. */
+const boundedMessage = (m: string): string =>
+  m.length <= MAX_ERROR_MESSAGE
+    ? m
+    : `${m.slice(0, MAX_ERROR_MESSAGE)}… (${m.length - MAX_ERROR_MESSAGE} more characters)`;
 
 /** The same error with a redacted message (code, retryability and cause kept). */
 function redacted(e: TriggerError, message: string): TriggerError {

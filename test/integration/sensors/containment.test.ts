@@ -407,4 +407,49 @@ describe.skipIf(natsMissing())(`Sensor containment${skipNote(natsMissing())}`, (
       await s.stop();
     }
   }, 120_000);
+
+  it('attack: a restart while events wait on an open breaker does not dead-letter them (waits are not deliveries)', async () => {
+    let down = true;
+    const own = await startSink(() => (down ? 503 : 200));
+    const spec = {
+      maxDeliveries: 2,
+      dependencies: [dep('w')],
+      triggers: [
+        {
+          template: {
+            name: 'w-ok',
+            conditions: 'w',
+            http: {
+              url: `${own.url}/w`,
+              payload: [{ src: { dependencyName: 'w', dataKey: 'id' }, dest: 'id' }],
+            },
+          },
+          retryStrategy: { steps: 3, duration: '50ms' },
+          circuitBreaker: { consecutiveFailures: 1, openDuration: '300ms', maxWait: '5m' },
+        },
+      ],
+    };
+    let s = await runSensor(b, 'waiter', spec);
+    try {
+      for (let i = 0; i < 3; i++) await b.emit('hooks', 'w', { id: `w${i}` });
+      // each message handed back several times (more than maxDeliveries) while the target is down
+      await until(
+        'several waits',
+        async () => (await metric(s.registry, 'sluice_sensor_messages_deferred_total')) >= 9,
+        30_000,
+      );
+      await s.stop();
+      down = false;
+      s = await runSensor(b, 'waiter', spec);
+      await until(
+        'all delivered',
+        () => new Set(own.requests.filter((r) => r.status === 200).map((r) => r.key)).size === 3,
+        30_000,
+      );
+      expect(await records('waiter')).toHaveLength(0);
+    } finally {
+      await s.stop();
+      await own.close();
+    }
+  }, 90_000);
 });
