@@ -44,7 +44,7 @@ export type Decoded = { ok: true; event: CloudEvent } | { ok: false; message: st
  * when the text is long enough to nest that deep, so small events cost nothing.
  */
 export function nestedDeeperThan(b: Uint8Array, max: number): boolean {
-  if (b.length <= 2 * max) return false;
+  if (b.length <= 2 * max || !moreOpeningBracketsThan(b, max)) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < b.length; i++) {
@@ -58,6 +58,15 @@ export function nestedDeeperThan(b: Uint8Array, max: number): boolean {
     else if (c === 0x5b || c === 0x7b) {
       if (++depth > max) return true;
     } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** True when `b` holds more than `max` "[" and "{" bytes in all (native scans; few in most events). */
+function moreOpeningBracketsThan(b: Uint8Array, max: number): boolean {
+  let n = 0;
+  for (const c of [0x5b, 0x7b]) {
+    for (let i = b.indexOf(c); i !== -1; i = b.indexOf(c, i + 1)) if (++n > max) return true;
   }
   return false;
 }
