@@ -39,7 +39,7 @@ const server = await startNats();
 const conn = await BusConnection.open({ url: server.url, name: 'bench' });
 const jsm = await jetstreamManager(conn.nc);
 const js = jetstream(conn.nc);
-const parsed = parseStreamConfig('maxMsgs: -1\nmaxAge: 1h');
+const parsed = parseStreamConfig('maxMsgs: -1\nmaxAge: 1h\nretention: limits');
 if (!parsed.ok) throw new Error(parsed.errors.join('; '));
 const settings = parsed.settings;
 

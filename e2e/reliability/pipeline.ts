@@ -7,10 +7,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { SensorSpec } from '../../src/api/sensor.ts';
 import { parseStreamConfig } from '../../src/api/stream-config.ts';
+import { sensorMaxDeliver } from '../../src/bus/consumer.ts';
+import { provisionSensorState } from '../../src/bus/sensor-state.ts';
 import { ensureStreams } from '../../src/bus/streams.ts';
 import { type BusRef, dlqStreamName } from '../../src/bus/subjects.ts';
-import { deploymentFor } from '../../src/controller/resources/workload.ts';
+import { deploymentFor, type RuntimeBus } from '../../src/controller/resources/workload.ts';
 import { type NatsServer, startNats } from '../../test/harness/nats.ts';
 import { freePort } from '../../test/harness/ports.ts';
 import { waitFor } from '../../test/harness/proc.ts';
@@ -88,47 +91,39 @@ export interface PipelineOptions {
    * "deliver" to the sink with `id` from body.id).
    */
   sensorSpec?: (sinkUrl: string) => Record<string, unknown>;
+  /** Run on this bus (e.g. a secured 3-server cluster) instead of a private nats-server. */
+  bus?: ExternalBus;
+  /** Namespace of the objects (default: a fresh one), e.g. to give credentials permissions first. */
+  namespace?: string;
+}
+
+/** A bus the pipeline does not start: the test owns its servers (`nats` is then undefined). */
+export interface ExternalBus {
+  /** Client URL(s), comma-separated. */
+  url: string;
+  /** An admin connection for the test's own bookkeeping (streams, consumers, DLQ counts). */
+  connect(): Promise<NatsConnection>;
+  /** Copies of streams and KV buckets. */
+  replicas: number;
+  /** Per role: extra env (its credential) and RuntimeBus fields (TLS CA, inbox prefix). */
+  roles: Record<'EventSource' | 'Sensor', { env: Record<string, string>; bus: Partial<RuntimeBus> }>;
 }
 
 export async function startPipeline(o: PipelineOptions) {
-  const nats: NatsServer = await startNats();
-  const bus: BusRef = { namespace: uniqueName('rel'), busName: 'default' };
-  const nc: NatsConnection = await connect({
-    servers: nats.url,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 200,
-  });
+  const nats = (o.bus ? undefined : await startNats()) as NatsServer;
+  const busUrl = o.bus?.url ?? nats.url;
+  const replicas = o.bus?.replicas ?? 1;
+  const bus: BusRef = { namespace: o.namespace ?? uniqueName('rel'), busName: 'default' };
+  const nc: NatsConnection = o.bus
+    ? await o.bus.connect()
+    : await connect({
+        servers: nats.url,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 200,
+      });
   const cfg = parseStreamConfig(o.streamConfig ?? '');
   if (!cfg.ok) throw new Error(cfg.errors.join());
-  await ensureStreams(await jetstreamManager(nc), bus, cfg.settings, 1);
-  const hookPort = await freePort();
-
-  const procSpec = (kind: 'EventSource' | 'Sensor', name: string, spec: Record<string, unknown>) => {
-    const obj = {
-      apiVersion: 'argoproj.io/v1alpha1',
-      kind,
-      metadata: { name, namespace: bus.namespace, uid: `${name}-uid` },
-      spec,
-    };
-    const d = deploymentFor({ ...obj, ...obj.metadata, kind }, obj as never, {
-      image: 'sluice:test',
-      bus: { busName: bus.busName, namespace: bus.namespace, url: nats.url },
-    });
-    const ctr = d.spec!.template.spec!.containers[0]!;
-    const env = Object.fromEntries(
-      ctr.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
-    );
-    return {
-      args: ctr.args!.map((a) => (a === '7777' ? '0' : a)),
-      env: { ...env, POD_NAME: `${name}-0`, POD_NAMESPACE: bus.namespace },
-    };
-  };
-
-  const es = procSpec('EventSource', 'hooks', {
-    webhook: {
-      orders: { port: String(hookPort), endpoint: '/orders', method: 'POST', ...(o.eventSourceSpec ?? {}) },
-    },
-  });
+  await ensureStreams(await jetstreamManager(nc), bus, cfg.settings, replicas);
   const defaultSensorSpec = {
     dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }],
     triggers: [
@@ -144,7 +139,48 @@ export async function startPipeline(o: PipelineOptions) {
       },
     ],
   };
-  const sn = procSpec('Sensor', 'orders', o.sensorSpec?.(o.sink.url) ?? defaultSensorSpec);
+  const sensorSpec = o.sensorSpec?.(o.sink.url) ?? defaultSensorSpec;
+  // As the controller does: the Sensor's consumers exist before any event is published (under
+  // interest retention an event nobody consumes yet is not kept).
+  await provisionSensorState(await jetstreamManager(nc), nc, {
+    bus,
+    sensor: 'orders',
+    dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }],
+    tuning: {
+      ackWaitMs: Number(o.sensorEnv?.SLUICE_ACK_WAIT_MS ?? 3000),
+      maxDeliver: sensorMaxDeliver(SensorSpec.parse(sensorSpec)),
+    },
+    replicas,
+  });
+  const hookPort = await freePort();
+
+  const procSpec = (kind: 'EventSource' | 'Sensor', name: string, spec: Record<string, unknown>) => {
+    const obj = {
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind,
+      metadata: { name, namespace: bus.namespace, uid: `${name}-uid` },
+      spec,
+    };
+    const d = deploymentFor({ ...obj, ...obj.metadata, kind }, obj as never, {
+      image: 'sluice:test',
+      bus: { busName: bus.busName, namespace: bus.namespace, url: busUrl, ...o.bus?.roles[kind].bus },
+    });
+    const ctr = d.spec!.template.spec!.containers[0]!;
+    const env = Object.fromEntries(
+      ctr.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+    );
+    return {
+      args: ctr.args!.map((a) => (a === '7777' ? '0' : a)),
+      env: { ...env, POD_NAME: `${name}-0`, POD_NAMESPACE: bus.namespace, ...o.bus?.roles[kind].env },
+    };
+  };
+
+  const es = procSpec('EventSource', 'hooks', {
+    webhook: {
+      orders: { port: String(hookPort), endpoint: '/orders', method: 'POST', ...(o.eventSourceSpec ?? {}) },
+    },
+  });
+  const sn = procSpec('Sensor', 'orders', sensorSpec);
 
   const esEnv = { ...es.env, ...(o.eventSourceEnv ?? {}) };
   let esProc: SluiceProcess = await startSluice(es.args, esEnv);
@@ -301,7 +337,7 @@ export async function startPipeline(o: PipelineOptions) {
     async stop() {
       await Promise.allSettled([esProc.proc.stop(), snProc.proc.stop()]);
       await nc.close().catch(() => {});
-      await nats.stop();
+      await nats?.stop();
     },
   };
 }

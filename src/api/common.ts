@@ -128,9 +128,9 @@ export const Selector = obj('A label or field filter: key, operator and value.',
   value: z.string().describe('Value to compare with.'),
 });
 
-export const WebhookContext = obj('Where and how a webhook-style event source listens for HTTP requests.', {
-  endpoint: z.string().min(1).describe('URL path the source answers on, e.g. "/push".'),
-  method: z.string().min(1).describe('HTTP method accepted, e.g. "POST".'),
+const webhookEndpoint = z.string().min(1).describe('URL path the source answers on, e.g. "/push".');
+/** The fields of a webhook endpoint after endpoint and method (which the two variants differ in). */
+const webhookShape = {
   port: z
     .string()
     .regex(/^[0-9]{1,5}$/, { message: 'must be a port number written as a string, e.g. "12000"' })
@@ -146,7 +146,30 @@ export const WebhookContext = obj('Where and how a webhook-style event source li
     .min(1)
     .optional()
     .describe('Largest accepted request body in bytes; bigger ones get 413. Defaults to 1048576 (1 MiB).'),
+};
+
+/** The endpoint of the plain `webhook` source, which answers one method (upstream compares it). */
+export const WebhookContext = obj('Where and how a webhook-style event source listens for HTTP requests.', {
+  endpoint: webhookEndpoint,
+  method: z.string().min(1).describe('HTTP method accepted, e.g. "POST".'),
+  ...webhookShape,
 });
+
+/** Upstream requires only endpoint and port of a provider's webhook and never compares the method. */
+export const DEFAULT_PROVIDER_METHOD = 'POST';
+
+/** The endpoint of a provider's webhook (GitHub, GitLab, Slack, SNS, ...): the method is optional. */
+export const ProviderWebhookContext = obj(
+  'Where a webhook-style event source listens for HTTP requests from its provider.',
+  {
+    endpoint: webhookEndpoint,
+    method: str(
+      `HTTP method accepted. Defaults to ${DEFAULT_PROVIDER_METHOD}, the method the providers send (upstream does not check it).`,
+    ),
+    ...webhookShape,
+  },
+);
+export type ProviderWebhookContext = z.infer<typeof ProviderWebhookContext>;
 export type WebhookContext = z.infer<typeof WebhookContext>;
 
 export const CatchupConfiguration = obj('Whether fires missed while the source was down are emitted later.', {

@@ -20,7 +20,20 @@ import {
   secretRef,
   tolerations,
 } from './k8s.ts';
-import { celRules, count, exactlyOne, exactlyOneCel, int, obj, str, strList } from './kit.ts';
+import { bool, celRules, count, exactlyOne, exactlyOneCel, int, obj, str, strList } from './kit.ts';
+
+/** sluice extension: TLS of a managed bus (clients and routes). */
+export const ManagedBusTls = obj(
+  'sluice extension: TLS of the managed bus, for clients and between servers (routes, mutual TLS). On by default with a CA and certificate the controller generates and keeps in the Secret <eventbus>-js-tls.',
+  {
+    secretName: str(
+      'Use this Secret instead (cert-manager style: tls.crt, tls.key, ca.crt), valid for <statefulset>-N.<headless service>.<namespace>.svc and <client service>.<namespace>.svc and usable for client and server auth.',
+    ),
+    disabled: bool(
+      'Turn TLS off (clients and routes in plain text). Not recommended; routes still need their password.',
+    ),
+  },
+);
 
 /** "1MB", "512KB", "1048576": a byte size as nats-server reads it. */
 const BYTE_SIZE = /^[0-9]+(\.[0-9]+)?\s*([KMGT]i?B?|[kmgt]i?b?)?$/;
@@ -64,6 +77,8 @@ export const JetStreamBus = celRules(
       .regex(BYTE_SIZE, { message: 'must be a size such as "1MB" or "1048576"' })
       .optional()
       .describe('Largest message the server accepts, e.g. "1MB" (the default).'),
+    // sluice extension
+    tls: ManagedBusTls.optional(),
   }),
   [
     {

@@ -11,12 +11,79 @@
 //   marks `x-kubernetes-preserve-unknown-fields`.
 // - Cross-field rules that the API server must also enforce are attached with `celRules()` and
 //   mirrored in zod with `.superRefine()` so lint and the API server agree.
+// - An optional field may be given as YAML null (or an empty Helm value), which upstream's Go
+//   types read as "not set": the CRD marks it `nullable` and parsing drops it. The keys that
+//   choose a kind (a trigger template's type) read null as the empty object instead, so
+//   `log: ~` is a log trigger with its defaults (see `present`).
 import { z } from 'zod';
 
-/** A strict object with a description. */
-export function obj<T extends z.ZodRawShape>(description: string, shape: T) {
-  return z.strictObject(shape).describe(description);
+interface DefLike {
+  type: string;
+  shape?: Record<string, z.ZodType>;
 }
+const defOf = (s: z.ZodType) => (s as unknown as { _zod: { def: DefLike } })._zod.def;
+
+const wrapped = new WeakSet<z.ZodType>();
+
+/** An optional field that also takes null: null → not set, or with `empty`, → the parse of {}. */
+function acceptNull(field: z.ZodType, empty: boolean): z.ZodType {
+  if (!(field instanceof z.ZodOptional) || wrapped.has(field)) return field;
+  const inner = field.unwrap() as z.ZodType;
+  // The API server refuses null for an enum even when nullable, and checking the values with
+  // CEL instead costs too much inside lists: enum fields keep refusing null, here and there.
+  if (defOf(inner).type === 'enum') return field;
+  let out: z.ZodType = inner
+    .nullable()
+    .transform((v, ctx) => {
+      if (v !== null || !empty) return v ?? undefined;
+      // {} still goes through the object's own checks (e.g. http: ~ still needs a url).
+      const r = inner.safeParse({});
+      if (r.success) return r.data;
+      for (const issue of r.error.issues)
+        ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+      return z.NEVER;
+    })
+    .optional();
+  const meta = z.globalRegistry.get(field);
+  if (meta) out = out.meta(meta);
+  wrapped.add(out);
+  return out;
+}
+
+/**
+ * The shape with every optional field taking null as "not set" (see the header). The field
+ * types are unchanged for TypeScript: parsing returns what it returned before.
+ */
+export function nullTolerant<T extends z.ZodRawShape>(shape: T): T {
+  const out: Record<string, z.ZodType> = {};
+  for (const [k, v] of Object.entries(shape)) out[k] = acceptNull(v as z.ZodType, false);
+  return out as unknown as T;
+}
+
+/** An optional object field whose presence matters: null reads as `{}` (e.g. `log: ~`). */
+export function present<T extends z.ZodType>(field: T): T {
+  return acceptNull(field, true) as T;
+}
+
+/** Removes keys whose value is undefined (a null that was dropped), as if never written. */
+function dropUndefined<V>(v: V): V {
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return v;
+}
+
+/** A strict object with a description; optional fields take null (see nullTolerant). */
+export function obj<T extends z.ZodRawShape>(description: string, shape: T) {
+  return z.strictObject(nullTolerant(shape)).overwrite(dropUndefined).describe(description);
+}
+
+/** A zod refinement from a check that returns why a value is wrong (or undefined). */
+export const refineWith =
+  <V>(check: (v: V) => string | undefined) =>
+  (v: V, ctx: z.RefinementCtx) => {
+    const message = check(v);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  };
 
 /** An optional string field. */
 export const str = (description: string) => z.string().optional().describe(description);
@@ -115,10 +182,14 @@ export function exactlyOne(keys: readonly string[], what: string) {
   };
 }
 
-/** CEL form of exactlyOne. */
+/**
+ * CEL half of exactlyOne: at most one. CEL's has() is false for a field given as null, so
+ * `log: ~` (a log trigger with its defaults) would look like no trigger type at all; "none set"
+ * is therefore left to lint and the controller, which see the null.
+ */
 export function exactlyOneCel(keys: readonly string[], what: string): CelRule {
   return {
-    rule: `[${keys.map((k) => `has(self.${k})`).join(', ')}].filter(x, x).size() == 1`,
-    message: `exactly one ${what} must be set (one of: ${keys.join(', ')})`,
+    rule: `[${keys.map((k) => `has(self.${k})`).join(', ')}].filter(x, x).size() <= 1`,
+    message: `exactly one ${what} must be set, found more than one (one of: ${keys.join(', ')})`,
   };
 }

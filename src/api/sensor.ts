@@ -1,6 +1,7 @@
 // Sensor: dependencies (which events, with which filters), triggers (what to do, with retries,
 // rate limits, circuit breaking and dead-lettering) and the conditions that connect them.
 import { z } from 'zod';
+import { checkCron, checkPath, checkTimeZone } from './checks.ts';
 import {
   Backoff,
   BasicAuth,
@@ -26,8 +27,11 @@ import {
   exactlyOneCel,
   int,
   MAX_NAMED,
+  nullTolerant,
   obj,
   opaque,
+  present,
+  refineWith,
   str,
   strList,
   strMap,
@@ -39,15 +43,25 @@ const logicalOperator = (what: string) =>
     .optional()
     .describe(`How ${what} combine: "and" (all must pass, the default) or "or" (any).`);
 
+/** A gjson path into event data or attributes (checked: sluice must be able to evaluate it). */
+const gjsonPath = () => z.string().min(1).superRefine(refineWith(checkPath));
+/** An optional path; "" reads as not set, as upstream reads it. */
+const optionalPath = (description: string) =>
+  z
+    .string()
+    .superRefine(refineWith((p: string) => (p === '' ? undefined : checkPath(p))))
+    .optional()
+    .describe(description);
+const timeZone = (description: string) =>
+  z.string().superRefine(refineWith(checkTimeZone)).optional().describe(description);
+
 // ---------------------------------------------------------------------------------- filters --
 
 export const DataFilter = obj('A test on one field of the event payload.', {
-  path: z
-    .string()
-    .min(1)
-    .describe(
-      'Where the field is, as a dotted path into the event data, e.g. "body.action" or "body.items.0.id".',
-    ),
+  path: gjsonPath().describe(
+    'Where the field is: a gjson path into the event data, e.g. "body.action", "body.items.0.id", ' +
+      '"body.labels.#(name=="bug").name" or a multipath "[body.a,body.b]".',
+  ),
   type: z.enum(['string', 'number', 'bool']).describe('How the field is read: string, number or bool.'),
   value: z
     .array(z.string())
@@ -60,7 +74,7 @@ export const DataFilter = obj('A test on one field of the event payload.', {
 });
 
 export const PayloadField = obj('Names one payload field for use in an expression.', {
-  path: z.string().min(1).describe('Dotted path of the field in the event data.'),
+  path: gjsonPath().describe('gjson path of the field in the event data, e.g. "body.user.id".'),
   name: z.string().min(1).describe('Variable name the expression uses for it.'),
 });
 
@@ -92,7 +106,7 @@ export const TimeFilter = obj('Only events arriving within a daily time window p
       message: 'must be a time of day such as "09:00" or "17:30:00"',
     })
     .describe('End of the window, HH:MM[:SS]; a stop before start spans midnight.'),
-  timezone: str('IANA time zone of the window, e.g. "Europe/Paris". Defaults to UTC.'),
+  timezone: timeZone('IANA time zone of the window, e.g. "Europe/Paris". Defaults to UTC.'),
 });
 
 export const EventDependencyFilter = obj('Tests an event must pass to satisfy the dependency.', {
@@ -117,8 +131,8 @@ export const EventDependency = obj('One kind of event the Sensor waits for.', {
   filters: EventDependencyFilter.optional().describe('Tests an event must pass.'),
   transform: EventDependencyTransformer.optional().describe('Payload rewrite applied after filtering.'),
   filtersLogicalOperator: logicalOperator('the filter kinds (data, exprs, context, time, script)'),
-  orderingKey: str(
-    'sluice extension: dotted path into the event data (e.g. "body.orderId"); events with the same value are processed one at a time, in order.',
+  orderingKey: optionalPath(
+    'sluice extension: gjson path into the event data (e.g. "body.orderId"); events with the same value are processed one at a time, in order.',
   ),
 });
 export type EventDependency = z.infer<typeof EventDependency>;
@@ -127,9 +141,9 @@ export type EventDependency = z.infer<typeof EventDependency>;
 
 export const TriggerParameterSource = obj('Where a parameter value comes from.', {
   dependencyName: z.string().min(1).describe('Dependency whose event supplies the value.'),
-  contextKey: str('Dotted path into the CloudEvents attributes, e.g. "type".'),
+  contextKey: optionalPath('gjson path into the CloudEvents attributes, e.g. "type".'),
   contextTemplate: str('Go template over the event attributes, e.g. "{{ .Input.source }}".'),
-  dataKey: str('Dotted path into the event data, e.g. "body.name".'),
+  dataKey: optionalPath('gjson path into the event data, e.g. "body.name" or "body.items.#".'),
   dataTemplate: str('Go template over the event data, e.g. "{{ .Input.body.name }}".'),
   value: str('Default used when the key or template finds nothing.'),
   useRawData: bool('Insert the value as raw JSON instead of as a string.'),
@@ -186,9 +200,11 @@ export const ArtifactLocation = obj('Where a trigger finds the object it works w
   })
     .optional()
     .describe('A document fetched over HTTP(S).'),
-  configmap: ConfigMapKeySelector.extend({
-    namespace: str('Legacy upstream field, ignored: the ConfigMap is read from the Sensor namespace.'),
-  })
+  configmap: ConfigMapKeySelector.extend(
+    nullTolerant({
+      namespace: str('Legacy upstream field, ignored: the ConfigMap is read from the Sensor namespace.'),
+    }),
+  )
     .optional()
     .describe('A ConfigMap key holding the object.'),
   git: GitArtifact.optional().describe('A file in a Git repository.'),
@@ -228,6 +244,17 @@ export const HTTPTrigger = celRules(
   if (!v.url && !v.serverURL) ctx.addIssue({ code: 'custom', path: ['url'], message: 'url is required' });
 });
 
+/**
+ * Upstream's k8s and argoWorkflow triggers once named the object's group/version/resource (as
+ * in its stress test); the object's own apiVersion and kind say the same, so they are accepted
+ * and not used.
+ */
+const legacyGroupVersionResource = {
+  group: str("Legacy upstream field (the object's group); not used: the object's apiVersion says it."),
+  version: str("Legacy upstream field (the object's version); not used: the object's apiVersion says it."),
+  resource: str("Legacy upstream field (the object's resource); not used: the object's kind says it."),
+};
+
 export const StandardK8STrigger = obj('Creates, updates, patches or deletes a Kubernetes object.', {
   source: ArtifactLocation.optional().describe('Where the object comes from.'),
   operation: z
@@ -245,6 +272,7 @@ export const StandardK8STrigger = obj('Creates, updates, patches or deletes a Ku
     .optional()
     .describe('Patch type for operation patch. Defaults to merge patch.'),
   liveObject: bool('Use the object as it is in the cluster (read first) as the base for update/patch.'),
+  ...legacyGroupVersionResource,
 });
 
 export const ArgoWorkflowTrigger = obj(
@@ -257,6 +285,7 @@ export const ArgoWorkflowTrigger = obj(
       .describe('What to do. Defaults to submit.'),
     parameters: parameters('the Workflow'),
     args: strList('Extra arguments for the operation.'),
+    ...legacyGroupVersionResource,
   },
 );
 
@@ -411,8 +440,12 @@ const TEMPLATE_TYPE_KEYS = [...TRIGGER_TYPES, 'openwhisk'] as const;
 
 export const ConditionsResetCriteria = obj('When partially met conditions are forgotten.', {
   byTime: obj('A schedule for the reset.', {
-    cron: str('Cron schedule, e.g. "0 0 * * *".'),
-    timezone: str('IANA time zone of the schedule. Defaults to UTC.'),
+    cron: z
+      .string()
+      .superRefine(refineWith((c: string) => checkCron(c, false)))
+      .optional()
+      .describe('Cron schedule, e.g. "0 0 * * *" (5 fields, or 6 with seconds first).'),
+    timezone: timeZone('IANA time zone of the schedule. Defaults to UTC.'),
   })
     .optional()
     .describe('A schedule for the reset.'),
@@ -432,21 +465,25 @@ export const TriggerTemplate = celRules(
       .array(ConditionsResetCriteria)
       .optional()
       .describe('When partial matches are cleared.'),
-    argoWorkflow: ArgoWorkflowTrigger.optional().describe('Work with Argo Workflows.'),
-    awsLambda: AWSLambdaTrigger.optional().describe('Invoke an AWS Lambda function.'),
-    azureEventHubs: AzureEventHubsTrigger.optional().describe('Send to Azure Event Hubs.'),
-    azureServiceBus: AzureServiceBusTrigger.optional().describe('Send to Azure Service Bus.'),
-    custom: CustomTrigger.optional().describe('Call a custom trigger server.'),
-    email: EmailTrigger.optional().describe('Send an email.'),
-    http: HTTPTrigger.optional().describe('Send an HTTP request.'),
-    k8s: StandardK8STrigger.optional().describe('Create, update, patch or delete a Kubernetes object.'),
-    kafka: KafkaTrigger.optional().describe('Produce to Kafka.'),
-    log: LogTrigger.optional().describe('Log the events.'),
-    nats: NATSTrigger.optional().describe('Publish on NATS.'),
-    openWhisk: OpenWhiskTrigger.optional().describe('Invoke an OpenWhisk action.'),
-    pulsar: PulsarTrigger.optional().describe('Produce to Pulsar.'),
-    slack: SlackTrigger.optional().describe('Post to Slack.'),
-    openwhisk: OpenWhiskTrigger.optional().describe('Legacy spelling of openWhisk, read the same way.'),
+    argoWorkflow: present(ArgoWorkflowTrigger.optional().describe('Work with Argo Workflows.')),
+    awsLambda: present(AWSLambdaTrigger.optional().describe('Invoke an AWS Lambda function.')),
+    azureEventHubs: present(AzureEventHubsTrigger.optional().describe('Send to Azure Event Hubs.')),
+    azureServiceBus: present(AzureServiceBusTrigger.optional().describe('Send to Azure Service Bus.')),
+    custom: present(CustomTrigger.optional().describe('Call a custom trigger server.')),
+    email: present(EmailTrigger.optional().describe('Send an email.')),
+    http: present(HTTPTrigger.optional().describe('Send an HTTP request.')),
+    k8s: present(
+      StandardK8STrigger.optional().describe('Create, update, patch or delete a Kubernetes object.'),
+    ),
+    kafka: present(KafkaTrigger.optional().describe('Produce to Kafka.')),
+    log: present(LogTrigger.optional().describe('Log the events.')),
+    nats: present(NATSTrigger.optional().describe('Publish on NATS.')),
+    openWhisk: present(OpenWhiskTrigger.optional().describe('Invoke an OpenWhisk action.')),
+    pulsar: present(PulsarTrigger.optional().describe('Produce to Pulsar.')),
+    slack: present(SlackTrigger.optional().describe('Post to Slack.')),
+    openwhisk: present(
+      OpenWhiskTrigger.optional().describe('Legacy spelling of openWhisk, read the same way.'),
+    ),
     atLeastOnce: bool('Legacy placement, ignored as upstream ignores it: set atLeastOnce on the trigger.'),
     policy: opaque('Legacy placement, ignored as upstream ignores it: set policy on the trigger.'),
   }),

@@ -4,9 +4,12 @@
 // and accepts upstream's numeric enum values, bare numbers (nanoseconds for durations, bytes for
 // sizes) and human units ("72h", "1GB", "512Mi").
 //
-// Unset keys take sluice's defaults. One differs from upstream on purpose: when the stream is
-// full, new events are refused (the publisher gets StreamFull and a webhook answers 503) instead
-// of the oldest stored events being dropped without anyone noticing.
+// Unset keys take sluice's defaults. Two differ from upstream on purpose:
+// - retention is "interest": an event stays until every Sensor consuming it has acknowledged it,
+//   so maxMsgs/maxBytes bound the backlog not yet consumed (not history), and a bus whose
+//   Sensors keep up never refuses events;
+// - when that backlog is full, new events are refused (the publisher gets StreamFull and a
+//   webhook answers 503) instead of the oldest unconsumed events being dropped.
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { GO_DURATION } from './kit.ts';
@@ -83,7 +86,7 @@ export const DEFAULT_STREAM_SETTINGS = {
   maxAge: 72 * 3_600_000,
   maxMsgSize: -1,
   duplicates: 120_000,
-  retention: 'limits',
+  retention: 'interest',
   discard: 'new',
 } as const;
 
@@ -91,8 +94,9 @@ export const StreamSettings = z.strictObject({
   maxMsgs: limit('maxMsgs', count, 'a whole number of events')
     .default(DEFAULT_STREAM_SETTINGS.maxMsgs)
     .describe(
-      'Most events the stream holds at once (default 1000000; -1 for no count limit). What happens ' +
-        'when it is reached is set by `discard`.',
+      'Most events the stream holds at once (default 1000000; -1 for no count limit). With the ' +
+        'default interest retention this bounds the backlog not yet consumed by the Sensors that ' +
+        'exist. What happens when it is reached is set by `discard`.',
     ),
   maxBytes: limit('maxBytes', parseSize, 'a byte size such as "1GB" or 1073741824')
     .default(DEFAULT_STREAM_SETTINGS.maxBytes)
@@ -104,7 +108,9 @@ export const StreamSettings = z.strictObject({
     .default(DEFAULT_STREAM_SETTINGS.maxAge)
     .describe(
       'How long an event is kept after it was accepted, e.g. "72h" (the default); 0 keeps events ' +
-        'until another limit removes them. Held as milliseconds once parsed.',
+        'until another limit removes them. A safety against a Sensor that never comes back: an ' +
+        'event still unconsumed at this age is dropped, logged and counted ' +
+        '(sluice_bus_events_dropped_total). Held as milliseconds once parsed.',
     ),
   maxMsgSize: limit('maxMsgSize', parseSize, 'a byte size such as "1MB"')
     .refine((n) => n <= MAX_INT32, { message: 'maxMsgSize must be below 2GiB' })
@@ -134,10 +140,12 @@ export const StreamSettings = z.strictObject({
     .transform((v) => (typeof v === 'number' ? (['limits', 'interest', 'workqueue'] as const)[v] : v))
     .default(DEFAULT_STREAM_SETTINGS.retention)
     .describe(
-      'When stored events are removed: "limits" (default; only by the limits above), "interest" ' +
-        '(once every consumer has acknowledged them; events nobody consumes are not kept) or ' +
-        '"workqueue". Upstream numbers 0, 1, 2 are accepted. Switching to or from workqueue needs ' +
-        'the stream to be recreated.',
+      'When stored events are removed: "interest" (default; once every Sensor consuming them has ' +
+        'acknowledged them, so the limits above bound the unconsumed backlog; an event no Sensor ' +
+        'depends on when it arrives is acknowledged and not kept), "limits" (kept as history until ' +
+        'a limit removes them, consumed or not: with discard new a full history refuses new events) ' +
+        'or "workqueue". Upstream numbers 0, 1, 2 are accepted. Switching to or from workqueue needs ' +
+        'the stream to be recreated; limits and interest switch in place.',
     ),
   discard: z
     .union([z.enum(['old', 'new']), z.literal(0), z.literal(1)])
@@ -150,6 +158,25 @@ export const StreamSettings = z.strictObject({
     ),
 });
 export type StreamSettings = z.output<typeof StreamSettings>;
+
+/**
+ * Why these settings can lose accepted events or refuse them without a real backlog, as
+ * sentences for `sluice lint` and the EventBus status; [] when they cannot.
+ */
+export function streamSettingWarnings(s: StreamSettings): { lossy: string[]; history: string[] } {
+  const lossy: string[] = [];
+  const history: string[] = [];
+  if (s.discard === 'old')
+    lossy.push(
+      'discard: old drops the oldest unconsumed events when the stream is full (accepted events are lost; each drop is logged and counted)',
+    );
+  if (s.retention === 'limits')
+    history.push(
+      'retention: limits keeps consumed events as history, so maxMsgs/maxBytes fill up even when every Sensor keeps up' +
+        (s.discard === 'new' ? ' and the bus then refuses new events until maxAge removes old ones' : ''),
+    );
+  return { lossy, history };
+}
 
 const KEYS = Object.keys(StreamSettings.shape) as Array<keyof StreamSettings>;
 const BY_LOWER = new Map(KEYS.map((k) => [k.toLowerCase(), k]));

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { EventBus } from './eventbus.ts';
 import { EventSource } from './eventsource.ts';
 import { Sensor } from './sensor.ts';
+import { parseStreamConfig } from './stream-config.ts';
 
 export const API_VERSION = 'argoproj.io/v1alpha1';
 export const SCHEMAS: Record<string, z.ZodType> = { EventBus, EventSource, Sensor };
@@ -117,6 +118,53 @@ function suggest(key: string, known: string[]): string {
   return best && bestD <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : '';
 }
 
+/** A value's type in the words of the messages: string, number, boolean, null, list, object. */
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  return typeof v;
+}
+
+/** " 12000" / " \"yes\"" after the type name, for short scalars. */
+function shortValue(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean') return ` ${v}`;
+  if (typeof v === 'string' && v.length <= 40) return ` ${JSON.stringify(v)}`;
+  return '';
+}
+
+const EXPECTED: Record<string, string> = { array: 'list', record: 'object', int: 'integer', nan: 'number' };
+const expectedName = (e: string) => EXPECTED[e] ?? e;
+
+/** The types a union accepts, from its branches' type errors ("number or string"). */
+function unionTypes(issue: z.core.$ZodIssueInvalidUnion): string | undefined {
+  const types = new Set<string>();
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (first?.code !== 'invalid_type' || first.path.length) return undefined;
+    types.add(expectedName(first.expected));
+  }
+  return types.size ? [...types].join(' or ') : undefined;
+}
+
+/** One issue as a message that names what was expected and what was given. */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  const input = (issue as { input?: unknown }).input;
+  switch (issue.code) {
+    case 'invalid_type':
+      if (input === undefined) return 'required field is missing';
+      return `expected ${expectedName(issue.expected)}, got ${typeName(input)}${shortValue(input)}`;
+    case 'invalid_union': {
+      const types = unionTypes(issue);
+      if (input === undefined) return 'required field is missing';
+      return types ? `expected ${types}, got ${typeName(input)}` : issue.message;
+    }
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(input)}`;
+    default:
+      return issue.message;
+  }
+}
+
 /** Turns zod issues into problems with one line per field. */
 export function issuesToProblems(schema: z.ZodType, object: string, issues: z.core.$ZodIssue[]): Problem[] {
   const out: Problem[] = [];
@@ -130,15 +178,77 @@ export function issuesToProblems(schema: z.ZodType, object: string, issues: z.co
           message: `unknown field${suggest(key, known)}`,
         });
       }
-    } else if (issue.code === 'invalid_union' || issue.code === 'invalid_type') {
-      const msg =
-        issue.code === 'invalid_type' && issue.input === undefined
-          ? 'required field is missing'
-          : issue.message;
-      out.push({ object, path: formatPath(issue.path), message: msg });
     } else {
-      out.push({ object, path: formatPath(issue.path), message: issue.message });
+      out.push({ object, path: formatPath(issue.path), message: issueMessage(issue) });
     }
+  }
+  return out;
+}
+
+/** Kinds of other Argo projects in the argoproj.io group: valid, not sluice's, skipped. */
+const OTHER_ARGO_KINDS = new Set([
+  'Workflow',
+  'WorkflowTemplate',
+  'ClusterWorkflowTemplate',
+  'CronWorkflow',
+  'WorkflowEventBinding',
+  'WorkflowTaskSet',
+  'WorkflowTaskResult',
+  'WorkflowArtifactGCTask',
+  'Rollout',
+  'AnalysisTemplate',
+  'ClusterAnalysisTemplate',
+  'AnalysisRun',
+  'Experiment',
+  'Application',
+  'ApplicationSet',
+  'AppProject',
+]);
+
+/**
+ * Whether a document is one of ours, another kind to skip, or a mistake: a document without
+ * apiVersion or kind, an EventBus/EventSource/Sensor under another apiVersion, or an unknown
+ * kind in the argoproj.io group.
+ */
+function classify(d: { apiVersion?: unknown; kind?: unknown }, label: string): Problem | 'ours' | 'skip' {
+  const kind = typeof d.kind === 'string' ? d.kind : '';
+  const apiVersion = typeof d.apiVersion === 'string' ? d.apiVersion : '';
+  if (!apiVersion || !kind) {
+    const missing = [!apiVersion && 'apiVersion', !kind && 'kind'].filter(Boolean).join(' and ');
+    return { object: label, path: '', message: `${missing} missing: not a Kubernetes manifest` };
+  }
+  const ours = Object.hasOwn(SCHEMAS, kind);
+  if (apiVersion === API_VERSION) {
+    if (ours) return 'ours';
+    if (OTHER_ARGO_KINDS.has(kind)) return 'skip';
+    return {
+      object: label,
+      path: 'kind',
+      message: `unknown kind "${kind}" in ${API_VERSION}${suggest(kind, Object.keys(SCHEMAS))} (sluice serves ${Object.keys(SCHEMAS).join(', ')})`,
+    };
+  }
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  if (ours || group === 'argoproj.io') {
+    if (!ours && OTHER_ARGO_KINDS.has(kind)) return 'skip';
+    return {
+      object: label,
+      path: 'apiVersion',
+      message: `unknown apiVersion "${apiVersion}" for ${kind}: sluice serves ${API_VERSION}`,
+    };
+  }
+  return 'skip';
+}
+
+/** The bus's streamConfig text checked as the controller reads it (a YAML mapping of settings). */
+function streamConfigProblems(bus: unknown, label: string): Problem[] {
+  const spec = (bus as { spec?: Record<string, { streamConfig?: string } | undefined> }).spec ?? {};
+  const out: Problem[] = [];
+  for (const type of ['jetstream', 'jetstreamExotic']) {
+    const text = spec[type]?.streamConfig;
+    if (text === undefined) continue;
+    const r = parseStreamConfig(text);
+    if (!r.ok)
+      for (const e of r.errors) out.push({ object: label, path: `spec.${type}.streamConfig`, message: e });
   }
   return out;
 }
@@ -154,14 +264,17 @@ export function validateObject(doc: unknown): { problems: Problem[]; object?: Lo
     metadata?: { name?: unknown; namespace?: unknown };
   };
   const kind = typeof d.kind === 'string' ? d.kind : '';
-  const schema = SCHEMAS[kind];
-  if (d.apiVersion !== API_VERSION || !schema) return { problems: [], skip: true };
   const name = typeof d.metadata?.name === 'string' ? d.metadata.name : '';
-  const label = `${kind}/${name || '<unnamed>'}`;
+  const label = `${kind || '<no kind>'}/${name || '<unnamed>'}`;
+  const which = classify(d, label);
+  if (which === 'skip') return { problems: [], skip: true };
+  if (which !== 'ours') return { problems: [which] };
+  const schema = SCHEMAS[kind]!;
   const problems: Problem[] = [];
   if (!name) problems.push({ object: label, path: 'metadata.name', message: 'required field is missing' });
-  const parsed = schema.safeParse(doc);
+  const parsed = schema.safeParse(doc, { reportInput: true });
   if (!parsed.success) problems.push(...issuesToProblems(schema, label, parsed.error.issues));
+  else if (kind === 'EventBus') problems.push(...streamConfigProblems(parsed.data, label));
   if (problems.length) return { problems };
   return {
     problems,

@@ -22,6 +22,11 @@ export interface ConnectOptions {
   reconnectInitialMs?: number;
   /** Longest reconnect delay (default 5 s). */
   reconnectMaxMs?: number;
+  /**
+   * Prefix of this connection's reply subjects (default "_INBOX"). A role whose credential may
+   * subscribe only below its own prefix must use it, and nobody else can read its replies.
+   */
+  inboxPrefix?: string;
 }
 
 /**
@@ -91,6 +96,7 @@ export function natsConnectionOptions(
     // Otherwise every request allocates two Error objects up front just for their stack traces,
     // which costs about a third of the CPU of a pipelined publish.
     noAsyncTraces: true,
+    ...(config.inboxPrefix ? { inboxPrefix: config.inboxPrefix } : {}),
   };
   if (auth) {
     if ('user' in auth) {

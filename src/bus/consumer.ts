@@ -276,6 +276,34 @@ export function term(msg: JsMsg, reason?: string): void {
   msg.term(reason);
 }
 
+/**
+ * Messages a consume() loop is handling, with the time each was stored: the age of the oldest
+ * one is the age of the oldest unsettled event, without reading the stream (which a Sensor's
+ * credential may not).
+ */
+export class InFlight {
+  private readonly stored = new Map<number, number>();
+
+  add(msg: JsMsg): void {
+    this.stored.set(msg.seq, Number(msg.info.timestampNanos / 1_000_000));
+  }
+
+  delete(msg: JsMsg): void {
+    this.stored.delete(msg.seq);
+  }
+
+  get size(): number {
+    return this.stored.size;
+  }
+
+  /** Seconds since the oldest message in hand was stored (0 when none). */
+  oldestAgeSeconds(now = Date.now()): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const t of this.stored.values()) if (t < oldest) oldest = t;
+    return oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, (now - oldest) / 1000);
+  }
+}
+
 export interface ConsumeOptions {
   /** Messages pulled per request (default 256). */
   batch?: number;
@@ -287,6 +315,8 @@ export interface ConsumeOptions {
   idleHeartbeatMs?: number;
   /** A handler that throws or rejects: reported here, and the message is nak'ed with this delay. */
   onError?: (err: unknown, msg: JsMsg) => void;
+  /** Tracks the messages being handled (for the age of the oldest unsettled event). */
+  inFlight?: InFlight;
   /** Redelivery delay after a handler failure (default 1 s). */
   errorDelayMs?: number;
   signal?: AbortSignal;
@@ -328,7 +358,8 @@ export async function consume(
       // Connection down: ack_wait brings the message back anyway.
     }
   };
-  const settle = () => {
+  const settle = (msg: JsMsg) => {
+    opts.inFlight?.delete(msg);
     active--;
     if (freed) {
       const f = freed;
@@ -338,20 +369,24 @@ export async function consume(
     if (active === 0 && drained) drained();
   };
   const run = (msg: JsMsg) => {
+    opts.inFlight?.add(msg);
     let r: Promise<void> | void;
     try {
       r = handle(msg);
     } catch (err) {
       failed(err, msg);
-      settle();
+      settle(msg);
       return;
     }
     if (r && typeof r.then === 'function') {
-      r.then(settle, (err: unknown) => {
-        failed(err, msg);
-        settle();
-      });
-    } else settle();
+      r.then(
+        () => settle(msg),
+        (err: unknown) => {
+          failed(err, msg);
+          settle(msg);
+        },
+      );
+    } else settle(msg);
   };
 
   try {

@@ -1,7 +1,9 @@
 // Creating and updating a bus's event stream and dead-letter stream, idempotently. Limits change
 // in place; a change JetStream cannot make to an existing stream (storage type, switching to or
 // from workqueue retention) is returned as a `blocked` result naming the fields, never attempted
-// blindly and never thrown, so a reconciler can put it in a status condition.
+// blindly and never thrown, so a reconciler can put it in a status condition. Switching from
+// limits to interest retention (the upgrade of a stream made by an older sluice) happens in place,
+// then the history every consumer has acknowledged is trimmed so it stops counting as backlog.
 import {
   DiscardPolicy,
   type JetStreamManager,
@@ -155,12 +157,34 @@ export async function ensureStream(jsm: JetStreamManager, want: DesiredStream): 
     if (serverCode(err) === undefined) throw err;
     throw invalid(name, err);
   }
+  let trimmed = '';
+  if (changed.includes('retention') && want.retention === RetentionPolicy.Interest) {
+    const n = await trimConsumed(jsm, name);
+    trimmed = `; ${n} event(s) every consumer had already acknowledged were removed`;
+  }
   return {
     stream: name,
     action: 'updated',
     fields: changed,
-    message: `stream ${name} updated: ${changed.join(', ')}`,
+    message: `stream ${name} updated: ${changed.join(', ')}${trimmed}`,
   };
+}
+
+/**
+ * Removes the events below the lowest ack floor of the stream's consumers (all of them when it
+ * has none): after a switch from limits to interest retention these are consumed history the
+ * server would otherwise keep until maxAge, counting against maxMsgs. Returns how many went.
+ */
+export async function trimConsumed(jsm: JetStreamManager, stream: string): Promise<number> {
+  let floor = Number.POSITIVE_INFINITY;
+  for await (const ci of jsm.consumers.list(stream)) floor = Math.min(floor, ci.ack_floor.stream_seq);
+  const r =
+    floor === Number.POSITIVE_INFINITY
+      ? await jsm.streams.purge(stream)
+      : floor > 0
+        ? await jsm.streams.purge(stream, { seq: floor + 1 })
+        : { purged: 0 };
+  return r.purged;
 }
 
 function blockedResult(name: string, have: StreamConfig, fields: string[]): EnsureResult {

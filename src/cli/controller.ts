@@ -20,6 +20,7 @@ export interface ControllerFlags {
   metricsPort: string;
   image?: string;
   natsImage: string;
+  natsReloaderImage?: string;
   workers: string;
   logLevel?: string;
 }
@@ -42,9 +43,10 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     kubeConfig: kc,
     registry: registry(),
     logger: log,
-    bus: busOperations(),
+    bus: busOperations({ log: log.child({ component: 'bus' }), registry: registry() }),
     image: flags.image ?? process.env.SLUICE_IMAGE ?? `sluice:${VERSION}`,
     natsImage: flags.natsImage,
+    ...(flags.natsReloaderImage ? { natsReloaderImage: flags.natsReloaderImage } : {}),
     workers: Number(flags.workers),
     ...(namespace ? { namespace } : {}),
     leaderElection: {

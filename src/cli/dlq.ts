@@ -4,11 +4,11 @@
 import { readFileSync } from 'node:fs';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { parseDurationMs } from '../api/stream-config.ts';
+import { BusConnection } from '../bus/connection.ts';
 import type { BusRef } from '../bus/subjects.ts';
 import { createLogger } from '../observability/logger.ts';
 import {
@@ -20,9 +20,9 @@ import {
 } from '../sensors/dlq.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts';
+import { type BusFlags, busOptionsFrom } from './bus-flags.ts';
 
-export interface DlqFlags {
-  natsUrl: string;
+export interface DlqFlags extends BusFlags {
   namespace: string;
   bus: string;
   sensor?: string;
@@ -103,7 +103,8 @@ async function sensorSpec(f: DlqFlags): Promise<SensorSpec> {
 
 export async function runDlq(action: string, args: string[], f: DlqFlags): Promise<number> {
   const bus: BusRef = { namespace: f.namespace, busName: f.bus };
-  const nc = await connect({ servers: f.natsUrl, name: 'sluice dlq' });
+  const conn = await BusConnection.open({ ...busOptionsFrom(f), name: 'sluice dlq' });
+  const nc = conn.nc;
   const out = (s: string) => process.stdout.write(`${s}\n`);
   try {
     const jsm = await jetstreamManager(nc);
@@ -204,6 +205,6 @@ export async function runDlq(action: string, args: string[], f: DlqFlags): Promi
         throw new Error(`unknown action "${action}": use list, show, replay or purge`);
     }
   } finally {
-    await nc.close();
+    await conn.close();
   }
 }

@@ -3,17 +3,12 @@
 import { EventSourceSpec } from '../api/eventsource.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { Publisher } from '../bus/publisher.ts';
-import {
-  ENV_BUS,
-  ENV_BUS_CREDENTIAL,
-  ENV_OBJECT,
-  type RuntimeBus,
-} from '../controller/resources/workload.ts';
+import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
-import { fromEnv, kubeAccessors, stopOnSignals } from './runtime-env.ts';
+import { fromEnv, kubeAccessors, runtimeBusOptions, stopOnSignals } from './runtime-env.ts';
 
 export async function runEventSource(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(
@@ -29,8 +24,7 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   const spec = EventSourceSpec.parse(obj.spec);
 
   const conn = await BusConnection.open({
-    url: bus.url,
-    ...(process.env[ENV_BUS_CREDENTIAL] ? { credential: process.env[ENV_BUS_CREDENTIAL] } : {}),
+    ...runtimeBusOptions(bus),
     name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}`,
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));

@@ -1,13 +1,26 @@
-// `sluice lint FILE|DIR...`: validates manifests offline with the sluice schemas. Prints
+// `sluice lint FILE|DIR|-...`: validates manifests offline with the sluice schemas (the same ones
+// the CRDs and the controller use, including cron, time zone, path and streamConfig checks) and
+// compiles each Sensor dependency's data filters and expressions as the Sensor would. Prints
 // `file: kind/name: spec.path: message` per problem; exit status 1 on any problem, 0 otherwise.
+// "-" reads the manifests from standard input.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { validateText } from '../api/validate.ts';
+import type { SensorSpec } from '../api/sensor.ts';
+import { parseStreamConfig, streamSettingWarnings } from '../api/stream-config.ts';
+import { type LoadedObject, type Problem, validateText } from '../api/validate.ts';
+import { compileDataFilters } from '../sensors/match/data.ts';
+import { compileExpr } from '../sensors/match/expr.ts';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** The name standard input goes by in messages. */
+export const STDIN = '-';
 
 /** Manifest files under `path` (a file, or a folder walked recursively), sorted. */
 export function collect(path: string, out: string[]): void {
+  if (path === STDIN) {
+    out.push(path);
+    return;
+  }
   const st = statSync(path);
   if (st.isDirectory()) {
     for (const entry of readdirSync(path).sort()) {
@@ -24,11 +37,65 @@ export interface LintSummary {
   files: number;
   objects: number;
   problems: number;
+  warnings: number;
 }
 
-export function lint(paths: string[], write: (line: string) => void): LintSummary {
+/**
+ * An EventBus's streamConfig: errors (as problems) and settings that lose accepted events or
+ * count history against the limits (as warnings, which do not fail the lint).
+ */
+export function busFindings(o: LoadedObject): { problems: string[]; warnings: string[] } {
+  if (o.kind !== 'EventBus') return { problems: [], warnings: [] };
+  const spec = (o.value as { spec?: Record<string, { streamConfig?: string } | undefined> }).spec ?? {};
+  const field = spec.jetstream ? 'jetstream' : spec.jetstreamExotic ? 'jetstreamExotic' : undefined;
+  if (!field) return { problems: [], warnings: [] };
+  const parsed = parseStreamConfig(spec[field]?.streamConfig);
+  const at = `spec.${field}.streamConfig`;
+  if (!parsed.ok) return { problems: parsed.errors.map((e) => `${at}: ${e}`), warnings: [] };
+  const w = streamSettingWarnings(parsed.settings);
+  return {
+    problems: [],
+    warnings: [...w.lossy.map((m) => `${at}: lossy: ${m}`), ...w.history.map((m) => `${at}: ${m}`)],
+  };
+}
+
+/** Problems the Sensor would hit when it compiles its dependencies (bad regex, number, template...). */
+export function sensorProblems(o: LoadedObject): Problem[] {
+  if (o.kind !== 'Sensor') return [];
+  const spec = (o.value as { spec: SensorSpec }).spec;
+  const object = `Sensor/${o.name}`;
+  const out: Problem[] = [];
+  spec.dependencies.forEach((d, i) => {
+    const at = `spec.dependencies[${i}].filters`;
+    d.filters?.data?.forEach((f, j) => {
+      try {
+        compileDataFilters([f], false, '');
+      } catch (err) {
+        const message = (err as Error).message.replace(/^\.data\[0\] \(path "(?:[^"\\]|\\.)*"\): /, '');
+        out.push({ object, path: `${at}.data[${j}]`, message });
+      }
+    });
+    d.filters?.exprs?.forEach((e, j) => {
+      try {
+        compileExpr(
+          e.expr,
+          e.fields.map((x) => x.name),
+        );
+      } catch (err) {
+        out.push({ object, path: `${at}.exprs[${j}].expr`, message: (err as Error).message });
+      }
+    });
+  });
+  return out;
+}
+
+function readInput(file: string): string {
+  return file === STDIN ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+}
+
+export function lint(paths: string[], write: (line: string) => void, read = readInput): LintSummary {
   const files: string[] = [];
-  const summary: LintSummary = { files: 0, objects: 0, problems: 0 };
+  const summary: LintSummary = { files: 0, objects: 0, problems: 0, warnings: 0 };
   for (const p of paths) {
     try {
       collect(p, files);
@@ -38,21 +105,39 @@ export function lint(paths: string[], write: (line: string) => void): LintSummar
     }
   }
   for (const file of files) {
+    const name = file === STDIN ? '<stdin>' : file;
     summary.files++;
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = read(file);
     } catch (err) {
-      write(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      write(`${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       summary.problems++;
       continue;
     }
     const result = validateText(text);
-    summary.objects += result.objects.length;
-    for (const p of result.problems) {
+    const problems = [...result.problems];
+    for (const o of result.objects) {
+      const more = sensorProblems(o).map((p) => ({ ...p, line: o.line }));
+      if (more.length) problems.push(...more);
+      else summary.objects++;
+    }
+    for (const p of problems) {
       summary.problems++;
       const where = [p.object, p.path].filter(Boolean).join(': ');
-      write(`${file}: ${where ? `${where}: ` : p.line ? `line ${p.line}: ` : ''}${p.message}`);
+      write(`${name}: ${where ? `${where}: ` : p.line ? `line ${p.line}: ` : ''}${p.message}`);
+    }
+    for (const o of result.objects) {
+      const f = busFindings(o);
+      const label = `${o.kind}/${o.name}`;
+      for (const m of f.problems) {
+        summary.problems++;
+        write(`${name}: ${label}: ${m}`);
+      }
+      for (const m of f.warnings) {
+        summary.warnings++;
+        write(`${name}: ${label}: warning: ${m}`);
+      }
     }
   }
   return summary;
@@ -60,13 +145,17 @@ export function lint(paths: string[], write: (line: string) => void): LintSummar
 
 export function runLint(paths: string[], opts: { quiet?: boolean }): number {
   if (paths.length === 0) {
-    process.stderr.write('sluice lint: give at least one file or folder\n');
+    process.stderr.write('sluice lint: give at least one file or folder, or "-" for standard input\n');
     return 2;
   }
+  // A closed pipe (`sluice lint dir | head`) ends the output, not the process with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(1);
+  });
   const summary = lint(paths, (line) => process.stdout.write(`${line}\n`));
   if (!opts.quiet) {
     process.stderr.write(
-      `${summary.files} file(s), ${summary.objects} valid object(s), ${summary.problems} problem(s)\n`,
+      `${summary.files} file(s), ${summary.objects} valid object(s), ${summary.problems} problem(s), ${summary.warnings} warning(s)\n`,
     );
   }
   return summary.problems > 0 ? 1 : 0;

@@ -33,6 +33,10 @@ program
     'nats-server image for managed buses with version "latest"',
     'nats:2.12-alpine',
   )
+  .option(
+    '--nats-reloader-image <image>',
+    'config reloader sidecar of managed buses (signals nats-server when users or certificates change)',
+  )
   .option('--workers <n>', 'reconcile workers per kind', '4')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
@@ -67,9 +71,26 @@ program
   .argument('[args...]', 'for show: the sequence number')
   .option(
     '--nats-url <url>',
-    'NATS server of the EventBus',
-    process.env.SLUICE_NATS_URL ?? 'nats://127.0.0.1:4222',
+    'NATS server(s) of the EventBus (default: $NATS_URL, $SLUICE_NATS_URL, the NATS context, nats://127.0.0.1:4222); nats://TOKEN@host and nats://USER:PASS@host work',
   )
+  .option(
+    '--context <name>',
+    'nats CLI context to read the URL, credentials and TLS from (default: $NATS_CONTEXT or the selected one)',
+  )
+  .option('--creds <file>', 'NATS credentials file (default: $NATS_CREDS)')
+  .option(
+    '--nkey <file>',
+    'file with an NKey seed, e.g. the admin.nkey of a managed bus (default: $NATS_NKEY)',
+  )
+  .option('--user <name>', 'user name, or NAME:PASSWORD (default: $NATS_USER)')
+  .option('--password <password>', 'password for --user (default: $NATS_PASSWORD)')
+  .option('--token <token>', 'authorization token (default: $NATS_TOKEN)')
+  .option(
+    '--tlsca <file>',
+    'CA to verify the server with, e.g. the ca.crt of a managed bus (default: $NATS_CA)',
+  )
+  .option('--tlscert <file>', 'client certificate (default: $NATS_CERT)')
+  .option('--tlskey <file>', 'client key (default: $NATS_KEY)')
   .option('-n, --namespace <ns>', 'namespace of the EventBus and Sensor', 'default')
   .option('--bus <name>', 'EventBus name', 'default')
   .option('--sensor <name>', 'only dead letters of this Sensor (required for replay)')
@@ -114,7 +135,7 @@ program
 program
   .command('lint')
   .description('validate manifests offline against the sluice schemas')
-  .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document)')
+  .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document); "-" reads standard input')
   .option('-q, --quiet', 'print problems only, no summary line')
   .action(async (paths: string[], opts: { quiet?: boolean }) => {
     const { runLint } = await import('./lint.ts');

@@ -4,6 +4,14 @@
 import { createRequire } from 'node:module';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
+import type { BusConnectOptions } from '../bus/connection.ts';
+import {
+  ENV_BUS_CREDENTIAL,
+  ENV_BUS_TLS_CA,
+  ENV_BUS_TLS_CERT,
+  ENV_BUS_TLS_KEY,
+  type RuntimeBus,
+} from '../controller/resources/workload.ts';
 
 type ClientNode = typeof import('@kubernetes/client-node');
 let clientNode: ClientNode | undefined;
@@ -21,6 +29,31 @@ export function fromEnv<T>(name: string, role: string): T {
   const v = process.env[name];
   if (!v) throw new Error(`${name} is not set; sluice ${role} is started by the controller with it`);
   return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+}
+
+/**
+ * How a role connects to its bus: the URL and inbox prefix from SLUICE_BUS, its credential
+ * (SLUICE_BUS_CREDENTIAL: an NKey seed on a managed bus, else what the bus's accessSecret holds)
+ * and TLS material, from the environment the controller set. Nothing here is logged.
+ */
+export function runtimeBusOptions(bus: RuntimeBus, env: NodeJS.ProcessEnv = process.env): BusConnectOptions {
+  const ca = env[ENV_BUS_TLS_CA] ?? bus.tls?.ca;
+  const cert = env[ENV_BUS_TLS_CERT];
+  const key = env[ENV_BUS_TLS_KEY];
+  const tls =
+    ca || cert || bus.tls?.insecureSkipVerify
+      ? {
+          ...(ca ? { ca } : {}),
+          ...(cert && key ? { cert, key } : {}),
+          ...(bus.tls?.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+        }
+      : undefined;
+  return {
+    url: bus.url,
+    ...(env[ENV_BUS_CREDENTIAL] ? { credential: env[ENV_BUS_CREDENTIAL] } : {}),
+    ...(tls ? { tls } : {}),
+    ...(bus.inboxPrefix ? { inboxPrefix: bus.inboxPrefix } : {}),
+  };
 }
 
 export interface KubeAccessors {

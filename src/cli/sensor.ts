@@ -3,19 +3,14 @@
 // calls finish (un-acked messages come back to the next process otherwise), then exits 0.
 import { SensorSpec } from '../api/sensor.ts';
 import { BusConnection } from '../bus/connection.ts';
-import {
-  ENV_BUS,
-  ENV_BUS_CREDENTIAL,
-  ENV_OBJECT,
-  type RuntimeBus,
-} from '../controller/resources/workload.ts';
+import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts';
-import { fromEnv, kubeAccessors, stopOnSignals } from './runtime-env.ts';
+import { fromEnv, kubeAccessors, runtimeBusOptions, stopOnSignals } from './runtime-env.ts';
 
 export async function runSensor(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT, 'sensor');
@@ -29,8 +24,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
   const ns = obj.metadata.namespace;
 
   const conn = await BusConnection.open({
-    url: bus.url,
-    ...(process.env[ENV_BUS_CREDENTIAL] ? { credential: process.env[ENV_BUS_CREDENTIAL] } : {}),
+    ...runtimeBusOptions(bus),
     name: `sensor/${ns}/${obj.metadata.name}`,
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
@@ -50,6 +44,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     resolveConfigMap,
     kubeConfig,
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
+    ...(bus.provisioned ? { provisioned: true } : {}),
     ...(process.env.SLUICE_ACK_WAIT_MS ? { ackWaitMs: Number(process.env.SLUICE_ACK_WAIT_MS) } : {}),
   });
   const ops = await startOpsServer({

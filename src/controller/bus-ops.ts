@@ -1,17 +1,40 @@
-// The controller's view of the bus: ensure/delete a bus's streams and prune a Sensor's consumers,
-// over connections cached per (url, credential) so reconciles do not reconnect each time.
+// The controller's view of the bus: ensure/delete a bus's streams, provision and delete the
+// state Sensors and EventSources keep on it, and watch each event stream for drops. Connections
+// are cached per (url, credential) so reconciles do not reconnect each time.
 import { jetstreamManager } from '@nats-io/jetstream';
+import type { Registry } from 'prom-client';
 import { parseStreamConfig } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { deleteConsumers } from '../bus/consumer.ts';
+import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
+import { deleteOrphanConsumers, deleteSensorState, provisionSensorState } from '../bus/sensor-state.ts';
+import { calendarBucket, deleteBuckets, provisionBuckets } from '../bus/source-state.ts';
 import { deleteStreams, ensureStreams } from '../bus/streams.ts';
 import { consumerSensor, eventStreamName } from '../bus/subjects.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { BusOperations, BusConnection as Conn, StreamOutcome } from './reconcile/context.ts';
 
-export function busOperations(opts: { connectTimeoutMs?: number } = {}): BusOperations {
+export interface BusOperationsOptions {
+  connectTimeoutMs?: number;
+  /** Where drops are logged (warn). */
+  log?: Logger;
+  /** Where sluice_bus_events_dropped_total is registered. */
+  registry?: Registry;
+  /** How often the drop monitor looks at each stream (default 10 s). */
+  monitorEveryMs?: number;
+}
+
+interface Watch {
+  key: string;
+  stop: () => void;
+}
+
+export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
   const conns = new Map<string, Promise<BusConnection>>();
+  const watches = new Map<string, Watch>();
+  const dropped = droppedCounter(opts.registry);
   const get = async (c: Conn): Promise<BusConnection> => {
-    const key = `${c.url}\u0000${c.credential ?? ''}`;
+    const key = `${c.url}\u0000${c.credential ?? ''}\u0000${c.tls?.ca ?? ''}`;
     let p = conns.get(key);
     if (!p) {
       p = BusConnection.open({
@@ -27,29 +50,26 @@ export function busOperations(opts: { connectTimeoutMs?: number } = {}): BusOper
     }
     return p;
   };
-  const ref = (c: Conn) => ({ namespace: c.namespace, busName: c.busName });
+  const jsmOf = async (c: Conn) => jetstreamManager((await get(c)).nc);
+  const ref = (c: Pick<Conn, 'namespace' | 'busName'>) => ({ namespace: c.namespace, busName: c.busName });
+  const busKey = (c: Pick<Conn, 'namespace' | 'busName'>) => `${c.namespace}/${c.busName}`;
+
   return {
     async ensureStreams(c: Conn): Promise<StreamOutcome> {
       const parsed = parseStreamConfig(c.streamConfig);
       if (!parsed.ok) return { ok: false, reason: 'InvalidStreamConfig', message: parsed.errors.join('; ') };
-      const conn = await get(c);
-      const jsm = await jetstreamManager(conn.nc);
-      const replicas = parsed.settings.replicas ?? 1;
-      const r = await ensureStreams(jsm, ref(c), parsed.settings, replicas);
+      const r = await ensureStreams(await jsmOf(c), ref(c), parsed.settings, c.replicas);
       if (r.events.action === 'blocked')
         return { ok: false, reason: 'StreamChangeBlocked', message: r.events.message };
       return { ok: true, reason: 'StreamReady', message: `${r.events.message}; ${r.dlq.message}` };
     },
     async deleteStreams(c: Conn): Promise<void> {
-      const conn = await get(c);
-      await deleteStreams(await jetstreamManager(conn.nc), ref(c));
+      await deleteStreams(await jsmOf(c), ref(c));
     },
     async pruneSensorState(c, sensor, keep) {
-      const conn = await get(c);
-      const jsm = await jetstreamManager(conn.nc);
       const keepNames = new Set<string>();
       const removed = await deleteConsumers(
-        jsm,
+        await jsmOf(c),
         eventStreamName(ref(c)),
         (name) => {
           const owner = consumerSensor(name);
@@ -64,7 +84,59 @@ export function busOperations(opts: { connectTimeoutMs?: number } = {}): BusOper
       });
       return { removed };
     },
+    async provisionSensor(c, sensor) {
+      const conn = await get(c);
+      return provisionSensorState(await jetstreamManager(conn.nc), conn.nc, {
+        bus: ref(c),
+        sensor: sensor.name,
+        dependencies: sensor.dependencies,
+        ...(sensor.maxDeliver ? { tuning: { maxDeliver: sensor.maxDeliver } } : {}),
+        replicas: c.replicas,
+      });
+    },
+    async deleteSensorState(c, sensor) {
+      return deleteSensorState(await jsmOf(c), ref(c), sensor);
+    },
+    async provisionEventSource(c, _eventSource, buckets) {
+      if (buckets.length) await provisionBuckets((await get(c)).nc, buckets, c.replicas);
+    },
+    async deleteEventSourceState(c, eventSource) {
+      return deleteBuckets(await jsmOf(c), [calendarBucket(c.namespace, eventSource)]);
+    },
+    async deleteOrphanConsumers(c, live) {
+      return deleteOrphanConsumers(await jsmOf(c), ref(c), live);
+    },
+    monitor(c: Conn) {
+      const parsed = parseStreamConfig(c.streamConfig);
+      if (!parsed.ok) return;
+      const limits = dropLimits(parsed.settings);
+      const key = busKey(c);
+      const id = `${c.url}|${c.credential ?? ''}|${JSON.stringify(limits)}`;
+      const have = watches.get(key);
+      if (have?.key === id) return;
+      have?.stop();
+      const stop = watchDrops(
+        () => jsmOf(c),
+        eventStreamName(ref(c)),
+        limits,
+        (d) => {
+          dropped.inc({ namespace: c.namespace, eventbus: c.busName, reason: d.reason }, d.dropped);
+          opts.log?.warn(
+            { eventbus: key, dropped: d.dropped, reason: d.reason, backlog: d.backlog },
+            'the bus dropped accepted events before every Sensor consumed them',
+          );
+        },
+        opts.monitorEveryMs,
+      );
+      watches.set(key, { key: id, stop });
+    },
+    unmonitor(c) {
+      watches.get(busKey(c))?.stop();
+      watches.delete(busKey(c));
+    },
     async close(): Promise<void> {
+      for (const w of watches.values()) w.stop();
+      watches.clear();
       const all = [...conns.values()];
       conns.clear();
       await Promise.allSettled(all.map(async (p) => (await p).close()));

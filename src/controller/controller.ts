@@ -12,6 +12,7 @@ import { KubeHttp, type KubeObject, objectKey } from './kube-http.ts';
 import { LeaderElector } from './leader.ts';
 import { informerMetrics, leaderMetric, workQueueMetrics } from './metrics.ts';
 import { ownerKey } from './owners.ts';
+import { LABEL_EVENTBUS } from './reconcile/bus-security.ts';
 import {
   type BusOperations,
   busNameOf,
@@ -162,9 +163,12 @@ export class Controller {
       }
     };
     buses.addEventHandler({ onAdd: busUsersOf, onUpdate: (_, b) => busUsersOf(b), onDelete: busUsersOf });
-    const userGone = (u: SluiceObject) => this.queues.EventBus.add(`${u.metadata.namespace}/${busNameOf(u)}`);
-    sources.addEventHandler({ onDelete: userGone });
-    sensors.addEventHandler({ onDelete: userGone });
+    // A user appearing, changing or going away changes the bus's users and their permissions (a
+    // managed bus's server config) and may unblock a bus deletion.
+    const userChanged = (u: SluiceObject) =>
+      this.queues.EventBus.add(`${u.metadata.namespace}/${busNameOf(u)}`);
+    for (const inf of [sources, sensors])
+      inf.addEventHandler({ onAdd: userChanged, onUpdate: (_, u) => userChanged(u), onDelete: userChanged });
 
     // Children (only ours, by label) enqueue their owner, so drift is repaired.
     const managed = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
@@ -183,6 +187,9 @@ export class Controller {
           const key = ownerKey(child, { group: GROUP, kind: k });
           if (key) this.queues[k].add(key);
         }
+        // A role's bus credential changed (rotated): its bus's server config must follow.
+        const bus = child.metadata.labels?.[LABEL_EVENTBUS];
+        if (bus) this.queues.EventBus.add(`${child.metadata.namespace}/${bus}`);
       };
       inf.addEventHandler({ onAdd: toOwner, onUpdate: (_, c) => toOwner(c), onDelete: toOwner });
     }

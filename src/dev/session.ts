@@ -13,9 +13,12 @@ import { EventSourceSpec } from '../api/eventsource.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { parseStreamConfig } from '../api/stream-config.ts';
+import { deleteSensorConsumers, sensorMaxDeliver } from '../bus/consumer.ts';
+import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { Publisher } from '../bus/publisher.ts';
+import { deleteOrphanConsumers, provisionSensorState } from '../bus/sensor-state.ts';
 import { ensureStreams } from '../bus/streams.ts';
-import type { BusRef } from '../bus/subjects.ts';
+import { type BusRef, eventStreamName } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
 import type { Logger } from '../observability/logger.ts';
 import { RUNNERS } from '../sensors/runners.ts';
@@ -57,6 +60,8 @@ export class DevSession {
   private readonly o: DevSessionOptions;
   private readonly running = new Map<string, Running>();
   private readonly buses = new Map<string, string>();
+  /** Stops the drop watch of each bus. */
+  private readonly watches = new Map<string, () => void>();
   private readonly kube = devKubeConfig();
   private manifests: DevManifests | undefined;
 
@@ -117,6 +122,25 @@ export class DevSession {
     if (!cfg.ok) throw new Error(`EventBus ${id}: streamConfig: ${cfg.errors.join('; ')}`);
     await ensureStreams(await jetstreamManager(this.o.nc), bus, cfg.settings, 1);
     this.buses.set(id, text);
+    // As the controller does: every drop (maxAge, discard: old) is logged and counted.
+    this.watches.get(id)?.();
+    const dropped = droppedCounter(this.o.registry);
+    this.watches.set(
+      id,
+      watchDrops(
+        () => jetstreamManager(this.o.nc),
+        eventStreamName(bus),
+        dropLimits(cfg.settings),
+        (d) => {
+          dropped.inc({ namespace: bus.namespace, eventbus: bus.busName, reason: d.reason }, d.dropped);
+          this.o.say(
+            `problem: EventBus ${id} dropped ${d.dropped} accepted event(s) (${d.reason}) before every Sensor consumed them`,
+          );
+        },
+      ),
+    );
+    if (cfg.settings.discard === 'old')
+      this.o.say(`warning: EventBus ${id}: discard: old is lossy; dropped events are logged and counted`);
   }
 
   async apply(m: DevManifests): Promise<void> {
@@ -139,7 +163,23 @@ export class DevSession {
         this.o.say(`problem: ${(err as Error).message}`);
       }
     }
-    for (const o of m.objects.filter((x) => x.kind !== 'EventBus')) {
+    // What the controller does before any pod runs: every Sensor's consumers exist before an
+    // EventSource publishes (under interest retention an event nobody consumes yet is not kept).
+    for (const o of m.objects.filter((x) => x.kind === 'Sensor')) {
+      try {
+        await this.provisionSensor(o);
+      } catch (err) {
+        this.o.say(
+          `problem: Sensor/${o.namespace}/${o.name}: bus state not created: ${(err as Error).message}`,
+        );
+      }
+    }
+    await this.pruneConsumers(m);
+    // Sensors first, so they consume from the start.
+    const order = (k: string) => (k === 'Sensor' ? 0 : 1);
+    for (const o of m.objects
+      .filter((x) => x.kind !== 'EventBus')
+      .sort((a, b) => order(a.kind) - order(b.kind))) {
       const id = `${o.kind}/${o.namespace}/${o.name}`;
       if (this.running.has(id)) continue;
       try {
@@ -149,6 +189,57 @@ export class DevSession {
         this.o.say(`problem: ${id} (${o.file}) not started: ${(err as Error).message}`);
       }
     }
+  }
+
+  /**
+   * Consumers of Sensors no longer in the manifests, and of dependencies a Sensor dropped, are
+   * deleted: under interest retention they would keep every event they match.
+   */
+  private async pruneConsumers(m: DevManifests): Promise<void> {
+    const jsm = await jetstreamManager(this.o.nc);
+    const sensors = m.objects.filter((x) => x.kind === 'Sensor');
+    const buses = new Map<string, BusRef>();
+    for (const o of [...m.objects.filter((x) => x.kind !== 'EventBus')]) {
+      const b = this.busOf(o);
+      buses.set(`${b.namespace}/${b.busName}`, b);
+    }
+    for (const bus of buses.values()) {
+      const mine = sensors.filter(
+        (o) => o.namespace === bus.namespace && this.busOf(o).busName === bus.busName,
+      );
+      try {
+        const removed = await deleteOrphanConsumers(jsm, bus, new Set(mine.map((o) => o.name)));
+        for (const o of mine) {
+          const deps = SensorSpec.safeParse(o.spec);
+          if (deps.success)
+            removed.push(
+              ...(await deleteSensorConsumers(
+                jsm,
+                bus,
+                o.name,
+                (deps.data.dependencies ?? []).map((d) => d.name),
+              )),
+            );
+        }
+        if (removed.length) this.o.say(`removed consumers no Sensor uses any more: ${removed.join(', ')}`);
+      } catch (err) {
+        this.o.say(
+          `problem: cleaning consumers of ${bus.namespace}/${bus.busName}: ${(err as Error).message}`,
+        );
+      }
+    }
+  }
+
+  private async provisionSensor(o: DevObject): Promise<void> {
+    const bus = this.busOf(o);
+    await this.ensureBus(bus, this.busSpec(bus));
+    const spec = SensorSpec.parse(o.spec);
+    await provisionSensorState(await jetstreamManager(this.o.nc), this.o.nc, {
+      bus,
+      sensor: o.name,
+      dependencies: spec.dependencies ?? [],
+      tuning: { maxDeliver: sensorMaxDeliver(spec) },
+    });
   }
 
   private busOf(o: DevObject): BusRef {
@@ -230,6 +321,8 @@ export class DevSession {
   }
 
   async stop(): Promise<void> {
+    for (const stop of this.watches.values()) stop();
+    this.watches.clear();
     for (const [id, r] of [...this.running].reverse()) {
       await r.stop().catch((err: Error) => this.o.say(`problem stopping ${id}: ${err.message}`));
     }

@@ -1,5 +1,6 @@
 // Consumer lag, age of the oldest unsettled event and DLQ depth of one Sensor, every few seconds.
 import type { JetStreamManager } from '@nats-io/jetstream';
+import type { InFlight } from '../bus/consumer.ts';
 import { type BusRef, dlqStreamName, dlqSubject, eventStreamName } from '../bus/subjects.ts';
 import type { SensorMetrics } from './metrics.ts';
 
@@ -9,27 +10,22 @@ export interface LagPollerOptions {
   namespace: string;
   sensorName: string;
   metrics: SensorMetrics;
-  consumers: ReadonlyArray<{ dependency: string; durable: string }>;
+  consumers: ReadonlyArray<{ dependency: string; durable: string; inFlight: InFlight }>;
   everyMs?: number;
 }
 
 export function startLagPoller(o: LagPollerOptions): { stop(): void } {
   const { jsm, metrics } = o;
   const poll = async () => {
-    for (const { dependency, durable } of o.consumers) {
+    for (const { dependency, durable, inFlight } of o.consumers) {
       const dl = { namespace: o.namespace, sensor_name: o.sensorName, dependency };
       try {
         const ci = await jsm.consumers.info(eventStreamName(o.bus), durable);
         metrics.pending.set(dl, ci.num_pending);
         metrics.ackPending.set(dl, ci.num_ack_pending);
-        let age = 0;
-        if (ci.num_ack_pending + ci.num_pending > 0) {
-          const m = await jsm.streams
-            .getMessage(eventStreamName(o.bus), { seq: ci.ack_floor.stream_seq + 1 })
-            .catch(() => null);
-          if (m) age = Math.max(0, (Date.now() - m.time.getTime()) / 1000);
-        }
-        metrics.oldestUnackedAge.set(dl, age);
+        // The oldest event in hand (delivery is in stream order, so it is the oldest unsettled
+        // one while this process consumes); read without access to the stream itself.
+        metrics.oldestUnackedAge.set(dl, inFlight.oldestAgeSeconds());
       } catch {
         // the bus is unreachable; the connection state is reported elsewhere
       }

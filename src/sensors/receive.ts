@@ -12,6 +12,7 @@ import { ByteBudget } from './byte-budget.ts';
 import { decodeBusEvent } from './decode.ts';
 import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
 import { type SensorTrigger, serialized } from './fire.ts';
+import { lookup, textOf } from './match/path.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { isTransientEvalError, matchFailureReason } from './reasons.ts';
 import type { DependencyMatcher } from './runtime.ts';
@@ -51,23 +52,12 @@ const MAX_TALLIES = 10_000;
 /** Redelivery delay of an event handed back because no sandbox worker was free (ms). */
 const BUSY_RETRY_MS = 2000;
 
-/** Dotted path lookup for orderingKey (numbers index arrays); never throws. */
-function pick(data: unknown, path: string): unknown {
-  let cur: unknown = data;
-  for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[part];
-  }
-  return cur;
-}
-
-const orderingValue = (v: unknown): string => {
-  if (v === undefined) return '';
-  if (typeof v === 'string') return `s:${v}`;
+/** The orderingKey value as text: a gjson path, read like every other path of a Sensor (never throws). */
+const orderingValue = (data: unknown, path: string): string => {
   try {
-    return `j:${JSON.stringify(v)}`;
+    return textOf(lookup(data, path));
   } catch {
-    return '?';
+    return '';
   }
 };
 
@@ -222,7 +212,7 @@ export function messageReceiver(d: ReceiveDeps) {
     }
     try {
       const how = dep.orderingKey
-        ? await serialized(chains, `${dep.name}\u0000${orderingValue(pick(ev.data, dep.orderingKey))}`, () =>
+        ? await serialized(chains, `${dep.name}\u0000${orderingValue(ev.data, dep.orderingKey)}`, () =>
             handle(dep, msg, ev),
           )
         : await handle(dep, msg, ev);

@@ -12,9 +12,10 @@ import { type ConditionNode, conditionNames, parseConditions } from '../api/cond
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import type { EventDependency, SensorSpec, TriggerParameter } from '../api/sensor.ts';
 import { parseDurationMs } from '../api/stream-config.ts';
-import { consume, DEFAULT_MAX_DELIVERIES } from '../bus/consumer.ts';
-import { kvKey } from '../bus/kv.ts';
+import { consume, DEFAULT_MAX_DELIVERIES, InFlight, sensorMaxDeliver } from '../bus/consumer.ts';
+import { JsonState, kvKey, ProcessedSet } from '../bus/kv.ts';
 import { Publisher } from '../bus/publisher.ts';
+import { bindSensorState, openSensorState } from '../bus/sensor-state.ts';
 import { type BusRef, consumerName, eventStreamName } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
@@ -22,7 +23,7 @@ import type { Logger } from '../observability/logger.ts';
 import { Claims } from './claims.ts';
 import type { EventDeadLetterEnv } from './event-dlq.ts';
 import { type SensorTrigger, triggerFirer } from './fire.ts';
-import { specFingerprint } from './join.ts';
+import { type PartialMatch, specFingerprint } from './join.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
 import { startLagPoller } from './poll.ts';
 import { triggerPreparer } from './prepare.ts';
@@ -31,7 +32,6 @@ import { Redactor } from './redact.ts';
 import { resetSchedule } from './resets.ts';
 import { Sandbox, type SandboxLimits } from './sandbox/pool.ts';
 import { type SettleEnv, settle } from './settle.ts';
-import { ensureSensorConsumers, openSensorState } from './state.ts';
 import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
 
 /** What the Sensor needs to match one dependency (compiled once). */
@@ -79,6 +79,13 @@ export interface SensorRuntimeOptions {
   sandboxLimits?: Partial<SandboxLimits>;
   /** Lease identity when `replicas > 1`. */
   identity?: string;
+  /**
+   * The controller has provisioned this Sensor's consumers and KV buckets: bind to them (waiting
+   * until they exist) and never create or change them. Unset (`sluice dev`, tests): create them.
+   */
+  provisioned?: boolean;
+  /** Copies of each KV entry when the Sensor creates its buckets itself (default 1). */
+  replicas?: number;
   /** Namespace of the Lease (default: the Sensor's). */
   leaseNamespace?: string;
   leaseDurationMs?: number;
@@ -150,12 +157,29 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   const jsm: JetStreamManager = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
   const publisher = new Publisher(o.nc);
-  const { processed, partial } = await openSensorState(
+  const ackWaitMs = o.ackWaitMs ?? 30_000;
+  // Consumers exist before anyone consumes, so events published meanwhile are kept for us. The
+  // controller provisions them (with the same settings: sensorConsumerSpecs, sensorMaxDeliver).
+  const state = await (o.provisioned ? bindSensorState : openSensorState)(
+    jsm,
     o.nc,
-    o.namespace,
-    o.name,
-    o.processedTtlMs ?? DEFAULT_PROCESSED_TTL,
+    {
+      bus: o.bus,
+      sensor: o.name,
+      dependencies: spec.dependencies ?? [],
+      tuning: {
+        ackWaitMs,
+        maxAckPending: Math.max(1000, (o.concurrency ?? 64) * 4),
+        maxDeliver: sensorMaxDeliver(spec),
+        deliver: o.deliver ?? 'new',
+      },
+      ...(o.replicas ? { replicas: o.replicas } : {}),
+      processedTtlMs: o.processedTtlMs ?? DEFAULT_PROCESSED_TTL,
+    },
+    { onWait: (what) => log.info({ waitingFor: what }, 'waiting for the controller to provision bus state') },
   );
+  const processed = new ProcessedSet(state.processed);
+  const partial = new JsonState<PartialMatch>(state.conditions);
   const lifetime = new AbortController();
   const kubeConfig = (): KubeConfig => {
     if (!o.kubeConfig) throw new Error('this trigger needs Kubernetes access, and none is configured');
@@ -245,7 +269,6 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     for (const t of triggers) t.resets?.stop();
     throw err;
   }
-  const ackWaitMs = o.ackWaitMs ?? 30_000;
   const dlq: EventDeadLetterEnv = {
     namespace: o.namespace,
     sensorName: o.name,
@@ -275,19 +298,17 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     errorOnFailedRound: Boolean(spec.errorOnFailedRound),
   });
 
-  const consumers = await ensureSensorConsumers(jsm, {
-    bus: o.bus,
-    sensor: o.name,
-    spec,
-    ackWaitMs,
-    maxAckPending: Math.max(1000, (o.concurrency ?? 64) * 4),
-    deliver: o.deliver ?? 'new',
-  });
+  const consumers = (spec.dependencies ?? []).map((dep, i) => ({
+    dependency: dep.name,
+    durable: state.consumers[i]!,
+    inFlight: new InFlight(),
+  }));
   const deps = new Map((spec.dependencies ?? []).map((d) => [d.name, d]));
 
   const startConsuming = (signal: AbortSignal): Promise<void>[] =>
-    consumers.map(({ dependency, durable }) =>
+    consumers.map(({ dependency, durable, inFlight }) =>
       consume(js, eventStreamName(o.bus), durable, (msg) => receive(deps.get(dependency)!, msg), {
+        inFlight,
         concurrency: o.concurrency ?? 64,
         batch: 256,
         expiresMs: 5000,

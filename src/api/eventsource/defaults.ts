@@ -2,6 +2,7 @@
 // objects stay as the user wrote them; the controller and the adapters call
 // withEventSourceDefaults on a parsed spec to get the values they act on. Every default here is
 // also stated in the field's description ("Defaults to ...").
+import { DEFAULT_PROVIDER_METHOD } from '../common.ts';
 import type { EventSourceSpec } from './index.ts';
 
 export const DEFAULT_EVENT_BUS = 'default';
@@ -36,10 +37,10 @@ const withPayloadLimit = <T extends HasMaxPayload>(ctx: T): T => ({
   ...ctx,
   maxPayloadSize: ctx.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD_SIZE,
 });
-/** For sources that embed the HTTP endpoint under `webhook`. */
-const nestedWebhook = <T extends { webhook: HasMaxPayload }>(e: T): T => ({
+/** For sources that embed the HTTP endpoint under `webhook` (whose method is optional). */
+const nestedWebhook = <T extends { webhook: HasMaxPayload & { method?: string | undefined } }>(e: T): T => ({
   ...e,
-  webhook: withPayloadLimit(e.webhook),
+  webhook: { ...withPayloadLimit(e.webhook), method: e.webhook.method ?? DEFAULT_PROVIDER_METHOD },
 });
 
 /** Returns a deep enough copy of `spec` with every default filled in; the input is not changed. */

@@ -129,6 +129,9 @@ export const EventSourceSpec = celRules(
     type: str(
       'Field from older upstream versions; ignored, as the map a source is under already names its type.',
     ),
+    replica: count(
+      'Field from older upstream versions (the number of pods), accepted and not used: set replicas.',
+    ),
     ...SOURCES,
   }).superRefine((spec, ctx) => {
     const firstType = new Map<string, SourceType>();

@@ -3,7 +3,7 @@
 // writes a cross-field rule once and attaches it both as a zod check (for `sluice lint`) and as a
 // CEL rule (for the API server), so the two can never drift apart.
 import { z } from 'zod';
-import { Backoff, TLSConfig, WebhookContext } from '../common.ts';
+import { Backoff, ProviderWebhookContext, TLSConfig } from '../common.ts';
 import { bool, type CelRule, celRules, obj, str, strMap } from '../kit.ts';
 
 export const EventSourceFilter = obj('Decides per event whether it is published to the bus.', {
@@ -23,9 +23,12 @@ export const jsonBody = () =>
 export const connectionBackoff = () =>
   Backoff.optional().describe('How connecting is retried when the broker cannot be reached.');
 export const tls = () => TLSConfig.optional().describe('TLS settings for the connection.');
-/** The HTTP endpoint of a webhook-style source. Upstream fails such a source without one. */
+/**
+ * The HTTP endpoint of a provider's webhook-style source. Upstream fails such a source without
+ * one; its method is optional (upstream checks only endpoint and port).
+ */
 export const webhookField = (sender: string) =>
-  WebhookContext.describe(`HTTP endpoint on which ${sender} deliveries are received.`);
+  ProviderWebhookContext.describe(`HTTP endpoint on which ${sender} deliveries are received.`);
 
 // ------------------------------------------------------------------------- cross-field rules --
 

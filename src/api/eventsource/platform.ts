@@ -2,6 +2,7 @@
 // (local, SFTP, HDFS), Kubernetes objects (resource), MinIO/S3 buckets, and custom gRPC servers
 // (generic).
 import { z } from 'zod';
+import { checkCron, checkTimeZone, parseExclusionDate } from '../checks.ts';
 import { EventPersistence, S3Artifact, Selector } from '../common.ts';
 import { ConfigMapKeySelector, SecretKeySelector, secretRef } from '../k8s.ts';
 import { bool, duration, obj, str, strList } from '../kit.ts';
@@ -56,7 +57,21 @@ export const CalendarEventSource = crossRules(
       reason: 'FieldValueRequired',
     },
   ],
-);
+).superRefine((v, ctx) => {
+  // What the calendar source would refuse when it starts (upstream refuses it at validation).
+  const bad = (path: Array<string | number>, message: string | undefined) => {
+    if (message) ctx.addIssue({ code: 'custom', path, message });
+  };
+  if (v.schedule) bad(['schedule'], checkCron(v.schedule, true));
+  if (v.timezone) bad(['timezone'], checkTimeZone(v.timezone));
+  v.exclusionDates?.forEach((d, i) => {
+    try {
+      parseExclusionDate(d);
+    } catch (err) {
+      bad(['exclusionDates', i], (err as Error).message);
+    }
+  });
+});
 export type CalendarEventSource = z.infer<typeof CalendarEventSource>;
 
 // ------------------------------------------------------------------------------------- files --
@@ -175,7 +190,7 @@ export type ResourceEventSource = z.infer<typeof ResourceEventSource>;
 // ------------------------------------------------------------------------------------- minio --
 
 /** A bucket watched for notifications: as the shared S3Artifact, but credentials are needed here. */
-export const MinioEventSource = S3Artifact.extend({
+export const MinioEventSource = S3Artifact.safeExtend({
   accessKey: SecretKeySelector.describe('Secret key holding the access key id.'),
   secretKey: SecretKeySelector.describe('Secret key holding the secret access key.'),
 }).describe('Listens for bucket notifications from MinIO (or another S3 service with the same API).');

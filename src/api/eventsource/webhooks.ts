@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { BasicAuth, GithubAppCreds, WebhookContext } from '../common.ts';
 import { SecretKeySelector, secretRef } from '../k8s.ts';
-import { bool, count, duration, int, obj, str, strList } from '../kit.ts';
+import { bool, count, duration, int, nullTolerant, obj, str, strList } from '../kit.ts';
 import { celHas, celNonEmpty, crossRules, filter, isSet, metadata, tls, webhookField } from './parts.ts';
 
 const deleteHookOnFinish = () =>
@@ -13,9 +13,11 @@ const deleteHookOnFinish = () =>
 
 // ----------------------------------------------------------------------------------- webhook --
 
-export const WebhookEventSource = WebhookContext.extend({
-  filter: filter(),
-}).describe('A plain HTTP endpoint: every accepted request becomes one event.');
+export const WebhookEventSource = WebhookContext.extend(
+  nullTolerant({
+    filter: filter(),
+  }),
+).describe('A plain HTTP endpoint: every accepted request becomes one event.');
 export type WebhookEventSource = z.infer<typeof WebhookEventSource>;
 
 // ------------------------------------------------------------------------------------ GitHub --

@@ -6,6 +6,10 @@ import type { Informer } from '../informer.ts';
 import type { KubeHttp, KubeMeta, KubeObject } from '../kube-http.ts';
 
 export const BUS_FINALIZER = 'sluice.argoproj.io/eventbus-streams';
+/** On a Sensor: its consumers and KV buckets on the bus are deleted before it goes. */
+export const SENSOR_FINALIZER = 'sluice.argoproj.io/sensor-state';
+/** On an EventSource with bus state (a calendar's last fire): its KV bucket goes with it. */
+export const EVENTSOURCE_FINALIZER = 'sluice.argoproj.io/eventsource-state';
 
 /** How the controller reaches a bus to manage its streams (credential resolved from the Secret). */
 export interface BusConnection {
@@ -14,7 +18,23 @@ export interface BusConnection {
   url: string;
   credential?: string;
   streamConfig?: string;
-  tls?: { insecureSkipVerify?: boolean; ca?: string };
+  tls?: { insecureSkipVerify?: boolean; ca?: string; cert?: string; key?: string };
+  /** Copies of everything the bus stores (busReplicas): streams, DLQ, KV buckets. */
+  replicas: number;
+}
+
+/** A Sensor's dependencies, as far as its bus state goes. */
+export interface SensorStateRef {
+  name: string;
+  dependencies: Array<{ name: string; eventSourceName: string; eventName: string }>;
+  /** max_deliver of its consumers (sensorMaxDeliver of the spec; default: without breaker or programs). */
+  maxDeliver?: number;
+}
+
+/** What the bus monitor saw: drops since the previous look. */
+export interface DropReport {
+  dropped: number;
+  reason?: string;
 }
 
 export interface StreamOutcome {
@@ -34,6 +54,22 @@ export interface BusOperations {
     sensor: { namespace: string; name: string },
     keep: { dependencies: string[]; triggers: string[] },
   ): Promise<{ removed: string[] }>;
+  /** Creates (or brings in line) a Sensor's consumers and KV buckets. */
+  provisionSensor(conn: BusConnection, sensor: SensorStateRef): Promise<{ consumers: string[] }>;
+  /** Deletes all of a Sensor's consumers and KV buckets; returns what was removed. */
+  deleteSensorState(conn: BusConnection, sensor: string): Promise<string[]>;
+  /** Creates KV buckets an EventSource keeps state in ([] : none). */
+  provisionEventSource(conn: BusConnection, eventSource: string, buckets: string[]): Promise<void>;
+  /** Deletes an EventSource's KV buckets; returns what was removed. */
+  deleteEventSourceState(conn: BusConnection, eventSource: string): Promise<string[]>;
+  /** Deletes consumers on the bus's stream whose Sensor is not in `live`. */
+  deleteOrphanConsumers(conn: BusConnection, live: ReadonlySet<string>): Promise<string[]>;
+  /**
+   * Watches the bus's event stream for drops (every few seconds, until `unmonitor`): each is
+   * logged and counted. Idempotent; a changed connection replaces the previous watch.
+   */
+  monitor(conn: BusConnection): void;
+  unmonitor(conn: Pick<BusConnection, 'namespace' | 'busName'>): void;
   close(): Promise<void>;
 }
 
@@ -43,6 +79,8 @@ export interface ControllerOptions {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** nats-server image for managed buses with version "latest". */
   natsImage: string;
+  /** Config reloader sidecar image of managed buses (default DEFAULT_RELOADER_IMAGE). */
+  natsReloaderImage?: string;
   /** Log level handed to runtime pods. */
   runtimeLogLevel?: string;
 }

@@ -2,24 +2,30 @@
 // → connect. Then the streams from streamConfig, `status.config` for clients, conditions
 // Deployed / StreamReady / Ready, and a finalizer that removes the streams (unless Retain) and
 // refuses to let the bus go while EventSources or Sensors still use it.
-import { randomBytes } from 'node:crypto';
 import { EventBusSpec } from '../../api/eventbus.ts';
+import { parseStreamConfig, streamSettingWarnings } from '../../api/stream-config.ts';
 import { formatPath } from '../../api/validate.ts';
+import { busReplicas, busStorage } from '../../bus/placement.ts';
 import { type ConditionInput, mergeConditions, withReady } from '../conditions.ts';
 import { splitKey } from '../kube-http.ts';
-import { busNames, managedBusChildren, managedBusUrl, TOKEN_KEY } from '../resources/eventbus.ts';
+import { ADMIN_KEY, busNames, managedBusChildren, managedBusUrl, TLS_KEYS } from '../resources/eventbus.ts';
 import type { ReconcileResult } from '../workqueue.ts';
+import { busSecrets, busTls, readSecret, roleUsers } from './bus-security.ts';
 import {
   BUS_FINALIZER,
   type BusConnection,
   busNameOf,
+  EVENTSOURCE_FINALIZER,
   ownerOf,
   type ReconcileContext,
+  SENSOR_FINALIZER,
   type SluiceObject,
 } from './context.ts';
 import { writeStatus } from './status.ts';
 
 const RETRY_UNREACHABLE_MS = 15_000;
+/** Config reloader sidecar of managed buses unless the controller is told otherwise. */
+export const DEFAULT_RELOADER_IMAGE = 'natsio/nats-server-config-reloader:0.18.2';
 
 interface SecretObject {
   data?: Record<string, string>;
@@ -40,7 +46,10 @@ async function readSecretKey(
   return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
 }
 
-/** Objects in the bus's namespace that still use it. */
+/**
+ * Objects in the bus's namespace that still use it: live ones, and deleted ones whose finalizer
+ * still has to remove their state from this bus (so it goes after them, never before).
+ */
 export function busUsers(ctx: ReconcileContext, namespace: string, busName: string): string[] {
   const users: string[] = [];
   for (const [kind, cache] of [
@@ -48,16 +57,55 @@ export function busUsers(ctx: ReconcileContext, namespace: string, busName: stri
     ['Sensor', ctx.caches.sensors],
   ] as const) {
     for (const obj of cache.list()) {
+      const cleaning = obj.metadata.finalizers?.some(
+        (f) => f === SENSOR_FINALIZER || f === EVENTSOURCE_FINALIZER,
+      );
       if (
         obj.metadata.namespace === namespace &&
         busNameOf(obj) === busName &&
-        !obj.metadata.deletionTimestamp
+        (!obj.metadata.deletionTimestamp || cleaning)
       ) {
         users.push(`${kind}/${obj.metadata.name}`);
       }
     }
   }
   return users.sort();
+}
+
+/** Names of the Sensors in the cache that use this bus (deleted ones included until they go). */
+function sensorsOf(ctx: ReconcileContext, namespace: string, busName: string): Set<string> {
+  const out = new Set<string>();
+  for (const obj of ctx.caches.sensors.list())
+    if (obj.metadata.namespace === namespace && busNameOf(obj) === busName) out.add(obj.metadata.name ?? '');
+  return out;
+}
+
+/** Warning conditions: they do not make the bus unready, but they say loudly what can be lost. */
+function warnings(spec: EventBusSpec, streamConfig: string | undefined): ConditionInput[] {
+  const out: ConditionInput[] = [];
+  if (busStorage(spec) === 'ephemeral')
+    out.push({
+      type: 'Durable',
+      status: 'False',
+      reason: 'PersistenceEphemeral',
+      message:
+        'spec.jetstream.persistence is not set: the JetStream store is an emptyDir, so a pod that is deleted or rescheduled loses its copy of accepted events and of the processed set (replication hides one such loss, not several); set persistence',
+    });
+  else
+    out.push({
+      type: 'Durable',
+      status: 'True',
+      reason: busStorage(spec) === 'external' ? 'External' : 'Persistent',
+      message: '',
+    });
+  const parsed = parseStreamConfig(streamConfig);
+  const lossy = parsed.ok ? streamSettingWarnings(parsed.settings).lossy : [];
+  out.push(
+    lossy.length
+      ? { type: 'Lossless', status: 'False', reason: 'DiscardOld', message: lossy.join('; ') }
+      : { type: 'Lossless', status: 'True', reason: 'DiscardNew', message: '' },
+  );
+  return out;
 }
 
 /** How the controller itself connects to a bus, or why it cannot yet. */
@@ -68,27 +116,51 @@ export async function busConnection(
 ): Promise<BusConnection> {
   const namespace = bus.metadata.namespace ?? 'default';
   const busName = bus.metadata.name ?? '';
+  const replicas = (text: string | undefined) => {
+    const parsed = parseStreamConfig(text);
+    return busReplicas(spec, parsed.ok ? parsed.settings : {});
+  };
   if (spec.jetstream) {
-    const token = await readSecretKey(ctx, namespace, busNames(busName).secret, TOKEN_KEY);
+    const names = busNames(busName);
+    const admin = (await readSecret(ctx, namespace, names.secret))?.[ADMIN_KEY];
+    const t = spec.jetstream.tls;
+    const ca = t?.disabled
+      ? undefined
+      : (await readSecret(ctx, namespace, t?.secretName ?? names.tls))?.[TLS_KEYS.ca];
     return {
       namespace,
       busName,
       url: managedBusUrl(ownerOf(bus)),
-      credential: token,
+      ...(admin ? { credential: admin } : {}),
+      ...(ca ? { tls: { ca } } : {}),
       streamConfig: spec.jetstream.streamConfig,
+      replicas: replicas(spec.jetstream.streamConfig),
     };
   }
   const ex = spec.jetstreamExotic!;
   const credential = ex.accessSecret
     ? await readSecretKey(ctx, namespace, ex.accessSecret.name ?? '', ex.accessSecret.key)
     : undefined;
+  const fromSecret = async (sel: { name?: string; key: string } | undefined) =>
+    sel ? readSecretKey(ctx, namespace, sel.name ?? '', sel.key) : undefined;
+  const [ca, cert, key] = await Promise.all([
+    fromSecret(ex.tls?.caCertSecret),
+    fromSecret(ex.tls?.clientCertSecret),
+    fromSecret(ex.tls?.clientKeySecret),
+  ]);
+  const tls = {
+    ...(ca ? { ca } : {}),
+    ...(cert && key ? { cert, key } : {}),
+    ...(ex.tls?.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+  };
   return {
     namespace,
     busName,
     url: ex.url ?? '',
     credential,
     streamConfig: ex.streamConfig,
-    ...(ex.tls?.insecureSkipVerify ? { tls: { insecureSkipVerify: true } } : {}),
+    replicas: replicas(ex.streamConfig),
+    ...(Object.keys(tls).length || ex.tls ? { tls } : {}),
   };
 }
 
@@ -116,6 +188,7 @@ export async function reconcileEventBus(
       ]);
       return { requeueAfterMs: 5_000 };
     }
+    ctx.bus.unmonitor({ namespace, busName: name });
     if (
       parsed.success &&
       parsed.data.deletionPolicy !== 'Retain' &&
@@ -180,12 +253,28 @@ export async function reconcileEventBus(
   if (spec.jetstream) {
     const owner = ownerOf(bus);
     const names = busNames(name);
-    const token =
-      (await readSecretKey(ctx, namespace, names.secret, TOKEN_KEY)) ?? randomBytes(24).toString('base64url');
-    const children = managedBusChildren(owner, spec, { defaultImage: ctx.options.natsImage, token });
+    const tls = await busTls(ctx, bus, spec);
+    if ('problem' in tls) {
+      await writeStatus(
+        ctx,
+        bus,
+        withReady([{ type: 'Deployed', status: 'False', reason: 'TLSSecretInvalid', message: tls.problem }]),
+      );
+      return { requeueAfterMs: RETRY_UNREACHABLE_MS };
+    }
+    const children = managedBusChildren(owner, spec, {
+      defaultImage: ctx.options.natsImage,
+      reloaderImage: ctx.options.natsReloaderImage ?? DEFAULT_RELOADER_IMAGE,
+      secrets: await busSecrets(ctx, namespace, name),
+      users: await roleUsers(ctx, namespace, name),
+      ...(tls.enabled
+        ? { tls: { secretName: tls.secretName, ...(tls.generated ? { generated: tls.generated } : {}) } }
+        : {}),
+    });
     for (const child of [
       children.secret,
-      children.configMap,
+      children.configSecret,
+      ...(children.tlsSecret ? [children.tlsSecret] : []),
       children.service,
       children.headlessService,
       children.statefulSet,
@@ -193,6 +282,12 @@ export async function reconcileEventBus(
     ]) {
       await ctx.applier.apply(child);
     }
+    // The config was a ConfigMap before it held the route password: remove the old one.
+    await ctx.applier.delete({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: names.configMap, namespace },
+    });
     conditions.push({
       type: 'Deployed',
       status: 'True',
@@ -202,7 +297,8 @@ export async function reconcileEventBus(
     statusConfig = {
       jetstream: {
         url: managedBusUrl(owner),
-        accessSecret: { name: names.secret, key: TOKEN_KEY },
+        accessSecret: { name: names.secret, key: ADMIN_KEY },
+        ...(tls.enabled ? { tls: { caCertSecret: { name: tls.secretName, key: TLS_KEYS.ca } } } : {}),
         ...(spec.jetstream.streamConfig ? { streamConfig: spec.jetstream.streamConfig } : {}),
       },
     };
@@ -218,6 +314,7 @@ export async function reconcileEventBus(
       jetstream: {
         url: ex.url,
         ...(ex.accessSecret ? { accessSecret: ex.accessSecret } : {}),
+        ...(ex.tls ? { tls: ex.tls } : {}),
         ...(ex.streamConfig ? { streamConfig: ex.streamConfig } : {}),
       },
     };
@@ -225,14 +322,22 @@ export async function reconcileEventBus(
 
   let requeueAfterMs: number | undefined;
   try {
-    const outcome = await ctx.bus.ensureStreams(await busConnection(ctx, bus, spec));
+    const conn = await busConnection(ctx, bus, spec);
+    const outcome = await ctx.bus.ensureStreams(conn);
     conditions.push({
       type: 'StreamReady',
       status: outcome.ok ? 'True' : 'False',
       reason: outcome.reason,
-      message: outcome.message,
+      message: `${outcome.message} (${conn.replicas} replica(s))`,
     });
     if (!outcome.ok) requeueAfterMs = RETRY_UNREACHABLE_MS;
+    else {
+      ctx.bus.monitor(conn);
+      // Consumers of Sensors deleted before the controller owned their state would pin events.
+      const orphans = await ctx.bus.deleteOrphanConsumers(conn, sensorsOf(ctx, namespace, name));
+      if (orphans.length)
+        ctx.log.info({ bus: key, removed: orphans }, 'removed consumers of Sensors that no longer exist');
+    }
   } catch (err) {
     conditions.push({
       type: 'StreamReady',
@@ -242,7 +347,10 @@ export async function reconcileEventBus(
     });
     requeueAfterMs = RETRY_UNREACHABLE_MS;
   }
-  await writeStatus(ctx, bus, withReady(conditions), { config: statusConfig });
+  const warn = warnings(spec, spec.jetstream?.streamConfig ?? spec.jetstreamExotic?.streamConfig);
+  for (const w of warn)
+    if (w.status === 'False') ctx.log.warn({ bus: key, reason: w.reason }, w.message ?? w.reason);
+  await writeStatus(ctx, bus, [...withReady(conditions), ...warn], { config: statusConfig });
   return requeueAfterMs ? { requeueAfterMs } : undefined;
 }
 

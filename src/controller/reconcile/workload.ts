@@ -7,14 +7,32 @@ import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
 import { SensorSpec, TRIGGER_TYPES } from '../../api/sensor.ts';
 import { formatPath } from '../../api/validate.ts';
+import { sensorMaxDeliver } from '../../bus/consumer.ts';
+import { inboxPrefixFor } from '../../bus/permissions.ts';
+import { eventSourceBuckets } from '../../bus/source-state.ts';
 import { SUPPORTED_SOURCE_TYPES } from '../../eventsources/supported.ts';
 import { SUPPORTED_TRIGGER_TYPES } from '../../sensors/supported.ts';
 import { type ConditionInput, withReady } from '../conditions.ts';
 import { splitKey } from '../kube-http.ts';
 import { LABEL_OWNER_NAME } from '../resources/common.ts';
-import { deploymentFor, eventSourceService, type RuntimeBus, workloadName } from '../resources/workload.ts';
+import {
+  deploymentFor,
+  eventSourceService,
+  type RuntimeBus,
+  type WorkloadOptions,
+  workloadName,
+} from '../resources/workload.ts';
 import type { ReconcileResult } from '../workqueue.ts';
-import { busNameOf, ownerOf, type ReconcileContext, type SluiceObject } from './context.ts';
+import { CREDENTIAL_KEY, credentialSecretName, publicKeyOf, readSecret } from './bus-security.ts';
+import {
+  type BusConnection,
+  busNameOf,
+  EVENTSOURCE_FINALIZER,
+  ownerOf,
+  type ReconcileContext,
+  SENSOR_FINALIZER,
+  type SluiceObject,
+} from './context.ts';
 import { busConnection } from './eventbus.ts';
 import { writeStatus } from './status.ts';
 
@@ -23,18 +41,37 @@ function firstIssue(err: z.ZodError): string {
   return i ? `spec.${formatPath(i.path)}: ${i.message}` : 'invalid spec';
 }
 
+type SecretRef = { name?: string; key: string };
 interface BusStatus {
   config?: {
-    jetstream?: { url?: string; accessSecret?: { name?: string; key: string }; streamConfig?: string };
+    jetstream?: {
+      url?: string;
+      accessSecret?: SecretRef;
+      streamConfig?: string;
+      tls?: {
+        caCertSecret?: SecretRef;
+        clientCertSecret?: SecretRef;
+        clientKeySecret?: SecretRef;
+        insecureSkipVerify?: boolean;
+      };
+    };
   };
   conditions?: Array<{ type: string; status: string }>;
 }
 
+const ref = (r: SecretRef | undefined) => (r?.name ? { name: r.name, key: r.key } : undefined);
+
+interface FoundBus {
+  bus?: RuntimeBus;
+  credential?: { name: string; key: string };
+  tlsSecrets?: WorkloadOptions['busTlsSecrets'];
+  /** A managed bus: each workload has its own NKey credential and permissions. */
+  managed?: boolean;
+  problem?: ConditionInput;
+}
+
 /** Finds the bus of `obj` and what runtimes need to reach it, or a condition saying why not. */
-function busFor(
-  ctx: ReconcileContext,
-  obj: SluiceObject,
-): { bus?: RuntimeBus; credential?: { name: string; key: string }; problem?: ConditionInput } {
+function busFor(ctx: ReconcileContext, obj: SluiceObject): FoundBus {
   const namespace = obj.metadata.namespace ?? 'default';
   const name = busNameOf(obj);
   const bus = ctx.caches.buses.get(`${namespace}/${name}`);
@@ -59,16 +96,30 @@ function busFor(
       },
     };
   }
+  const managed = !!(bus.spec as { jetstream?: unknown } | undefined)?.jetstream;
+  const role = obj.kind === 'Sensor' ? 'sensor' : 'eventsource';
+  const tlsSecrets = {
+    ...(ref(js.tls?.caCertSecret) ? { ca: ref(js.tls?.caCertSecret)! } : {}),
+    ...(ref(js.tls?.clientCertSecret) ? { cert: ref(js.tls?.clientCertSecret)! } : {}),
+    ...(ref(js.tls?.clientKeySecret) ? { key: ref(js.tls?.clientKeySecret)! } : {}),
+  };
   return {
+    managed,
     bus: {
       busName: name,
       namespace,
       url: js.url,
       ...(js.streamConfig ? { streamConfig: js.streamConfig } : {}),
+      ...(js.tls?.insecureSkipVerify ? { tls: { insecureSkipVerify: true } } : {}),
+      ...(managed ? { inboxPrefix: inboxPrefixFor(role, namespace, obj.metadata.name ?? '') } : {}),
     },
-    ...(js.accessSecret?.name
-      ? { credential: { name: js.accessSecret.name, key: js.accessSecret.key } }
-      : {}),
+    ...(Object.keys(tlsSecrets).length ? { tlsSecrets } : {}),
+    // On a managed bus every workload has its own credential (made by the bus reconcile).
+    ...(managed
+      ? { credential: { name: credentialSecretName(obj), key: CREDENTIAL_KEY } }
+      : js.accessSecret?.name
+        ? { credential: { name: js.accessSecret.name, key: js.accessSecret.key } }
+        : {}),
   };
 }
 
@@ -116,9 +167,31 @@ async function deploy(
   ctx: ReconcileContext,
   obj: SluiceObject,
   spec: Record<string, unknown>,
+  prepare?: () => Promise<ConditionInput | undefined>,
 ): Promise<{ condition: ConditionInput; requeueAfterMs?: number }> {
   const found = busFor(ctx, obj);
   if (!found.bus) return { condition: found.problem!, requeueAfterMs: 30_000 };
+  // Its own credential on a managed bus: the pod rolls when it is rotated (public key in the hash).
+  let credentialVersion: string | undefined;
+  if (found.managed && found.credential) {
+    const seed = (await readSecret(ctx, obj.metadata.namespace ?? 'default', found.credential.name))?.[
+      CREDENTIAL_KEY
+    ];
+    credentialVersion = publicKeyOf(seed);
+    if (!credentialVersion)
+      return {
+        condition: {
+          type: 'Deployed',
+          status: 'False',
+          reason: 'BusCredentialPending',
+          message: `waiting for the EventBus to issue this object's bus credential (Secret ${found.credential.name})`,
+        },
+        requeueAfterMs: 5_000,
+      };
+  }
+  // Bus state the workload binds to is created before it runs.
+  const problem = await prepare?.();
+  if (problem) return { condition: problem, requeueAfterMs: 15_000 };
   const owner = ownerOf(obj);
   const runnable = {
     apiVersion: obj.apiVersion,
@@ -134,8 +207,10 @@ async function deploy(
   const deployment = deploymentFor(owner, runnable, {
     image: ctx.options.image,
     ...(ctx.options.imagePullPolicy ? { imagePullPolicy: ctx.options.imagePullPolicy } : {}),
-    bus: found.bus,
+    bus: { ...found.bus, ...(prepare ? { provisioned: true } : {}) },
     ...(found.credential ? { busCredential: found.credential } : {}),
+    ...(found.tlsSecrets ? { busTlsSecrets: found.tlsSecrets } : {}),
+    ...(credentialVersion ? { busCredentialVersion: credentialVersion } : {}),
     ...(ctx.options.runtimeLogLevel ? { logLevel: ctx.options.runtimeLogLevel } : {}),
   });
   await ctx.applier.apply(deployment);
@@ -158,12 +233,79 @@ async function deploy(
   };
 }
 
+/** The connection to the bus of `obj` when it is a JetStream bus we know, else undefined. */
+async function stateBus(ctx: ReconcileContext, obj: SluiceObject): Promise<BusConnection | undefined> {
+  const bus = ctx.caches.buses.get(`${obj.metadata.namespace}/${busNameOf(obj)}`);
+  const busSpec = bus && EventBusSpec.safeParse(bus.spec ?? {});
+  if (!bus || !busSpec?.success || !(busSpec.data.jetstream || busSpec.data.jetstreamExotic))
+    return undefined;
+  return busConnection(ctx, bus, busSpec.data);
+}
+
+/** Give up cleaning bus state of a deleted object after this long (the bus may be gone for good). */
+const CLEANUP_GIVE_UP_MS = 10 * 60_000;
+
+/**
+ * A deleted object with `finalizer`: removes its bus state (`clean`), then the finalizer. A bus
+ * that is gone has nothing to clean; one that cannot be reached is retried for a while.
+ */
+async function finalize(
+  ctx: ReconcileContext,
+  obj: SluiceObject,
+  finalizer: string,
+  clean: (conn: BusConnection) => Promise<string[]>,
+): Promise<ReconcileResult | undefined> {
+  if (!obj.metadata.finalizers?.includes(finalizer)) return;
+  const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+  try {
+    const conn = await stateBus(ctx, obj);
+    if (conn) {
+      const removed = await clean(conn);
+      ctx.log.info({ object: `${obj.kind}/${key}`, removed }, 'removed bus state');
+    }
+  } catch (err) {
+    const since = Date.parse(String(obj.metadata.deletionTimestamp ?? '')) || ctx.now().getTime();
+    if (ctx.now().getTime() - since < CLEANUP_GIVE_UP_MS) {
+      ctx.log.warn(
+        { object: `${obj.kind}/${key}`, err: (err as Error).message },
+        'cannot remove bus state yet; retrying',
+      );
+      return { requeueAfterMs: 10_000 };
+    }
+    ctx.log.error(
+      { object: `${obj.kind}/${key}`, err: (err as Error).message },
+      'gave up removing bus state; the EventBus reconcile removes orphan consumers when it can reach the bus',
+    );
+  }
+  await ctx.applier.setFinalizers(
+    obj,
+    (obj.metadata.finalizers ?? []).filter((f) => f !== finalizer),
+  );
+  return;
+}
+
+async function ensureFinalizer(ctx: ReconcileContext, obj: SluiceObject, finalizer: string): Promise<void> {
+  if (!obj.metadata.finalizers?.includes(finalizer))
+    await ctx.applier.setFinalizers(obj, [...(obj.metadata.finalizers ?? []), finalizer]);
+}
+
+const stateProblem = (err: unknown): ConditionInput => ({
+  type: 'Deployed',
+  status: 'False',
+  reason: 'BusStateNotReady',
+  message: `cannot create its consumers/KV buckets on the bus yet: ${(err as Error).message}`,
+});
+
 export async function reconcileEventSource(
   ctx: ReconcileContext,
   key: string,
 ): Promise<ReconcileResult | undefined> {
   const obj = ctx.caches.sources.get(key);
-  if (!obj || obj.metadata.deletionTimestamp) return; // children go with their owner (garbage collection)
+  if (!obj) return;
+  if (obj.metadata.deletionTimestamp)
+    return finalize(ctx, obj, EVENTSOURCE_FINALIZER, (conn) =>
+      ctx.bus.deleteEventSourceState(conn, obj.metadata.name ?? ''),
+    );
   const parsed = EventSourceSpec.safeParse(obj.spec ?? {});
   if (!parsed.success) {
     await writeStatus(
@@ -188,14 +330,25 @@ export async function reconcileEventSource(
   const conditions: ConditionInput[] = [
     { type: 'SourcesProvided', status: 'True', reason: 'Provided', message: `${used.join(', ')}` },
   ];
-  const d = await deploy(ctx, obj, obj.spec ?? {});
+  const buckets = eventSourceBuckets(obj.metadata.namespace ?? 'default', obj.metadata.name ?? '', spec);
+  const d = await deploy(ctx, obj, obj.spec ?? {}, async () => {
+    try {
+      const conn = await stateBus(ctx, obj);
+      if (!conn) return undefined;
+      if (buckets.length) await ensureFinalizer(ctx, obj, EVENTSOURCE_FINALIZER);
+      await ctx.bus.provisionEventSource(conn, obj.metadata.name ?? '', buckets);
+      return undefined;
+    } catch (err) {
+      return stateProblem(err);
+    }
+  });
   conditions.push(d.condition, unsupported('source', used, SUPPORTED_SOURCE_TYPES));
   await writeStatus(ctx, obj, withReady(conditions));
   return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
 }
 
 interface SensorSpecLike {
-  dependencies?: Array<{ name: string }>;
+  dependencies?: Array<{ name: string; eventSourceName: string; eventName: string }>;
   triggers?: Array<{ template?: Record<string, unknown> & { name?: string } }>;
 }
 
@@ -204,7 +357,11 @@ export async function reconcileSensor(
   key: string,
 ): Promise<ReconcileResult | undefined> {
   const obj = ctx.caches.sensors.get(key);
-  if (!obj || obj.metadata.deletionTimestamp) return;
+  if (!obj) return;
+  if (obj.metadata.deletionTimestamp)
+    return finalize(ctx, obj, SENSOR_FINALIZER, (conn) =>
+      ctx.bus.deleteSensorState(conn, obj.metadata.name ?? ''),
+    );
   const parsed = SensorSpec.safeParse(obj.spec ?? {});
   if (!parsed.success) {
     const msg = firstIssue(parsed.error);
@@ -255,28 +412,42 @@ export async function reconcileSensor(
           message: 'spec.triggers is empty',
         },
   ];
-  const d = await deploy(ctx, obj, obj.spec ?? {});
+  // Its consumers and KV buckets exist before it runs (and before it is deployed), owned by the
+  // controller: the finalizer deletes them with the Sensor.
+  const d = await deploy(ctx, obj, obj.spec ?? {}, async () => {
+    try {
+      const conn = await stateBus(ctx, obj);
+      if (!conn) return undefined;
+      await ensureFinalizer(ctx, obj, SENSOR_FINALIZER);
+      await ctx.bus.provisionSensor(conn, {
+        name: obj.metadata.name ?? '',
+        dependencies: spec.dependencies ?? [],
+        maxDeliver: sensorMaxDeliver(parsed.data),
+      });
+      return undefined;
+    } catch (err) {
+      return stateProblem(err);
+    }
+  });
   conditions.push(d.condition, unsupported('trigger', usedTypes, SUPPORTED_TRIGGER_TYPES));
 
   // Consumers and KV state of dependencies/triggers that were removed from the spec.
-  const bus = ctx.caches.buses.get(`${obj.metadata.namespace}/${busNameOf(obj)}`);
-  const busSpec = bus && EventBusSpec.safeParse(bus.spec ?? {});
-  if (bus && busSpec?.success && (busSpec.data.jetstream || busSpec.data.jetstreamExotic)) {
-    try {
-      const conn = await busConnection(ctx, bus, busSpec.data);
-      const { removed } = await ctx.bus.pruneSensorState(
-        conn,
-        { namespace: obj.metadata.namespace ?? 'default', name: obj.metadata.name ?? '' },
-        { dependencies: deps, triggers: triggers.map((t) => t.template?.name ?? '') },
-      );
-      if (removed.length)
-        ctx.log.info({ sensor: key, removed }, 'removed state of deleted dependencies/triggers');
-    } catch (err) {
-      ctx.log.debug(
-        { sensor: key, err: (err as Error).message },
-        'bus not reachable for state cleanup; will retry',
-      );
-    }
+  try {
+    const conn = await stateBus(ctx, obj);
+    const { removed } = conn
+      ? await ctx.bus.pruneSensorState(
+          conn,
+          { namespace: obj.metadata.namespace ?? 'default', name: obj.metadata.name ?? '' },
+          { dependencies: deps, triggers: triggers.map((t) => t.template?.name ?? '') },
+        )
+      : { removed: [] };
+    if (removed.length)
+      ctx.log.info({ sensor: key, removed }, 'removed state of deleted dependencies/triggers');
+  } catch (err) {
+    ctx.log.debug(
+      { sensor: key, err: (err as Error).message },
+      'bus not reachable for state cleanup; will retry',
+    );
   }
   await writeStatus(ctx, obj, withReady(conditions));
   return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;

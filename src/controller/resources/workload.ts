@@ -13,6 +13,11 @@ export const ENV_OBJECT = 'SLUICE_OBJECT';
 export const ENV_BUS = 'SLUICE_BUS';
 /** Env var carrying the bus credential, from the bus Secret. */
 export const ENV_BUS_CREDENTIAL = 'SLUICE_BUS_CREDENTIAL';
+/** Env vars carrying a client certificate and key for the bus (jetstreamExotic.tls), from Secrets. */
+export const ENV_BUS_TLS_CERT = 'SLUICE_BUS_TLS_CERT';
+export const ENV_BUS_TLS_KEY = 'SLUICE_BUS_TLS_KEY';
+/** Env var carrying the bus CA from a Secret (jetstreamExotic.tls.caCertSecret). */
+export const ENV_BUS_TLS_CA = 'SLUICE_BUS_TLS_CA';
 
 /** What a runtime needs to reach its bus; secrets travel separately (ENV_BUS_CREDENTIAL). */
 export interface RuntimeBus {
@@ -22,15 +27,31 @@ export interface RuntimeBus {
   url: string;
   /** Upstream-style streamConfig YAML, if any. */
   streamConfig?: string;
-  tls?: { insecureSkipVerify?: boolean; caSecret?: { name: string; key: string } };
+  /** The controller created the Sensor's consumers and KV buckets: bind, never create. */
+  provisioned?: boolean;
+  /** Prefix of reply subjects; the role's credential may subscribe only below it. */
+  inboxPrefix?: string;
+  /**
+   * TLS towards the bus: the CA to verify servers with (public, so it travels here). Client
+   * certificates come from Secrets through SLUICE_BUS_TLS_CERT / SLUICE_BUS_TLS_KEY.
+   */
+  tls?: { ca?: string; insecureSkipVerify?: boolean };
 }
 
 export interface WorkloadOptions {
   image: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   bus: RuntimeBus;
-  /** Secret key with the bus credential (token, user:password or creds file). */
+  /** Secret key with the bus credential (NKey seed, token, user:password or creds file). */
   busCredential?: { name: string; key: string };
+  /** Changes when the credential is rotated (its public key), so the pods roll with it. */
+  busCredentialVersion?: string;
+  /** Secret keys with the bus CA and a client certificate and key (TLS towards the bus). */
+  busTlsSecrets?: {
+    ca?: { name: string; key: string };
+    cert?: { name: string; key: string };
+    key?: { name: string; key: string };
+  };
   /** Log level handed to the runtime. */
   logLevel?: string;
 }
@@ -91,6 +112,15 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
           },
         ]
       : []),
+    ...(
+      [
+        [ENV_BUS_TLS_CA, opts.busTlsSecrets?.ca],
+        [ENV_BUS_TLS_CERT, opts.busTlsSecrets?.cert],
+        [ENV_BUS_TLS_KEY, opts.busTlsSecrets?.key],
+      ] as const
+    ).flatMap(([name, sel]) =>
+      sel ? [{ name, valueFrom: { secretKeyRef: { name: sel.name, key: sel.key } } }] : [],
+    ),
     ...(opts.logLevel ? [{ name: 'SLUICE_LOG_LEVEL', value: opts.logLevel }] : []),
     ...((tpl.container?.env as V1EnvVar[] | undefined) ?? []),
   ];

@@ -4,13 +4,15 @@
 // in JetStream KV on the bus (not in a ConfigMap: `persistence.configMap` is accepted and the
 // bus holds the state, which needs no extra RBAC); with `persistence.catchup.enabled`, fires
 // missed while the source was down are emitted in order when it starts (no older than
-// `maxDuration`), otherwise they are skipped. A fire is recorded only after the bus stored it; if
+// `maxDuration`), otherwise they are skipped. The payload is upstream's {eventTime, metadata},
+// eventTime written as Go's time.String() writes it (see go-time.ts). A fire is recorded only after the bus stored it; if
 // the bus cannot take it, it is retried with backoff and the schedule does not move on.
 import type { CalendarEventSource } from '../../api/eventsource.ts';
 import { parseDurationMs } from '../../api/stream-config.ts';
 import { JsonState, openKv } from '../../bus/kv.ts';
 import { kvBucketName } from '../../bus/subjects.ts';
 import type { SourceAdapter } from '../adapter.ts';
+import { goTimeString } from './go-time.ts';
 import { compileSchedule } from './schedule.ts';
 
 interface LastFire {
@@ -82,7 +84,10 @@ export const adapter: SourceAdapter<CalendarEventSource> = {
         for (let backoff = 500; ; backoff = Math.min(backoff * 2, 30_000)) {
           try {
             await ctx.emit(
-              { eventTime: at, ...(spec.metadata ? { metadata: spec.metadata } : {}) },
+              {
+                eventTime: goTimeString(t, spec.timezone || 'UTC'),
+                ...(spec.metadata ? { metadata: spec.metadata } : {}),
+              },
               { id: `${ctx.eventName}:${at}`, time: t },
             );
             break;

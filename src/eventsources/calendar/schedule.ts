@@ -5,6 +5,7 @@
 // `exclusionDates` name days (in the source's time zone) on which nothing fires; upstream's
 // "EXDATE:20190102T150405Z" form and RFC 3339 timestamps are both read.
 import { Cron } from 'croner';
+import { parseExclusionDate as parseExclusion } from '../../api/checks.ts';
 import { parseDurationMs } from '../../api/stream-config.ts';
 
 export interface CalendarSpec {
@@ -27,26 +28,11 @@ export interface Schedule {
 
 /** "EXDATE:20190102T150405Z" or an RFC 3339 time → the calendar day it names (UTC). */
 export function parseExclusionDate(s: string): Date {
-  const v = s.trim().replace(/^EXDATE[^:]*:/i, '');
-  const compact = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z)?)?$/.exec(v);
-  const d = compact
-    ? new Date(
-        Date.UTC(
-          Number(compact[1]),
-          Number(compact[2]) - 1,
-          Number(compact[3]),
-          Number(compact[4] ?? 0),
-          Number(compact[5] ?? 0),
-          Number(compact[6] ?? 0),
-        ),
-      )
-    : new Date(v);
-  if (Number.isNaN(d.getTime())) {
-    throw new CalendarSpecError(
-      `exclusion date "${s}" is neither "EXDATE:YYYYMMDDTHHMMSSZ" nor an RFC 3339 time`,
-    );
+  try {
+    return parseExclusion(s);
+  } catch (err) {
+    throw new CalendarSpecError((err as Error).message);
   }
-  return d;
 }
 
 /** YYYY-MM-DD of `d` in time zone `tz`. */

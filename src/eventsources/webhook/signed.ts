@@ -16,7 +16,7 @@
 // upstream does.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { WebhookContext } from '../../api/common.ts';
+import { DEFAULT_PROVIDER_METHOD, type ProviderWebhookContext } from '../../api/common.ts';
 import type { SecretKeySelector } from '../../api/k8s.ts';
 import type { SourceContext } from '../adapter.ts';
 import { DEFAULT_MAX_PAYLOAD, type StandardPayload, type WebhookRoute } from './server.ts';
@@ -111,7 +111,7 @@ export async function optionalSecret(
 }
 
 export interface HookSpec {
-  webhook: WebhookContext;
+  webhook: ProviderWebhookContext;
   metadata?: Record<string, string> | undefined;
 }
 
@@ -137,7 +137,7 @@ export async function addSignedRoute(
   ctx.webhooks.addRoute(hook.port, {
     eventName: ctx.eventName,
     endpoint: hook.endpoint,
-    method: hook.method,
+    method: hook.method ?? DEFAULT_PROVIDER_METHOD,
     maxPayloadSize: hook.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD,
     ...(authToken ? { authToken } : {}),
     ...(Object.keys(metadata).length ? { metadata } : {}),

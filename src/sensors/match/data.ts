@@ -1,10 +1,13 @@
-// Data filters: a test on one payload field. The field is read at `path` (gjson-style), optionally
-// rewritten by a Go `template` (with the field's text as .Input), then compared with each of
-// `value` (the filter passes when any one value satisfies the comparator):
-//   string: values are Go regular expressions searched in the text ("=" matches, "!=" does not);
-//   number: the field as a float compared with each value by =, ==, !=, >, >=, <, <=;
-//   bool:   the field as a bool compared with each value ("=" or "!=").
-// A path that does not exist fails the filter.
+// Data filters: a test on one payload field. The field is read at `path` (a gjson path),
+// optionally rewritten by a Go `template` (with the field's text as .Input), then compared with
+// the listed `value`s:
+//   string: values are Go regular expressions searched in the text;
+//   number: the field as a float compared with each value by =, ==, >, >=, <, <=;
+//   bool:   the field as a bool compared with each value.
+// With "=" (or none) and the ordering comparators the filter passes when any one value
+// satisfies it; with "!=" it passes when the field matches none of them ("not in the list", for
+// every type: upstream passed as soon as one value differed, which made a list under "!="
+// useless; argoproj/argo-events#3808). A path that does not exist fails the filter.
 import type { DataFilter } from '../../api/sensor.ts';
 import { compileTemplate, type GoTemplate } from '../params/template/index.ts';
 import { boolOf, compilePath, floatOf, MISSING, parseGoBool, parseGoFloat, textOf } from './path.ts';
@@ -29,7 +32,12 @@ export class DataFilterError extends Error {
 }
 
 function compileOne(f: DataFilter, where: string): Check {
-  const path = compilePath(f.path);
+  let path: ReturnType<typeof compilePath>;
+  try {
+    path = compilePath(f.path);
+  } catch (e) {
+    throw new DataFilterError(`${where}: ${(e as Error).message}`);
+  }
   const cmp = f.comparator ?? '';
   const negate = cmp === '!=';
   if (!f.value.length) throw new DataFilterError(`${where}: no values given`);
@@ -58,10 +66,12 @@ function compileOne(f: DataFilter, where: string): Check {
       });
       test = (v) => {
         const s = textOf(v);
-        for (const re of res) if (re.test(s) !== negate) return true;
-        return false;
+        for (const re of res) if (re.test(s)) return !negate;
+        return negate;
       };
-      describe = `${negate ? 'does not match' : 'matches'} none of ${JSON.stringify(f.value)}`;
+      describe = negate
+        ? `matches one of ${JSON.stringify(f.value)}`
+        : `matches none of ${JSON.stringify(f.value)}`;
       break;
     }
     case 'number': {
@@ -72,12 +82,16 @@ function compileOne(f: DataFilter, where: string): Check {
           throw new DataFilterError(`${where}: value ${JSON.stringify(v)} is not a number`);
         return n;
       });
+      // "!=" is "equal to none of them"; the other comparators pass when one value satisfies them.
+      const any = negate ? NUMERIC['=']! : op;
       test = (v) => {
         const n = floatOf(v);
-        for (const want of nums) if (op(n, want)) return true;
-        return false;
+        for (const want of nums) if (any(n, want)) return !negate;
+        return negate;
       };
-      describe = `is not ${cmp || '='} any of ${JSON.stringify(f.value)}`;
+      describe = negate
+        ? `equals one of ${JSON.stringify(f.value)}`
+        : `is not ${cmp || '='} any of ${JSON.stringify(f.value)}`;
       break;
     }
     case 'bool': {
@@ -93,10 +107,12 @@ function compileOne(f: DataFilter, where: string): Check {
       });
       test = (v) => {
         const b = boolOf(v);
-        for (const want of bools) if ((b === want) !== negate) return true;
-        return false;
+        for (const want of bools) if (b === want) return !negate;
+        return negate;
       };
-      describe = `is not ${negate ? '!=' : '='} any of ${JSON.stringify(f.value)}`;
+      describe = negate
+        ? `equals one of ${JSON.stringify(f.value)}`
+        : `is not = any of ${JSON.stringify(f.value)}`;
       break;
     }
     default:

@@ -4,8 +4,13 @@ import { parseStreamConfig, type StreamSettings } from '../../../src/api/stream-
 import type { BusRef } from '../../../src/bus/subjects.ts';
 import { uniqueName } from '../../harness/shared.ts';
 
+/**
+ * Stream settings from streamConfig YAML. These tests look at what the stream stores with no
+ * consumer attached, so unless the YAML says otherwise they keep history (retention: limits);
+ * interest retention, the default, has tests of its own (retention.test.ts).
+ */
 export const settings = (yaml = ''): StreamSettings => {
-  const r = parseStreamConfig(yaml);
+  const r = parseStreamConfig(/retention/i.test(yaml) ? yaml : `retention: limits\n${yaml}`);
   if (!r.ok) throw new Error(r.errors.join('; '));
   return r.settings;
 };

@@ -1,6 +1,6 @@
 // ensureStreams against a real server: idempotent, limits updated in place, and a change that
 // JetStream cannot make in place reported as a result instead of thrown or half-applied.
-import { jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { BusError } from '../../../src/bus/errors.ts';
@@ -45,6 +45,17 @@ describe.skipIf(natsMissing())(`ensureStreams${skipNote(natsMissing())}`, () => 
     const pub = new Publisher(conn);
     for (let i = 0; i < 3; i++)
       await pub.publish(subjectFor(bus, 'es', 'ev'), enc(`m${i}`), { msgId: `m${i}` });
+    // A consumer (made by an older sluice) that has acknowledged the first event only.
+    await jsm.consumers.add(eventStreamName(bus), {
+      durable_name: 'old',
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const first = await jetstream(conn.nc)
+      .consumers.get(eventStreamName(bus), 'old')
+      .then((c) => c.next());
+    expect(first?.string()).toBe('m0');
+    expect(await first?.ackAck()).toBe(true);
 
     const upd = await ensureStreams(
       jsm,
@@ -77,8 +88,12 @@ describe.skipIf(natsMissing())(`ensureStreams${skipNote(natsMissing())}`, () => 
         )
       ).events.action,
     ).toBe('unchanged');
-    // Interest retention keeps what is there until consumers ack it; nothing was lost by the update.
-    expect(await storedBodies(jsm, eventStreamName(bus))).toEqual(['m0', 'm1', 'm2']);
+    // The switch to interest retention keeps what a consumer still needs and trims the history
+    // every consumer has acknowledged.
+    expect(upd.events.message).toMatch(
+      /[0-9]+ event\(s\) every consumer had already acknowledged were removed/,
+    );
+    expect(await storedBodies(jsm, eventStreamName(bus))).toEqual(['m1', 'm2']);
   });
 
   it('reports a change JetStream cannot make in place and leaves the stream as it was', async () => {

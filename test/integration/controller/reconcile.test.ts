@@ -8,14 +8,22 @@ import {
   type KubeConfig,
   PolicyV1Api,
 } from '@kubernetes/client-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventStreamName } from '../../../src/bus/subjects.ts';
+import { sensorBuckets } from '../../../src/bus/sensor-state.ts';
+import { calendarBucket } from '../../../src/bus/source-state.ts';
+import { consumerName, eventStreamName, subjectFor } from '../../../src/bus/subjects.ts';
 import { busOperations } from '../../../src/controller/bus-ops.ts';
 import { Controller } from '../../../src/controller/controller.ts';
 import { KubeHttp } from '../../../src/controller/kube-http.ts';
-import { BUS_FINALIZER } from '../../../src/controller/reconcile/context.ts';
+import { publicKeyOf } from '../../../src/controller/reconcile/bus-security.ts';
+import {
+  BUS_FINALIZER,
+  EVENTSOURCE_FINALIZER,
+  SENSOR_FINALIZER,
+} from '../../../src/controller/reconcile/context.ts';
 import { ENV_BUS, ENV_OBJECT } from '../../../src/controller/resources/workload.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -134,6 +142,8 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       ['Deployed', 'True'],
       ['StreamReady', 'True'],
       ['Ready', 'True'],
+      ['Durable', 'True'],
+      ['Lossless', 'True'],
     ]);
     const jsm = await jetstreamManager(nc);
     const stream = eventStreamName({ namespace: ns, busName: 'default' });
@@ -141,6 +151,7 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     expect(info.config.max_msgs).toBe(500);
     expect(info.config.max_age).toBe(3_600_000_000_000);
     expect(info.config.discard).toBe('new');
+    expect(info.config.retention).toBe('interest');
 
     await custom.patchNamespacedCustomObject({
       ...G,
@@ -157,9 +168,13 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     );
   });
 
-  it('managed EventBus: Secret, ConfigMap, Services, StatefulSet and PDB, each owned; unreachable until pods run', async () => {
+  it('managed EventBus: secured children (credentials, config and TLS Secrets, Services, StatefulSet, PDB) and a credential per EventSource, rotated on change', async () => {
     await create('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' } },
+    });
+    await create('EventSource', 'mhooks', {
+      eventBusName: 'managed',
+      webhook: { orders: { port: '12000', endpoint: '/orders', method: 'POST' } },
     });
     await waitCondition('EventBus', 'managed', 'StreamReady', { status: 'False', reason: 'BusUnreachable' });
     const bus = (await get('EventBus', 'managed'))!;
@@ -172,20 +187,58 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       blockOwnerDeletion: true,
     };
     const base = 'eventbus-managed-js';
+    const text = async (name: string, key: string) => {
+      const s = await core.readNamespacedSecret({ name, namespace: ns }).catch(() => undefined);
+      const v = s?.data?.[key];
+      return v === undefined ? undefined : Buffer.from(v, 'base64').toString();
+    };
     const sts = await apps.readNamespacedStatefulSet({ name: base, namespace: ns });
     expect(sts.metadata?.ownerReferences).toEqual([owner]);
     expect(sts.spec?.replicas).toBe(3);
     expect(sts.spec?.template.spec?.containers[0]?.image).toBe('nats:2.12-alpine');
     expect(sts.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests).toEqual({ storage: '5Gi' });
-    const cm = await core.readNamespacedConfigMap({ name: `${base}-config`, namespace: ns });
-    expect(cm.data?.['nats-js.conf']).toContain('cluster {');
-    const secret = await core.readNamespacedSecret({ name: `${base}-client-auth`, namespace: ns });
-    expect(Buffer.from(secret.data!.token!, 'base64').toString().length).toBeGreaterThan(20);
+    expect(sts.spec?.template.spec?.securityContext?.runAsNonRoot).toBe(true);
+    const admin = await text(`${base}-client-auth`, 'admin.nkey');
+    expect(admin).toMatch(/^SU[A-Z2-7]+$/);
+    expect((await text(`${base}-client-auth`, 'route.password'))?.length).toBeGreaterThan(20);
+    expect(await text(`${base}-tls`, 'ca.crt')).toContain('BEGIN CERTIFICATE');
+    // The EventSource's own credential: a Secret it owns, its public key a user of the bus.
+    const cred = 'eventsource-mhooks-bus-credential';
+    await waitFor('EventSource credential', async () => (await text(cred, 'nkey')) !== undefined);
+    const userOf = async () => publicKeyOf(await text(cred, 'nkey'))!;
+    const first = await userOf();
+    await waitFor('the config lists it', async () =>
+      (await text(`${base}-config`, 'nats-js.conf'))?.includes(first),
+    );
+    const conf = (await text(`${base}-config`, 'nats-js.conf'))!;
+    expect(conf).toContain('cluster {');
+    expect(conf).toMatch(/password: "[0-9a-f]{48}"/);
+    expect(conf).toContain('verify: true');
+    expect(conf).not.toContain(admin!);
+    await waitCondition('EventSource', 'mhooks', 'Deployed', { status: 'True' });
+    const dep = async () => apps.readNamespacedDeployment({ name: 'eventsource-mhooks', namespace: ns });
+    const env = (await dep()).spec!.template.spec!.containers[0]!.env!;
+    expect(env.find((e) => e.name === 'SLUICE_BUS_CREDENTIAL')?.valueFrom?.secretKeyRef).toEqual({
+      name: cred,
+      key: 'nkey',
+    });
+    expect(env.find((e) => e.name === 'SLUICE_BUS_TLS_CA')?.valueFrom?.secretKeyRef).toEqual({
+      name: `${base}-tls`,
+      key: 'ca.crt',
+    });
+    const handed = JSON.parse(Buffer.from(env.find((e) => e.name === ENV_BUS)!.value!, 'base64').toString());
+    expect(handed.inboxPrefix).toMatch(/^_INBOX_e/);
+    expect(JSON.stringify(env)).not.toContain(admin!);
     for (const svc of [`${base}-svc`, `${base}-headless`]) {
       expect(
         (await core.readNamespacedService({ name: svc, namespace: ns })).metadata?.ownerReferences,
       ).toEqual([owner]);
     }
+    expect(
+      (await core.readNamespacedService({ name: `${base}-svc`, namespace: ns })).spec?.ports?.map(
+        (p) => p.port,
+      ),
+    ).toEqual([4222]);
     const pdb = await kc
       .makeApiClient(PolicyV1Api)
       .readNamespacedPodDisruptionBudget({ name: base, namespace: ns });
@@ -193,22 +246,43 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     expect(bus.status?.config).toMatchObject({
       jetstream: {
         url: `nats://${base}-svc.${ns}.svc:4222`,
-        accessSecret: { name: `${base}-client-auth`, key: 'token' },
+        accessSecret: { name: `${base}-client-auth`, key: 'admin.nkey' },
+        tls: { caCertSecret: { name: `${base}-tls`, key: 'ca.crt' } },
       },
     });
-    // The generated credential survives reconciles (no churn).
-    const token = secret.data!.token;
+    // Rotation: a deleted credential is re-issued; the config and the pods follow.
+    const hash = (await dep()).spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'];
+    await core.deleteNamespacedSecret({ name: cred, namespace: ns });
+    await waitFor(
+      'a new credential',
+      async () => (await text(cred, 'nkey')) !== undefined && (await userOf()) !== first,
+    );
+    const second = await userOf();
+    await waitFor('the config has the new key, not the old', async () => {
+      const c = (await text(`${base}-config`, 'nats-js.conf')) ?? '';
+      return c.includes(second) && !c.includes(first);
+    });
+    await waitFor(
+      'the Deployment rolls',
+      async () =>
+        (await dep()).spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'] !== hash,
+    );
+    // Generated secrets survive reconciles (no churn).
+    const tlsCa = await text(`${base}-tls`, 'ca.crt');
     await patchSpec('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' }, maxPayload: '2MB' },
     });
     await waitFor('config with the new maxPayload', async () =>
-      (await core.readNamespacedConfigMap({ name: `${base}-config`, namespace: ns })).data?.[
-        'nats-js.conf'
-      ]?.includes('max_payload: 2MB'),
+      (await text(`${base}-config`, 'nats-js.conf'))?.includes('max_payload: 2MB'),
     );
-    expect(
-      (await core.readNamespacedSecret({ name: `${base}-client-auth`, namespace: ns })).data!.token,
-    ).toBe(token);
+    expect(await text(`${base}-client-auth`, 'admin.nkey')).toBe(admin);
+    expect(await text(`${base}-tls`, 'ca.crt')).toBe(tlsCa);
+    await custom.deleteNamespacedCustomObject({
+      ...G,
+      namespace: ns,
+      plural: 'eventsources',
+      name: 'mhooks',
+    });
   });
 
   it('Sensor: a missing bus is a condition, and the Sensor deploys when the bus appears (no restart)', async () => {
@@ -235,6 +309,7 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       busName: 'later',
       namespace: ns,
       url: natsUrl(),
+      provisioned: true,
     });
     // The log trigger is run by this build; a cloud-only trigger type would make this False.
     expect((await condition('Sensor', 'waiting', 'TriggersSupported'))?.status).toBe('True');
@@ -287,6 +362,118 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     const before = await reconciles('Sensor');
     await new Promise((r) => setTimeout(r, 3000));
     expect((await reconciles('Sensor')) - before).toBeLessThanOrEqual(2);
+  });
+
+  it('a bad cron or time zone is Ready=False (InvalidSpec) at once, not a pod that fails later', async () => {
+    await create('EventSource', 'badcron', {
+      calendar: { tick: { schedule: '61 * * * *', timezone: 'Mars/Olympus' } },
+    });
+    const c = await waitCondition('EventSource', 'badcron', 'SourcesProvided', {
+      status: 'False',
+      reason: 'InvalidSpec',
+    });
+    expect(c.message).toMatch(/cron|time zone/);
+    expect((await condition('EventSource', 'badcron', 'Ready'))?.status).toBe('False');
+    await create('Sensor', 'badreset', {
+      dependencies: [{ name: 'dep-a', eventSourceName: 'hooks', eventName: 'push' }],
+      triggers: [{ template: { name: 't', log: {}, conditionsReset: [{ byTime: { cron: 'daily' } }] } }],
+    });
+    const r = await waitCondition('Sensor', 'badreset', 'TriggersProvided', {
+      status: 'False',
+      reason: 'InvalidSpec',
+    });
+    expect(r.message).toContain('daily');
+  });
+
+  it('owns bus state: consumers and KV made before the Sensor runs, pruned, deleted by the finalizer; a re-created Sensor starts clean', async () => {
+    const jsm = await jetstreamManager(nc);
+    const busRef = { namespace: ns, busName: 'default' };
+    const stream = eventStreamName(busRef);
+    const consumerNames = async () => {
+      const out: string[] = [];
+      for await (const c of jsm.consumers.list(stream)) out.push(c.name);
+      return out.sort();
+    };
+    const streamNames = async () => {
+      const out: string[] = [];
+      for await (const n of jsm.streams.names()) out.push(n);
+      return out;
+    };
+    // An orphan left by a Sensor deleted before the controller owned state: removed by the bus.
+    await jsm.consumers.add(stream, {
+      durable_name: consumerName('ghost', 'd'),
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: subjectFor(busRef, 'hooks', 'x'),
+    });
+    await patchSpec('EventBus', 'default', {
+      jetstreamExotic: { url: natsUrl(), streamConfig: 'maxMsgs: 901\nmaxAge: 1h' },
+    });
+    await waitFor(
+      'orphan consumer removed',
+      async () => !(await consumerNames()).includes(consumerName('ghost', 'd')),
+    );
+
+    const deps = [
+      { name: 'a', eventSourceName: 'hooks', eventName: 'x' },
+      { name: 'b', eventSourceName: 'hooks', eventName: 'y' },
+    ];
+    const triggers = [{ template: { name: 't', log: {} } }];
+    await create('Sensor', 'owner', { dependencies: deps, triggers });
+    await waitCondition('Sensor', 'owner', 'Deployed', { status: 'True' });
+    expect((await get('Sensor', 'owner'))?.metadata.finalizers).toContain(SENSOR_FINALIZER);
+    expect(await consumerNames()).toEqual([consumerName('owner', 'a'), consumerName('owner', 'b')].sort());
+    const buckets = sensorBuckets(ns, 'owner');
+    expect(await streamNames()).toEqual(
+      expect.arrayContaining([`KV_${buckets.processed}`, `KV_${buckets.conditions}`]),
+    );
+    const processed = await new Kvm(nc).open(buckets.processed);
+    await processed.put('seen', 'done');
+    // An event waiting for this Sensor is kept (interest), and goes with the Sensor.
+    await jetstream(nc).publish(subjectFor(busRef, 'hooks', 'x'), 'e1', { msgID: 'e1' });
+
+    await patchSpec('Sensor', 'owner', { dependencies: [deps[0]], triggers });
+    await waitFor(
+      'consumer of the removed dependency deleted',
+      async () => (await consumerNames()).join() === consumerName('owner', 'a'),
+    );
+
+    await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'sensors', name: 'owner' });
+    await waitFor('Sensor gone', async () => (await get('Sensor', 'owner')) === undefined, {
+      timeoutMs: 30_000,
+    });
+    expect(await consumerNames()).toEqual([]);
+    const left = await streamNames();
+    expect(left).not.toContain(`KV_${buckets.processed}`);
+    expect(left).not.toContain(`KV_${buckets.conditions}`);
+    await waitFor(
+      'its pending event released',
+      async () => (await jsm.streams.info(stream)).state.messages === 0,
+    );
+
+    await create('Sensor', 'owner', { dependencies: [deps[0]], triggers });
+    await waitCondition('Sensor', 'owner', 'Deployed', { status: 'True' });
+    const fresh = await new Kvm(nc).open(buckets.processed);
+    expect(await fresh.get('seen')).toBeNull();
+    const ci = await jsm.consumers.info(stream, consumerName('owner', 'a'));
+    // A new consumer: nothing delivered, nothing old pending.
+    expect([ci.delivered.consumer_seq, ci.num_pending, ci.num_ack_pending]).toEqual([0, 0, 0]);
+    await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'sensors', name: 'owner' });
+    await waitFor('Sensor gone', async () => (await get('Sensor', 'owner')) === undefined, {
+      timeoutMs: 30_000,
+    });
+
+    // A calendar that persists its last fire: the controller makes its bucket, and removes it.
+    await create('EventSource', 'cal', {
+      calendar: { tick: { interval: '1h', persistence: { catchup: { enabled: true } } } },
+    });
+    await waitCondition('EventSource', 'cal', 'Deployed', { status: 'True' });
+    expect((await get('EventSource', 'cal'))?.metadata.finalizers).toContain(EVENTSOURCE_FINALIZER);
+    expect(await streamNames()).toContain(`KV_${calendarBucket(ns, 'cal')}`);
+    await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'eventsources', name: 'cal' });
+    await waitFor('EventSource gone', async () => (await get('EventSource', 'cal')) === undefined, {
+      timeoutMs: 30_000,
+    });
+    expect(await streamNames()).not.toContain(`KV_${calendarBucket(ns, 'cal')}`);
   });
 
   it('a bus in use refuses deletion; once unused its streams and finalizer go', async () => {

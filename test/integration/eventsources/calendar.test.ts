@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
+import { goTimeString } from '../../../src/eventsources/calendar/go-time.ts';
 import type { CloudEvent } from '../../../src/eventsources/envelope.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
@@ -38,8 +39,7 @@ describe.skipIf(natsMissing())(`calendar EventSource${skipNote(natsMissing())}`,
     return { bus, stored, start };
   }
 
-  const secondsOf = (evs: CloudEvent[]) =>
-    evs.map((e) => Date.parse((e.data as { eventTime: string }).eventTime) / 1000);
+  const secondsOf = (evs: CloudEvent[]) => evs.map((e) => Date.parse(e.time) / 1000);
 
   it('emits each fire with a deterministic id, type, subject and metadata', async () => {
     const s = await setup();
@@ -50,7 +50,7 @@ describe.skipIf(natsMissing())(`calendar EventSource${skipNote(natsMissing())}`,
       await es.stop();
     }
     const [first] = await s.stored();
-    const at = (first!.data as { eventTime: string }).eventTime;
+    const at = first!.time;
     expect(first).toMatchObject({
       source: 'clock',
       type: 'calendar',
@@ -58,7 +58,11 @@ describe.skipIf(natsMissing())(`calendar EventSource${skipNote(natsMissing())}`,
       id: `tick:${at}`,
       time: at,
     });
-    expect(first!.data).toEqual({ eventTime: at, metadata: { team: 'ops' } });
+    // eventTime as upstream writes it (Go's time.String()); the CloudEvent time is RFC 3339.
+    expect(first!.data).toEqual({ eventTime: goTimeString(new Date(at)), metadata: { team: 'ops' } });
+    expect((first!.data as { eventTime: string }).eventTime).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC$/,
+    );
     expect(Date.parse(at) % 1000).toBe(0);
   });
 

@@ -31,7 +31,7 @@ describe.skipIf(natsMissing())(`file EventSource${skipNote(natsMissing())}`, () 
   for (const polling of [false, true]) {
     it(`reports file operations on matching files${polling ? ' (polling)' : ''}`, async () => {
       const bus: BusRef = { namespace: uniqueName('file'), busName: 'default' };
-      const cfg = parseStreamConfig('');
+      const cfg = parseStreamConfig('retention: limits'); // no Sensor: keep what is published to read it back
       if (!cfg.ok) throw new Error(cfg.errors.join());
       const jsm = await jetstreamManager(conn.nc);
       await ensureStreams(jsm, bus, cfg.settings, 1);

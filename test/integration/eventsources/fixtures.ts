@@ -21,7 +21,11 @@ export async function busWithStreams(
   streamConfig = '',
 ): Promise<TestBus> {
   const bus: BusRef = { namespace: uniqueName(prefix), busName: 'default' };
-  const cfg = parseStreamConfig(streamConfig);
+  // These tests read what was published with no Sensor attached: keep it as history (the default
+  // interest retention keeps only what a consumer still needs).
+  const cfg = parseStreamConfig(
+    /retention/i.test(streamConfig) ? streamConfig : `retention: limits\n${streamConfig}`,
+  );
   if (!cfg.ok) throw new Error(cfg.errors.join());
   const jsm = await jetstreamManager(conn.nc);
   await ensureStreams(jsm, bus, cfg.settings, 1);

@@ -76,7 +76,7 @@ describe.skipIf(natsMissing())(`github hook registration${skipNote(natsMissing()
 
   it('creates each hook once, keeps it across restarts, removes it with deleteHookOnFinish', async () => {
     const bus: BusRef = { namespace: uniqueName('ghhooks'), busName: 'default' };
-    const cfg = parseStreamConfig('');
+    const cfg = parseStreamConfig('retention: limits'); // no Sensor: keep what is published to read it back
     if (!cfg.ok) throw new Error(cfg.errors.join());
     await ensureStreams(await jetstreamManager(conn.nc), bus, cfg.settings, 1);
     const spec = (deleteHookOnFinish: boolean) =>

@@ -19,7 +19,7 @@ describe.skipIf(natsMissing())(`sluice eventsource process${skipNote(natsMissing
     const port = await freePort();
     const nc = await connect({ servers: natsUrl() });
     const jsm = await jetstreamManager(nc);
-    const cfg = parseStreamConfig('');
+    const cfg = parseStreamConfig('retention: limits'); // no Sensor: keep what is published to read it back
     if (!cfg.ok) throw new Error('config');
     await ensureStreams(jsm, { namespace, busName: 'default' }, cfg.settings, 1);
     const obj = {

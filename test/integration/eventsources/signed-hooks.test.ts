@@ -164,7 +164,7 @@ describe.skipIf(natsMissing())(`hook registration with provider APIs${skipNote(n
     process.env.SLUICE_STRIPE_API_URL = `${apiUrl}/stripe`;
     conn = await BusConnection.open({ url: natsUrl() });
     bus = { namespace: uniqueName('hooks'), busName: 'default' };
-    const cfg = parseStreamConfig('');
+    const cfg = parseStreamConfig('retention: limits'); // no Sensor: keep what is published to read it back
     if (!cfg.ok) throw new Error(cfg.errors.join());
     await ensureStreams(await jetstreamManager(conn.nc), bus, cfg.settings, 1);
   });

@@ -27,7 +27,8 @@ const SECRETS: Record<string, string> = {
   slt: 'slack-verification-token',
   auth: 'proxy-bearer',
 };
-const hook = (endpoint: string) => ({ port: '0', endpoint, method: 'POST' });
+// No method: provider webhooks need none (upstream checks only endpoint and port); POST is served.
+const hook = (endpoint: string) => ({ port: '0', endpoint });
 const spec = EventSourceSpec.parse({
   github: {
     push: {
@@ -97,7 +98,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
   beforeAll(async () => {
     conn = await BusConnection.open({ url: natsUrl() });
     bus = { namespace: uniqueName('signed'), busName: 'default' };
-    const cfg = parseStreamConfig('');
+    const cfg = parseStreamConfig('retention: limits'); // no Sensor: keep what is published to read it back
     if (!cfg.ok) throw new Error(cfg.errors.join());
     await ensureStreams(await jetstreamManager(conn.nc), bus, cfg.settings, 1);
     es = await startEventSource({
@@ -117,6 +118,12 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
   afterAll(async () => {
     await es?.stop();
     await conn?.close();
+  });
+
+  it('a provider webhook without a method answers POST and refuses other methods with 405', async () => {
+    const res = await fetch(`${base}/github`, { method: 'GET' });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
   });
 
   it('github: sha256 and legacy sha1 signatures; delivery id; upstream {headers, body, metadata}', async () => {

@@ -28,7 +28,9 @@ const spec = EventSourceSpec.parse({
 async function setup(url: string, streamConfig: string, publisherTimeoutMs = 5000) {
   const conn = await BusConnection.open({ url });
   const bus: BusRef = { namespace: uniqueName('wh'), busName: 'default' };
-  const cfg = parseStreamConfig(streamConfig);
+  // No Sensor here: keep what is published as history (interest retention, the default, keeps
+  // only what a consumer still needs).
+  const cfg = parseStreamConfig(`retention: limits\n${streamConfig}`);
   if (!cfg.ok) throw new Error(cfg.errors.join());
   await ensureStreams(await jetstreamManager(conn.nc), bus, cfg.settings, 1);
   const registry = newRegistry();
@@ -176,7 +178,7 @@ describe.skipIf(natsMissing())(`webhook EventSource over TLS${skipNote(natsMissi
     const files: Record<string, string> = { cert: pki.servingCert, key: pki.servingKey };
     const conn = await BusConnection.open({ url: natsUrl() });
     const bus: BusRef = { namespace: uniqueName('tls'), busName: 'default' };
-    const cfg = parseStreamConfig('');
+    const cfg = parseStreamConfig('retention: limits'); // no Sensor: keep what is published to read it back
     if (!cfg.ok) throw new Error(cfg.errors.join());
     await ensureStreams(await jetstreamManager(conn.nc), bus, cfg.settings, 1);
     const es = await startEventSource({

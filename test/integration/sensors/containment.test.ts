@@ -8,10 +8,11 @@ import { Writable } from 'node:stream';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SensorSpec } from '../../../src/api/sensor.ts';
+import { sensorMaxDeliver } from '../../../src/bus/consumer.ts';
+import { provisionSensorState } from '../../../src/bus/sensor-state.ts';
 import { eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
 import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { ensureSensorConsumers } from '../../../src/sensors/state.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { metric, newBus, runSensor, startSink, type TestBus, until } from './fixtures.ts';
 
@@ -180,19 +181,20 @@ describe.skipIf(natsMissing())(`Sensor containment${skipNote(natsMissing())}`, (
       dependencies: [dep('m')],
       triggers: [httpTrigger('m-ok', '/m', 'm')],
     });
-    const [c] = await ensureSensorConsumers(b.jsm, {
+    const {
+      consumers: [durable],
+    } = await provisionSensorState(b.jsm, b.conn.nc, {
       bus: b.bus,
       sensor: 'maxdel',
-      spec,
-      ackWaitMs: 5000,
-      maxAckPending: 1000,
-      deliver: 'all',
+      dependencies: spec.dependencies,
+      tuning: { ackWaitMs: 5000, maxAckPending: 1000, maxDeliver: sensorMaxDeliver(spec), deliver: 'all' },
     });
-    const info = await b.jsm.consumers.info(eventStreamName(b.bus), c!.durable);
+    const c = { durable: durable! };
+    const info = await b.jsm.consumers.info(eventStreamName(b.bus), c.durable);
     expect(info.config.max_deliver).toBe(2 + 3);
     await b.emit('hooks', 'm', { id: 'crashy' });
     // Two deliveries that "crash" (never settled by a Sensor): nak them.
-    const consumer = await jetstream(b.conn.nc).consumers.get(info.stream_name, c!.durable);
+    const consumer = await jetstream(b.conn.nc).consumers.get(info.stream_name, c.durable);
     for (let i = 0; i < 2; i++) {
       const m = await consumer.next({ expires: 5000 });
       expect(m?.info.deliveryCount).toBe(i + 1);
@@ -206,7 +208,7 @@ describe.skipIf(natsMissing())(`Sensor containment${skipNote(natsMissing())}`, (
       expect(sink.on('/m')).toHaveLength(0);
       await until(
         'nothing pending',
-        async () => (await b.jsm.consumers.info(info.stream_name, c!.durable)).num_ack_pending === 0,
+        async () => (await b.jsm.consumers.info(info.stream_name, c.durable)).num_ack_pending === 0,
         10_000,
       );
     } finally {

@@ -367,7 +367,7 @@ describe('EventSource: CRD schema', () => {
   it('has one map per source type and nothing unexpected', () => {
     expect(SOURCE_TYPES).toHaveLength(32);
     expect(Object.keys(props).sort()).toEqual(
-      [...SOURCE_TYPES, 'eventBusName', 'template', 'service', 'replicas', 'type'].sort(),
+      [...SOURCE_TYPES, 'eventBusName', 'template', 'service', 'replicas', 'type', 'replica'].sort(),
     );
   });
 
@@ -405,6 +405,7 @@ describe.skipIf(!existsSync(upstreamSchema))('EventSource: field names match ups
     'StripeEventSource.namespace',
     'SQSEventSource.namespace',
     'Backoff.cap',
+    'EventSourceSpec.replica',
   ]);
 
   interface ZodNode {
@@ -415,12 +416,15 @@ describe.skipIf(!existsSync(upstreamSchema))('EventSource: field names match ups
         innerType?: ZodNode;
         element?: ZodNode;
         valueType?: ZodNode;
+        in?: ZodNode;
       };
     };
   }
   const unwrap = (s: ZodNode): ZodNode => {
     const d = s._zod.def;
-    if (d.type === 'optional' || d.type === 'default') return unwrap(d.innerType!);
+    if (d.type === 'optional' || d.type === 'default' || d.type === 'nullable') return unwrap(d.innerType!);
+    // An optional field that takes null is a pipe from nullable(field) (src/api/kit.ts).
+    if (d.type === 'pipe') return unwrap(d.in!);
     if (d.type === 'array') return unwrap(d.element!);
     if (d.type === 'record') return unwrap(d.valueType!);
     return s;

@@ -74,7 +74,287 @@ describe('sluice lint', () => {
     );
     const lines: string[] = [];
     const s = lint([dir, join(dir, 'missing.yaml')], (l) => lines.push(l));
-    expect(s).toEqual({ files: 1, objects: 2, problems: 1 });
+    expect(s).toEqual({ files: 1, objects: 2, problems: 1, warnings: 0 });
     expect(lines[0]).toMatch(/missing\.yaml: cannot read: ENOENT/);
+  });
+
+  it('reads "-" from standard input', () => {
+    const res = spawnSync(bin, ['lint', '-'], { encoding: 'utf8', input: stringify(validSensor()) });
+    expect(res.status).toBe(0);
+    expect(res.stderr).toContain('1 valid object(s), 0 problem(s)');
+    const bad = spawnSync(bin, ['lint', '-'], {
+      encoding: 'utf8',
+      input: 'kind: EventBus\nmetadata: {name: x}\n',
+    });
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toContain('<stdin>: EventBus/x: apiVersion missing');
+  });
+});
+
+const problemsOf = (yaml: string) =>
+  validateText(yaml).problems.map((p) => `${p.object}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
+type Obj = Record<string, unknown>;
+interface SensorDoc {
+  spec: Obj & { dependencies: Obj[]; triggers: Array<Obj & { template?: Obj }> };
+}
+const sensorYaml = (patch: (s: SensorDoc) => void) => {
+  const s = validSensor() as unknown as SensorDoc;
+  patch(s);
+  return stringify(s);
+};
+
+describe('lint: kinds and versions', () => {
+  it('refuses documents without apiVersion or kind, unknown argoproj.io kinds and versions', () => {
+    expect(problemsOf('kind: EventBus\nmetadata: {name: a}\nspec: {}\n')).toEqual([
+      'EventBus/a: apiVersion missing: not a Kubernetes manifest',
+    ]);
+    expect(problemsOf('apiVersion: argoproj.io/v1alpha1\nmetadata: {name: a}\n')[0]).toContain(
+      'kind missing',
+    );
+    expect(problemsOf('apiVersion: argoproj.io/v1alpha1\nkind: Sensr\nmetadata: {name: a}\n')[0]).toContain(
+      'unknown kind "Sensr" in argoproj.io/v1alpha1 (did you mean "Sensor"?)',
+    );
+    expect(problemsOf('apiVersion: argoproj.io/v1beta1\nkind: Sensor\nmetadata: {name: a}\n')[0]).toContain(
+      'unknown apiVersion "argoproj.io/v1beta1" for Sensor',
+    );
+    expect(problemsOf('apiVersion: v1alpha1\nkind: EventSource\nmetadata: {name: a}\n')[0]).toContain(
+      'unknown apiVersion "v1alpha1" for EventSource',
+    );
+  });
+
+  it("skips other Kubernetes kinds and the other Argo projects' kinds", () => {
+    const r = validateText(
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: w}\n',
+    );
+    expect(r.problems).toEqual([]);
+    expect(r.skipped).toBe(2);
+  });
+});
+
+describe('lint: wrong types are named as wrong types', () => {
+  it('says what was expected and what was given', () => {
+    const es = validEventSource() as { spec: { webhook: { example: Record<string, unknown> } } };
+    es.spec.webhook.example.port = 12000;
+    expect(problemsOf(stringify(es))).toContain(
+      'EventSource/webhook: spec.webhook.example.port: expected string, got number 12000',
+    );
+    expect(
+      problemsOf(sensorYaml((s) => Object.assign(s.spec.triggers[0]!, { atLeastOnce: 'yes' }))),
+    ).toContain('Sensor/sensor: spec.triggers[0].atLeastOnce: expected boolean, got string "yes"');
+    expect(
+      problemsOf(
+        sensorYaml((s) => Object.assign(s.spec.triggers[0]!, { retryStrategy: { duration: true } })),
+      ),
+    ).toContain(
+      'Sensor/sensor: spec.triggers[0].retryStrategy.duration: expected number or string, got boolean',
+    );
+    expect(problemsOf(sensorYaml((s) => Object.assign(s.spec, { dependencies: 'dep-a' })))).toContain(
+      'Sensor/sensor: spec.dependencies: expected list, got string "dep-a"',
+    );
+  });
+});
+
+describe('lint: the checks the runtime would make', () => {
+  const calendar = (entry: Record<string, unknown>) =>
+    stringify({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'EventSource',
+      metadata: { name: 'cal' },
+      spec: { calendar: { tick: entry } },
+    });
+
+  it('cron schedules, time zones and exclusion dates of calendar sources', () => {
+    expect(problemsOf(calendar({ schedule: '61 * * * *' }))[0]).toContain(
+      'spec.calendar.tick.schedule: "61 * * * *" is not a valid cron',
+    );
+    expect(problemsOf(calendar({ schedule: '* * *' }))[0]).toContain('must be a cron expression');
+    expect(problemsOf(calendar({ interval: '10s', timezone: 'Mars/Olympus' }))[0]).toContain(
+      'spec.calendar.tick.timezone: "Mars/Olympus" is not a known IANA time zone',
+    );
+    expect(problemsOf(calendar({ interval: '10s', exclusionDates: ['someday'] }))[0]).toContain(
+      'spec.calendar.tick.exclusionDates[0]',
+    );
+    expect(problemsOf(calendar({ schedule: '0 30 9 * * 1-5', timezone: 'Europe/Paris' }))).toEqual([]);
+    expect(problemsOf(calendar({ schedule: '@every 90s' }))).toEqual([]);
+  });
+
+  it('conditionsReset cron and time zone, time filter time zone', () => {
+    const reset = (byTime: Record<string, string>) =>
+      sensorYaml((s) => Object.assign(s.spec.triggers[0]!.template!, { conditionsReset: [{ byTime }] }));
+    expect(problemsOf(reset({ cron: 'every day' }))[0]).toContain(
+      'spec.triggers[0].template.conditionsReset[0].byTime.cron: "every day" has 2 fields',
+    );
+    expect(problemsOf(reset({ cron: '0 0 * * *', timezone: 'Nowhere' }))[0]).toContain('byTime.timezone');
+    expect(problemsOf(reset({ cron: '0 0 * * *', timezone: 'Asia/Tokyo' }))).toEqual([]);
+    const tf = sensorYaml((s) =>
+      Object.assign(s.spec.dependencies[0]!, {
+        filters: { time: { start: '09:00', stop: '17:00', timezone: 'x' } },
+      }),
+    );
+    expect(problemsOf(tf)[0]).toContain('spec.dependencies[0].filters.time.timezone');
+  });
+
+  it('paths sluice cannot evaluate, in filters, expression fields, parameter keys and ordering keys', () => {
+    const bad = 'body.#(name=="x"';
+    const cases: Array<[(s: SensorDoc) => void, string]> = [
+      [
+        (s) =>
+          Object.assign(s.spec.dependencies[0]!, {
+            filters: { data: [{ path: bad, type: 'string', value: ['x'] }] },
+          }),
+        'spec.dependencies[0].filters.data[0].path',
+      ],
+      [
+        (s) =>
+          Object.assign(s.spec.dependencies[0]!, {
+            filters: { exprs: [{ expr: 'a == 1', fields: [{ name: 'a', path: bad }] }] },
+          }),
+        'spec.dependencies[0].filters.exprs[0].fields[0].path',
+      ],
+      [
+        (s) => Object.assign(s.spec.dependencies[0]!, { orderingKey: bad }),
+        'spec.dependencies[0].orderingKey',
+      ],
+      [
+        (s) =>
+          Object.assign(s.spec.triggers[0]!, {
+            parameters: [{ src: { dependencyName: 'dep-a', dataKey: bad }, dest: 'x' }],
+          }),
+        'spec.triggers[0].parameters[0].src.dataKey',
+      ],
+    ];
+    for (const [patch, path] of cases) {
+      expect(problemsOf(sensorYaml(patch)).join('\n')).toContain(
+        `${path}: invalid path ${JSON.stringify(bad)}: query at position 6 is not closed`,
+      );
+    }
+    const good = sensorYaml((s) =>
+      Object.assign(s.spec.dependencies[0]!, {
+        filters: { data: [{ path: '[body.a,body.labels.#(name=="x").name]', type: 'string', value: ['x'] }] },
+      }),
+    );
+    expect(problemsOf(good)).toEqual([]);
+  });
+
+  it('data filter values and expressions are compiled as the Sensor would (sluice lint)', () => {
+    const lines: string[] = [];
+    const yaml = sensorYaml((s) =>
+      Object.assign(s.spec.dependencies[0]!, {
+        filters: {
+          data: [
+            { path: 'a', type: 'string', value: ['a(b'] },
+            { path: 'n', type: 'number', value: ['lots'] },
+          ],
+          exprs: [{ expr: 'a ==', fields: [{ name: 'a', path: 'x' }] }],
+        },
+      }),
+    );
+    const s = lint(
+      ['-'],
+      (l) => lines.push(l),
+      () => yaml,
+    );
+    expect(s.problems).toBe(3);
+    expect(lines[0]).toContain('spec.dependencies[0].filters.data[0]: invalid regular expression "a(b"');
+    expect(lines[1]).toContain('spec.dependencies[0].filters.data[1]: value "lots" is not a number');
+    expect(lines[2]).toContain('spec.dependencies[0].filters.exprs[0].expr: cannot parse');
+  });
+
+  it('streamConfig values of a bus', () => {
+    const bus = validEventBus() as { spec: { jetstream: Record<string, unknown> } };
+    bus.spec.jetstream.streamConfig = 'maxMsgs: lots\nmaxAge: 72h\n';
+    expect(problemsOf(stringify(bus))).toEqual([
+      'EventBus/default: spec.jetstream.streamConfig: streamConfig.maxMsgs: maxMsgs must be a whole number of events, or -1 for no limit',
+    ]);
+  });
+});
+
+describe('lint: what upstream accepts', () => {
+  it('null for "not set" on optional fields; a trigger type given as null is that trigger', () => {
+    const yaml = sensorYaml((s) => {
+      Object.assign(s.spec, { eventBusName: null, template: null });
+      Object.assign(s.spec.dependencies[0]!, { filters: null, transform: null });
+      s.spec.triggers[0]!.template = { name: 'log-it', log: null } as never;
+      Object.assign(s.spec.triggers[0]!, { rateLimit: null, retryStrategy: null, parameters: null });
+    });
+    const r = validateText(yaml);
+    expect(r.problems).toEqual([]);
+    const spec = (r.objects[0]!.value as { spec: Record<string, unknown> }).spec as {
+      triggers: Array<Record<string, unknown>>;
+    };
+    expect(spec.triggers[0]).toEqual({ template: { name: 'log-it', log: {} } });
+    expect('eventBusName' in spec).toBe(false);
+    // A required field given as null is still an error, named as such.
+    expect(
+      problemsOf(sensorYaml((s) => Object.assign(s.spec.dependencies[0]!, { eventName: null }))),
+    ).toContain('Sensor/sensor: spec.dependencies[0].eventName: expected string, got null');
+    // A trigger type given as null still gets that type's checks.
+    expect(
+      problemsOf(sensorYaml((s) => (s.spec.triggers[0]!.template = { name: 't', http: null } as never))),
+    ).toContain('Sensor/sensor: spec.triggers[0].template.http.url: url is required');
+  });
+
+  it('provider webhooks need no method; the plain webhook does', () => {
+    const gh = stringify({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'EventSource',
+      metadata: { name: 'gh' },
+      spec: {
+        github: {
+          e: { repositories: [{ owner: 'o', names: ['r'] }], webhook: { endpoint: '/gh', port: '12000' } },
+        },
+        sns: { s: { topicArn: 'arn', region: 'us-east-1', webhook: { endpoint: '/sns', port: '12000' } } },
+      },
+    });
+    expect(problemsOf(gh)).toEqual([]);
+    const es = validEventSource() as { spec: { webhook: { example: Record<string, unknown> } } };
+    delete es.spec.webhook.example.method;
+    expect(problemsOf(stringify(es))).toEqual([
+      'EventSource/webhook: spec.webhook.example.method: required field is missing',
+    ]);
+  });
+
+  it("legacy fields of upstream's stress test: k8s group/version/resource, EventSource replica", () => {
+    const yaml = sensorYaml(
+      (s) =>
+        (s.spec.triggers[0]!.template = {
+          name: 'wf',
+          k8s: {
+            group: 'argoproj.io',
+            version: 'v1alpha1',
+            resource: 'workflows',
+            operation: 'create',
+            source: { resource: { apiVersion: 'argoproj.io/v1alpha1', kind: 'Workflow' } },
+          },
+        } as never),
+    );
+    expect(problemsOf(yaml)).toEqual([]);
+    const es = validEventSource() as { spec: Record<string, unknown> };
+    delete es.spec.replicas;
+    es.spec.replica = 2;
+    expect(problemsOf(stringify(es))).toEqual([]);
+  });
+
+  it('reports discard: old as lossy and a bad streamConfig as a problem', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-lint-'));
+    const bus = (streamConfig: string, name: string) => ({
+      ...validEventBus(),
+      metadata: { name },
+      spec: { jetstream: { streamConfig } },
+    });
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      [bus('maxMsgs: 50\ndiscard: old', 'lossy'), bus('maxMsgs: lots', 'bad'), bus('maxMsgs: 50', 'fine')]
+        .map((m) => stringify(m))
+        .join('---\n'),
+    );
+    const lines: string[] = [];
+    const s = lint([dir], (l) => lines.push(l));
+    // The bad streamConfig is reported once, by validation (so that object is not counted valid).
+    expect(s).toEqual({ files: 1, objects: 2, problems: 1, warnings: 1 });
+    expect(lines.join('\n')).toMatch(
+      /EventBus\/lossy: warning: spec\.jetstream\.streamConfig: lossy: discard: old/,
+    );
+    expect(lines.join('\n')).toMatch(/EventBus\/bad: spec\.jetstream\.streamConfig: streamConfig\.maxMsgs/);
   });
 });

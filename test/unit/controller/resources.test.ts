@@ -28,8 +28,21 @@ describe('managed EventBus children', () => {
       startArgs: ['-D'],
     },
   });
-  const c = managedBusChildren(busOwner, spec, { defaultImage: 'nats:2.12-alpine', token: 'tok' });
+  const secrets = { adminSeed: 'SUADMINSEED', adminPublicKey: 'UADMIN', routePassword: 'route-pw' };
+  const pki = { ca: 'CA', caKey: 'CAKEY', cert: 'CERT', key: 'KEY' };
+  const users = [
+    {
+      publicKey: 'USENSOR',
+      permissions: { publish: ['$JS.API.CONSUMER.MSG.NEXT.s.c'], subscribe: ['_INBOX_s1.>'] },
+    },
+  ];
+  const base = { defaultImage: 'nats:2.12-alpine', reloaderImage: 'reloader:1', secrets, users };
+  const c = managedBusChildren(busOwner, spec, {
+    ...base,
+    tls: { secretName: busNames('default').tls, generated: pki },
+  });
   const n = busNames('default');
+  const conf = c.configSecret.stringData!['nats-js.conf']!;
 
   it('owns every child with a controller reference', () => {
     for (const obj of Object.values(c)) {
@@ -47,51 +60,98 @@ describe('managed EventBus children', () => {
     }
   });
 
-  it('writes a clustered nats-server config with the payload limit, auth and the user settings', () => {
-    const conf = c.configMap.data!['nats-js.conf']!;
+  it('writes a secured clustered config: NKey users with permissions, route password and mutual TLS, client TLS', () => {
     expect(conf).toContain('max_payload: 2MB');
-    expect(conf).toContain('token: $JS_TOKEN');
-    expect(conf).toContain(`nats://${n.statefulSet}-2.${n.headless}.ns1.svc:6222`);
+    expect(conf).toContain('{ nkey: "UADMIN" }');
+    expect(conf).toContain(
+      '{ nkey: "USENSOR", permissions: { publish: { allow: ["$JS.API.CONSUMER.MSG.NEXT.s.c"] }, subscribe: { allow: ["_INBOX_s1.>"] } } }',
+    );
+    expect(conf).toContain(`"nats://route:route-pw@${n.statefulSet}-2.${n.headless}.ns1.svc:6222"`);
+    expect(conf).toMatch(/cluster \{[\s\S]*authorization \{\n {4}user: "route"\n {4}password: "route-pw"/);
+    expect(conf).toMatch(/cluster \{[\s\S]*tls \{[\s\S]*verify: true/);
+    expect(conf).toMatch(/^tls \{\n {2}cert_file: "\/etc\/nats-tls\/tls.crt"/m);
+    expect(conf).not.toContain('token');
     expect(conf).toContain('max_connections: 100');
-    expect(c.secret.stringData).toEqual({ token: 'tok' });
+    // Secrets live in Secrets: the credentials, the config (route password) and the TLS material.
+    expect(c.secret.stringData).toEqual({ 'admin.nkey': 'SUADMINSEED', 'route.password': 'route-pw' });
+    expect(c.configSecret.kind).toBe('Secret');
+    expect(c.tlsSecret?.stringData).toEqual({
+      'tls.crt': 'CERT',
+      'tls.key': 'KEY',
+      'ca.crt': 'CA',
+      'ca.key': 'CAKEY',
+    });
   });
 
-  it('builds the StatefulSet from the spec: replicas, image, args, PVC template, probes', () => {
+  it('builds a hardened StatefulSet: restricted security context, limits, reloader, no secrets in env', () => {
     const sts = c.statefulSet.spec!;
     expect(sts.replicas).toBe(3);
     expect(sts.serviceName).toBe(n.headless);
-    const ctr = sts.template.spec!.containers[0]!;
-    expect(ctr.image).toBe('nats:2.12-alpine');
-    expect(ctr.args).toEqual(['--config', '/etc/nats/nats-js.conf', '-D']);
-    expect(ctr.readinessProbe?.httpGet?.path).toBe('/healthz?js-enabled-only=true');
+    const pod = sts.template.spec!;
+    const [ctr, reloader] = pod.containers;
+    expect(ctr!.image).toBe('nats:2.12-alpine');
+    expect(ctr!.args).toEqual(['--config', '/etc/nats-config/nats-js.conf', '-D']);
+    expect(ctr!.readinessProbe?.httpGet?.path).toBe('/healthz?js-enabled-only=true');
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    for (const k of [ctr!, reloader!]) {
+      expect(k.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(k.resources?.limits?.memory).toBeTruthy();
+      expect(k.resources?.requests?.cpu).toBeTruthy();
+    }
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.shareProcessNamespace).toBe(true);
+    expect(reloader!.image).toBe('reloader:1');
+    expect(reloader!.args).toContain('/etc/nats-config/nats-js.conf');
+    expect(ctr!.env?.every((e) => !e.valueFrom?.secretKeyRef)).toBe(true);
     expect(sts.volumeClaimTemplates?.[0]?.spec).toEqual({
       accessModes: ['ReadWriteOnce'],
       storageClassName: 'fast',
       resources: { requests: { storage: '5Gi' } },
     });
-    expect(sts.template.spec!.volumes?.map((v) => v.name)).toEqual(['config']);
-    expect(c.headlessService.spec?.clusterIP).toBe('None');
+    expect(pod.volumes?.map((v) => v.name)).toEqual(['config', 'pid', 'tls']);
+    expect(pod.volumes?.[0]?.secret?.secretName).toBe(n.config);
     expect(c.pdb.spec?.maxUnavailable).toBe(1);
     expect(managedBusUrl(busOwner)).toBe(`nats://${n.service}.ns1.svc:4222`);
   });
 
-  it('uses an emptyDir without persistence and no cluster block for one replica', () => {
+  it('puts the monitor port only on the headless Service', () => {
+    expect(c.service.spec?.ports?.map((p) => p.port)).toEqual([4222]);
+    expect(c.headlessService.spec?.clusterIP).toBe('None');
+    expect(c.headlessService.spec?.ports?.map((p) => p.port).sort()).toEqual([4222, 6222, 8222]);
+  });
+
+  it('uses an emptyDir without persistence, no cluster block for one replica, no TLS when disabled', () => {
     const one = managedBusChildren(busOwner, EventBusSpec.parse({ jetstream: { replicas: 1 } }), {
+      ...base,
       defaultImage: 'nats:x',
-      token: 't',
     });
     expect(one.statefulSet.spec!.volumeClaimTemplates).toBeUndefined();
-    expect(one.statefulSet.spec!.template.spec!.volumes?.map((v) => v.name)).toEqual(['config', 'data']);
-    expect(one.configMap.data!['nats-js.conf']).not.toContain('cluster {');
+    expect(one.statefulSet.spec!.template.spec!.volumes?.map((v) => v.name)).toEqual([
+      'config',
+      'pid',
+      'data',
+    ]);
+    const text = one.configSecret.stringData!['nats-js.conf']!;
+    expect(text).not.toContain('cluster {');
+    expect(text).not.toContain('tls {');
+    expect(one.tlsSecret).toBeUndefined();
     expect(one.statefulSet.spec!.template.spec!.containers[0]!.image).toBe('nats:x');
   });
 
-  it('changes the pod hash when the config changes, not when only streamConfig does', () => {
-    const hashOf = (js: Record<string, unknown>) =>
-      managedBusChildren(busOwner, EventBusSpec.parse({ jetstream: js }), { defaultImage: 'i', token: 't' })
-        .statefulSet.spec!.template.metadata!.annotations![ANNOTATION_SPEC_HASH];
+  it('changes the pod hash when the pod must change, not for users, certificates or streamConfig', () => {
+    const hashOf = (js: Record<string, unknown>, u = users) =>
+      managedBusChildren(busOwner, EventBusSpec.parse({ jetstream: js }), { ...base, users: u }).statefulSet
+        .spec!.template.metadata!.annotations![ANNOTATION_SPEC_HASH];
     expect(hashOf({ replicas: 3 })).toBe(hashOf({ replicas: 3, streamConfig: 'maxMsgs: 5' }));
-    expect(hashOf({ replicas: 3 })).not.toBe(hashOf({ replicas: 3, maxPayload: '4MB' }));
+    expect(hashOf({ replicas: 3 })).toBe(hashOf({ replicas: 3 }, []));
+    expect(hashOf({ replicas: 3 })).not.toBe(hashOf({ replicas: 3, version: '2.11' }));
   });
 });
 

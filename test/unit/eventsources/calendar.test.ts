@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { goTimeString } from '../../../src/eventsources/calendar/go-time.ts';
 import {
   CalendarSpecError,
   compileSchedule,
@@ -49,5 +50,20 @@ describe('calendar schedule', () => {
     expect(() => compileSchedule({ schedule: '* * *' })).toThrow(/schedule "\* \* \*"/);
     expect(() => compileSchedule({ interval: '1s', timezone: 'Mars/Olympus' })).toThrow(/time zone/);
     expect(() => parseExclusionDate('someday')).toThrow(/EXDATE/);
+  });
+});
+
+describe('eventTime as upstream publishes it (Go time.String())', () => {
+  const t = new Date(Date.UTC(2021, 2, 5, 18, 31, 21, 500));
+  it('UTC: date, time with trimmed fraction, offset, zone', () => {
+    expect(goTimeString(t)).toBe('2021-03-05 18:31:21.5 +0000 UTC');
+    expect(goTimeString(new Date(Date.UTC(2021, 0, 1)))).toBe('2021-01-01 00:00:00 +0000 UTC');
+  });
+  it('another time zone: local time, its offset (daylight saving included) and abbreviation', () => {
+    expect(goTimeString(t, 'America/New_York')).toBe('2021-03-05 13:31:21.5 -0500 EST');
+    expect(goTimeString(new Date(Date.UTC(2021, 6, 1)), 'America/Los_Angeles')).toBe(
+      '2021-06-30 17:00:00 -0700 PDT',
+    );
+    expect(goTimeString(t, 'Asia/Kolkata')).toMatch(/^2021-03-06 00:01:21\.5 \+0530 /);
   });
 });

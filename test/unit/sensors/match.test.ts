@@ -306,6 +306,78 @@ describe('data filters', () => {
     expect(d.matches(data({ a: 'x' }))).toBe(false);
   });
 
+  it('"!=" with several values means "not in the list" for strings, numbers and booleans', () => {
+    // argoproj/argo-events#3808: a value equal to one of the listed ones must not pass.
+    const str = compileDependency(
+      dep({ data: [{ path: 'id', type: 'string', value: ['acme', 'globex'], comparator: '!=' }] }),
+    );
+    expect(str.matches(data({ id: 'acme' }))).toBe(false);
+    expect(str.matches(data({ id: 'globex' }))).toBe(false);
+    expect(str.matches(data({ id: 'umbrella' }))).toBe(true);
+    const num = compileDependency(
+      dep({ data: [{ path: 'n', type: 'number', value: ['10', '20'], comparator: '!=' }] }),
+    );
+    expect(num.matches(data({ n: 10 }))).toBe(false);
+    expect(num.matches(data({ n: '20' }))).toBe(false);
+    expect(num.matches(data({ n: 30 }))).toBe(true);
+    const bool = compileDependency(
+      dep({ data: [{ path: 'b', type: 'bool', value: ['true', 'false'], comparator: '!=' }] }),
+    );
+    expect(bool.matches(data({ b: true }))).toBe(false);
+    expect(bool.matches(data({ b: false }))).toBe(false);
+    // "=" and the ordering comparators still pass when any one value satisfies them.
+    const any = compileDependency(
+      dep({ data: [{ path: 'n', type: 'number', value: ['10', '20'], comparator: '>' }] }),
+    );
+    expect(any.matches(data({ n: 15 }))).toBe(true);
+    expect(any.matches(data({ n: 5 }))).toBe(false);
+  });
+
+  it('paths use gjson syntax: multipaths, queries, modifiers (upstream data-filter docs)', () => {
+    const labels = (...names: string[]) => names.map((name, i) => ({ id: String(i), name }));
+    const multi = compileDependency(
+      dep({
+        data: [
+          {
+            path: '[body.action,body.labels.#(name=="Webhook").name,body.labels.#(name=="Approved").name]',
+            type: 'string',
+            value: ['"opened","Webhook"', '"closed","Webhook","Approved"'],
+          },
+        ],
+      }),
+    );
+    expect(multi.matches(data({ body: { action: 'opened', labels: labels('Webhook') } }))).toBe(true);
+    expect(multi.matches(data({ body: { action: 'closed', labels: labels('Webhook') } }))).toBe(false);
+    expect(multi.matches(data({ body: { action: 'closed', labels: labels('Webhook', 'Approved') } }))).toBe(
+      true,
+    );
+    expect(multi.matches(data({ body: { action: 'opened', labels: [] } }))).toBe(false);
+    const query = compileDependency(
+      dep({
+        data: [{ path: 'body.labels.#(name=="Approved").name', type: 'string', value: ['^Approved$'] }],
+      }),
+    );
+    expect(query.matches(data({ body: { labels: labels('Webhook', 'Approved') } }))).toBe(true);
+    expect(query.matches(data({ body: { labels: labels('Webhook') } }))).toBe(false);
+    const count = compileDependency(
+      dep({ data: [{ path: 'body.labels.#', type: 'number', value: ['2'], comparator: '>=' }] }),
+    );
+    expect(count.matches(data({ body: { labels: labels('a', 'b') } }))).toBe(true);
+    const mod = compileDependency(
+      dep({ data: [{ path: 'body.labels.#.name|@reverse|0', type: 'string', value: ['^b$'] }] }),
+    );
+    expect(mod.matches(data({ body: { labels: labels('a', 'b') } }))).toBe(true);
+  });
+
+  it('a path gjson cannot read is a configuration error naming it', () => {
+    expect(() =>
+      compileDependency(dep({ data: [{ path: 'body.#(name=="x"', type: 'string', value: ['.'] }] })),
+    ).toThrow(/is not closed/);
+    expect(() =>
+      compileDependency(dep({ exprs: [{ expr: 'a == 1', fields: [{ name: 'a', path: 'x..y' }] }] })),
+    ).toThrow(/empty key/);
+  });
+
   it('numbers compare with every comparator', () => {
     const cases: Array<[string, number, boolean]> = [
       ['>', 11, true],
