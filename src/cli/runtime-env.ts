@@ -49,21 +49,38 @@ export function kubeAccessors(namespace: string): KubeAccessors {
   };
 }
 
+/** Time allowed after a role's own grace period for closing connections and flushing logs (ms). */
+export const STOP_MARGIN_MS = 5_000;
+
 /**
  * On SIGTERM/SIGINT (once): stop the role, close the bus connection and the ops server, flush
- * the log, exit 0.
+ * the log, exit 0. With `deadlineMs`, a stop that takes longer (a closer waiting on a server that
+ * does not answer) is cut: the process logs what it was waiting for and exits 1, well before the
+ * kubelet's SIGKILL.
  */
 export function stopOnSignals(
-  log: { info(o: object, msg: string): void; flush(): void },
+  log: { info(o: object, msg: string): void; error?(o: object, msg: string): void; flush(): void },
   what: string,
   closers: Array<() => Promise<unknown>>,
+  deadlineMs?: number,
 ): void {
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, `stopping: ${what}`);
-    for (const close of closers) await close();
+    let step = 0;
+    if (deadlineMs) {
+      setTimeout(() => {
+        (log.error ?? log.info).call(log, { step, deadlineMs }, 'stop took too long; exiting');
+        log.flush();
+        process.exit(1);
+      }, deadlineMs).unref();
+    }
+    for (const close of closers) {
+      step++;
+      await close().catch(() => {});
+    }
     log.flush();
     process.exit(0);
   };

@@ -17,6 +17,8 @@ import { Publisher } from '../bus/publisher.ts';
 import { ensureStreams } from '../bus/streams.ts';
 import type { BusRef } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
+import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
+import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import type { Logger } from '../observability/logger.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
@@ -58,6 +60,9 @@ export class DevSession {
   private readonly running = new Map<string, Running>();
   private readonly buses = new Map<string, string>();
   private readonly kube = devKubeConfig();
+  /** Webhook bounds and masked headers, from SLUICE_WEBHOOK_* as for `sluice eventsource`. */
+  private readonly limits = limitsFromEnv();
+  private readonly hiddenHeaders = hiddenHeadersFromEnv();
   private manifests: DevManifests | undefined;
 
   constructor(o: DevSessionOptions) {
@@ -176,6 +181,8 @@ export class DevSession {
       resolveSecret: (sel) => this.secret(o.namespace, sel),
       ...(kubeConfig ? { kubeConfig } : {}),
       host: this.o.host,
+      limits: this.limits,
+      hiddenHeaders: this.hiddenHeaders,
     });
     this.o.say(`EventSource ${o.namespace}/${o.name} running (bus ${bus.busName})`);
     for (const [type, entries] of Object.entries(spec as Record<string, unknown>)) {
@@ -229,10 +236,18 @@ export class DevSession {
     return { fingerprint: o.fingerprint, stop: () => s.stop() };
   }
 
+  /** Stops every object at once, so the whole stop takes one grace period, not one per object. */
   async stop(): Promise<void> {
-    for (const [id, r] of [...this.running].reverse()) {
-      await r.stop().catch((err: Error) => this.o.say(`problem stopping ${id}: ${err.message}`));
-    }
+    await Promise.all(
+      [...this.running].map(([id, r]) =>
+        r.stop().catch((err: Error) => this.o.say(`problem stopping ${id}: ${err.message}`)),
+      ),
+    );
     this.running.clear();
+  }
+
+  /** The grace period webhook servers get on stop (ms). */
+  get stopGraceMs(): number {
+    return this.limits.stopGraceMs;
   }
 }

@@ -9,7 +9,7 @@ import type { BitbucketServerEventSource } from '../../api/eventsource.ts';
 import { parseDurationMs } from '../../api/stream-config.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
 import { type ApiCall, apiClient, clientTls, type HookSite, registerIfConfigured } from './hooks.ts';
-import type { Prepared, StandardPayload } from './server.ts';
+import type { Prepared, StandardPayload } from './route.ts';
 import {
   addSignedRoute,
   checkHubSignature,

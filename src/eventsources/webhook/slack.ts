@@ -9,7 +9,7 @@
 //   slash command    the form fields as an object (command, text, user_id, ...)
 import type { SlackEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
-import type { Prepared } from './server.ts';
+import type { Prepared } from './route.ts';
 import { addSignedRoute, checkSlackSignature, header, parseForm, sameText } from './signed.ts';
 
 interface EventsApiPayload {

@@ -14,6 +14,7 @@ import { ensureStreams } from '../../../src/bus/streams.ts';
 import { type BusRef, eventStreamName } from '../../../src/bus/subjects.ts';
 import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
 import { type RunningEventSource, startEventSource } from '../../../src/eventsources/runtime.ts';
+import { MASKED_VALUE } from '../../../src/eventsources/webhook/headers.ts';
 import { hmacHex } from '../../../src/eventsources/webhook/signed.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -149,7 +150,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     expect(data.metadata).toEqual({ team: 'core' });
   });
 
-  it('gitlab: X-Gitlab-Token checked and not published; event UUID as id', async () => {
+  it('gitlab: X-Gitlab-Token checked and masked in the event; event UUID as id', async () => {
     const body = JSON.stringify({ object_kind: 'merge_request' });
     const ok = {
       'x-gitlab-token': 'gl-token',
@@ -167,7 +168,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     expect(evs[0]!.subject).toBe('mr');
     const data = evs[0]!.data as { headers: Record<string, string[]>; body: unknown };
     expect(data.headers['X-Gitlab-Event']).toEqual(['Merge Request Hook']);
-    expect(data.headers['X-Gitlab-Token']).toBeUndefined();
+    expect(data.headers['X-Gitlab-Token']).toEqual([MASKED_VALUE]);
     expect(data.body).toEqual({ object_kind: 'merge_request' });
   });
 
@@ -212,7 +213,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     expect(evs.map((e) => e.id)).toEqual(['bc-1']);
     const data = evs[0]!.data as { headers: Record<string, string[]> };
     expect(data.headers['X-Event-Key']).toEqual(['repo:push']);
-    expect(data.headers.Authorization).toBeUndefined();
+    expect(data.headers.Authorization).toEqual([MASKED_VALUE]);
   });
 
   it('slack: signed requests only, challenge answered unpublished, event_id as id, forms', async () => {
