@@ -1,8 +1,17 @@
 // What `sluice eventsource` and `sluice sensor` read from their environment (set by the controller
 // in their Deployment) and the Kubernetes access they share: the pod's service account or the
 // kubeconfig, loaded only when something needs it (a Secret, a ConfigMap, a Lease, a watch).
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { createRequire } from 'node:module';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
+
+/**
+ * The Kubernetes client, loaded on first use only: it costs about 80 MiB of memory, which an
+ * EventSource or Sensor that never reads a Secret, a ConfigMap or a Lease should not pay.
+ */
+function kubeClient(): typeof import('@kubernetes/client-node') {
+  return createRequire(import.meta.url)('@kubernetes/client-node');
+}
 
 /** A base64 JSON variable the controller sets; a clear error when it is missing. */
 export function fromEnv<T>(name: string, role: string): T {
@@ -23,13 +32,13 @@ export function kubeAccessors(namespace: string): KubeAccessors {
   let core: CoreV1Api | undefined;
   const kubeConfig = (): KubeConfig => {
     if (!kc) {
-      kc = new KubeConfig();
+      kc = new (kubeClient().KubeConfig)();
       kc.loadFromDefault();
     }
     return kc;
   };
   const api = () => {
-    core ??= kubeConfig().makeApiClient(CoreV1Api);
+    core ??= kubeConfig().makeApiClient(kubeClient().CoreV1Api);
     return core;
   };
   return {

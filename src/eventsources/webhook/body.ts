@@ -1,10 +1,14 @@
 // Reading one request body within its bounds. Never rejects: every way a body can end (complete,
 // too large, idle too long, displaced from the byte budget, the client gone by FIN, RST or a
-// parse error) is a value the server answers or drops. The bytes stay reserved in the budget
-// until the caller releases them (after the answer), so a request waiting for the bus still
-// counts against the process's memory bound.
+// parse error) is a value the server answers or drops.
+//
+// Memory: each chunk Node reads is copied at once into one buffer per request, grown by doubling
+// (never sized from a declared Content-Length a client may not honour), and the budget counts that
+// buffer's size. Node's own chunk then dies young and is collected cheaply; the request's buffer
+// is freed the moment the request is answered or cut (detached, not left for a later full
+// garbage collection), so memory held for slow or abandoned uploads comes back at once.
 import type { IncomingMessage } from 'node:http';
-import type { BudgetHolder, ByteBudget } from './budget.ts';
+import { type BudgetHolder, type ByteBudget, SMALL_REQUEST_BYTES } from './budget.ts';
 
 export type BodyOutcome =
   | { kind: 'complete'; raw: Buffer }
@@ -21,16 +25,39 @@ export interface BodyReadOptions {
   idleMs: number;
 }
 
-/** A request's reservation in the byte budget; release it once the request is answered. */
+const FIRST_ALLOCATION = 4 * 1024;
+const BUDGET_FULL = 'too many request bytes in flight on this server; retry later';
+
+/** Frees a buffer's memory now (it must own its ArrayBuffer alone, as allocUnsafeSlow makes it). */
+function free(b: Buffer): void {
+  (b.buffer as ArrayBuffer & { transfer?(n: number): ArrayBuffer }).transfer?.(0);
+}
+
+/** A request's body buffer and its reservation in the byte budget. */
 export class BodyHold implements BudgetHolder {
   held = 0;
   lastDataAt = Date.now();
   displaceable = true;
+  readonly small: boolean;
   onDisplace: (() => void) | undefined;
   private readonly budget: ByteBudget;
+  private readonly limit: number;
+  private buf: Buffer | undefined;
+  private size = 0;
 
-  constructor(budget: ByteBudget) {
+  /**
+   * `declared`: the request's Content-Length (undefined when chunked: unknown size, counts as
+   * large); `max`: the route's largest body.
+   */
+  constructor(budget: ByteBudget, declared: number | undefined, max = Number.POSITIVE_INFINITY) {
     this.budget = budget;
+    this.small = declared !== undefined && declared <= SMALL_REQUEST_BYTES;
+    this.limit = Math.min(max, declared ?? max);
+  }
+
+  /** Bytes received so far. */
+  get length(): number {
+    return this.size;
   }
 
   displace(): void {
@@ -38,18 +65,52 @@ export class BodyHold implements BudgetHolder {
     this.onDisplace?.();
   }
 
-  take(n: number): boolean {
-    this.lastDataAt = Date.now();
-    return this.budget.take(this, n, this.lastDataAt);
+  /** Bytes the buffer must grow by to take `n` more (0 when they fit already). */
+  growthFor(n: number): number {
+    const need = this.size + n;
+    const have = this.buf?.length ?? 0;
+    return need > have
+      ? Math.max(need, Math.min(this.limit, Math.max(FIRST_ALLOCATION, have * 2))) - have
+      : 0;
   }
 
+  /** Appends `c`, growing the buffer within the budget; false when the budget refuses. */
+  append(c: Buffer): boolean {
+    this.lastDataAt = Date.now();
+    const need = this.size + c.length;
+    const grow = this.growthFor(c.length);
+    if (grow > 0) {
+      const have = this.buf?.length ?? 0;
+      const want = have + grow;
+      if (!this.budget.take(this, grow, this.lastDataAt)) return false;
+      const next = Buffer.allocUnsafeSlow(want);
+      if (this.buf) {
+        this.buf.copy(next, 0, 0, this.size);
+        free(this.buf);
+      }
+      this.buf = next;
+    }
+    c.copy(this.buf!, this.size);
+    this.size = need;
+    return true;
+  }
+
+  /** The body received (valid until `release`). */
+  bytes(): Buffer {
+    return this.buf ? this.buf.subarray(0, this.size) : Buffer.alloc(0);
+  }
+
+  /** Frees the buffer and gives its bytes back to the budget. Safe to call more than once. */
   release(): void {
     this.displaceable = false;
+    if (this.buf) free(this.buf);
+    this.buf = undefined;
+    this.size = 0;
     this.budget.release(this);
   }
 }
 
-/** Reads `req`'s body into memory within `o`'s bounds; the bytes are held by `hold`. */
+/** Reads `req`'s body into `hold` within `o`'s bounds; the bytes stay held until `hold.release()`. */
 export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOptions): Promise<BodyOutcome> {
   return new Promise<BodyOutcome>((resolve) => {
     if (req.destroyed) {
@@ -58,8 +119,6 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
       resolve({ kind: 'gone' });
       return;
     }
-    let chunks: Buffer[] = [];
-    let size = 0;
     let settled = false;
     const finish = (out: BodyOutcome) => {
       if (settled) return;
@@ -71,45 +130,48 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
       req.socket.off('end', onClose);
       hold.displaceable = false;
       hold.onDisplace = undefined;
+      o.budget.cancelWait(hold);
       if (out.kind !== 'complete') {
-        chunks = [];
         hold.release();
-        // Stop buffering: what still arrives is discarded until the connection is cut.
-        req.resume();
+        // Read nothing more: the answer goes out and the connection is cut (exchange.ts).
+        req.socket.pause();
       }
       resolve(out);
     };
-    const idle = setTimeout(
-      () => finish({ kind: 'refused', status: 408, message: `no body data for ${o.idleMs} ms` }),
-      o.idleMs,
-    );
-    idle.unref();
+    const refuse = (status: 408 | 413 | 503, message: string) => finish({ kind: 'refused', status, message });
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => refuse(408, `no body data for ${o.idleMs} ms`), o.idleMs);
+      idle.unref();
+    };
+    armIdle();
     const onData = (c: Buffer) => {
       if (settled) return;
-      size += c.length;
-      if (size > o.max)
-        return finish({ kind: 'refused', status: 413, message: `body larger than ${o.max} bytes` });
-      if (!hold.take(c.length)) {
-        return finish({
-          kind: 'refused',
-          status: 503,
-          message: 'too many request bytes in flight on this server; retry later',
-        });
+      if (hold.length + c.length > o.max) return refuse(413, `body larger than ${o.max} bytes`);
+      if (hold.append(c)) {
+        idle?.refresh();
+        return;
       }
-      idle.refresh();
-      chunks.push(c);
+      // A body that does not fit waits for room, reading nothing more meanwhile (backpressure:
+      // the client's bytes stay in the network); the idle clock stops, the request deadline
+      // does not. Only when too many bytes wait already is it refused.
+      if (!o.budget.canWait(c.length)) return refuse(503, BUDGET_FULL);
+      req.pause();
+      clearTimeout(idle);
+      const retry = () => {
+        if (settled) return;
+        if (!hold.append(c)) return o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);
+        armIdle();
+        req.resume();
+      };
+      o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);
     };
-    const onEnd = () =>
-      finish({ kind: 'complete', raw: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+    const onEnd = () => finish({ kind: 'complete', raw: hold.bytes() });
     // `close` before `end`: the client aborted (FIN mid-body, RST) or the socket was destroyed.
-    const onClose = () =>
-      finish(req.complete ? { kind: 'complete', raw: Buffer.concat(chunks, size) } : { kind: 'gone' });
+    const onClose = () => finish(req.complete ? { kind: 'complete', raw: hold.bytes() } : { kind: 'gone' });
     hold.onDisplace = () =>
-      finish({
-        kind: 'refused',
-        status: 503,
-        message: 'displaced by smaller requests while the server is short of memory; retry later',
-      });
+      refuse(503, 'displaced by smaller requests while the server is short of memory; retry later');
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('close', onClose);

@@ -62,7 +62,8 @@ export class Exchange {
     this.req = req;
     this.res = res;
     this.route = route;
-    this.hold = new BodyHold(ctx.budget);
+    const cl = req.headers['content-length'];
+    this.hold = new BodyHold(ctx.budget, cl === undefined ? undefined : Number(cl), route?.maxPayloadSize);
   }
 
   /** True when part of the request body was neither read nor discarded yet. */
@@ -88,7 +89,12 @@ export class Exchange {
       return;
     }
     const h: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', ...headers };
-    if (close || this.bodyPending() || this.ctx.stopping()) h.connection = 'close';
+    if (close || this.bodyPending() || this.ctx.stopping()) {
+      h.connection = 'close';
+      // Read nothing more of an unread body (memory is what a refusal protects); Node closes the
+      // connection once the answer is written.
+      if (this.bodyPending()) this.req.socket.pause();
+    }
     res.writeHead(status, h);
     res.end(body);
   }

@@ -58,7 +58,7 @@ export function defaultLimits(): WebhookLimits {
     bodyIdleMs: 5_000,
     requestTimeoutMs: 30_000,
     keepAliveTimeoutMs: 5_000,
-    maxBufferedBytes: 64 * 1024 * 1024,
+    maxBufferedBytes: 32 * 1024 * 1024,
     maxConnections: fds ? Math.max(64, fds - FD_RESERVE) : 10_000,
     maxHeaderBytes: 16 * 1024,
     maxJsonDepth: 128,

@@ -34,12 +34,32 @@ export interface ProcessBounds {
 
 let shared: ProcessBounds | undefined;
 
+/** Least time between two collections asked for by `giveMemoryBack` (ms). */
+const RELIEF_INTERVAL_MS = 30_000;
+let lastRelief = 0;
+
+/**
+ * After the budget was busy and drained (an upload flood or slow-client attack is over), runs a
+ * full garbage collection when the process allows it (`bin/sluice` passes --expose-gc), so the
+ * memory comes back now rather than at the next collection V8 would choose, which an idle
+ * process may never reach. At most once per 30 s.
+ */
+function giveMemoryBack(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc || Date.now() - lastRelief < RELIEF_INTERVAL_MS) return;
+  lastRelief = Date.now();
+  setTimeout(gc, 1_000).unref();
+}
+
 /** The process-wide bounds, created from `limits` on first use. */
 export function processBounds(limits: WebhookLimits = defaultLimits()): ProcessBounds {
-  shared ??= {
-    budget: new ByteBudget(limits.maxBufferedBytes),
-    connections: new ConnectionGate(limits.maxConnections),
-  };
+  if (!shared) {
+    shared = {
+      budget: new ByteBudget(limits.maxBufferedBytes),
+      connections: new ConnectionGate(limits.maxConnections),
+    };
+    shared.budget.onDrained = giveMemoryBack;
+  }
   return shared;
 }
 
