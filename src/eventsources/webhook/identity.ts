@@ -70,6 +70,7 @@ export class UnconfirmedIds {
   adopt(entry: RememberedId, now = Date.now()): void {
     if (entry.expiresAt <= now || this.byKey.has(entry.key)) return;
     this.byKey.set(entry.key, entry);
+    while (this.byKey.size > this.max) this.byKey.delete(this.byKey.keys().next().value!);
   }
 
   /** Entries still valid, oldest first. */
