@@ -17,6 +17,12 @@ import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
 import { fromEnv, kubeAccessors, STOP_MARGIN_MS, stopOnSignals } from './runtime-env.ts';
 
+/** Longest wait for the bus connection to drain on stop (a paused server never confirms). */
+const BUS_CLOSE_MS = 2_000;
+
+const closeWithin = (closing: Promise<void>, ms: number): Promise<void> =>
+  Promise.race([closing, new Promise<void>((r) => setTimeout(r, ms).unref())]);
+
 export async function runEventSource(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(
     ENV_OBJECT,
@@ -64,7 +70,7 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   stopOnSignals(
     log,
     'finishing in-flight requests',
-    [() => running.stop(), () => conn.close(), () => ops.close()],
+    [() => running.stop(), () => closeWithin(conn.close(), BUS_CLOSE_MS), () => ops.close()],
     limits.stopGraceMs + STOP_MARGIN_MS,
   );
 }
