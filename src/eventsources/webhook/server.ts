@@ -197,13 +197,21 @@ export class WebhookServer {
 
   private clientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
     const status = clientErrorStatus(err);
+    if (err.code !== 'ECONNRESET') this.ctx.onResult(undefined, status);
     const busy = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (busy && !busy.writableEnded && busy.req.complete && err.code !== 'ECONNRESET') {
+      // Garbage after a complete (pipelined) request: that request's answer is still to come and
+      // must not be preceded by this 400 (its sender would read it as its own answer). Answer
+      // it, then close; nothing after the garbage is read.
+      busy.shouldKeepAlive = false;
+      busy.once('close', () => socket.destroy());
+      return;
+    }
     if (err.code !== 'ECONNRESET' && socket.writable && !busy?.headersSent) {
       const text = STATUS_TEXT[status] ?? 'Bad Request';
       socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     }
     socket.destroy();
-    if (err.code !== 'ECONNRESET') this.ctx.onResult(undefined, status);
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
