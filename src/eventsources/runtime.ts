@@ -10,6 +10,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { SOURCE_TYPES } from '../api/eventsource/index.ts';
 import type { EventSourceSpec } from '../api/eventsource.ts';
 import type { SecretKeySelector } from '../api/k8s.ts';
+import { BusError } from '../bus/errors.ts';
 import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, eventStreamName, eventSubject, kvBucketName } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
@@ -75,6 +76,15 @@ interface Entry {
   eventName: string;
   spec: Record<string, unknown>;
   adapter: SourceAdapter<unknown>;
+}
+
+/** The event's bytes; a BusError `Invalid` (not retryable: the same input fails again) when it cannot be encoded. */
+function encodeOrRefuse(ce: Parameters<typeof encodeEvent>[0]): Uint8Array {
+  try {
+    return encodeEvent(ce);
+  } catch (err) {
+    throw new BusError('Invalid', `the event cannot be encoded: ${(err as Error).message}`);
+  }
 }
 
 /** The stream's duplicates window (ms), or 2 minutes when it cannot be read. */
@@ -259,7 +269,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           await publishConfirmed(
             o.publisher,
             subject,
-            encodeEvent(ce),
+            encodeOrRefuse(ce),
             {
               msgId: `${o.name}/${e.eventName}/${ce.id}`,
               headers: { traceparent: ce.traceparent, 'ce-id': ce.id },

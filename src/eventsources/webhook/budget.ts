@@ -176,11 +176,17 @@ export class ByteBudget {
   }
 }
 
+/** Open connections after which a drain to zero counts as the end of a flood. */
+const MANY_CONNECTIONS = 1_000;
+
 /** Counts open connections of the process over all webhook ports. */
 export class ConnectionGate {
   readonly capacity: number;
   private open = 0;
   private refusedCount = 0;
+  private wasBusy = false;
+  /** Called when the count drops to zero after a thousand or more were open (see server.ts). */
+  onDrained: (() => void) | undefined;
 
   constructor(capacity: number) {
     this.capacity = capacity;
@@ -201,10 +207,15 @@ export class ConnectionGate {
       return false;
     }
     this.open++;
+    if (this.open >= MANY_CONNECTIONS) this.wasBusy = true;
     return true;
   }
 
   leave(): void {
     this.open--;
+    if (this.open === 0 && this.wasBusy) {
+      this.wasBusy = false;
+      this.onDrained?.();
+    }
   }
 }

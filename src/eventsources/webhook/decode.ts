@@ -9,6 +9,9 @@
 // decode is 400 (upstream answers 500, which makes senders retry a poison request), and methods
 // other than GET/POST carry JSON as POST does (upstream refuses them).
 import { isUtf8 } from 'node:buffer';
+import { jsonDepthExceeds } from '../json.ts';
+
+export { jsonDepthExceeds };
 
 export type Decoded = { ok: true; body: unknown } | { ok: false; message: string };
 
@@ -17,24 +20,6 @@ const FORM_TYPE = 'application/x-www-form-urlencoded';
 /** The media type of a Content-Type value, lower case, without parameters. */
 export function mediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
-/** True when JSON text nests arrays/objects deeper than `max` (strings are skipped). */
-export function jsonDepthExceeds(raw: Uint8Array, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < raw.length; i++) {
-    const b = raw[i]!;
-    if (inString) {
-      if (b === 0x5c)
-        i++; // backslash: skip the escaped byte
-      else if (b === 0x22) inString = false;
-    } else if (b === 0x22) inString = true;
-    else if (b === 0x5b || b === 0x7b) {
-      if (++depth > max) return true;
-    } else if (b === 0x5d || b === 0x7d) depth--;
-  }
-  return false;
 }
 
 /** Strict JSON: UTF-8, non-empty, nesting at most `maxDepth`, no trailing garbage. */

@@ -18,6 +18,8 @@ import { type Prepared, RetryLater, type StandardPayload, type WebhookRoute } fr
 import { sameText } from './secrets.ts';
 
 export const RETRY_AFTER_S = '2';
+/** Most events one delivery may turn into (a larger one is refused, not amplified). */
+export const MAX_EVENTS_PER_DELIVERY = 1000;
 /** Status recorded (not sent) when the client went away before its request was complete. */
 export const CLIENT_GONE = 499;
 
@@ -235,6 +237,9 @@ async function publish(
     const traceparent =
       typeof ex.req.headers.traceparent === 'string' ? ex.req.headers.traceparent : undefined;
     const events = prepared.events ?? [{ data: prepared.data !== undefined ? prepared.data : standard }];
+    if (events.length > MAX_EVENTS_PER_DELIVERY) {
+      return ex.answer(413, `one delivery may carry at most ${MAX_EVENTS_PER_DELIVERY} events`);
+    }
     // In order, each stored before the next: a retried delivery re-sends the same ids, so the
     // ones already stored are dropped as duplicates by the bus.
     for (const [i, ev] of events.entries()) {
@@ -249,6 +254,7 @@ async function publish(
     ex.answer(200, 'accepted');
   } catch (err) {
     if (err instanceof BusError && err.code === 'MessageTooLarge') return ex.answer(413, err.message);
+    if (err instanceof BusError && err.code === 'Invalid') return ex.answer(400, err.message);
     if (err instanceof BusError && err.retryable) {
       ex.rememberIfUnconfirmed();
       return ex.answer(503, `not accepted, retry later: ${err.code}`, { 'retry-after': RETRY_AFTER_S });

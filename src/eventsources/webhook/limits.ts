@@ -36,6 +36,11 @@ export interface WebhookLimits {
 
 /** Connections kept free for everything else the process opens (NATS, files, the API server). */
 const FD_RESERVE = 256;
+/**
+ * Default connection bound: an open connection costs about 9 KiB even when silent, so 8,192 of
+ * them stay under ~75 MiB (raise SLUICE_WEBHOOK_MAX_CONNECTIONS for more).
+ */
+const MAX_CONNECTIONS = 8_192;
 
 /** The open-files soft limit of this process (Linux /proc), or undefined elsewhere. */
 export function openFilesSoftLimit(): number | undefined {
@@ -59,7 +64,7 @@ export function defaultLimits(): WebhookLimits {
     requestTimeoutMs: 30_000,
     keepAliveTimeoutMs: 5_000,
     maxBufferedBytes: 32 * 1024 * 1024,
-    maxConnections: fds ? Math.max(64, fds - FD_RESERVE) : 10_000,
+    maxConnections: Math.min(MAX_CONNECTIONS, fds ? Math.max(64, fds - FD_RESERVE) : MAX_CONNECTIONS),
     maxHeaderBytes: 16 * 1024,
     maxJsonDepth: 128,
     maxInFlight: 2048,

@@ -39,7 +39,7 @@ const RELIEF_INTERVAL_MS = 30_000;
 let lastRelief = 0;
 
 /**
- * After the budget was busy and drained (an upload flood or slow-client attack is over), runs a
+ * After the budget or the connections were busy and drained (an upload or connection flood is over), runs a
  * full garbage collection when the process allows it (`bin/sluice` passes --expose-gc), so the
  * memory comes back now rather than at the next collection V8 would choose, which an idle
  * process may never reach. At most once per 30 s.
@@ -59,6 +59,7 @@ export function processBounds(limits: WebhookLimits = defaultLimits()): ProcessB
       connections: new ConnectionGate(limits.maxConnections),
     };
     shared.budget.onDrained = giveMemoryBack;
+    shared.connections.onDrained = giveMemoryBack;
   }
   return shared;
 }
@@ -167,6 +168,10 @@ export class WebhookServer {
     server.on('request', (req, res) => this.dispatch(req, res, false));
     server.on('checkContinue', (req, res) => this.dispatch(req, res, true));
     server.on('connection', (socket: Socket) => this.admit(socket));
+    // A connection that stays silent this long with no request in progress is closed (Node's
+    // header deadline starts only with the first byte, so silent connections would stay forever).
+    server.timeout = l.headersTimeoutMs;
+    server.on('timeout', (socket: Socket) => this.silent(socket));
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.clientError(err, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -193,6 +198,11 @@ export class WebhookServer {
     }
     socket.once('close', () => this.bounds.connections.leave());
     socket.on('error', () => {}); // reported through clientError / the request; never uncaught
+  }
+
+  private silent(socket: Socket): void {
+    const s = socket as Socket & { _httpMessage?: unknown; parser?: { incoming?: unknown } | null };
+    if (!s._httpMessage && !s.parser?.incoming) socket.destroy();
   }
 
   private clientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {

@@ -203,6 +203,22 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     ]);
   });
 
+  it('bitbucket server: a delivery of more than 1000 changes is refused, not amplified into events', async () => {
+    const change = (i: number) => ({
+      ref: { id: `refs/tags/v${i}`, type: 'TAG' },
+      refId: `refs/tags/v${i}`,
+      type: 'ADD',
+    });
+    const body = JSON.stringify({
+      eventKey: 'repo:refs_changed',
+      repository: { slug: 'r', project: { key: 'P' } },
+      changes: Array.from({ length: 1001 }, (_, i) => change(i)),
+    });
+    const before = (await stored('bitbucketserver')).length;
+    expect((await post('/bbs-split', body, { 'x-request-id': 'rc-big' })).status).toBe(400);
+    expect((await stored('bitbucketserver')).length).toBe(before);
+  });
+
   it('bitbucket cloud: no shared secret upstream, so webhook.authSecret guards it; X-Request-UUID as id', async () => {
     const body = JSON.stringify({ push: { changes: [] } });
     const h = { authorization: 'Bearer proxy-bearer', 'x-request-uuid': 'bc-1', 'x-event-key': 'repo:push' };
