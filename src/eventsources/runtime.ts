@@ -4,7 +4,6 @@
 // replica when `replicas > 1`, chosen by a Lease.
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { SOURCE_TYPES } from '../api/eventsource/index.ts';
@@ -12,7 +11,7 @@ import type { EventSourceSpec } from '../api/eventsource.ts';
 import type { SecretKeySelector } from '../api/k8s.ts';
 import { BusError } from '../bus/errors.ts';
 import type { Publisher } from '../bus/publisher.ts';
-import { type BusRef, eventStreamName, eventSubject, kvBucketName } from '../bus/subjects.ts';
+import { type BusRef, eventSubject } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import type { Logger } from '../observability/logger.ts';
 import { adopt } from '../observability/metrics.ts';
@@ -26,7 +25,7 @@ import { UnconfirmedIds } from './webhook/identity.ts';
 import { defaultLimits, type WebhookLimits } from './webhook/limits.ts';
 import { webhookMetrics } from './webhook/metrics.ts';
 import { processBounds, WebhookServer } from './webhook/server.ts';
-import { type SharedIds, shareIds } from './webhook/shared-ids.ts';
+import { shareUnconfirmed } from './webhook/shared-ids.ts';
 
 export { DEFAULT_MAX_PAYLOAD } from './webhook/server.ts';
 
@@ -84,34 +83,6 @@ function encodeOrRefuse(ce: Parameters<typeof encodeEvent>[0]): Uint8Array {
     return encodeEvent(ce);
   } catch (err) {
     throw new BusError('Invalid', `the event cannot be encoded: ${(err as Error).message}`);
-  }
-}
-
-/** The stream's duplicates window (ms), or 2 minutes when it cannot be read. */
-async function duplicatesWindowMs(nc: NatsConnection, bus: BusRef): Promise<number> {
-  try {
-    const info = await (await jetstreamManager(nc)).streams.info(eventStreamName(bus));
-    const ns = info.config.duplicate_window;
-    return ns ? Math.round(ns / 1e6) : 120_000;
-  } catch {
-    return 120_000;
-  }
-}
-
-/** Shares unconfirmed request ids through the EventSource's KV bucket; logged and skipped on failure. */
-async function shareUnconfirmed(
-  o: EventSourceRuntimeOptions,
-  ids: UnconfirmedIds,
-): Promise<SharedIds | undefined> {
-  ids.ttlMs = o.duplicatesWindowMs ?? (await duplicatesWindowMs(o.nc, o.bus));
-  try {
-    return await shareIds(o.nc, kvBucketName(o.namespace, o.name, 'webhook-ids'), ids.ttlMs, ids, o.log);
-  } catch (err) {
-    o.log.warn(
-      { err: (err as Error).message },
-      'webhook: cannot share unconfirmed request ids on the bus; a retry after 503 is deduplicated only by this process',
-    );
-    return undefined;
   }
 }
 
@@ -312,7 +283,13 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     lifetime.signal,
   );
 
-  const sharing = servers.size > 0 ? await shareUnconfirmed(o, identities) : undefined;
+  const sharing =
+    servers.size > 0
+      ? await shareUnconfirmed(
+          { ...o, ...(o.duplicatesWindowMs ? { windowMs: o.duplicatesWindowMs } : {}) },
+          identities,
+        )
+      : undefined;
   const ports = new Map<string, number>();
   for (const [port, server] of servers) {
     await server.start();

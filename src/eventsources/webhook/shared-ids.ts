@@ -4,9 +4,11 @@
 // remembered (while the bus is down the write waits and is tried again), every process watches
 // the bucket, and `flush()` on stop writes what is still waiting. The bucket's TTL is the stream's
 // duplicates window: past it the bus would not drop the repeat anyway.
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { openKv } from '../../bus/kv.ts';
+import { type BusRef, eventStreamName, kvBucketName } from '../../bus/subjects.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { RememberedId, UnconfirmedIds } from './identity.ts';
 
@@ -94,4 +96,36 @@ export async function shareIds(
       watcher.stop();
     },
   };
+}
+
+/** The stream's duplicates window (ms), or 2 minutes when it cannot be read. */
+async function duplicatesWindowMs(nc: NatsConnection, bus: BusRef): Promise<number> {
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info(eventStreamName(bus));
+    const ns = info.config.duplicate_window;
+    return ns ? Math.round(ns / 1e6) : 120_000;
+  } catch {
+    return 120_000;
+  }
+}
+
+/**
+ * Sets `ids`' lifetime to the stream's duplicates window (or `o.windowMs`) and shares them through
+ * the EventSource's KV bucket; on failure logs and returns undefined (ids then live in this process
+ * only).
+ */
+export async function shareUnconfirmed(
+  o: { nc: NatsConnection; bus: BusRef; namespace: string; name: string; log: Logger; windowMs?: number },
+  ids: UnconfirmedIds,
+): Promise<SharedIds | undefined> {
+  ids.ttlMs = o.windowMs ?? (await duplicatesWindowMs(o.nc, o.bus));
+  try {
+    return await shareIds(o.nc, kvBucketName(o.namespace, o.name, 'webhook-ids'), ids.ttlMs, ids, o.log);
+  } catch (err) {
+    o.log.warn(
+      { err: (err as Error).message },
+      'webhook: cannot share unconfirmed request ids on the bus; a retry after 503 is deduplicated only by this process',
+    );
+    return undefined;
+  }
 }
