@@ -20,9 +20,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Runs the attack process for ATTACK_MS; resolves with its counts. */
 function attack(port: number): Promise<{ opened: number; cut: number; openAtEnd: number }> {
   return new Promise((resolve, reject) => {
+    // 2,400 sockets: raise the open-files soft limit to the hard one first (as bin/sluice does).
     const child = spawn(
-      process.execPath,
-      ['--disable-warning=ExperimentalWarning', attackScript, String(port), String(ATTACK_MS)],
+      'bash',
+      [
+        '-c',
+        'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"',
+        process.execPath,
+        '--disable-warning=ExperimentalWarning',
+        attackScript,
+        String(port),
+        String(ATTACK_MS),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -101,8 +110,9 @@ describe.skipIf(natsMissing())(`slow and partial clients${skipNote(natsMissing()
         // Memory comes down once the attack is over...
         expect(r.rssAfterMiB).toBeLessThan(r.rssPeakMiB);
       }
-      // ...and nothing piles up from one attack to the next.
-      expect(second.rssAfterMiB).toBeLessThanOrEqual(first.rssAfterMiB + 15);
+      // ...and nothing piles up from one attack to the next (a leak would add about the attack's
+      // whole footprint, ~100 MiB; the allocator's reuse varies by a few tens of MiB).
+      expect(second.rssAfterMiB).toBeLessThanOrEqual(first.rssAfterMiB + 40);
     } finally {
       await door.stop();
     }
