@@ -60,21 +60,24 @@ if ! command -v podman >/dev/null 2>&1; then
 fi
 
 # --- base root filesystem ------------------------------------------------------------------------
+# merged-usr hook: /usr merged by symlinks, without the usrmerge package (which pulls in perl).
 BASE_PACKAGES="ca-certificates,procps"
-base_tar="$IMAGES/base-$DEBIAN_SUITE-$(printf '%s' "$BASE_PACKAGES" | sha256sum | cut -c1-12).tar"
+BASE_OPTS=(--variant=minbase --mode=root --format=tar --include="$BASE_PACKAGES"
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+  --dpkgopt='path-exclude=/usr/share/info/*'
+  --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log'
+  --customize-hook='echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> "$1/etc/passwd"'
+  --customize-hook='echo "nonroot:x:65532:" >> "$1/etc/group"'
+  --customize-hook='mkdir -p "$1/home/nonroot" && chown 65532:65532 "$1/home/nonroot"')
+# Cached by suite and everything that shapes it; delete the tar to pick up Debian updates.
+base_tar="$IMAGES/base-$DEBIAN_SUITE-$(printf '%s ' "$DEBIAN_SUITE" "${BASE_OPTS[@]}" | sha256sum | cut -c1-12).tar"
 if [[ ! -s "$base_tar" ]]; then
   command -v mmdebstrap >/dev/null 2>&1 || die "mmdebstrap is needed for the base image (apt-get install mmdebstrap)"
   say "base: mmdebstrap --variant=minbase $DEBIAN_SUITE (+$BASE_PACKAGES; first time only)"
   start=$SECONDS
-  mmdebstrap --quiet --variant=minbase --mode=root --format=tar --include="$BASE_PACKAGES" \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-exclude=/usr/share/info/*' \
-    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log' \
-    --customize-hook='echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> "$1/etc/passwd"' \
-    --customize-hook='echo "nonroot:x:65532:" >> "$1/etc/group"' \
-    --customize-hook='mkdir -p "$1/home/nonroot" && chown 65532:65532 "$1/home/nonroot"' \
-    "$DEBIAN_SUITE" "$base_tar.tmp"
+  mmdebstrap --quiet "${BASE_OPTS[@]}" "$DEBIAN_SUITE" "$base_tar.tmp"
   mv "$base_tar.tmp" "$base_tar"
   say "base: $(du -h "$base_tar" | cut -f1) in $((SECONDS - start))s -> $base_tar"
 fi
