@@ -186,7 +186,11 @@ describe.skipIf(skip)(`sluice on a real node (kubelet, containerd, runc)${skipNo
 
     await deletePipeline(ns);
     await helmRun(['uninstall', release, '-n', ns, '--wait', '--timeout', '3m']);
-    expect(await controllerPods(ns)).toEqual([]);
+    // The garbage collector removes the Deployment's pods after the Deployment.
+    await waitFor('the controller pod to be gone', async () => (await controllerPods(ns)).length === 0, {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+    });
     // Helm keeps CRDs; deleting them completes (no object is left holding a finalizer).
     await kubectlOk(node, ['delete', 'crd', ...CRD_NAMES, '--timeout=120s']);
     await expectCrdsGone();

@@ -51,10 +51,14 @@ export function nodeNet(index: number): NodeNet {
   };
 }
 
+/** PATH for the node's programs and the host tools it calls (ip, sysctl, umount live in sbin). */
+export const NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const env = { ...process.env, PATH: NODE_PATH };
+
 /** Runs a command to completion; throws with its stderr on failure. */
 export function sh(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
@@ -64,7 +68,7 @@ export function sh(cmd: string, args: string[]): string {
 /** Like sh, but a failure is ignored (cleanup of what may already be gone). */
 export function shQuiet(cmd: string, args: string[]): void {
   try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
+    execFileSync(cmd, args, { stdio: 'ignore', env });
   } catch {
     // already gone
   }

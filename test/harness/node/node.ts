@@ -23,7 +23,7 @@ import {
   NODE_NAME,
   schedulerArgs,
 } from './components.ts';
-import { createNet, MAX_NODES, type NodeNet, netInUse } from './net.ts';
+import { createNet, MAX_NODES, type NodeNet, netInUse, NODE_PATH as PATH } from './net.ts';
 import {
   CNI_BIN,
   containerdConfig,
@@ -35,7 +35,6 @@ import {
 } from './runtime.ts';
 
 export const STORAGE_CLASS = 'sluice-local';
-const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const NODE_TOOLS: ToolName[] = [
   'etcd',
   'kube-apiserver',
