@@ -28,8 +28,10 @@ export default defineConfig({
           exclude: [...configDefaults.exclude, 'e2e/node/**'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
-          // e2e scenarios start their own processes and ports; run files one at a time.
+          // e2e scenarios start their own processes and ports; run files one at a time, after the
+          // unit and integration projects (group 0) and before the node (group 2).
           fileParallelism: false,
+          sequence: { groupOrder: 1 },
           ...serverBacked,
         },
       },
@@ -42,7 +44,7 @@ export default defineConfig({
           testTimeout: 600_000,
           hookTimeout: 600_000,
           fileParallelism: false,
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
         },
       },
     ],
