@@ -13,7 +13,7 @@ import { EventSourceSpec } from '../api/eventsource.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { parseStreamConfig } from '../api/stream-config.ts';
-import { deleteSensorConsumers } from '../bus/consumer.ts';
+import { deleteSensorConsumers, sensorMaxDeliver } from '../bus/consumer.ts';
 import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { deleteOrphanConsumers, provisionSensorState } from '../bus/sensor-state.ts';
@@ -243,6 +243,7 @@ export class DevSession {
       bus,
       sensor: o.name,
       dependencies: spec.dependencies ?? [],
+      tuning: { maxDeliver: sensorMaxDeliver(spec) },
     });
   }
 
