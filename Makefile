@@ -13,7 +13,7 @@ export SLUICE_NODE := $(NODE)
 NODE_RUN := $(NODE) --disable-warning=ExperimentalWarning
 VITEST := $(NODE_RUN) node_modules/vitest/vitest.mjs
 
-.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e run crds install-yaml image bench clean
+.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e test-node run crds install-yaml image node-images bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ node_modules/.installed: package.json package-lock.json
 
 deps: node_modules/.installed ## install npm dependencies
 
-tools: ## build/install nats-server, kube-apiserver, etcd, kubectl, helm, prometheus into the cache
+tools: ## build/install nats-server, kube-apiserver, etcd, kubectl, helm, prometheus, the e2e node's kubelet & co into the cache
 	./scripts/tools.sh
 
 lint: deps ## biome lint + format check
@@ -48,8 +48,11 @@ test-integration: deps tools
 test-e2e: deps tools
 	$(VITEST) run --project e2e
 
-test: deps tools lint typecheck ## lint, typecheck, unit, integration and e2e tests
-	$(VITEST) run --project unit --project integration --project e2e
+test-node: deps tools node-images ## e2e tests on a real single-node cluster (root; see README "Tests")
+	$(VITEST) run --project node
+
+test: deps tools node-images lint typecheck ## lint, typecheck, unit, integration, e2e and node tests
+	$(VITEST) run --project unit --project integration --project e2e --project node
 
 run: deps ## bring up the quickstart locally (sluice dev + demo sink on :8090)
 	./scripts/tools.sh nats
@@ -62,10 +65,11 @@ crds: deps ## regenerate crds/*.yaml from the zod schemas, then the copies and c
 install-yaml: deps ## copy crds/ into config/crd and charts/sluice/crds; render config/install.yaml
 	$(NODE_RUN) scripts/render-install.ts
 
-image: ## build the sluice image (needs a running docker or podman)
-	@engine=$$(command -v docker || command -v podman || true); \
-	if [ -z "$$engine" ] || ! $$engine info >/dev/null 2>&1; then echo "make image: no container engine running" >&2; exit 1; fi; \
-	$$engine build -t sluice:$$($(NODE) -p 'require("./package.json").version') .
+image: ## build sluice:<version> with podman, no Docker daemon or registry (Docker daemon if no podman)
+	./scripts/images.sh sluice
+
+node-images: tools ## sluice, nats-server and pause images + archives for the e2e node (skipped when it cannot run)
+	./scripts/images.sh node --if-possible
 
 bench: deps tools ## benchmarks against the raw ceiling (writes bench/results/*.json)
 	$(NODE_RUN) bench/bus.ts

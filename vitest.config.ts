@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 const serverBacked = {
   globalSetup: ['test/harness/global-setup.ts'],
@@ -25,11 +25,26 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['e2e/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'e2e/node/**'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
-          // e2e scenarios start their own processes and ports; run files one at a time.
+          // e2e scenarios start their own processes and ports; run files one at a time, after the
+          // unit and integration projects (group 0) and before the node (group 2).
           fileParallelism: false,
+          sequence: { groupOrder: 1 },
           ...serverBacked,
+        },
+      },
+      {
+        test: {
+          // A real single-node cluster (test/harness/node): started by the test file itself and
+          // run after every other project, alone, so its daemons never overlap other tests.
+          name: 'node',
+          include: ['e2e/node/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

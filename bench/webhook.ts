@@ -10,6 +10,7 @@
 // event must reach the sink exactly once (zero loss, no duplicate). Baseline: a bare Node HTTP
 // server answering 202, under the same load from the same generator.
 // Usage: node bench/webhook.ts [--seconds S] [--drain S] [--rates 1000,2000,5000,0] [--connections C]
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startChild } from './lib/child.ts';
 import { machine, openNats, printTable, round, SMOKE, sleep, waitUntil, writeResult } from './lib/common.ts';
@@ -85,6 +86,21 @@ const load = (url: string, rate: number, tag: string, durationMs = DURATION_MS) 
     tag,
   } satisfies LoadSpec);
 
+/** Resident set of a child process (MiB), from /proc (0 where there is none). */
+const rssMiB = (pid: number | undefined): number => {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? round(Number(m[1]) / 1024, 1) : 0;
+  } catch {
+    return 0;
+  }
+};
+let sensorRssPeak = 0;
+const rssSampler = setInterval(() => {
+  sensorRssPeak = Math.max(sensorRssPeak, rssMiB(sensor.proc.pid));
+}, 100);
+const sensorRssStart = rssMiB(sensor.proc.pid);
+
 // Warm-up of both paths (JIT, connections, consumer), discarded.
 await load(`${bare.ready.url}/`, 500, 'warm-bare', 1000);
 const warm = await load(hookUrl, 500, 'warm', 1000);
@@ -138,6 +154,9 @@ await waitUntil(
 await sleep(SMOKE ? 200 : 1000); // anything extra (a duplicate) would arrive now
 const finalStats = await Promise.all(tags.map((t) => sink.call<SinkStats>('stats', `/e2e#${t}`)));
 const delivered = finalStats.reduce((a, s) => a + s.unique, 0);
+clearInterval(rssSampler);
+await sleep(SMOKE ? 200 : 3000); // idle: what the Sensor keeps after the burst
+const sensorRss = { startMiB: sensorRssStart, peakMiB: sensorRssPeak, afterMiB: rssMiB(sensor.proc.pid) };
 const duplicates = finalStats.reduce((a, s) => a + s.duplicates, 0);
 const zeroLoss = delivered === acceptedTotal && duplicates === 0;
 
@@ -173,6 +192,9 @@ console.log(
   `  zero loss: ${zeroLoss ? 'HELD' : 'NOT HELD'}: accepted ${acceptedTotal}, delivered once ${delivered}, duplicate effects ${duplicates}`,
 );
 console.log(
+  `  Sensor RSS: ${sensorRss.startMiB} MiB at start, peak ${sensorRss.peakMiB} MiB under load, ${sensorRss.afterMiB} MiB after it (target <= 200 MiB)`,
+);
+console.log(
   '  e2e latency = sink arrival - CloudEvent time (ISO, millisecond resolution: adds up to 1 ms); pending = accepted but not delivered when the drain wait ended',
 );
 
@@ -206,6 +228,7 @@ writeResult('webhook', {
     pendingAfterDrain: l.pendingAfterDrain,
   })),
   zeroLoss: { held: zeroLoss, accepted: acceptedTotal, delivered, duplicates },
+  sensorRss,
   targets: { sustainedEventsPerSec: 5000, p99AtThousandMs: 10 },
   durationSec: round((performance.now() - tStart) / 1000),
   machine: machine(),

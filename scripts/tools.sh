@@ -76,6 +76,30 @@ else
   build_into "$TOOLS/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION" kube-apiserver etcd kubectl -- k8s_build
 fi
 
+# --- the node: kubelet, kube-controller-manager, kube-scheduler, kube-proxy ---------------------
+# Same module and version as the API server; a folder of its own so the control-plane build above
+# stays valid. Used by the e2e tests that run pods on a real kubelet (test/harness/node.ts).
+k8s_node_build() {
+  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  local cmd
+  for cmd in kubelet kube-controller-manager kube-scheduler kube-proxy; do
+    ( cd "$root/tools/k8s" && go build -trimpath -ldflags "$ld" -o "$OUT/$cmd" "k8s.io/kubernetes/cmd/$cmd" ) || return 1
+  done
+}
+build_into "$TOOLS/k8s-node-$KUBERNETES_VERSION" kubelet kube-controller-manager kube-scheduler kube-proxy -- k8s_node_build
+
+# --- cluster DNS: CoreDNS with the plugins a cluster needs (tools/coredns) ------------------------
+build_into "$TOOLS/coredns-$COREDNS_VERSION" coredns -- \
+  bash -c 'cd "$1/tools/coredns" && go build -trimpath -ldflags "-s -w" -o "$OUT/coredns" .' _ "$root"
+
+# --- pause: the pod sandbox process (tools/pause), for the node's sandbox image -------------------
+build_into "$TOOLS/pause-$PAUSE_VERSION" pause -- \
+  bash -c 'cd "$1/tools/pause" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT/pause" .' _ "$root"
+
 # --- helm --------------------------------------------------------------------------------------
 build_into "$TOOLS/helm-$HELM_VERSION" helm -- go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 

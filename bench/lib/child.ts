@@ -3,7 +3,9 @@
 //   parent → child  { id, cmd, args }
 //   child  → parent { id, ok, result | error }, and once { ready: data } at start.
 // A child exits when its parent goes away (the IPC channel closes).
+
 import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 interface Reply {
   id: number;
@@ -21,13 +23,21 @@ export interface Child<R = unknown> {
 }
 
 /** Forks `script` (a .ts file run by the same Node) and waits for its ready message. */
+/** The V8 flags `sluice sensor` runs with (bin/sluice), so a Sensor child is measured as deployed. */
+const SENSOR_FLAGS = (
+  /^sensor_flags="([^"]*)"/m.exec(readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8'))?.[1] ??
+  ''
+)
+  .split(' ')
+  .filter(Boolean);
+
 export async function startChild<R = unknown>(
   script: URL,
   args: string[] = [],
   readyTimeoutMs = 20_000,
 ): Promise<Child<R>> {
   const proc = fork(script.pathname, args, {
-    execArgv: ['--disable-warning=ExperimentalWarning'],
+    execArgv: ['--disable-warning=ExperimentalWarning', ...(args[0] === 'sensor' ? SENSOR_FLAGS : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

@@ -51,7 +51,10 @@ describe.skipIf(natsMissing())(`reliability${skipNote(natsMissing())}`, () => {
       const v = await p.verdict();
       report('nats-server SIGKILL', v);
       expectInvariant(v, { accepted: 400, dead: 0 });
-      expect(v.answers[503] ?? 0).toBeGreaterThan(0);
+      // While NATS is down, a request keeps re-publishing (same Nats-Msg-Id) for up to the publish
+      // deadline (10 s), so an outage this short is answered 200 once the bus is back; a longer
+      // one would get 503 + Retry-After. Never anything else.
+      expect(Object.keys(v.answers).every((s) => s === '200' || s === '503')).toBe(true);
     } finally {
       await p.stop();
       await sink.close();

@@ -7,7 +7,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { SensorSpec } from '../../src/api/sensor.ts';
 import { parseStreamConfig } from '../../src/api/stream-config.ts';
+import { sensorMaxDeliver } from '../../src/bus/consumer.ts';
 import { provisionSensorState } from '../../src/bus/sensor-state.ts';
 import { ensureStreams } from '../../src/bus/streams.ts';
 import { type BusRef, dlqStreamName } from '../../src/bus/subjects.ts';
@@ -84,6 +86,11 @@ export interface PipelineOptions {
   eventSourceSpec?: Record<string, unknown>;
   /** Extra env for the eventsource process (e.g. SLUICE_WEBHOOK_MAX_IN_FLIGHT). */
   eventSourceEnv?: Record<string, string>;
+  /**
+   * A whole Sensor spec instead of the default one (dependency "order" on hooks/orders, trigger
+   * "deliver" to the sink with `id` from body.id).
+   */
+  sensorSpec?: (sinkUrl: string) => Record<string, unknown>;
   /** Run on this bus (e.g. a secured 3-server cluster) instead of a private nats-server. */
   bus?: ExternalBus;
   /** Namespace of the objects (default: a fresh one), e.g. to give credentials permissions first. */
@@ -117,13 +124,32 @@ export async function startPipeline(o: PipelineOptions) {
   const cfg = parseStreamConfig(o.streamConfig ?? '');
   if (!cfg.ok) throw new Error(cfg.errors.join());
   await ensureStreams(await jetstreamManager(nc), bus, cfg.settings, replicas);
+  const defaultSensorSpec = {
+    dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }],
+    triggers: [
+      {
+        template: {
+          name: 'deliver',
+          http: {
+            url: `${o.sink.url}/orders`,
+            payload: [{ src: { dependencyName: 'order', dataKey: 'body.id' }, dest: 'id' }],
+          },
+        },
+        ...(o.trigger ?? {}),
+      },
+    ],
+  };
+  const sensorSpec = o.sensorSpec?.(o.sink.url) ?? defaultSensorSpec;
   // As the controller does: the Sensor's consumers exist before any event is published (under
   // interest retention an event nobody consumes yet is not kept).
   await provisionSensorState(await jetstreamManager(nc), nc, {
     bus,
     sensor: 'orders',
     dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }],
-    tuning: { ackWaitMs: Number(o.sensorEnv?.SLUICE_ACK_WAIT_MS ?? 3000) },
+    tuning: {
+      ackWaitMs: Number(o.sensorEnv?.SLUICE_ACK_WAIT_MS ?? 3000),
+      maxDeliver: sensorMaxDeliver(SensorSpec.parse(sensorSpec)),
+    },
     replicas,
   });
   const hookPort = await freePort();
@@ -154,21 +180,7 @@ export async function startPipeline(o: PipelineOptions) {
       orders: { port: String(hookPort), endpoint: '/orders', method: 'POST', ...(o.eventSourceSpec ?? {}) },
     },
   });
-  const sn = procSpec('Sensor', 'orders', {
-    dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }],
-    triggers: [
-      {
-        template: {
-          name: 'deliver',
-          http: {
-            url: `${o.sink.url}/orders`,
-            payload: [{ src: { dependencyName: 'order', dataKey: 'body.id' }, dest: 'id' }],
-          },
-        },
-        ...(o.trigger ?? {}),
-      },
-    ],
-  });
+  const sn = procSpec('Sensor', 'orders', sensorSpec);
 
   const esEnv = { ...es.env, ...(o.eventSourceEnv ?? {}) };
   let esProc: SluiceProcess = await startSluice(es.args, esEnv);

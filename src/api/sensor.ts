@@ -570,6 +570,30 @@ export const Trigger = obj(
 );
 export type Trigger = z.infer<typeof Trigger>;
 
+export const EvaluationLimits = obj(
+  "sluice extension: limits of the jq and Lua programs (filters, transforms) of this Sensor. They run in worker threads, never on the Sensor's event loop; a program past a limit fails its event, which is dead-lettered.",
+  {
+    timeout: duration('Longest one program run may take (from when a worker starts it). Defaults to "2s".'),
+    memoryMiB: z
+      .number()
+      .int()
+      .min(16)
+      .max(4096)
+      .optional()
+      .describe(
+        "Memory of one program engine (jq/Lua) and of a worker's JavaScript heap, in MiB. Defaults to 64.",
+      ),
+    workers: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Worker threads that run programs. Defaults to 2.'),
+  },
+);
+export type EvaluationLimits = z.infer<typeof EvaluationLimits>;
+
 export const SensorSpec = obj('Dependencies to wait for and triggers to fire.', {
   dependencies: z.array(EventDependency).min(1).max(MAX_NAMED).describe('The events this Sensor waits for.'),
   triggers: z.array(Trigger).min(1).max(MAX_NAMED).describe('What to do when the dependencies are met.'),
@@ -581,6 +605,18 @@ export const SensorSpec = obj('Dependencies to wait for and triggers to fire.', 
   replicas: count('Number of Sensor pods; more than one elect a leader. Defaults to 1.'),
   revisionHistoryLimit: count('Old ReplicaSets kept for rollback.'),
   loggingFields: strMap('Extra fields added to every log line of this Sensor.'),
+  evaluation: EvaluationLimits.optional().describe(
+    'sluice extension: time and memory limits of the jq and Lua programs.',
+  ),
+  maxDeliveries: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .optional()
+    .describe(
+      'sluice extension: deliveries of one event the Sensor handles; the next delivery dead-letters it (reason max-deliveries) without handling it again. Waits on an open circuit breaker do not count. Defaults to 5.',
+    ),
 }).superRefine((spec, ctx) => {
   const depNames = new Set<string>();
   spec.dependencies.forEach((d, i) => {

@@ -16,6 +16,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
+import type { SensorSpec } from '../api/sensor.ts';
 import { isNotFound } from './errors.ts';
 import { type BusRef, consumerName, consumerSensor, eventStreamName, subjectFor } from './subjects.ts';
 
@@ -25,9 +26,9 @@ export interface ConsumerTuning {
   /** Redeliver a message not settled (or heartbeated) within this long (default 30 s). */
   ackWaitMs?: number;
   /**
-   * Deliveries before the server gives up on a message (default -1: never). The Sensor dead-letters
-   * by delivery count itself; a finite value here is a backstop after which the message sits
-   * un-acked in the stream and is not delivered again.
+   * Deliveries before the server gives up on a message (default -1: never; dependency consumers
+   * default to sensorMaxDeliver()). The Sensor dead-letters by delivery count itself; this is a
+   * backstop after which the message sits un-acked in the stream and is not delivered again.
    */
   maxDeliver?: number;
   /** Most messages delivered and not yet settled (default 1000): the consumer's in-flight bound. */
@@ -106,6 +107,36 @@ export async function ensureConsumer(
   return 'updated';
 }
 
+/** Deliveries of one message a Sensor handles by default (spec.maxDeliveries). */
+export const DEFAULT_MAX_DELIVERIES = 5;
+/** Deliveries past the handled ones: the Sensor dead-letters there (retried if the bus hiccups). */
+const DEAD_LETTER_DELIVERIES = 3;
+/**
+ * Deliveries set aside for waits that hand a message back without handling it: an open circuit
+ * breaker, or no free worker for a jq/Lua program (the Sensor does not count these).
+ */
+const WAIT_DELIVERIES = 1000;
+
+/**
+ * The server-side max_deliver of a Sensor's dependency consumers (finite, so no message can loop
+ * forever): `maxDeliveries` handled deliveries, a few more in which the Sensor dead-letters the
+ * message unhandled, and room for waits when a trigger has a circuitBreaker or a dependency runs
+ * jq/Lua.
+ */
+export function sensorMaxDeliver(
+  spec: Pick<SensorSpec, 'maxDeliveries' | 'triggers' | 'dependencies'> = { triggers: [], dependencies: [] },
+): number {
+  const breaker = (spec.triggers ?? []).some((t) => t.circuitBreaker);
+  const programs = (spec.dependencies ?? []).some(
+    (d) => d.filters?.script || d.transform?.jq || d.transform?.script,
+  );
+  return (
+    (spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES) +
+    DEAD_LETTER_DELIVERIES +
+    (breaker || programs ? WAIT_DELIVERIES : 0)
+  );
+}
+
 const META_SENSOR = 'sluice.argoproj.io/sensor';
 const META_DEPENDENCY = 'sluice.argoproj.io/dependency';
 
@@ -122,6 +153,7 @@ export function dependencyConsumerSettings(d: DependencyConsumerSpec): ConsumerS
   const { bus, sensor, dependency, eventSourceName, eventName, ...tuning } = d;
   return {
     ...tuning,
+    maxDeliver: tuning.maxDeliver ?? sensorMaxDeliver(),
     stream: eventStreamName(bus),
     durable: consumerName(sensor, dependency),
     filterSubject: subjectFor(bus, eventSourceName, eventName),

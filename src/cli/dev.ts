@@ -12,6 +12,7 @@ import { startDevSink } from '../dev/sink.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
+import { STOP_MARGIN_MS } from './runtime-env.ts';
 
 export interface DevFlags {
   file: string[];
@@ -95,6 +96,12 @@ export async function runDev(flags: DevFlags): Promise<void> {
     if (stopping) return;
     stopping = true;
     say('stopping');
+    // Bounded: a server that does not answer (a paused NATS) must not keep Ctrl-C or SIGTERM waiting.
+    setTimeout(() => {
+      say('stop took too long; exiting');
+      log.flush();
+      process.exit(1);
+    }, session.stopGraceMs + STOP_MARGIN_MS).unref();
     for (const w of watchers) w.close();
     await session.stop();
     await ops.close();

@@ -5,10 +5,18 @@ import { BusConnection } from '../bus/connection.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
+import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
+import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
-import { fromEnv, kubeAccessors, runtimeBusOptions, stopOnSignals } from './runtime-env.ts';
+import { fromEnv, kubeAccessors, runtimeBusOptions, STOP_MARGIN_MS, stopOnSignals } from './runtime-env.ts';
+
+/** Longest wait for the bus connection to drain on stop (a paused server never confirms). */
+const BUS_CLOSE_MS = 2_000;
+
+const closeWithin = (closing: Promise<void>, ms: number): Promise<void> =>
+  Promise.race([closing, new Promise<void>((r) => setTimeout(r, ms).unref())]);
 
 export async function runEventSource(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(
@@ -22,6 +30,7 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   });
   setRootLogger(log);
   const spec = EventSourceSpec.parse(obj.spec);
+  const limits = limitsFromEnv();
 
   const conn = await BusConnection.open({
     ...runtimeBusOptions(bus),
@@ -38,10 +47,9 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     nc: conn.nc,
     kubeConfig,
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
-    // Requests handled at once per webhook port before 429 (default 2048).
-    ...(process.env.SLUICE_WEBHOOK_MAX_IN_FLIGHT
-      ? { maxInFlight: Number(process.env.SLUICE_WEBHOOK_MAX_IN_FLIGHT) }
-      : {}),
+    // Webhook bounds and the publish deadline (SLUICE_WEBHOOK_*, see webhook/limits.ts).
+    limits,
+    hiddenHeaders: hiddenHeadersFromEnv(),
     registry: registry(),
     log,
     resolveSecret,
@@ -52,9 +60,11 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     notReady: () => (conn.state === 'connected' ? undefined : `bus ${conn.state}`),
   });
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
-  stopOnSignals(log, 'finishing in-flight requests', [
-    () => running.stop(),
-    () => conn.close(),
-    () => ops.close(),
-  ]);
+  // Bounded: the webhook servers take at most the grace period, the rest a few seconds more.
+  stopOnSignals(
+    log,
+    'finishing in-flight requests',
+    [() => running.stop(), () => closeWithin(conn.close(), BUS_CLOSE_MS), () => ops.close()],
+    limits.stopGraceMs + STOP_MARGIN_MS,
+  );
 }

@@ -4,6 +4,21 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.ts';
 
+/**
+ * Runs a long-running role under the process guard: once started it keeps going past an
+ * unexpected error (logged and counted; see guard.ts), but a role that fails to start exits 1 so
+ * its pod restarts instead of idling.
+ */
+async function runRole(name: string, start: () => Promise<void>): Promise<void> {
+  (await import('./guard.ts')).installProcessGuard();
+  try {
+    await start();
+  } catch (err) {
+    process.stderr.write(`sluice ${name}: ${(err as Error).stack ?? (err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
 const program = new Command();
 program
   .name('sluice')
@@ -40,8 +55,10 @@ program
   .option('--workers <n>', 'reconcile workers per kind', '4')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
-    const { runController } = await import('./controller.ts');
-    await runController(flags);
+    await runRole('controller', async () => {
+      const { runController } = await import('./controller.ts');
+      await runController(flags);
+    });
   });
 
 program
@@ -50,8 +67,10 @@ program
   .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
-    const { runEventSource } = await import('./eventsource.ts');
-    await runEventSource(flags);
+    await runRole('eventsource', async () => {
+      const { runEventSource } = await import('./eventsource.ts');
+      await runEventSource(flags);
+    });
   });
 
 program
@@ -60,8 +79,10 @@ program
   .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
-    const { runSensor } = await import('./sensor.ts');
-    await runSensor(flags);
+    await runRole('sensor', async () => {
+      const { runSensor } = await import('./sensor.ts');
+      await runSensor(flags);
+    });
   });
 
 program
@@ -123,6 +144,7 @@ program
   .option('--no-watch', 'do not reload manifests when they change')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
+    (await import('./guard.ts')).installProcessGuard();
     const { runDev } = await import('./dev.ts');
     try {
       await runDev(flags);

@@ -1,7 +1,8 @@
 // What `sluice eventsource` and `sluice sensor` read from their environment (set by the controller
 // in their Deployment) and the Kubernetes access they share: the pod's service account or the
 // kubeconfig, loaded only when something needs it (a Secret, a ConfigMap, a Lease, a watch).
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { createRequire } from 'node:module';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import type { BusConnectOptions } from '../bus/connection.ts';
 import {
@@ -11,6 +12,14 @@ import {
   ENV_BUS_TLS_KEY,
   type RuntimeBus,
 } from '../controller/resources/workload.ts';
+
+/**
+ * The Kubernetes client, loaded on first use only: it costs about 80 MiB of memory, which an
+ * EventSource or Sensor that never reads a Secret, a ConfigMap or a Lease should not pay.
+ */
+function kubeClient(): typeof import('@kubernetes/client-node') {
+  return createRequire(import.meta.url)('@kubernetes/client-node');
+}
 
 /** A base64 JSON variable the controller sets; a clear error when it is missing. */
 export function fromEnv<T>(name: string, role: string): T {
@@ -56,13 +65,13 @@ export function kubeAccessors(namespace: string): KubeAccessors {
   let core: CoreV1Api | undefined;
   const kubeConfig = (): KubeConfig => {
     if (!kc) {
-      kc = new KubeConfig();
+      kc = new (kubeClient().KubeConfig)();
       kc.loadFromDefault();
     }
     return kc;
   };
   const api = () => {
-    core ??= kubeConfig().makeApiClient(CoreV1Api);
+    core ??= kubeConfig().makeApiClient(kubeClient().CoreV1Api);
     return core;
   };
   return {
@@ -82,21 +91,38 @@ export function kubeAccessors(namespace: string): KubeAccessors {
   };
 }
 
+/** Time allowed after a role's own grace period for closing connections and flushing logs (ms). */
+export const STOP_MARGIN_MS = 5_000;
+
 /**
  * On SIGTERM/SIGINT (once): stop the role, close the bus connection and the ops server, flush
- * the log, exit 0.
+ * the log, exit 0. With `deadlineMs`, a stop that takes longer (a closer waiting on a server that
+ * does not answer) is cut: the process logs what it was waiting for and exits 1, well before the
+ * kubelet's SIGKILL.
  */
 export function stopOnSignals(
-  log: { info(o: object, msg: string): void; flush(): void },
+  log: { info(o: object, msg: string): void; error?(o: object, msg: string): void; flush(): void },
   what: string,
   closers: Array<() => Promise<unknown>>,
+  deadlineMs?: number,
 ): void {
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, `stopping: ${what}`);
-    for (const close of closers) await close();
+    let step = 0;
+    if (deadlineMs) {
+      setTimeout(() => {
+        (log.error ?? log.info).call(log, { step, deadlineMs }, 'stop took too long; exiting');
+        log.flush();
+        process.exit(1);
+      }, deadlineMs).unref();
+    }
+    for (const close of closers) {
+      step++;
+      await close().catch(() => {});
+    }
     log.flush();
     process.exit(0);
   };

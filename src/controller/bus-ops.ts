@@ -94,6 +94,7 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
         bus: ref(c),
         sensor: sensor.name,
         dependencies: sensor.dependencies,
+        ...(sensor.maxDeliver ? { tuning: { maxDeliver: sensor.maxDeliver } } : {}),
         replicas: c.replicas,
         ...(c.limits ? { kvMaxBytes: c.limits.kvMaxBytes } : {}),
       });

@@ -13,13 +13,15 @@ import { EventSourceSpec } from '../api/eventsource.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { SensorSpec } from '../api/sensor.ts';
 import { parseStreamConfig } from '../api/stream-config.ts';
-import { deleteSensorConsumers } from '../bus/consumer.ts';
+import { deleteSensorConsumers, sensorMaxDeliver } from '../bus/consumer.ts';
 import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { deleteOrphanConsumers, provisionSensorState } from '../bus/sensor-state.ts';
 import { ensureStreams } from '../bus/streams.ts';
 import { type BusRef, eventStreamName } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
+import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
+import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import type { Logger } from '../observability/logger.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
@@ -63,6 +65,9 @@ export class DevSession {
   /** Stops the drop watch of each bus. */
   private readonly watches = new Map<string, () => void>();
   private readonly kube = devKubeConfig();
+  /** Webhook bounds and masked headers, from SLUICE_WEBHOOK_* as for `sluice eventsource`. */
+  private readonly limits = limitsFromEnv();
+  private readonly hiddenHeaders = hiddenHeadersFromEnv();
   private manifests: DevManifests | undefined;
 
   constructor(o: DevSessionOptions) {
@@ -238,6 +243,7 @@ export class DevSession {
       bus,
       sensor: o.name,
       dependencies: spec.dependencies ?? [],
+      tuning: { maxDeliver: sensorMaxDeliver(spec) },
     });
   }
 
@@ -266,6 +272,8 @@ export class DevSession {
       resolveSecret: (sel) => this.secret(o.namespace, sel),
       ...(kubeConfig ? { kubeConfig } : {}),
       host: this.o.host,
+      limits: this.limits,
+      hiddenHeaders: this.hiddenHeaders,
     });
     this.o.say(`EventSource ${o.namespace}/${o.name} running (bus ${bus.busName})`);
     for (const [type, entries] of Object.entries(spec as Record<string, unknown>)) {
@@ -319,12 +327,20 @@ export class DevSession {
     return { fingerprint: o.fingerprint, stop: () => s.stop() };
   }
 
+  /** Stops every object at once, so the whole stop takes one grace period, not one per object. */
   async stop(): Promise<void> {
     for (const stop of this.watches.values()) stop();
     this.watches.clear();
-    for (const [id, r] of [...this.running].reverse()) {
-      await r.stop().catch((err: Error) => this.o.say(`problem stopping ${id}: ${err.message}`));
-    }
+    await Promise.all(
+      [...this.running].map(([id, r]) =>
+        r.stop().catch((err: Error) => this.o.say(`problem stopping ${id}: ${err.message}`)),
+      ),
+    );
     this.running.clear();
+  }
+
+  /** The grace period webhook servers get on stop (ms). */
+  get stopGraceMs(): number {
+    return this.limits.stopGraceMs;
   }
 }

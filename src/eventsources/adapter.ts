@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { SecretKeySelector } from '../api/k8s.ts';
 import type { BusRef } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { WebhookRoute } from './webhook/server.ts';
+import type { WebhookRoute } from './webhook/route.ts';
 
 export interface EmitOptions {
   /**

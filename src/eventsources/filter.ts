@@ -1,5 +1,6 @@
 // `filter.expression` of an EventSource entry: a boolean expression over the event payload
-// (e.g. `body.action == "opened" && header["x-kind"][0] == "push"`), evaluated by jexl's own
+// (e.g. `body.action == "opened" && header["X-Kind"][0] == "push"`: header names are Go-canonical,
+// as upstream publishes them, and each header is a list of values), evaluated by jexl's own
 // parser and interpreter (no eval of user input). Compiled once per entry.
 import jexlModule from 'jexl';
 

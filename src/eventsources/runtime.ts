@@ -9,6 +9,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { SOURCE_TYPES } from '../api/eventsource/index.ts';
 import type { EventSourceSpec } from '../api/eventsource.ts';
 import type { SecretKeySelector } from '../api/k8s.ts';
+import { BusError } from '../bus/errors.ts';
 import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, eventSubject } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
@@ -16,9 +17,15 @@ import type { Logger } from '../observability/logger.ts';
 import { adopt } from '../observability/metrics.ts';
 import type { EmitOptions, EmitResult, SourceAdapter, SourceContext, StartedSource } from './adapter.ts';
 import { loadAdapter } from './adapters.ts';
+import { publishConfirmed } from './confirm.ts';
 import { encodeEvent, envelope } from './envelope.ts';
 import { compileFilter, type EventFilter } from './filter.ts';
-import { WebhookServer } from './webhook/server.ts';
+import { DEFAULT_HIDDEN_HEADERS } from './webhook/headers.ts';
+import { UnconfirmedIds } from './webhook/identity.ts';
+import { defaultLimits, type WebhookLimits } from './webhook/limits.ts';
+import { webhookMetrics } from './webhook/metrics.ts';
+import { processBounds, WebhookServer } from './webhook/server.ts';
+import { shareUnconfirmed } from './webhook/shared-ids.ts';
 
 export { DEFAULT_MAX_PAYLOAD } from './webhook/server.ts';
 
@@ -43,8 +50,14 @@ export interface EventSourceRuntimeOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
-  /** Requests handled at once per webhook port before answering 429 (default 2048). */
+  /** Bounds of the webhook servers and the publish deadline (default: limits.ts defaults). */
+  limits?: WebhookLimits;
+  /** Requests waiting for the bus at once per webhook port before 429 (overrides limits). */
   maxInFlight?: number;
+  /** Request headers masked in published events (default: DEFAULT_HIDDEN_HEADERS). */
+  hiddenHeaders?: readonly string[];
+  /** How long the bus drops a repeated Nats-Msg-Id (ms); read from the stream when absent. */
+  duplicatesWindowMs?: number;
   /** Bind address for webhook servers (default 0.0.0.0). */
   host?: string;
 }
@@ -62,6 +75,15 @@ interface Entry {
   eventName: string;
   spec: Record<string, unknown>;
   adapter: SourceAdapter<unknown>;
+}
+
+/** The event's bytes; a BusError `Invalid` (not retryable: the same input fails again) when it cannot be encoded. */
+function encodeOrRefuse(ce: Parameters<typeof encodeEvent>[0]): Uint8Array {
+  try {
+    return encodeEvent(ce);
+  } catch (err) {
+    throw new BusError('Invalid', `the event cannot be encoded: ${(err as Error).message}`);
+  }
 }
 
 export async function startEventSource(o: EventSourceRuntimeOptions): Promise<RunningEventSource> {
@@ -140,6 +162,12 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     }
   }
 
+  const limits: WebhookLimits = {
+    ...(o.limits ?? defaultLimits()),
+    ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
+  };
+  const identities = new UnconfirmedIds(o.duplicatesWindowMs ?? 120_000);
+  const bounds = processBounds(limits);
   const servers = new Map<string, WebhookServer>();
   const webhooks = {
     addRoute(port: string, route: Parameters<WebhookServer['addRoute']>[0]) {
@@ -148,7 +176,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
         server = new WebhookServer({
           port: Number(port),
           ...(o.host ? { host: o.host } : {}),
-          maxInFlight: o.maxInFlight ?? 2048,
+          limits,
+          bounds,
+          hiddenHeaders: o.hiddenHeaders ?? DEFAULT_HIDDEN_HEADERS,
+          identities,
+          log: o.log.child({ port }),
           onResult: (event, status) => {
             if (status >= 400 && status !== 503) {
               processingFailed.inc({ ...labels, event_name: event ?? '', status: String(status) });
@@ -156,6 +188,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           },
         });
         servers.set(port, server);
+        if (servers.size === 1) webhookMetrics(o.registry, bounds);
       }
       server.addRoute(route);
     },
@@ -204,10 +237,16 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           ...(opts.datacontenttype ? { datacontenttype: opts.datacontenttype } : {}),
         });
         try {
-          await o.publisher.publish(subject, encodeEvent(ce), {
-            msgId: `${o.name}/${e.eventName}/${ce.id}`,
-            headers: { traceparent: ce.traceparent, 'ce-id': ce.id },
-          });
+          await publishConfirmed(
+            o.publisher,
+            subject,
+            encodeOrRefuse(ce),
+            {
+              msgId: `${o.name}/${e.eventName}/${ce.id}`,
+              headers: { traceparent: ce.traceparent, 'ce-id': ce.id },
+            },
+            { deadlineMs: limits.publishDeadlineMs, closed: () => o.nc.isClosed() },
+          );
         } catch (err) {
           sentFailed.inc(ev);
           log.warn({ id: ce.id, err: (err as Error).message }, 'event not published; source told to retry');
@@ -244,6 +283,13 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     lifetime.signal,
   );
 
+  const sharing =
+    servers.size > 0
+      ? await shareUnconfirmed(
+          { ...o, ...(o.duplicatesWindowMs ? { windowMs: o.duplicatesWindowMs } : {}) },
+          identities,
+        )
+      : undefined;
   const ports = new Map<string, number>();
   for (const [port, server] of servers) {
     await server.start();
@@ -289,6 +335,9 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     async stop() {
       lifetime.abort();
       await Promise.all([...servers.values()].map((s) => s.stop()));
+      // What was answered without a confirmed store must outlive this process (see shared-ids.ts).
+      await sharing?.flush();
+      sharing?.stop();
       const stopping = [...shared];
       if (leading) stopping.push(...(await leading.catch(() => [])));
       await Promise.allSettled(stopping.map((s) => s.stop()));

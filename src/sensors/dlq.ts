@@ -2,18 +2,24 @@
 // runs the trigger again (from the Sensor's current spec) with the record's own idempotency key,
 // so an effect that already happened is skipped by the processed-set and a replay run twice does
 // nothing the second time; a replayed record is removed from the stream only after success.
+// Concurrent replays (and a Sensor firing the same key) are kept apart by owner-and-lease claims
+// (claims.ts): a live claim held by someone else is waited for, never run alongside; a record that
+// someone else already removed counts as already replayed.
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import type { SensorSpec } from '../api/sensor.ts';
+import { serverCode } from '../bus/errors.ts';
 import { ProcessedSet } from '../bus/kv.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { type BusRef, dlqStreamName, kvBucketName, parseDlqSubject } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
+import { Claims } from './claims.ts';
 import { sensorMetrics } from './metrics.ts';
 import { triggerPreparer } from './prepare.ts';
+import { Redactor } from './redact.ts';
 import type { SensorRuntimeOptions } from './runtime.ts';
-import { type DeadLetterRecord, type SettleEnv, settle } from './settle.ts';
+import { type DeadLetterRecord, type Outcome, type SettleEnv, settle } from './settle.ts';
 
 export interface DlqFilter {
   sensor?: string;
@@ -99,6 +105,8 @@ export interface ReplayOptions
   log: Logger;
   filter?: Omit<DlqFilter, 'sensor'>;
   onProgress?: (done: number, total: number, outcome: string) => void;
+  /** Longest to wait on a record someone else is replaying right now (default: two claim leases). */
+  maxClaimWaitMs?: number;
 }
 
 export interface ReplaySummary {
@@ -108,6 +116,34 @@ export interface ReplaySummary {
   failed: number;
   /** Records whose trigger no longer exists in the Sensor. */
   orphaned: number;
+  /** Event records (dead-lettered before any trigger): fix the spec or the sender, then purge. */
+  notReplayable: number;
+  /** Records still claimed by another live replay after waiting (left for it). */
+  deferred: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True for "no message found": someone else removed the record first. */
+const alreadyRemoved = (err: unknown): boolean =>
+  serverCode(err) === 10037 || /no message found/i.test((err as Error)?.message ?? '');
+
+/** Settles one record, waiting while another process holds a live claim on its key. */
+async function replayOne(
+  env: SettleEnv,
+  t: Parameters<typeof settle>[1],
+  d: StoredDeadLetter,
+  maxWaitMs: number,
+) {
+  const end = Date.now() + maxWaitMs;
+  for (;;) {
+    const r: Outcome = await settle(env, { ...t, dlq: undefined }, d.record.events, Date.now(), {
+      key: d.record.idempotencyKey,
+      replay: true,
+    });
+    if (r.kind !== 'defer' || Date.now() >= end) return r;
+    await sleep(Math.max(50, Math.min(r.delayMs, 500)));
+  }
 }
 
 export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary> {
@@ -133,13 +169,31 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
   );
   const todo: StoredDeadLetter[] = [];
   for await (const d of listDeadLetters(o.jsm, o.bus, { ...o.filter, sensor: o.sensorName })) todo.push(d);
-  const summary: ReplaySummary = { total: todo.length, delivered: 0, alreadyDone: 0, failed: 0, orphaned: 0 };
+  const summary: ReplaySummary = {
+    total: todo.length,
+    delivered: 0,
+    alreadyDone: 0,
+    failed: 0,
+    orphaned: 0,
+    notReplayable: 0,
+    deferred: 0,
+  };
   const lifetime = new AbortController();
+  const claims = new Claims(processed);
+  const redactor = new Redactor();
+  const resolveSecret = async (sel: Parameters<ReplayOptions['resolveSecret']>[0]) => {
+    const v = await o.resolveSecret(sel);
+    redactor.add(v);
+    return v;
+  };
+  const maxWait = o.maxClaimWaitMs ?? 2 * claims.leaseMs;
   const base: SettleEnv = {
     namespace: o.namespace,
     sensorName: o.sensorName,
     bus: o.bus,
     processed,
+    claims,
+    redact: (s) => redactor.redact(s),
     publisher: new Publisher(o.nc),
     metrics,
     signal: lifetime.signal,
@@ -149,7 +203,7 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
       log: o.log,
       buildPayload: () => ({}),
       applyParameters: (x) => x,
-      resolveSecret: o.resolveSecret,
+      resolveSecret,
       resolveConfigMap: o.resolveConfigMap,
       kubeConfig: () => {
         if (!o.kubeConfig) throw new Error('this trigger needs Kubernetes access, and none is configured');
@@ -162,7 +216,10 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
     for (const d of todo) {
       const t = triggers.get(d.record.trigger);
       let outcome: string;
-      if (!t) {
+      if (d.record.kind === 'event') {
+        summary.notReplayable++;
+        outcome = `event record (${d.record.reason ?? 'failed before any trigger'}); kept`;
+      } else if (!t) {
         summary.orphaned++;
         outcome = `trigger ${d.record.trigger} is no longer in the Sensor; kept`;
       } else {
@@ -175,18 +232,24 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
             applyParameters: (target, params) => o.params.applyParameters(target, params, events),
           },
         };
-        const r = await settle(env, { ...t, dlq: undefined }, events, Date.now(), {
-          key: d.record.idempotencyKey,
-          replay: true,
-        });
+        const r = await replayOne(env, t, d, maxWait);
         if (r.kind === 'done' || r.kind === 'duplicate') {
+          let removedByOther = false;
+          try {
+            await o.jsm.streams.deleteMessage(dlqStreamName(o.bus), d.seq, false);
+          } catch (err) {
+            if (!alreadyRemoved(err)) throw err;
+            removedByOther = true;
+          }
           if (r.kind === 'done') summary.delivered++;
           else summary.alreadyDone++;
-          await o.jsm.streams.deleteMessage(dlqStreamName(o.bus), d.seq, false);
-          outcome = r.kind === 'done' ? r.detail : 'already delivered';
+          outcome = r.kind === 'done' ? r.detail : removedByOther ? 'already replayed' : 'already delivered';
+        } else if (r.kind === 'defer') {
+          summary.deferred++;
+          outcome = `left to the replay holding it (${r.reason})`;
         } else {
           summary.failed++;
-          outcome = r.kind === 'dead-lettered' ? `failed again: ${r.error}` : `deferred: ${r.reason}`;
+          outcome = `failed again: ${r.error}`;
         }
       }
       o.onProgress?.(++done, todo.length, outcome);

@@ -59,8 +59,17 @@ export function sensorMetrics(registry: Registry) {
       registry,
       new Counter({
         name: 'sluice_sensor_dead_letters_total',
-        help: 'Trigger executions dead-lettered (record written to the DLQ stream).',
-        labelNames: T,
+        help: 'Trigger executions dead-lettered (record written to the DLQ stream), by reason.',
+        labelNames: [...T, 'reason'],
+        registers: [],
+      }),
+    ),
+    eventsDeadLettered: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_events_dead_lettered_total',
+        help: 'Events dead-lettered before any trigger ran (invalid envelope, filter error, transform failure, program limits, too many deliveries), by reason.',
+        labelNames: [...D, 'reason'],
         registers: [],
       }),
     ),

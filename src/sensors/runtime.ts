@@ -1,34 +1,37 @@
-// Runs one Sensor: a durable consumer per dependency, filters and transform per event, trigger
-// conditions with partial matches kept in JetStream KV (a restart loses none), and settle() for
-// each trigger whose conditions are met. A message is acked only after every trigger it made
-// ready reached a terminal outcome (done, duplicate, dead-lettered); an open circuit breaker hands
-// it back un-acked for later. With `replicas > 1` only the Lease holder consumes.
+// Runs one Sensor: a durable consumer per dependency, filters and transform per event (user
+// programs in the sandbox, off the event loop), trigger conditions with partial matches kept in
+// JetStream KV (a restart loses none), and settle() for each trigger whose conditions are met.
+// Every message ends delivered, dead-lettered with a reason, or handed back to wait (receive.ts).
+// With `replicas > 1` only the Lease holder consumes.
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Cron } from 'croner';
 import type { Registry } from 'prom-client';
-import {
-  type ConditionNode,
-  conditionNames,
-  evaluateConditions,
-  parseConditions,
-} from '../api/conditions.ts';
+import { type ConditionNode, conditionNames, parseConditions } from '../api/conditions.ts';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import type { EventDependency, SensorSpec, TriggerParameter } from '../api/sensor.ts';
-import { ack, consume, InFlight, nak, working } from '../bus/consumer.ts';
-import { JsonState, ProcessedSet } from '../bus/kv.ts';
+import { parseDurationMs } from '../api/stream-config.ts';
+import { consume, DEFAULT_MAX_DELIVERIES, InFlight, sensorMaxDeliver } from '../bus/consumer.ts';
+import { JsonState, kvKey, ProcessedSet } from '../bus/kv.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { bindSensorState, openSensorState } from '../bus/sensor-state.ts';
-import { type BusRef, consumerName, dlqStreamName, dlqSubject, eventStreamName } from '../bus/subjects.ts';
+import { type BusRef, consumerName, eventStreamName } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
-import { type CloudEvent, decodeEvent } from '../eventsources/envelope.ts';
+import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
-import { lookup, textOf } from './match/path.ts';
+import { Claims } from './claims.ts';
+import type { EventDeadLetterEnv } from './event-dlq.ts';
+import { type SensorTrigger, triggerFirer } from './fire.ts';
+import { type PartialMatch, specFingerprint } from './join.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
+import { startLagPoller } from './poll.ts';
 import { triggerPreparer } from './prepare.ts';
-import { idempotencyKey, type Outcome, type PreparedTrigger, type SettleEnv, settle } from './settle.ts';
+import { messageReceiver } from './receive.ts';
+import { Redactor } from './redact.ts';
+import { resetSchedule } from './resets.ts';
+import { Sandbox, type SandboxLimits } from './sandbox/pool.ts';
+import { type SettleEnv, settle } from './settle.ts';
 import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
 
 /** What the Sensor needs to match one dependency (compiled once). */
@@ -55,7 +58,11 @@ export interface SensorRuntimeOptions {
   registry: Registry;
   log: Logger;
   runners: Readonly<Record<string, () => TriggerRunner>>;
-  compileDependency(dep: EventDependency): DependencyMatcher | Promise<DependencyMatcher>;
+  /**
+   * Compiles one dependency. `sandbox` is where its jq/Lua programs must run (given when the
+   * Sensor has any); errors in them are reported here, at start.
+   */
+  compileDependency(dep: EventDependency, sandbox?: Sandbox): DependencyMatcher | Promise<DependencyMatcher>;
   params: ParameterFunctions;
   resolveSecret(sel: SecretKeySelector): Promise<string>;
   resolveConfigMap(sel: ConfigMapKeySelector): Promise<string>;
@@ -68,6 +75,8 @@ export interface SensorRuntimeOptions {
   deliver?: 'new' | 'all';
   /** How long the processed-set remembers an idempotency key (default 7 days). */
   processedTtlMs?: number;
+  /** Overrides of the sandbox limits (spec.evaluation wins over these). */
+  sandboxLimits?: Partial<SandboxLimits>;
   /** Lease identity when `replicas > 1`. */
   identity?: string;
   /**
@@ -89,55 +98,68 @@ export interface RunningSensor {
   stop(): Promise<void>;
 }
 
-interface SensorTrigger extends PreparedTrigger {
-  /** Parsed conditions (default: all dependencies AND'ed). */
-  conditions: ConditionNode;
-  dependencies: ReadonlySet<string>;
-  resets: string[];
-}
-
-interface PartialMatch {
-  /** Latest event per dependency, not used by a firing yet. */
-  events: Record<string, CloudEvent>;
-  /** Firings claimed and not yet settled, by idempotency key. */
-  inflight?: Record<string, Record<string, CloudEvent>>;
-}
-
 const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
-
-/** The orderingKey value as text: a gjson path, read like every other path of a Sensor. */
-const orderingValue = (data: unknown, path: string): string => textOf(lookup(data, path));
 
 export { UnsupportedTriggerError } from './prepare.ts';
 
-/**
- * Runs `fn` after every earlier call with the same key has settled (a per-key queue); the map
- * entry goes away when the queue is empty.
- */
-function serialized<T>(queues: Map<string, Promise<unknown>>, key: string, fn: () => Promise<T>): Promise<T> {
-  const prev = queues.get(key) ?? Promise.resolve();
-  const next = prev.then(fn, fn);
-  const tail = next.catch(() => {});
-  queues.set(key, tail);
-  void tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
+/** True when a dependency runs a user program (jq or Lua). */
+const hasProgram = (d: EventDependency) =>
+  Boolean(d.filters?.script || d.transform?.jq || d.transform?.script);
+
+/** The sandbox limits of a Sensor: its spec.evaluation over the runtime's defaults. */
+export function sandboxLimitsFor(
+  spec: SensorSpec,
+  base: Partial<SandboxLimits> = {},
+): Partial<SandboxLimits> {
+  const e = spec.evaluation;
+  const timeoutMs = e?.timeout ? parseDurationMs(e.timeout) : undefined;
+  return {
+    ...base,
+    ...(timeoutMs ? { timeoutMs } : {}),
+    ...(e?.memoryMiB ? { memoryMiB: e.memoryMiB } : {}),
+    ...(e?.workers ? { workers: e.workers } : {}),
+  };
+}
+
+/** The triggers of `spec`, prepared, with their conditions, fingerprint and reset schedule. */
+function sensorTriggers(
+  spec: SensorSpec,
+  prepare: ReturnType<typeof triggerPreparer>['prepare'],
+  clearEvents: (trigger: string) => Promise<void>,
+): SensorTrigger[] {
+  const depNames = (spec.dependencies ?? []).map((d) => d.name);
+  return (spec.triggers ?? []).map((t, i) => {
+    const base = prepare(t, `trigger-${i}`);
+    const conditions = t.template?.conditions
+      ? parseConditions(t.template.conditions)
+      : (depNames.reduceRight<ConditionNode | undefined>(
+          (acc, n) =>
+            acc ? { kind: 'and', left: { kind: 'name', name: n }, right: acc } : { kind: 'name', name: n },
+          undefined,
+        ) ?? { kind: 'name', name: '' });
+    const dependencies = conditionNames(conditions);
+    const resets = resetSchedule(t, () => clearEvents(base.name));
+    return {
+      ...base,
+      ...(t.dlqTrigger ? { dlq: prepare(t.dlqTrigger, `${base.name}-dlq`) } : {}),
+      conditions,
+      dependencies,
+      fingerprint: specFingerprint(t, spec.dependencies ?? [], dependencies),
+      ...(resets ? { resets } : {}),
+    };
   });
-  return next;
 }
 
 export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSensor> {
   const spec = o.spec;
-  const log = o.log.child({
-    sensor: o.name,
-    namespace: o.namespace,
-    ...(spec.loggingFields ?? {}),
-  });
+  const log = o.log.child({ sensor: o.name, namespace: o.namespace, ...(spec.loggingFields ?? {}) });
   const metrics = sensorMetrics(o.registry);
   const jsm: JetStreamManager = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
   const publisher = new Publisher(o.nc);
   const ackWaitMs = o.ackWaitMs ?? 30_000;
-  // Consumers exist before anyone consumes, so events published meanwhile are kept for us.
+  // Consumers exist before anyone consumes, so events published meanwhile are kept for us. The
+  // controller provisions them (with the same settings: sensorConsumerSpecs, sensorMaxDeliver).
   const state = await (o.provisioned ? bindSensorState : openSensorState)(
     jsm,
     o.nc,
@@ -148,6 +170,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       tuning: {
         ackWaitMs,
         maxAckPending: Math.max(1000, (o.concurrency ?? 64) * 4),
+        maxDeliver: sensorMaxDeliver(spec),
         deliver: o.deliver ?? 'new',
       },
       ...(o.replicas ? { replicas: o.replicas } : {}),
@@ -162,6 +185,14 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     if (!o.kubeConfig) throw new Error('this trigger needs Kubernetes access, and none is configured');
     return o.kubeConfig();
   };
+  // Every secret value resolved for a trigger is registered, so error text can be cleaned of it.
+  const redactor = new Redactor();
+  const resolveSecret = async (sel: SecretKeySelector) => {
+    const v = await o.resolveSecret(sel);
+    redactor.add(v);
+    return v;
+  };
+  const redact = (s: string) => redactor.redact(s);
 
   const { prepare, runners } = triggerPreparer({
     namespace: o.namespace,
@@ -171,24 +202,14 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     metrics,
     log,
   });
-  const depNames = (spec.dependencies ?? []).map((d) => d.name);
-
-  const triggers: SensorTrigger[] = (spec.triggers ?? []).map((t, i) => {
-    const base = prepare(t, `trigger-${i}`);
-    const conditions = t.template?.conditions
-      ? parseConditions(t.template.conditions)
-      : (depNames.reduceRight<ConditionNode | undefined>(
-          (acc, n) =>
-            acc ? { kind: 'and', left: { kind: 'name', name: n }, right: acc } : { kind: 'name', name: n },
-          undefined,
-        ) ?? { kind: 'name', name: '' });
-    return {
-      ...base,
-      ...(t.dlqTrigger ? { dlq: prepare(t.dlqTrigger, `${base.name}-dlq`) } : {}),
-      conditions,
-      dependencies: conditionNames(conditions),
-      resets: (t.template?.conditionsReset ?? []).flatMap((r) => (r.byTime?.cron ? [r.byTime.cron] : [])),
-    };
+  const triggers = sensorTriggers(spec, prepare, async (name) => {
+    // A live reset clears the waiting events; firings in flight stay until they settle.
+    for (;;) {
+      const cur = await partial.get(name);
+      if (!cur || !Object.keys(cur.value.events).length) break;
+      if ((await partial.update(name, { ...cur.value, events: {} }, cur.revision)) !== undefined) break;
+    }
+    log.info({ trigger: name }, 'partial condition matches reset (conditionsReset)');
   });
 
   const env: SettleEnv = {
@@ -196,9 +217,16 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     sensorName: o.name,
     bus: o.bus,
     processed,
+    // A claim left by a process that died expires with the ack_wait that brings its message back.
+    claims: new Claims(
+      processed,
+      o.identity ? `${o.identity}/${process.pid}` : undefined,
+      o.ackWaitMs ?? 30_000,
+    ),
     publisher,
     metrics,
     signal: lifetime.signal,
+    redact,
     context: {
       namespace: o.namespace,
       sensorName: o.name,
@@ -207,7 +235,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
         throw new Error(`buildPayload called outside a trigger call (${params?.length ?? 0} parameters)`);
       },
       applyParameters: (target) => target,
-      resolveSecret: o.resolveSecret,
+      resolveSecret,
       resolveConfigMap: o.resolveConfigMap,
       kubeConfig,
     },
@@ -221,181 +249,65 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       applyParameters: (target, params) => o.params.applyParameters(target, params, events),
     },
   });
+  const fire = triggerFirer({
+    namespace: o.namespace,
+    sensorName: o.name,
+    processed,
+    partial,
+    log,
+    run: (t, events, since) => settle(envFor(events), t, events, since),
+  });
 
-  /** Fires `t` for `events`; KV bookkeeping is the caller's. */
-  const run = (t: SensorTrigger, events: EventsByDependency, since: number): Promise<Outcome> =>
-    settle(envFor(events), t, events, since);
-
-  // Partial matches of multi-dependency triggers. Each event is used in at most one firing: the
-  // events of a firing are moved from `events` to `inflight` (keyed by idempotency key) in one
-  // compare-and-set before the trigger runs, and removed after it settled. The triggering message
-  // is acked only after that, so a crash anywhere leaves it to be redelivered: the redelivery finds
-  // its event in `inflight` and settles that firing again (the processed-set makes it a no-op
-  // when it had already succeeded). Events already used are remembered in the processed-set
-  // ("used/<trigger>/<event id>") so a late redelivery cannot start a new partial match.
-  const locks = new Map<string, Promise<unknown>>();
-  const locked = <T>(name: string, fn: () => Promise<T>): Promise<T> => serialized(locks, name, fn);
-  type Firing = [key: string, events: Record<string, CloudEvent>];
-  const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
-
-  /** Read-modify-write of a trigger's partial state, retried on a concurrent write. */
-  const mutate = async <R>(
-    t: SensorTrigger,
-    f: (cur: PartialMatch) => { next?: PartialMatch; result: R },
-  ): Promise<R> => {
-    for (;;) {
-      const cur = await partial.get(t.name);
-      const value: PartialMatch = { events: {}, inflight: {}, ...(cur?.value ?? {}) };
-      const { next, result } = f(value);
-      if (!next) return result;
-      const empty = Object.keys(next.events).length === 0 && Object.keys(next.inflight ?? {}).length === 0;
-      if (empty && cur) {
-        // Delete only if nobody wrote meanwhile: write the empty state under CAS first.
-        if ((await partial.update(t.name, next, cur.revision)) !== undefined) return result;
-        continue;
-      }
-      if ((await partial.update(t.name, next, cur?.revision ?? 0)) !== undefined) return result;
-    }
-  };
-
-  const handleTrigger = async (
-    t: SensorTrigger,
-    dep: string,
-    ev: CloudEvent,
-    since: number,
-  ): Promise<Outcome> => {
-    if (evaluateConditions(t.conditions, new Set([dep]))) return run(t, { [dep]: ev }, since);
-    const firings = await locked(t.name, async () => {
-      if (await processed.has(usedKey(t, ev))) return [] as Firing[];
-      return mutate<Firing[]>(t, (state) => {
-        const inflight = state.inflight ?? {};
-        // A redelivery of an event already claimed by a firing: settle that firing.
-        const mine: Firing[] = Object.entries(inflight).filter(([, f]) =>
-          Object.values(f).some((e) => e.id === ev.id),
-        );
-        if (mine.length) return { result: mine };
-        const events = { ...state.events, [dep]: ev };
-        const have = new Set(Object.keys(events).filter((d) => t.dependencies.has(d)));
-        if (!evaluateConditions(t.conditions, have)) return { next: { events, inflight }, result: [] };
-        const fired: Record<string, CloudEvent> = {};
-        const left: Record<string, CloudEvent> = {};
-        for (const [d, e] of Object.entries(events)) (have.has(d) ? fired : left)[d] = e;
-        const key = idempotencyKey(o.namespace, o.name, t.name, fired);
-        return { next: { events: left, inflight: { ...inflight, [key]: fired } }, result: [[key, fired]] };
-      });
-    });
-    if (!firings.length) return { kind: 'done', detail: 'waiting for more dependencies' };
-    let last: Outcome = { kind: 'done', detail: '' };
-    for (const [key, fired] of firings) {
-      const outcome = await run(t, fired, since);
-      if (outcome.kind === 'defer') return outcome; // stays in flight; the redelivery retries it
-      for (const e of Object.values(fired)) await processed.markIfAbsent(usedKey(t, e));
-      await locked(t.name, () =>
-        mutate(t, (state) => {
-          const inflight = { ...(state.inflight ?? {}) };
-          if (!(key in inflight)) return { result: undefined };
-          delete inflight[key];
-          return { next: { events: state.events, inflight }, result: undefined };
-        }),
-      );
-      last = outcome;
-    }
-    return last;
-  };
-
+  const sandbox = (spec.dependencies ?? []).some(hasProgram)
+    ? new Sandbox(sandboxLimitsFor(spec, o.sandboxLimits))
+    : undefined;
   const matchers = new Map<string, DependencyMatcher>();
-  for (const d of spec.dependencies ?? []) matchers.set(d.name, await o.compileDependency(d));
-  const chains = new Map<string, Promise<unknown>>();
-
-  const handle = async (dep: EventDependency, msg: JsMsg, ev: CloudEvent): Promise<void> => {
-    const dl = { namespace: o.namespace, sensor_name: o.name, dependency: dep.name };
-    const matcher = matchers.get(dep.name)!;
-    let matched: boolean;
-    try {
-      matched = await matcher.matches(ev);
-    } catch (err) {
-      log.warn(
-        { dependency: dep.name, id: ev.id, err: (err as Error).message },
-        'filter failed; event does not match',
-      );
-      matched = false;
-    }
-    metrics.eventsReceived.inc({ ...dl, result: matched ? 'matched' : 'filtered' });
-    if (!matched) {
-      await ack(msg);
-      return;
-    }
-    let event: CloudEvent;
-    try {
-      event = await matcher.transform(ev);
-    } catch (err) {
-      // A transform that fails on this event fails every time: report it, do not loop on it.
-      log.error(
-        { dependency: dep.name, id: ev.id, err: (err as Error).message },
-        'transform failed; event dropped',
-      );
-      metrics.eventsReceived.inc({ ...dl, result: 'transform-failed' });
-      await ack(msg);
-      return;
-    }
-    const since = Number(msg.info.timestampNanos / 1_000_000);
-    const outcomes = await working(
-      msg,
-      () =>
-        Promise.all(
-          triggers
-            .filter((t) => t.dependencies.has(dep.name))
-            .map((t) => handleTrigger(t, dep.name, event, since)),
-        ),
-      Math.max(1000, Math.floor(ackWaitMs / 3)),
-    );
-    const deferred = outcomes.filter((x): x is Extract<Outcome, { kind: 'defer' }> => x.kind === 'defer');
-    if (deferred.length) {
-      for (const t of triggers)
-        if (t.breaker?.state === 'open')
-          metrics.deferred.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: t.name });
-      nak(msg, Math.max(...deferred.map((x) => x.delayMs)));
-      return;
-    }
-    if (spec.errorOnFailedRound && outcomes.some((x) => x.kind === 'dead-lettered')) {
-      log.error({ dependency: dep.name, id: ev.id }, 'a trigger failed in this round (errorOnFailedRound)');
-    }
-    await ack(msg);
+  try {
+    for (const d of spec.dependencies ?? []) matchers.set(d.name, await o.compileDependency(d, sandbox));
+  } catch (err) {
+    await sandbox?.close();
+    for (const t of triggers) t.resets?.stop();
+    throw err;
+  }
+  const dlq: EventDeadLetterEnv = {
+    namespace: o.namespace,
+    sensorName: o.name,
+    bus: o.bus,
+    publisher,
+    metrics,
+    log,
+    triggers,
+    envFor,
+    redact,
   };
-
-  /** Decodes once; with an orderingKey, events of one key are handled one at a time, in order. */
-  const receive = (dep: EventDependency, msg: JsMsg): Promise<void> => {
-    let ev: CloudEvent;
-    try {
-      ev = decodeEvent(msg.data);
-    } catch (err) {
-      log.error(
-        { dependency: dep.name, seq: msg.seq, err: (err as Error).message },
-        'not a CloudEvent; dropped',
-      );
-      metrics.eventsReceived.inc({
-        namespace: o.namespace,
-        sensor_name: o.name,
-        dependency: dep.name,
-        result: 'undecodable',
-      });
-      msg.term('not a CloudEvent');
-      return Promise.resolve();
-    }
-    if (!dep.orderingKey) return handle(dep, msg, ev);
-    const key = `${dep.name}\u0000${orderingValue(ev.data, dep.orderingKey)}`;
-    return serialized(chains, key, () => handle(dep, msg, ev));
-  };
+  const receive = messageReceiver({
+    namespace: o.namespace,
+    sensorName: o.name,
+    log,
+    metrics,
+    triggers,
+    matchers,
+    dlq,
+    fire,
+    maxDeliveries: spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
+    deferrals: {
+      get: async (k) => Number((await processed.kv.get(kvKey(`defers/${k}`)))?.string() || 0),
+      set: async (k, n) => void (await processed.kv.put(kvKey(`defers/${k}`), String(n))),
+    },
+    ackWaitMs,
+    errorOnFailedRound: Boolean(spec.errorOnFailedRound),
+  });
 
   const consumers = (spec.dependencies ?? []).map((dep, i) => ({
-    dep,
+    dependency: dep.name,
     durable: state.consumers[i]!,
     inFlight: new InFlight(),
   }));
+  const deps = new Map((spec.dependencies ?? []).map((d) => [d.name, d]));
 
   const startConsuming = (signal: AbortSignal): Promise<void>[] =>
-    consumers.map(({ dep, durable, inFlight }) =>
-      consume(js, eventStreamName(o.bus), durable, (msg) => receive(dep, msg), {
+    consumers.map(({ dependency, durable, inFlight }) =>
+      consume(js, eventStreamName(o.bus), durable, (msg) => receive(deps.get(dependency)!, msg), {
         inFlight,
         concurrency: o.concurrency ?? 64,
         batch: 256,
@@ -404,12 +316,11 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
         errorDelayMs: 1000,
         onError: (err, msg) =>
           log.error(
-            { dependency: dep.name, seq: msg.seq, err: (err as Error).message },
+            { dependency, seq: msg.seq, err: redact((err as Error).message) },
             'event handling failed; redelivering',
           ),
       }).catch((err: unknown) => {
-        if (!signal.aborted)
-          log.error({ dependency: dep.name, err: (err as Error).message }, 'consumer stopped');
+        if (!signal.aborted) log.error({ dependency, err: (err as Error).message }, 'consumer stopped');
       }),
     );
 
@@ -427,8 +338,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       ...(o.retryPeriodMs ? { retryPeriodMs: o.retryPeriodMs } : {}),
       onStartedLeading: (signal) => {
         log.info('leading: consuming');
-        const both = AbortSignal.any([signal, lifetime.signal]);
-        loops.push(...startConsuming(both));
+        loops.push(...startConsuming(AbortSignal.any([signal, lifetime.signal])));
       },
     });
     elector.start();
@@ -436,58 +346,21 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     loops.push(...startConsuming(lifetime.signal));
   }
 
-  const crons: Cron[] = [];
-  for (const t of triggers) {
-    for (const expr of t.resets) {
-      const tz = (spec.triggers ?? [])
-        .find((x) => (x.template?.name ?? '') === t.name)
-        ?.template?.conditionsReset?.find((r) => r.byTime?.cron === expr)?.byTime?.timezone;
-      crons.push(
-        new Cron(expr, { ...(tz ? { timezone: tz } : {}), protect: true }, async () => {
-          await partial.delete(t.name).catch(() => {});
-          log.info({ trigger: t.name }, 'partial condition matches reset (conditionsReset)');
-        }),
-      );
-    }
-  }
-
-  // Consumer lag, oldest unsettled event and DLQ depth, every few seconds.
-  const poll = setInterval(() => {
-    void (async () => {
-      for (const { dep, durable, inFlight } of consumers) {
-        const dl = { namespace: o.namespace, sensor_name: o.name, dependency: dep.name };
-        try {
-          const ci = await jsm.consumers.info(eventStreamName(o.bus), durable);
-          metrics.pending.set(dl, ci.num_pending);
-          metrics.ackPending.set(dl, ci.num_ack_pending);
-          // The oldest event in hand (delivery is in stream order, so it is the oldest unsettled
-          // one while this process consumes); read without access to the stream itself.
-          metrics.oldestUnackedAge.set(dl, inFlight.oldestAgeSeconds());
-        } catch {
-          // the bus is unreachable; the connection state is reported elsewhere
-        }
-      }
-      try {
-        const si = await jsm.streams.info(dlqStreamName(o.bus), {
-          subjects_filter: dlqSubject(o.bus, o.name, '*').replace(/\.[^.]*$/, '.*'),
-        });
-        const counts = si.state.subjects ?? {};
-        metrics.dlqDepth.set(
-          { namespace: o.namespace, sensor_name: o.name },
-          Object.values(counts).reduce((a, b) => a + b, 0),
-        );
-      } catch {
-        // no DLQ stream yet
-      }
-    })();
-  }, 5000);
-  poll.unref();
+  const poller = startLagPoller({
+    jsm,
+    bus: o.bus,
+    namespace: o.namespace,
+    sensorName: o.name,
+    metrics,
+    consumers,
+  });
 
   log.info(
     {
-      dependencies: depNames,
+      dependencies: [...deps.keys()],
       triggers: triggers.map((t) => `${t.name} (${t.type})`),
-      consumers: consumers.map((c) => consumerName(o.name, c.dep.name)),
+      consumers: consumers.map((c) => consumerName(o.name, c.dependency)),
+      ...(sandbox ? { sandbox: sandbox.limits } : {}),
     },
     'sensor running',
   );
@@ -496,11 +369,15 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     metrics,
     async stop() {
       lifetime.abort(new Error('sensor stopping'));
-      clearInterval(poll);
-      for (const c of crons) c.stop();
+      poller.stop();
+      for (const t of triggers) t.resets?.stop();
+      // Programs still queued or running are abandoned at once (their events go back un-acked), so
+      // a backlog of runaway programs cannot hold SIGTERM up.
+      const closing = sandbox?.close();
       await Promise.allSettled(loops);
       await elector?.stop();
       await Promise.allSettled([...runners.values()].map((r) => r.close?.()));
+      await closing;
     },
   };
 }

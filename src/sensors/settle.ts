@@ -11,8 +11,10 @@ import { type BusRef, dlqSubject } from '../bus/subjects.ts';
 import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
+import type { Claims } from './claims.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
+import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
 import {
   type EventsByDependency,
   type TriggerContext,
@@ -47,6 +49,8 @@ export interface SettleEnv {
   sensorName: string;
   bus: BusRef;
   processed: ProcessedSet;
+  /** Owner-and-lease claims on idempotency keys (in the processed-set). */
+  claims: Claims;
   publisher: Publisher;
   metrics: SensorMetrics;
   /** Everything of TriggerContext that does not depend on the call. */
@@ -55,7 +59,13 @@ export interface SettleEnv {
     'idempotencyKey' | 'attempt' | 'events' | 'traceparent' | 'signal' | 'triggerName'
   >;
   signal: AbortSignal;
+  /** Removes resolved secrets from error text before it is logged or stored (default: as is). */
+  redact?: (text: string) => string;
 }
+
+/** An outcome as one line of text (for DLQ records). */
+export const outcomeText = (o: Outcome): string =>
+  o.kind === 'done' ? o.detail || 'done' : o.kind === 'dead-lettered' ? `failed: ${o.error}` : o.kind;
 
 /** Same events + same trigger → same key, across attempts, redeliveries, replicas and replays. */
 export function idempotencyKey(
@@ -72,9 +82,16 @@ export function idempotencyKey(
 }
 
 export interface DeadLetterRecord {
+  /** "trigger": a trigger execution failed for good; "event": the event failed before any trigger. */
+  kind?: 'trigger' | 'event';
   namespace: string;
   sensor: string;
+  /** The trigger; for an event record, "@" + the dependency. */
   trigger: string;
+  /** For an event record: the dependency whose filter, transform or delivery failed. */
+  dependency?: string;
+  /** Why (see reasons.ts). */
+  reason?: DeadLetterReason;
   triggerType: string;
   idempotencyKey: string;
   events: EventsByDependency;
@@ -83,6 +100,10 @@ export interface DeadLetterRecord {
   firstAttemptAt: string;
   deadLetteredAt: string;
   dlqTrigger?: { name: string; outcome: string };
+  /** For an event record: the dlqTrigger of each trigger waiting on the dependency. */
+  dlqTriggers?: Array<{ name: string; outcome: string }>;
+  /** For an event record whose message could not be decoded: its first bytes, base64. */
+  raw?: string;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -136,10 +157,36 @@ export async function settle(
 ): Promise<Outcome> {
   const key = opts.key ?? idempotencyKey(env.namespace, env.sensorName, t.name, events);
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
-  if ((await env.processed.claim(key)) === 'done') {
+  const claim = await env.claims.claim(key);
+  if (claim.state === 'done') {
     env.metrics.duplicates.inc(labels);
     return { kind: 'duplicate' };
   }
+  // Someone else (a replica, a `sluice dlq replay`) is running this effect now: wait for it.
+  if (claim.state === 'busy')
+    return { kind: 'defer', delayMs: claim.retryInMs, reason: `claimed by ${claim.owner}` };
+  const lease = env.claims.keepAlive(key, claim);
+  let outcome: Outcome | undefined;
+  try {
+    outcome = await attempts(env, t, events, waitingSinceMs, key, opts);
+    return outcome;
+  } finally {
+    // Handed back to wait (open breaker): the effect did not run, let the next delivery claim it.
+    if (outcome?.kind === 'defer') await lease.release();
+    else lease.stop();
+  }
+}
+
+/** The attempts of one claimed execution, then the dead letter when they failed for good. */
+async function attempts(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  waitingSinceMs: number,
+  key: string,
+  opts: SettleOptions,
+): Promise<Outcome> {
+  const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
   const firstAttemptAt = new Date();
   const traceparent = Object.values(events)[0]?.traceparent;
   let last: TriggerError | undefined;
@@ -193,6 +240,8 @@ export async function settle(
     } catch (err) {
       if (env.signal.aborted) throw err;
       last = asTriggerError(err);
+      const clean = boundedMessage(env.redact ? env.redact(last.message) : last.message);
+      if (clean !== last.message) last = redacted(last, clean);
       permit?.allowed && permit.release(false);
       env.metrics.duration.observe(labels, performance.now() - started);
       env.metrics.failed.inc(labels);
@@ -230,6 +279,23 @@ export async function settle(
   return { kind: 'dead-lettered', error: error.message };
 }
 
+/** Longest error message kept (logged, stored in a DLQ record), in characters. */
+export const MAX_ERROR_MESSAGE = 2048;
+
+/** `m` cut to MAX_ERROR_MESSAGE characters. */
+const boundedMessage = (m: string): string =>
+  m.length <= MAX_ERROR_MESSAGE
+    ? m
+    : `${m.slice(0, MAX_ERROR_MESSAGE)}… (${m.length - MAX_ERROR_MESSAGE} more characters)`;
+
+/** The same error with a redacted message (code, retryability and cause kept). */
+function redacted(e: TriggerError, message: string): TriggerError {
+  return new TriggerError(e.code, message, {
+    ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+    ...(e.cause !== undefined ? { cause: e.cause } : {}),
+  });
+}
+
 async function deadLetter(
   env: SettleEnv,
   t: PreparedTrigger,
@@ -244,15 +310,15 @@ async function deadLetter(
   if (t.dlq) {
     // The dead-letter trigger gets the same events; its own key keeps it from firing twice.
     const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), { key: `${key}:dlq` });
-    dlqTrigger = {
-      name: t.dlq.name,
-      outcome: o.kind === 'done' ? o.detail : o.kind === 'dead-lettered' ? `failed: ${o.error}` : o.kind,
-    };
+    dlqTrigger = { name: t.dlq.name, outcome: outcomeText(o) };
   }
+  const reason = triggerFailureReason(error);
   const record: DeadLetterRecord = {
+    kind: 'trigger',
     namespace: env.namespace,
     sensor: env.sensorName,
     trigger: t.name,
+    reason,
     triggerType: t.type,
     idempotencyKey: key,
     events,
@@ -269,9 +335,17 @@ async function deadLetter(
       msgId: `dlq/${key}`,
     },
   );
-  env.metrics.deadLettered.inc(labels);
+  env.metrics.deadLettered.inc({ ...labels, reason });
   env.context.log.error(
-    { trigger: t.name, idempotencyKey: key, attempts, code: error.code, err: error.message, dlqTrigger },
+    {
+      trigger: t.name,
+      idempotencyKey: key,
+      attempts,
+      reason,
+      code: error.code,
+      err: error.message,
+      dlqTrigger,
+    },
     'trigger dead-lettered',
   );
 }

@@ -54,8 +54,11 @@ function issue(dir: string, name: string, subject: string, ext: string): void {
   );
 }
 
-/** Creates the PKI in `dir` unless it is already there (a restart reuses it). */
-export function ensurePki(dir: string): Pki {
+/**
+ * Creates the PKI in `dir` unless it is already there (a restart reuses it). `extraSans` are
+ * more subjectAltName entries for the serving certificate (e.g. `IP:10.180.255.2`).
+ */
+export function ensurePki(dir: string, extraSans: string[] = []): Pki {
   mkdirSync(dir, { recursive: true });
   const pki: Pki = {
     dir,
@@ -99,7 +102,7 @@ export function ensurePki(dir: string): Pki {
       'basicConstraints=CA:FALSE',
       'keyUsage=critical,digitalSignature,keyEncipherment',
       'extendedKeyUsage=serverAuth',
-      'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc',
+      `subjectAltName=${['IP:127.0.0.1', 'IP:10.0.0.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local', ...extraSans].join(',')}`,
       '',
     ].join('\n'),
   );

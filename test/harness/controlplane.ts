@@ -17,6 +17,21 @@ export interface ControlPlaneOptions {
   dir?: string;
   /** Extra kube-apiserver flags. */
   apiServerArgs?: string[];
+  /** Address etcd and the API server listen on and advertise; 127.0.0.1 when omitted. */
+  host?: string;
+  /** Command prefix for every process, e.g. `['nsenter', '--net=/run/netns/n', '--']`. */
+  wrap?: string[];
+  /** Fixed ports (a network namespace of its own has no one to compete with); free ones otherwise. */
+  ports?: { etcd: number; etcdPeer: number; api: number };
+  /** Service ClusterIP range; 10.0.0.0/24 when omitted. */
+  serviceCidr?: string;
+  /** More subjectAltName entries for the serving certificate, e.g. `IP:10.96.0.1`. */
+  extraSans?: string[];
+  /**
+   * Keep the ServiceAccount admission plugin (pods get their token volume). Needs a
+   * kube-controller-manager to create the namespaces' default ServiceAccounts.
+   */
+  serviceAccountAdmission?: boolean;
 }
 
 export interface ControlPlane {
@@ -70,16 +85,22 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const etcdBin = requireTool('etcd');
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sluice-kube-'));
   mkdirSync(dir, { recursive: true });
-  const pki = ensurePki(join(dir, 'pki'));
-  const etcdPort = await freePort();
-  const etcdPeerPort = await freePort();
-  const apiPort = await freePort();
+  const pki = ensurePki(join(dir, 'pki'), opts.extraSans);
+  const host = opts.host ?? '127.0.0.1';
+  const etcdPort = opts.ports?.etcd ?? (await freePort());
+  const etcdPeerPort = opts.ports?.etcdPeer ?? (await freePort());
+  const apiPort = opts.ports?.api ?? (await freePort());
   const etcdLog = join(dir, 'etcd.log');
   const apiServerLog = join(dir, 'kube-apiserver.log');
-  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-  const server = `https://127.0.0.1:${apiPort}`;
+  const etcdUrl = `http://${host}:${etcdPort}`;
+  const server = `https://${host}:${apiPort}`;
+  const wrap = opts.wrap ?? [];
+  const managed = (name: string, bin: string, args: string[], log: string) =>
+    wrap.length
+      ? new ManagedProcess(name, wrap[0]!, [...wrap.slice(1), bin, ...args], log)
+      : new ManagedProcess(name, bin, args, log);
 
-  const etcd = new ManagedProcess(
+  const etcd = managed(
     'etcd',
     etcdBin,
     [
@@ -92,11 +113,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       '--advertise-client-urls',
       etcdUrl,
       '--listen-peer-urls',
-      `http://127.0.0.1:${etcdPeerPort}`,
+      `http://${host}:${etcdPeerPort}`,
       '--initial-advertise-peer-urls',
-      `http://127.0.0.1:${etcdPeerPort}`,
+      `http://${host}:${etcdPeerPort}`,
       '--initial-cluster',
-      `sluice-test=http://127.0.0.1:${etcdPeerPort}`,
+      `sluice-test=http://${host}:${etcdPeerPort}`,
       // Tests need speed, not crash-durability of etcd itself (a graceful stop still syncs).
       '--unsafe-no-fsync',
       '--log-level',
@@ -105,16 +126,16 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     etcdLog,
   );
 
-  const apiServer = new ManagedProcess(
+  const apiServer = managed(
     'kube-apiserver',
     apiServerBin,
     [
       '--etcd-servers',
       etcdUrl,
       '--bind-address',
-      '127.0.0.1',
+      host,
       '--advertise-address',
-      '127.0.0.1',
+      host,
       '--secure-port',
       String(apiPort),
       '--cert-dir',
@@ -132,13 +153,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       '--service-account-signing-key-file',
       pki.saKey,
       '--service-cluster-ip-range',
-      '10.0.0.0/24',
+      opts.serviceCidr ?? '10.0.0.0/24',
       '--authorization-mode',
       'RBAC',
       '--allow-privileged=true',
-      // No controller-manager here, so nothing creates default ServiceAccounts for Pods.
-      '--disable-admission-plugins',
-      'ServiceAccount',
+      // Without a controller-manager nothing creates default ServiceAccounts for Pods.
+      ...(opts.serviceAccountAdmission ? [] : ['--disable-admission-plugins', 'ServiceAccount']),
       '--enable-priority-and-fairness=false',
       '--profiling=false',
       '--v',

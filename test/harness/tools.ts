@@ -35,7 +35,23 @@ function onPath(name: string): string | undefined {
   return undefined;
 }
 
-export type ToolName = 'nats-server' | 'kube-apiserver' | 'etcd' | 'kubectl' | 'helm' | 'prometheus';
+export type ToolName =
+  | 'nats-server'
+  | 'kube-apiserver'
+  | 'etcd'
+  | 'kubectl'
+  | 'helm'
+  | 'prometheus'
+  | NodeToolName;
+
+/** The e2e node's own programs (`make tools` builds them beside the API server). */
+export type NodeToolName =
+  | 'kubelet'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kube-proxy'
+  | 'coredns'
+  | 'pause';
 
 export interface ToolLookup {
   path?: string;
@@ -61,8 +77,26 @@ function candidates(name: ToolName): string[] {
       return [join(tools, `helm-${v.HELM_VERSION}`, name)];
     case 'prometheus':
       return [];
+    case 'kubelet':
+    case 'kube-controller-manager':
+    case 'kube-scheduler':
+    case 'kube-proxy':
+      return [join(tools, `k8s-node-${v.KUBERNETES_VERSION}`, name)];
+    case 'coredns':
+      return [join(tools, `coredns-${v.COREDNS_VERSION}`, name)];
+    case 'pause':
+      return [join(tools, `pause-${v.PAUSE_VERSION}`, name)];
   }
 }
+
+const nodeTools = new Set<ToolName>([
+  'kubelet',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kube-proxy',
+  'coredns',
+  'pause',
+]);
 
 /** Finds a tool: explicit env override (e.g. SLUICE_NATS_SERVER), the tool cache, then PATH. */
 export function findTool(name: ToolName): ToolLookup {
@@ -74,7 +108,7 @@ export function findTool(name: ToolName): ToolLookup {
   for (const c of candidates(name)) if (executable(c)) return { path: c };
   // nats-server from PATH may be Debian's 2.9, which lacks features we rely on; only the cache
   // build is trusted for it.
-  if (name !== 'nats-server') {
+  if (name !== 'nats-server' && !nodeTools.has(name)) {
     const p = onPath(name);
     if (p) return { path: p };
   }

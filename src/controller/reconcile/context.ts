@@ -30,6 +30,8 @@ export interface BusConnection {
 export interface SensorStateRef {
   name: string;
   dependencies: Array<{ name: string; eventSourceName: string; eventName: string }>;
+  /** max_deliver of its consumers (sensorMaxDeliver of the spec; default: without breaker or programs). */
+  maxDeliver?: number;
 }
 
 /** What the bus monitor saw: drops since the previous look. */

@@ -7,6 +7,7 @@ import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
 import { SensorSpec, TRIGGER_TYPES } from '../../api/sensor.ts';
 import { formatPath } from '../../api/validate.ts';
+import { sensorMaxDeliver } from '../../bus/consumer.ts';
 import { inboxPrefixFor } from '../../bus/permissions.ts';
 import { eventSourceBuckets } from '../../bus/source-state.ts';
 import { SUPPORTED_SOURCE_TYPES } from '../../eventsources/supported.ts';
@@ -421,6 +422,7 @@ export async function reconcileSensor(
       await ctx.bus.provisionSensor(conn, {
         name: obj.metadata.name ?? '',
         dependencies: spec.dependencies ?? [],
+        maxDeliver: sensorMaxDeliver(parsed.data),
       });
       return undefined;
     } catch (err) {

@@ -11,8 +11,10 @@ import {
   headers as natsHeaders,
   nkeyAuthenticator,
 } from '@nats-io/transport-node';
+
 import type { NATSEventsSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
+import { parseJsonText } from '../json.ts';
 
 export const adapter: SourceAdapter<NATSEventsSource> = {
   type: 'nats',
@@ -59,7 +61,7 @@ export const adapter: SourceAdapter<NATSEventsSource> = {
         let data: unknown = m.string();
         if (spec.jsonBody) {
           try {
-            data = m.json();
+            data = parseJsonText(m.string());
           } catch {
             ctx.processingFailed('invalid-json');
             ctx.log.warn(

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisEventSource, RedisStreamEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { parseJsonText } from '../json.ts';
 
 type Common = Pick<RedisEventSource, 'hostAddress' | 'password' | 'db' | 'tls' | 'username'>;
 
@@ -38,7 +39,7 @@ async function options(ctx: SourceContext<unknown>, spec: Common): Promise<Redis
 
 function body(raw: string, json: boolean | undefined): unknown {
   if (!json) return raw;
-  return JSON.parse(raw);
+  return parseJsonText(raw);
 }
 
 export const redis: SourceAdapter<RedisEventSource> = {

@@ -1,7 +1,9 @@
-// `webhook`: a plain HTTP endpoint. Routes onto the EventSource's shared server for its port.
+// `webhook`: a plain HTTP endpoint. Routes onto the EventSource's shared server for its port and
+// publishes upstream's `{header, body, metadata}`: Go-canonical header names with every value
+// (credentials masked, see headers.ts), the body as upstream reads it (decode.ts).
 import type { WebhookEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
-import { DEFAULT_MAX_PAYLOAD } from './server.ts';
+import { DEFAULT_MAX_PAYLOAD } from './route.ts';
 
 export const adapter: SourceAdapter<WebhookEventSource> = {
   type: 'webhook',
@@ -13,6 +15,7 @@ export const adapter: SourceAdapter<WebhookEventSource> = {
       endpoint: w.endpoint,
       method: w.method,
       maxPayloadSize: w.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD,
+      bodyFormat: 'webhook',
       ...(w.authSecret ? { authToken: (await ctx.resolveSecret(w.authSecret)).trim() } : {}),
       ...(w.metadata ? { metadata: w.metadata } : {}),
       ...(w.serverCertSecret && w.serverKeySecret
@@ -23,11 +26,7 @@ export const adapter: SourceAdapter<WebhookEventSource> = {
             },
           }
         : {}),
-      accept: (d) =>
-        ctx.emit(d.data, {
-          ...(d.id ? { id: d.id } : {}),
-          ...(d.traceparent ? { traceparent: d.traceparent } : {}),
-        }),
+      accept: (d) => ctx.emit(d.data, { id: d.id, ...(d.traceparent ? { traceparent: d.traceparent } : {}) }),
     });
     return { stop: async () => {} };
   },

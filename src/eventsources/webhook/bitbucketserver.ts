@@ -8,8 +8,9 @@
 import type { BitbucketServerEventSource } from '../../api/eventsource.ts';
 import { parseDurationMs } from '../../api/stream-config.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { MAX_EVENTS_PER_DELIVERY } from './exchange.ts';
 import { type ApiCall, apiClient, clientTls, type HookSite, registerIfConfigured } from './hooks.ts';
-import type { Prepared, StandardPayload } from './server.ts';
+import type { Prepared, StandardPayload } from './route.ts';
 import {
   addSignedRoute,
   checkHubSignature,
@@ -137,6 +138,10 @@ export const bitbucketserver: SourceAdapter<BitbucketServerEventSource> = {
       const asIs: Prepared = { ...(id ? { id } : {}), data: whole };
       if (ev?.eventKey !== 'repo:refs_changed' || !Array.isArray(ev.changes)) return asIs;
       if (!spec.oneEventPerChange && !spec.skipBranchRefsChangedOnOpenPR) return asIs;
+      // Each change may cost an API call and becomes an event: bounded, not amplified.
+      if (ev.changes.length > MAX_EVENTS_PER_DELIVERY) {
+        throw new Error(`more than ${MAX_EVENTS_PER_DELIVERY} changes in one delivery`);
+      }
       const project = ev.repository?.project?.key;
       const slug = ev.repository?.slug;
       const kept: Array<[number, RefChange]> = [];

@@ -1,10 +1,11 @@
 // `github`: GitHub webhook deliveries. Verifies X-Hub-Signature-256 (or the legacy sha1
 // X-Hub-Signature) with webhookSecret, publishes {headers, body, metadata} (as upstream) under X-GitHub-Delivery as the
-// event id. With apiToken or githubApp it registers the hook on the listed repositories or
+// event id; a form-encoded delivery (content type `form`) publishes its JSON `payload` field. With apiToken or githubApp it registers the hook on the listed repositories or
 // organisations through the REST API (githubBaseURL for GitHub Enterprise).
 import { createSign } from 'node:crypto';
 import type { GithubEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { parseJson } from './decode.ts';
 import { type ApiCall, allPages, apiClient, type HookSite, registerIfConfigured } from './hooks.ts';
 import {
   addSignedRoute,
@@ -16,6 +17,21 @@ import {
 } from './signed.ts';
 
 export const GITHUB_API = 'https://api.github.com';
+
+/** Deepest JSON nesting accepted in a form-encoded `payload` (as for JSON bodies). */
+const MAX_PAYLOAD_DEPTH = 128;
+
+/**
+ * A delivery with content type `form` carries the JSON event in the form field `payload` (as
+ * go-github's ValidatePayload reads it); throws (→ 400) when it is missing or not JSON.
+ */
+function formPayload(form: string): unknown {
+  const payload = new URLSearchParams(form).get('payload');
+  if (payload === null) throw new Error('form-encoded delivery without a payload field');
+  const parsed = parseJson(Buffer.from(payload), MAX_PAYLOAD_DEPTH);
+  if (!parsed.ok) throw new Error(`payload field: ${parsed.message}`);
+  return parsed.body;
+}
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
@@ -105,9 +121,9 @@ export const github: SourceAdapter<GithubEventSource> = {
               checkHubSignature(key, raw, header(h, 'x-hub-signature-256'), header(h, 'x-hub-signature')),
           }
         : {}),
-      prepare: (h, _body, _raw, standard) => ({
+      prepare: (h, body, _raw, standard) => ({
         ...idFrom(h, 'x-github-delivery'),
-        data: codeHostPayload(standard),
+        data: codeHostPayload(typeof body === 'string' ? { ...standard, body: formPayload(body) } : standard),
       }),
     });
     const base = ctx.spec.githubBaseURL ?? GITHUB_API;

@@ -1,143 +1,138 @@
-// One HTTP server per port, shared by all webhook-style sources of an EventSource. The order of
-// checks is fixed: route (404/405), capacity (429), auth (401), size (413), the route's signature
-// check (401 unsigned, 403 wrong), content (400), and only then publish: 200 only after the bus confirmed the event is stored; 503 + Retry-After when
-// the bus is full or unreachable, so the sender retries instead of believing a lost event arrived.
-import { timingSafeEqual } from 'node:crypto';
-import {
-  createServer,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+// One HTTP server per port, shared by all webhook-style sources of an EventSource (each request is
+// handled in exchange.ts). The server keeps every bound against slow, partial and hostile clients
+// (limits.ts): a deadline for the header section and for the whole request (Node answers 408), a
+// body idle timeout, request-body bytes and connections bounded per process (budget.ts), malformed
+// HTTP answered 400/431 and cut, and no error of a client's connection can reach the process.
+// `/health` answers 200 on every port (as upstream serves it) unless a route uses that path.
+// `stop()` is bounded: it stops listening, cuts requests still receiving their body, lets
+// requests waiting for the bus finish within the grace period, then closes every connection.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { BusError } from '../../bus/errors.ts';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from '../../observability/logger.ts';
+import { ByteBudget, ConnectionGate } from './budget.ts';
+import { Exchange, type ExchangeContext, handleExchange } from './exchange.ts';
+import { UnconfirmedIds } from './identity.ts';
+import { defaultLimits, type WebhookLimits } from './limits.ts';
+import type { WebhookRoute } from './route.ts';
 
-export interface WebhookRoute {
-  eventName: string;
-  endpoint: string;
-  method: string;
-  maxPayloadSize: number;
-  /** Bearer token requests must present, when configured. */
-  authToken?: string;
-  /** Serve this port over HTTPS with this certificate and key (PEM), when configured. */
-  tls?: { cert: string; key: string };
-  metadata?: Record<string, string>;
-  /** Request headers left out of the published `header` (lower case), e.g. ones carrying a secret. */
-  hideHeaders?: string[];
-  /** Publishes the event; resolves once it is durable (or filtered out), rejects with a BusError. */
-  accept(delivery: WebhookDelivery): Promise<unknown>;
-  /**
-   * Signature/token check on the raw request, after the size check and before anything is parsed:
-   * a refusal (401 missing, 403 wrong) is answered and nothing is published.
-   */
-  verify?(headers: IncomingHttpHeaders, raw: Buffer): { status: 401 | 403; message: string } | undefined;
-  /**
-   * Provider-specific handling after parsing: the delivery id (stable across the provider's
-   * retries), the data to publish instead of `{header, body}`, several events from one delivery,
-   * or a direct answer with nothing published (a URL-verification handshake, an event type that
-   * is filtered out). `standard` is what would be published otherwise ({header, body, metadata}).
-   * Throwing refuses the delivery with 400, or 503 + Retry-After for RetryLater.
-   */
-  prepare?(
-    headers: IncomingHttpHeaders,
-    body: unknown,
-    raw: Buffer,
-    standard: StandardPayload,
-  ): Prepared | Promise<Prepared>;
+export {
+  DEFAULT_MAX_PAYLOAD,
+  type Prepared,
+  RetryLater,
+  type StandardPayload,
+  type WebhookDelivery,
+  type WebhookRoute,
+} from './route.ts';
+
+/** What all webhook servers of a process share: the byte budget and the connection bound. */
+export interface ProcessBounds {
+  budget: ByteBudget;
+  connections: ConnectionGate;
 }
 
-/** The upstream webhook payload: request headers (all values of each), parsed body, metadata. */
-export interface StandardPayload {
-  header: Record<string, string[]>;
-  body: unknown;
-  metadata?: Record<string, string>;
+let shared: ProcessBounds | undefined;
+
+/** Least time between two collections asked for by `giveMemoryBack` (ms). */
+const RELIEF_INTERVAL_MS = 30_000;
+let lastRelief = 0;
+
+/**
+ * After the budget or the connections were busy and drained (an upload or connection flood is over), runs a
+ * full garbage collection when the process allows it (`bin/sluice` passes --expose-gc), so the
+ * memory comes back now rather than at the next collection V8 would choose, which an idle
+ * process may never reach. At most once per 30 s.
+ */
+function giveMemoryBack(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc || Date.now() - lastRelief < RELIEF_INTERVAL_MS) return;
+  lastRelief = Date.now();
+  setTimeout(gc, 1_000).unref();
 }
 
-/** What a route's `prepare` makes of a delivery. */
-export interface Prepared {
-  id?: string | undefined;
-  data?: unknown;
-  /** Publish these instead of one event; the answer is 200 only once all of them are stored. */
-  events?: Array<{ id?: string | undefined; data: unknown }>;
-  reply?: { status: number; body: string; contentType?: string };
-}
-
-/** Thrown by `prepare` when the delivery cannot be judged now (e.g. a provider API is down). */
-export class RetryLater extends Error {}
-
-export interface WebhookDelivery {
-  eventName: string;
-  /** Stable id from Idempotency-Key (or X-Request-Id), when the sender gave one. */
-  id?: string;
-  traceparent?: string;
-  /** Upstream-compatible payload: { header, body, metadata }, or what the route's `prepare` made. */
-  data: unknown;
+/** The process-wide bounds, created from `limits` on first use. */
+export function processBounds(limits: WebhookLimits = defaultLimits()): ProcessBounds {
+  if (!shared) {
+    shared = {
+      budget: new ByteBudget(limits.maxBufferedBytes),
+      connections: new ConnectionGate(limits.maxConnections),
+    };
+    shared.budget.onDrained = giveMemoryBack;
+    shared.connections.onDrained = giveMemoryBack;
+  }
+  return shared;
 }
 
 export interface WebhookServerOptions {
   port: number;
   host?: string;
-  /** Requests being handled at once; more get 429. */
-  maxInFlight: number;
-  /** Called with each answer (for metrics). */
+  limits?: WebhookLimits;
+  /** Default: the process-wide bounds. */
+  bounds?: ProcessBounds;
+  /** Header names masked in published events (lower case). */
+  hiddenHeaders?: readonly string[];
+  /** Ids of unconfirmed requests (shared by the ports of one EventSource). */
+  identities?: UnconfirmedIds;
+  log?: Logger;
+  /** Called with each answer (for metrics); 499 when the client went away first. */
   onResult?(eventName: string | undefined, status: number): void;
 }
 
-export const DEFAULT_MAX_PAYLOAD = 1_048_576;
-const RETRY_AFTER_S = '2';
+const quietLog = { error() {}, warn() {}, info() {}, debug() {} } as unknown as Logger;
 
-function reply(
-  res: ServerResponse,
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
-  res.end(`${message}\n`);
+/** The answer Node's own clientError handling would give, by error code. */
+function clientErrorStatus(err: NodeJS.ErrnoException): number {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
+  if (err.code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') return 413;
+  return 400;
 }
 
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-/** Reads the body up to `max` bytes; resolves undefined when it is larger. */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
-      if (over) return;
-      size += c.length;
-      if (size > max) {
-        over = true;
-        resolve(undefined);
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (!over) resolve(Buffer.concat(chunks));
-    });
-    req.on('error', reject);
-  });
-}
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  413: 'Payload Too Large',
+  431: 'Request Header Fields Too Large',
+};
 
 export class WebhookServer {
   private readonly opts: WebhookServerOptions;
+  private readonly limits: WebhookLimits;
+  private readonly bounds: ProcessBounds;
   private readonly routes = new Map<string, WebhookRoute>();
+  private readonly live = new Set<Exchange>();
+  private readonly ctx: ExchangeContext;
   private server?: Server;
-  private inFlight = 0;
+  private publishing = 0;
   private idle: Array<() => void> = [];
-  private accepting = true;
+  private stopping = false;
 
   constructor(opts: WebhookServerOptions) {
     this.opts = opts;
+    this.limits = opts.limits ?? defaultLimits();
+    this.bounds = opts.bounds ?? processBounds(this.limits);
+    const log = opts.log ?? quietLog;
+    this.ctx = {
+      port: opts.port,
+      limits: this.limits,
+      budget: this.bounds.budget,
+      hidden: new Set((opts.hiddenHeaders ?? []).map((h) => h.toLowerCase())),
+      identities: opts.identities ?? new UnconfirmedIds(120_000),
+      log,
+      stopping: () => this.stopping,
+      enterPublish: () => {
+        if (this.publishing >= this.limits.maxInFlight) return false;
+        this.publishing++;
+        return true;
+      },
+      leavePublish: () => {
+        this.publishing--;
+        if (this.publishing === 0) for (const f of this.idle.splice(0)) f();
+      },
+      publishFull: () => this.publishing >= this.limits.maxInFlight,
+      onResult: (event, status) => opts.onResult?.(event, status),
+    };
   }
 
   addRoute(route: WebhookRoute): void {
@@ -151,139 +146,129 @@ export class WebhookServer {
   }
 
   async start(): Promise<void> {
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    const l = this.limits;
+    const options = {
+      headersTimeout: l.headersTimeoutMs,
+      requestTimeout: l.requestTimeoutMs,
+      keepAliveTimeout: l.keepAliveTimeoutMs,
+      // How often Node checks the two deadlines above (its default, 30 s, would let them slip).
+      connectionsCheckingInterval: Math.min(1000, l.headersTimeoutMs),
+      maxHeaderSize: l.maxHeaderBytes,
+      requireHostHeader: true,
+    };
     // One port, one protocol: HTTPS when any of its routes brings a certificate.
     const tls = [...this.routes.values()].find((r) => r.tls)?.tls;
     const server: Server = tls
-      ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler)
-      : createServer(handler);
+      ? createHttpsServer({ ...options, cert: tls.cert, key: tls.key, handshakeTimeout: l.headersTimeoutMs })
+      : createServer(options);
+    // A client may half-close after sending its request and still wait for the answer (Node's
+    // default aborts such a request); a half-close mid-body ends the read (body.ts).
+    (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.server = server;
+    server.on('request', (req, res) => this.dispatch(req, res, false));
+    server.on('checkContinue', (req, res) => this.dispatch(req, res, true));
+    server.on('connection', (socket: Socket) => this.admit(socket));
+    // A connection that stays silent this long with no request in progress is closed (Node's
+    // header deadline starts only with the first byte, so silent connections would stay forever).
+    server.timeout = l.headersTimeoutMs;
+    server.on('timeout', (socket: Socket) => this.silent(socket));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.clientError(err, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => resolve());
+      server.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
+    // After listening, an accept failure (e.g. out of file descriptors) is logged, never thrown.
+    server.on('error', (err) =>
+      this.ctx.log.error({ err: err.message, port: this.port }, 'webhook server error'),
+    );
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Requests waiting for the bus now. */
+  get inFlight(): number {
+    return this.publishing;
+  }
+
+  private admit(socket: Socket): void {
+    if (this.stopping || !this.bounds.connections.enter()) {
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => this.bounds.connections.leave());
+    socket.on('error', () => {}); // reported through clientError / the request; never uncaught
+  }
+
+  private silent(socket: Socket): void {
+    const s = socket as Socket & { _httpMessage?: unknown; parser?: { incoming?: unknown } | null };
+    if (!s._httpMessage && !s.parser?.incoming) socket.destroy();
+  }
+
+  private clientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+    const status = clientErrorStatus(err);
+    if (err.code !== 'ECONNRESET') this.ctx.onResult(undefined, status);
+    const busy = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (busy && !busy.writableEnded && busy.req.complete && err.code !== 'ECONNRESET') {
+      // Garbage after a complete (pipelined) request: that request's answer is still to come and
+      // must not be preceded by this 400 (its sender would read it as its own answer). Answer
+      // it, then close; nothing after the garbage is read.
+      busy.shouldKeepAlive = false;
+      busy.once('close', () => socket.destroy());
+      return;
+    }
+    if (err.code !== 'ECONNRESET' && socket.writable && !busy?.headersSent) {
+      const text = STATUS_TEXT[status] ?? 'Bad Request';
+      socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const route = this.routes.get(path);
-    const done = (status: number, message: string, headers?: Record<string, string>) => {
-      reply(res, status, message, headers);
-      this.opts.onResult?.(route?.eventName, status);
-    };
-    if (!route) return done(404, `no event source listens on ${path}`);
-    if (req.method !== route.method.toUpperCase()) {
-      return done(405, `${path} accepts ${route.method.toUpperCase()} only`, {
-        allow: route.method.toUpperCase(),
+    if (!route && path === '/health') {
+      res.writeHead(this.stopping ? 503 : 200, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(this.stopping ? 'shutting down\n' : 'OK\n');
+      return;
+    }
+    const ex = new Exchange(this.ctx, req, res, route);
+    this.live.add(ex);
+    handleExchange(this.ctx, ex, path, expectContinue)
+      .catch((err: Error) => {
+        this.ctx.log.error({ err: err.message, stack: err.stack, path }, 'webhook: unexpected error');
+        ex.answer(500, 'internal error');
+      })
+      .finally(() => {
+        ex.hold.release();
+        this.live.delete(ex);
       });
-    }
-    if (!this.accepting)
-      return done(503, 'shutting down', { 'retry-after': RETRY_AFTER_S, connection: 'close' });
-    if (this.inFlight >= this.opts.maxInFlight) {
-      req.resume();
-      return done(429, 'too many requests in flight; retry later', { 'retry-after': '1' });
-    }
-    this.inFlight++;
-    try {
-      if (route.authToken) {
-        const auth = req.headers.authorization ?? '';
-        const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-        if (!token || !sameSecret(token, route.authToken)) {
-          req.resume();
-          return done(401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer' });
-        }
-      }
-      const declared = Number(req.headers['content-length'] ?? Number.NaN);
-      if (declared > route.maxPayloadSize) {
-        req.resume();
-        return done(413, `body larger than ${route.maxPayloadSize} bytes`);
-      }
-      const raw = await readBody(req, route.maxPayloadSize);
-      if (!raw) return done(413, `body larger than ${route.maxPayloadSize} bytes`, { connection: 'close' });
-      const refused = route.verify?.(req.headers, raw);
-      if (refused) return done(refused.status, refused.message);
-      let body: unknown = raw.toString('utf8');
-      const type = (req.headers['content-type'] ?? '').toLowerCase();
-      if (type.includes('json') || (!type && raw.length > 0 && /^\s*[[{]/.test(body as string))) {
-        try {
-          body = raw.length ? JSON.parse(raw.toString('utf8')) : null;
-        } catch (err) {
-          return done(400, `body is not valid JSON: ${(err as Error).message}`);
-        }
-      }
-      const header: Record<string, string[]> = {};
-      for (const [k, v] of Object.entries(req.headersDistinct)) {
-        if (v && k !== 'authorization' && !route.hideHeaders?.includes(k)) header[k] = v;
-      }
-      const standard: StandardPayload = {
-        header,
-        body,
-        ...(route.metadata ? { metadata: route.metadata } : {}),
-      };
-      let prepared: Prepared = {};
-      try {
-        prepared = (await route.prepare?.(req.headers, body, raw, standard)) ?? {};
-      } catch (err) {
-        if (err instanceof RetryLater) {
-          return done(503, `not accepted, retry later: ${err.message}`, { 'retry-after': RETRY_AFTER_S });
-        }
-        return done(400, `not a valid delivery: ${(err as Error).message}`);
-      }
-      if (prepared.reply) {
-        res.writeHead(prepared.reply.status, {
-          'content-type': prepared.reply.contentType ?? 'text/plain; charset=utf-8',
-        });
-        res.end(prepared.reply.body);
-        this.opts.onResult?.(route.eventName, prepared.reply.status);
-        return;
-      }
-      const idHeader = req.headers['idempotency-key'] ?? req.headers['x-request-id'];
-      const id =
-        prepared.id ??
-        (typeof idHeader === 'string' && idHeader.length > 0 && idHeader.length <= 200
-          ? idHeader
-          : undefined);
-      const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
-      const events = prepared.events ?? [
-        { id, data: prepared.data !== undefined ? prepared.data : standard },
-      ];
-      try {
-        // In order, each stored before the next: a retried delivery re-sends the same ids, so
-        // the ones already stored are dropped as duplicates by the bus.
-        for (const ev of events) {
-          await route.accept({
-            eventName: route.eventName,
-            ...(ev.id ? { id: ev.id } : {}),
-            ...(traceparent ? { traceparent } : {}),
-            data: ev.data,
-          });
-        }
-      } catch (err) {
-        if (err instanceof BusError && err.code === 'MessageTooLarge') return done(413, err.message);
-        if (err instanceof BusError && err.retryable) {
-          return done(503, `not accepted, retry later: ${err.code}`, { 'retry-after': RETRY_AFTER_S });
-        }
-        return done(500, 'internal error');
-      }
-      return done(200, 'accepted');
-    } finally {
-      this.inFlight--;
-      if (this.inFlight === 0) for (const f of this.idle.splice(0)) f();
-    }
   }
 
-  /** Stops taking requests, waits for in-flight ones (bounded), then closes. */
-  async stop(graceMs = 10_000): Promise<void> {
-    this.accepting = false;
-    if (this.inFlight > 0) {
-      await Promise.race([
-        new Promise<void>((r) => this.idle.push(r)),
-        new Promise<void>((r) => setTimeout(r, graceMs)),
-      ]);
-    }
+  /**
+   * Stops within `graceMs`: no new connections, requests still receiving their body are cut
+   * (503 + close), requests waiting for the bus may finish until the grace ends (then they are
+   * answered 503 and their ids remembered), then every connection is closed.
+   */
+  async stop(graceMs = this.limits.stopGraceMs): Promise<void> {
+    this.stopping = true;
     const server = this.server;
     if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const ex of this.live) if (ex.stage === 'receiving') ex.cut();
+    if (this.publishing > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((r) => this.idle.push(r)),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const ex of this.live) ex.cut();
+    server.closeAllConnections();
+    await closed;
   }
 }

@@ -14,12 +14,16 @@
 // missing, 403 when it is present but wrong (or, for Slack, its timestamp is stale). Nothing is
 // published in either case. Without a configured secret a type accepts unsigned deliveries, as
 // upstream does.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { DEFAULT_PROVIDER_METHOD, type ProviderWebhookContext } from '../../api/common.ts';
 import type { SecretKeySelector } from '../../api/k8s.ts';
 import type { SourceContext } from '../adapter.ts';
-import { DEFAULT_MAX_PAYLOAD, type StandardPayload, type WebhookRoute } from './server.ts';
+import { DEFAULT_MAX_PAYLOAD, type StandardPayload, type WebhookRoute } from './route.ts';
+import { sameText } from './secrets.ts';
+
+export { canonicalHeaderName } from './headers.ts';
+export { sameText };
 
 export type Refusal = { status: 401 | 403; message: string } | undefined;
 
@@ -28,13 +32,6 @@ export const header = (h: IncomingHttpHeaders, name: string): string | undefined
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
 };
-
-/** Constant-time comparison of two strings (false when the lengths differ). */
-export function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 export const hmacHex = (algo: 'sha1' | 'sha256', secret: string, data: Buffer | string): string =>
   createHmac(algo, secret).update(data).digest('hex');
@@ -139,37 +136,27 @@ export async function addSignedRoute(
     endpoint: hook.endpoint,
     method: hook.method ?? DEFAULT_PROVIDER_METHOD,
     maxPayloadSize: hook.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD,
+    bodyFormat: 'provider',
     ...(authToken ? { authToken } : {}),
     ...(Object.keys(metadata).length ? { metadata } : {}),
     ...(tls ? { tls } : {}),
-    accept: (d) =>
-      ctx.emit(d.data, {
-        ...(d.id ? { id: d.id } : {}),
-        ...(d.traceparent ? { traceparent: d.traceparent } : {}),
-      }),
+    accept: (d) => ctx.emit(d.data, { id: d.id, ...(d.traceparent ? { traceparent: d.traceparent } : {}) }),
     ...extra,
   });
 }
 
-/** Go's canonical header form, as upstream publishes header names: "x-github-event" → "X-Github-Event". */
-export function canonicalHeaderName(name: string): string {
-  return name
-    .toLowerCase()
-    .split('-')
-    .map((p) => (p ? p[0]!.toUpperCase() + p.slice(1) : p))
-    .join('-');
-}
-
 /**
  * The payload upstream's code-host sources (GitHub, GitLab, Bitbucket Cloud and Server) publish:
- * `headers` (canonical names, every value), the parsed `body`, and `metadata` when set.
+ * `headers` (Go-canonical names, every value, secrets masked), the parsed `body`, and `metadata` when set.
  */
 export function codeHostPayload(standard: StandardPayload): {
   headers: Record<string, string[]>;
   body: unknown;
   metadata?: Record<string, string>;
 } {
-  const headers: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(standard.header)) headers[canonicalHeaderName(k)] = v;
-  return { headers, body: standard.body, ...(standard.metadata ? { metadata: standard.metadata } : {}) };
+  return {
+    headers: standard.header,
+    body: standard.body,
+    ...(standard.metadata ? { metadata: standard.metadata } : {}),
+  };
 }

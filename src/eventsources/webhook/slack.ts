@@ -9,7 +9,8 @@
 //   slash command    the form fields as an object (command, text, user_id, ...)
 import type { SlackEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
-import type { Prepared } from './server.ts';
+import { parseJsonText } from '../json.ts';
+import type { Prepared } from './route.ts';
 import { addSignedRoute, checkSlackSignature, header, parseForm, sameText } from './signed.ts';
 
 interface EventsApiPayload {
@@ -43,7 +44,7 @@ export const slack: SourceAdapter<SlackEventSource> = {
         if (typeof body === 'string') {
           // Interactions and slash commands arrive as forms.
           const form = parseForm(raw);
-          if (form.payload) return { ...requestId, data: JSON.parse(form.payload) };
+          if (form.payload) return { ...requestId, data: parseJsonText(form.payload) };
           if (form.command) return { ...requestId, data: form };
           throw new Error('form carries neither an interaction payload nor a slash command');
         }

@@ -8,6 +8,7 @@
 // compiles it on first use and returns a Promise for that call.
 import type { EventDependency, EventDependencyFilter } from '../../api/sensor.ts';
 import type { CloudEvent } from '../../eventsources/envelope.ts';
+import type { Sandbox } from '../sandbox/pool.ts';
 import { compileContextFilter } from './context.ts';
 import { type Check, combine, compileDataFilters } from './data.ts';
 import { compileExpr } from './expr.ts';
@@ -81,6 +82,38 @@ class Lazy<T> {
   }
 }
 
+/** A user program ready to run on event data: jq gives all its outputs, Lua its first result. */
+export interface Program {
+  run(input: unknown): unknown;
+}
+
+/**
+ * Where user programs run. The Sensor passes the sandbox (worker threads with deadlines and
+ * memory limits, see ../sandbox); without one they run in-process (tests, `sluice lint`).
+ */
+export interface ProgramHost {
+  program(lang: 'jq' | 'lua', source: string): Program;
+}
+
+/** In-process programs on the process-wide runtimes (compiled eagerly when loaded). */
+function inProcess(eager: boolean): ProgramHost {
+  return {
+    program(lang, source) {
+      if (lang === 'jq') {
+        const jq = new Lazy<JqProgram>(jqLoaded, loadJq, () => compileJq(source), eager);
+        return { run: (input) => then(jq.get(), (p) => p.run(input)) };
+      }
+      const lua = new Lazy<LuaProgram>(luaLoaded, loadLua, () => compileLua(source), eager);
+      return { run: (input) => then(lua.get(), (p) => p.run(input)) };
+    },
+  };
+}
+
+/** f(v), or a Promise of it when v is one. */
+function then<T, R>(v: T | Promise<T>, f: (x: T) => R | Promise<R>): R | Promise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
 function compileExprs(f: EventDependencyFilter, where: string): Check | undefined {
   if (!f.exprs) return undefined;
   const or = isOr(f.exprLogicalOperator);
@@ -123,11 +156,11 @@ function eventTime(ev: CloudEvent, now: Date | undefined): Date {
   return Number.isNaN(t) ? (now ?? new Date()) : new Date(t);
 }
 
-function build(dep: EventDependency, eager: boolean): CompiledDependency {
+function build(dep: EventDependency, host: ProgramHost): CompiledDependency {
   const where = `dependency "${dep.name}": filters`;
   const f = dep.filters;
   const checks: EventCheck[] = [];
-  let script: Lazy<LuaProgram> | undefined;
+  let script: Program | undefined;
   try {
     if (f?.context) {
       const c = compileContextFilter(f.context, where);
@@ -148,8 +181,7 @@ function build(dep: EventDependency, eager: boolean): CompiledDependency {
     const x = f ? compileExprs(f, where) : undefined;
     if (x) checks.push((ev) => x(ev.data));
     if (f?.script) {
-      const src = f.script;
-      script = new Lazy(luaLoaded, loadLua, () => compileLua(src), eager);
+      script = host.program('lua', f.script);
     }
   } catch (e) {
     if (e instanceof DependencyConfigError) throw e;
@@ -161,13 +193,9 @@ function build(dep: EventDependency, eager: boolean): CompiledDependency {
   }
   const or = isOr(dep.filtersLogicalOperator);
   const scriptWhere = `${where}.script`;
-  const runScript = (p: LuaProgram, ev: CloudEvent): Fail | undefined => {
-    try {
-      return p.run(ev.data) === true ? undefined : new Fail(`${scriptWhere}: did not return true`, false);
-    } catch (e) {
-      return new Fail(`${scriptWhere}: ${(e as Error).message}`, true);
-    }
-  };
+  const scriptResult = (out: unknown): Fail | undefined =>
+    out === true ? undefined : new Fail(`${scriptWhere}: did not return true`, false);
+  const scriptError = (e: unknown): Fail => new Fail(`${scriptWhere}: ${(e as Error).message}`, true, e);
   const finish = (
     fails: Fail[],
     passedAny: boolean,
@@ -198,28 +226,28 @@ function build(dep: EventDependency, eager: boolean): CompiledDependency {
     }
     if (!script) return finish(fails, passedAny, 'absent');
     if (or && passedAny) return undefined;
-    let prog: LuaProgram | Promise<LuaProgram>;
+    let out: unknown;
     try {
-      prog = script.get();
+      out = script.run(ev.data);
     } catch (e) {
-      return finish(fails, passedAny, new Fail(`${scriptWhere}: ${(e as Error).message}`, true));
+      return finish(fails, passedAny, scriptError(e));
     }
-    if (prog instanceof Promise) {
-      return prog.then(
-        (p) => finish(fails, passedAny, runScript(p, ev)),
-        (e: Error) => finish(fails, passedAny, new Fail(`${scriptWhere}: ${e.message}`, true)),
+    if (out instanceof Promise) {
+      return out.then(
+        (v: unknown) => finish(fails, passedAny, scriptResult(v)),
+        (e: unknown) => finish(fails, passedAny, scriptError(e)),
       );
     }
-    return finish(fails, passedAny, runScript(prog, ev));
+    return finish(fails, passedAny, scriptResult(out));
   };
 
   const toBool = (r: Fail | undefined): boolean => {
     if (!r) return true;
-    if (r.error) throw new FilterEvaluationError(r.reason);
+    if (r.error) throw new FilterEvaluationError(r.reason, r.cause);
     return false;
   };
 
-  const transform = compileTransform(dep, eager);
+  const transform = compileTransform(dep, host);
   return {
     name: dep.name,
     check(ev, now) {
@@ -238,90 +266,49 @@ const typeName = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an a
 
 function compileTransform(
   dep: EventDependency,
-  eager: boolean,
+  host: ProgramHost,
 ): (ev: CloudEvent) => CloudEvent | Promise<CloudEvent> {
   const t = dep.transform;
   if (!t || (!t.jq && !t.script)) return (ev) => ev;
   const where = `dependency "${dep.name}": transform`;
   if (t.jq && t.script) throw new DependencyConfigError(`${where}: set either jq or script, not both`);
-  const withData = (ev: CloudEvent, data: unknown): CloudEvent => ({
-    ...ev,
-    data,
-    datacontenttype: 'application/json',
-  });
-  const wrap = (e: unknown, what: string) =>
-    e instanceof TransformError ? e : new TransformError(`${where}.${what}: ${(e as Error).message}`);
-  if (t.jq) {
-    const program = t.jq;
-    let jq: Lazy<JqProgram>;
-    try {
-      jq = new Lazy<JqProgram>(jqLoaded, loadJq, () => compileJq(program), eager);
-    } catch (e) {
-      throw new DependencyConfigError(`${where}.jq: ${(e as Error).message}`);
-    }
-    const apply = (p: JqProgram, ev: CloudEvent): CloudEvent => {
-      let outs: unknown[];
-      try {
-        outs = p.run(ev.data);
-      } catch (e) {
-        throw wrap(e, 'jq');
-      }
-      if (!outs.length) throw new TransformError(`${where}.jq: the program produced no output`);
-      const out = outs[0];
-      if (out === null || typeof out !== 'object' || Array.isArray(out))
-        throw new TransformError(`${where}.jq: the result must be a JSON object, got ${typeName(out)}`);
-      return withData(ev, out);
-    };
-    return (ev) => {
-      let p: JqProgram | Promise<JqProgram>;
-      try {
-        p = jq.get();
-      } catch (e) {
-        throw wrap(e, 'jq');
-      }
-      if (p instanceof Promise)
-        return p.then(
-          (x) => apply(x, ev),
-          (e) => {
-            throw wrap(e, 'jq');
-          },
-        );
-      return apply(p, ev);
-    };
-  }
-  const src = t.script!;
-  let lua: Lazy<LuaProgram>;
+  const what = t.jq ? 'jq' : 'script';
+  const wrap = (e: unknown): TransformError =>
+    e instanceof TransformError ? e : new TransformError(`${where}.${what}: ${(e as Error).message}`, e);
+  let program: Program;
   try {
-    lua = new Lazy<LuaProgram>(luaLoaded, loadLua, () => compileLua(src), eager);
+    program = t.jq ? host.program('jq', t.jq) : host.program('lua', t.script!);
   } catch (e) {
-    throw new DependencyConfigError(`${where}.script: ${(e as Error).message}`);
+    throw new DependencyConfigError(`${where}.${what}: ${(e as Error).message}`);
   }
-  const apply = (p: LuaProgram, ev: CloudEvent): CloudEvent => {
-    let out: unknown;
-    try {
-      out = p.run(ev.data);
-    } catch (e) {
-      throw wrap(e, 'script');
+  const result = (ev: CloudEvent, out: unknown): CloudEvent => {
+    let data = out;
+    if (t.jq) {
+      const outs = out as unknown[];
+      if (!outs.length) throw new TransformError(`${where}.jq: the program produced no output`);
+      data = outs[0];
+      if (data === null || typeof data !== 'object' || Array.isArray(data))
+        throw new TransformError(`${where}.jq: the result must be a JSON object, got ${typeName(data)}`);
+    } else if (data === null || typeof data !== 'object') {
+      throw new TransformError(`${where}.script: the script must return a table, got ${typeName(data)}`);
     }
-    if (out === null || typeof out !== 'object')
-      throw new TransformError(`${where}.script: the script must return a table, got ${typeName(out)}`);
-    return withData(ev, out);
+    return { ...ev, data, datacontenttype: 'application/json' };
   };
   return (ev) => {
-    let p: LuaProgram | Promise<LuaProgram>;
+    let out: unknown;
     try {
-      p = lua.get();
+      out = program.run(ev.data);
     } catch (e) {
-      throw wrap(e, 'script');
+      throw wrap(e);
     }
-    if (p instanceof Promise)
-      return p.then(
-        (x) => apply(x, ev),
-        (e) => {
-          throw wrap(e, 'script');
+    if (out instanceof Promise)
+      return out.then(
+        (v: unknown) => result(ev, v),
+        (e: unknown) => {
+          throw wrap(e);
         },
       );
-    return apply(p, ev);
+    return result(ev, out);
   };
 }
 
@@ -329,9 +316,12 @@ function compileTransform(
  * Compiles a dependency's filters and transform. Throws DependencyConfigError for anything
  * invalid that can be seen without the Lua/jq runtimes (all of it, once they are loaded).
  */
-export function compileDependency(dep: EventDependency): CompiledDependency {
+export function compileDependency(
+  dep: EventDependency,
+  host: ProgramHost = inProcess(true),
+): CompiledDependency {
   try {
-    return build(dep, true);
+    return build(dep, host);
   } catch (e) {
     if (e instanceof DependencyConfigError) throw e;
     throw new DependencyConfigError(`dependency "${dep.name}": ${(e as Error).message}`);
@@ -344,4 +334,34 @@ export async function compileDependencyAsync(dep: EventDependency): Promise<Comp
   if (dep.transform?.jq) await loadJq();
   if (dep.transform?.script) await loadLua();
   return compileDependency(dep);
+}
+
+/** Programs run by `sandbox` (the Sensor's worker pool): nothing user-written runs on the event loop. */
+export function sandboxHost(sandbox: Pick<Sandbox, 'run'>): ProgramHost {
+  return { program: (lang, source) => ({ run: (input) => sandbox.run(lang, source, input) }) };
+}
+
+/**
+ * Compiles a dependency whose jq and Lua programs run in `sandbox`; they are compiled there first,
+ * so a syntax error is a DependencyConfigError here, at Sensor start.
+ */
+export async function compileDependencySandboxed(
+  dep: EventDependency,
+  sandbox: Pick<Sandbox, 'run' | 'check'>,
+): Promise<CompiledDependency> {
+  const where = `dependency "${dep.name}"`;
+  const checks: Array<[string, 'jq' | 'lua', string | undefined]> = [
+    ['filters.script', 'lua', dep.filters?.script],
+    ['transform.jq', 'jq', dep.transform?.jq],
+    ['transform.script', 'lua', dep.transform?.script],
+  ];
+  for (const [what, lang, src] of checks) {
+    if (!src) continue;
+    try {
+      await sandbox.check(lang, src);
+    } catch (e) {
+      throw new DependencyConfigError(`${where}: ${what}: ${(e as Error).message}`);
+    }
+  }
+  return compileDependency(dep, sandboxHost(sandbox));
 }

@@ -4,7 +4,7 @@
 // =~ / !~ test a regular expression, IN ("a", "b") tests membership, and [odd name] refers to a
 // variable whose name is not a plain identifier.
 import jexlModule from 'jexl';
-import { goRegex } from './regex.ts';
+import { type GoRegex, goRegex } from './regex.ts';
 
 // The parts of jexl's syntax tree this module walks.
 type Ast =
@@ -35,7 +35,7 @@ function deepEqual(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-const regexCache = new Map<string, RegExp>();
+const regexCache = new Map<string, GoRegex>();
 function regexTest(value: unknown, pattern: unknown): boolean {
   if (typeof pattern !== 'string') throw new ExprError('the right side of =~ / !~ must be a string');
   let re = regexCache.get(pattern);

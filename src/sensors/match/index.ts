@@ -3,7 +3,9 @@ export {
   type CompiledDependency,
   compileDependency,
   compileDependencyAsync,
+  compileDependencySandboxed,
   loadMatchRuntimes,
+  type ProgramHost,
 } from './dependency.ts';
 export { compilePath, lookup, MISSING, textOf } from './path.ts';
 export {

@@ -17,7 +17,7 @@ export const LUA_MEMORY_LIMIT = 64 * 1024 * 1024;
 /** Largest payload (as JSON) handed to a script. */
 export const LUA_MAX_EVENT_BYTES = 4 * 1024 * 1024;
 
-type LuaModule = Awaited<ReturnType<LuaFactory['getLuaModule']>>;
+export type LuaModule = Awaited<ReturnType<LuaFactory['getLuaModule']>>;
 let loading: Promise<LuaModule> | undefined;
 let lua: LuaModule | undefined;
 
@@ -30,6 +30,17 @@ export function loadLua(): Promise<void> {
   return loading.then(() => undefined);
 }
 export const luaLoaded = (): boolean => lua !== undefined;
+
+/** A fresh Lua WebAssembly instance (its own linear memory), for the sandbox workers. */
+export function newLuaRuntime(): Promise<LuaModule> {
+  return new LuaFactory().getLuaModule();
+}
+
+/** Bytes of linear memory `m` holds now (it grows and is never given back). */
+export function luaRuntimeBytes(m: LuaModule): number {
+  const heap = (m as unknown as { module?: { HEAPU8?: Uint8Array } }).module?.HEAPU8;
+  return heap?.byteLength ?? 0;
+}
 
 // The wrapper keeps what the script must not reach in locals, loads the script once, and runs it
 // in a coroutine whose instruction hook stops it: an error (or the hook) ends the coroutine, never
@@ -101,10 +112,24 @@ export interface LuaProgram {
   close(): void;
 }
 
-/** Compiles a script (loadLua() must have finished). Throws LuaScriptError on a syntax error. */
-export function compileLua(source: string): LuaProgram {
-  if (!lua) throw new LuaScriptError('the Lua runtime is not loaded yet (await loadLua() first)');
-  const engine = new LuaEngine(lua, {
+export interface LuaLimits {
+  /** Instructions one run may execute (default LUA_INSTRUCTION_LIMIT). */
+  instructions?: number;
+  /** Bytes the script's Lua state may allocate (default LUA_MEMORY_LIMIT). */
+  memoryBytes?: number;
+}
+
+/**
+ * Compiles a script on `runtime` (default: the process-wide one, after loadLua()). Throws
+ * LuaScriptError on a syntax error.
+ */
+export function compileLua(
+  source: string,
+  runtime: LuaModule | undefined = lua,
+  limits: LuaLimits = {},
+): LuaProgram {
+  if (!runtime) throw new LuaScriptError('the Lua runtime is not loaded yet (await loadLua() first)');
+  const engine = new LuaEngine(runtime, {
     openStandardLibs: false,
     injectObjects: false,
     enableProxy: false,
@@ -122,9 +147,9 @@ export function compileLua(source: string): LuaProgram {
   ]) {
     g.loadLibrary(lib);
   }
-  g.setMemoryMax(LUA_MEMORY_LIMIT);
+  g.setMemoryMax(limits.memoryBytes ?? LUA_MEMORY_LIMIT);
   g.set('__sluice_src', source);
-  g.set('__sluice_limit', LUA_INSTRUCTION_LIMIT);
+  g.set('__sluice_limit', limits.instructions ?? LUA_INSTRUCTION_LIMIT);
   try {
     engine.doStringSync(WRAPPER);
   } catch (e) {

@@ -1,34 +1,28 @@
-// Data filter values are Go (RE2) regular expressions. Most RE2 syntax means the same in
-// JavaScript; the differences that show up in practice are translated here: leading inline
-// flags "(?i)" / "(?s)" / "(?m)", named groups "(?P<name>...)", and the anchors \A and \z.
-// Matching is a search, not a full match, exactly like upstream's regexp.Match: "hello" matches
-// "hello world"; anchor with ^...$ for an exact match.
+// Data filter values and the `=~` / `!~` operators of `exprs` are Go (RE2) regular expressions.
+// They run on re2js, a port of RE2: the same syntax and semantics as upstream's Go regexp (inline
+// flags, (?P<name>...), \A, \z, ungreedy (?U)), and linear-time matching, so no pattern and no
+// event text can make a match backtrack for seconds on the Sensor's event loop (a pattern built
+// from event data in `exprs` included). Matching is a search, not a full match, exactly like
+// upstream's regexp.Match: "hello" matches "hello world"; anchor with ^...$ for an exact match.
+import { RE2JS } from 're2js';
 
 export class RegexError extends Error {
   readonly code = 'InvalidRegex';
 }
 
-export function goRegex(pattern: string): RegExp {
-  let src = pattern;
-  let flags = '';
-  const lead = /^\(\?([imsU]+)\)/.exec(src);
-  if (lead) {
-    for (const f of lead[1]!) {
-      if (f === 'U')
-        throw new RegexError(
-          `regular expression ${JSON.stringify(pattern)}: flag U (ungreedy) is not supported`,
-        );
-      if (!flags.includes(f)) flags += f;
-    }
-    src = src.slice(lead[0].length);
-  }
-  src = src
-    .replace(/\(\?P</g, '(?<')
-    .replace(/(^|[^\\])\\A/g, '$1^')
-    .replace(/(^|[^\\])\\z/g, '$1(?![\\s\\S])');
+export interface GoRegex {
+  readonly source: string;
+  /** True when the pattern matches somewhere in `text`. Linear in the text's length. */
+  test(text: string): boolean;
+}
+
+/** Compiles a Go regular expression; throws RegexError naming the pattern when it is invalid. */
+export function goRegex(pattern: string): GoRegex {
+  let re: RE2JS;
   try {
-    return new RegExp(src, flags);
+    re = RE2JS.compile(pattern);
   } catch (e) {
     throw new RegexError(`invalid regular expression ${JSON.stringify(pattern)}: ${(e as Error).message}`);
   }
+  return { source: pattern, test: (text) => re.matcher(text).find() };
 }

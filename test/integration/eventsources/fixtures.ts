@@ -32,14 +32,17 @@ export async function busWithStreams(
   return {
     bus,
     jsm,
-    async stored() {
-      const info = await jsm.streams.info(eventStreamName(bus));
-      const out: CloudEvent[] = [];
-      for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-        const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
-        if (m) out.push(decodeEvent(m.data));
-      }
-      return out;
-    },
+    stored: () => storedEvents(jsm, bus),
   };
+}
+
+/** Every event in `bus`'s stream, oldest first. */
+export async function storedEvents(jsm: JetStreamManager, bus: BusRef): Promise<CloudEvent[]> {
+  const info = await jsm.streams.info(eventStreamName(bus));
+  const out: CloudEvent[] = [];
+  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
+    if (m) out.push(decodeEvent(m.data));
+  }
+  return out;
 }

@@ -14,6 +14,7 @@ import { ensureStreams } from '../../../src/bus/streams.ts';
 import { type BusRef, eventStreamName } from '../../../src/bus/subjects.ts';
 import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
 import { type RunningEventSource, startEventSource } from '../../../src/eventsources/runtime.ts';
+import { MASKED_VALUE } from '../../../src/eventsources/webhook/headers.ts';
 import { hmacHex } from '../../../src/eventsources/webhook/signed.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -156,7 +157,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     expect(data.metadata).toEqual({ team: 'core' });
   });
 
-  it('gitlab: X-Gitlab-Token checked and not published; event UUID as id', async () => {
+  it('gitlab: X-Gitlab-Token checked and masked in the event; event UUID as id', async () => {
     const body = JSON.stringify({ object_kind: 'merge_request' });
     const ok = {
       'x-gitlab-token': 'gl-token',
@@ -174,7 +175,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     expect(evs[0]!.subject).toBe('mr');
     const data = evs[0]!.data as { headers: Record<string, string[]>; body: unknown };
     expect(data.headers['X-Gitlab-Event']).toEqual(['Merge Request Hook']);
-    expect(data.headers['X-Gitlab-Token']).toBeUndefined();
+    expect(data.headers['X-Gitlab-Token']).toEqual([MASKED_VALUE]);
     expect(data.body).toEqual({ object_kind: 'merge_request' });
   });
 
@@ -209,6 +210,22 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     ]);
   });
 
+  it('bitbucket server: a delivery of more than 1000 changes is refused, not amplified into events', async () => {
+    const change = (i: number) => ({
+      ref: { id: `refs/tags/v${i}`, type: 'TAG' },
+      refId: `refs/tags/v${i}`,
+      type: 'ADD',
+    });
+    const body = JSON.stringify({
+      eventKey: 'repo:refs_changed',
+      repository: { slug: 'r', project: { key: 'P' } },
+      changes: Array.from({ length: 1001 }, (_, i) => change(i)),
+    });
+    const before = (await stored('bitbucketserver')).length;
+    expect((await post('/bbs-split', body, { 'x-request-id': 'rc-big' })).status).toBe(400);
+    expect((await stored('bitbucketserver')).length).toBe(before);
+  });
+
   it('bitbucket cloud: no shared secret upstream, so webhook.authSecret guards it; X-Request-UUID as id', async () => {
     const body = JSON.stringify({ push: { changes: [] } });
     const h = { authorization: 'Bearer proxy-bearer', 'x-request-uuid': 'bc-1', 'x-event-key': 'repo:push' };
@@ -219,7 +236,7 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     expect(evs.map((e) => e.id)).toEqual(['bc-1']);
     const data = evs[0]!.data as { headers: Record<string, string[]> };
     expect(data.headers['X-Event-Key']).toEqual(['repo:push']);
-    expect(data.headers.Authorization).toBeUndefined();
+    expect(data.headers.Authorization).toEqual([MASKED_VALUE]);
   });
 
   it('slack: signed requests only, challenge answered unpublished, event_id as id, forms', async () => {

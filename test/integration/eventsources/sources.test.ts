@@ -62,6 +62,11 @@ describe.skipIf(natsMissing())(`nats EventSource${skipNote(natsMissing())}`, () 
       expect(evs[0]).toMatchObject({ id: 'order-7', type: 'nats', source: 'ext', subject: 'orders' });
       expect(evs[0]!.data).toMatchObject({ subject: 'orders.eu', data: { n: 7 }, metadata: { from: 'ext' } });
       expect((evs[1]!.data as { data: unknown }).data).toEqual({ n: 8 });
+      // JSON nested past the bound is a poison message: dropped (and answered), never stored.
+      const deep = await nc.request('orders.us', `{"n":${'['.repeat(5000)}${']'.repeat(5000)}}`, {
+        timeout: 5000,
+      });
+      expect(deep.string()).toBe('error: body is not JSON');
       await new Promise((r) => setTimeout(r, 200));
       expect(await stored()).toHaveLength(2);
     } finally {

@@ -3,6 +3,8 @@
 // purge removes what is left.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -121,4 +123,97 @@ describe.skipIf(natsMissing())(`sluice dlq${skipNote(natsMissing())}`, () => {
       await b.conn.close();
     }
   }, 90_000);
+
+  it.each([2, 3])(
+    '%i concurrent replays: exactly one effect per record, every run exits 0',
+    async (runs) => {
+      const b = await newBus(natsUrl());
+      let fixed = false;
+      // A slow sink (400 ms per call once fixed), so the replay processes overlap on the same records.
+      const requests: Array<{ status: number; body: unknown }> = [];
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const status = fixed ? 200 : 500;
+          setTimeout(
+            () => {
+              requests.push({ status, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+              res.writeHead(status);
+              res.end();
+            },
+            fixed ? 400 : 0,
+          );
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const sink = {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        requests,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      };
+      const spec = {
+        dependencies: [{ name: 'order', eventSourceName: 'hooks', eventName: 'cc' }],
+        triggers: [
+          {
+            template: {
+              name: 'call',
+              http: {
+                url: `${sink.url}/x`,
+                payload: [{ src: { dependencyName: 'order', dataKey: 'n' }, dest: 'n' }],
+              },
+            },
+          },
+        ],
+      };
+      const name = `cc-${runs}`;
+      const s = await runSensor(b, name, spec);
+      const common = ['--nats-url', natsUrl(), '-n', b.bus.namespace, '--bus', 'default'];
+      try {
+        const records = 20;
+        for (let i = 0; i < records; i++) await b.emit('hooks', 'cc', { n: i });
+        await until('dead letters', async () => (await b.deadLetters()).length === records);
+        await s.stop();
+        const dir = mkdtempSync(join(tmpdir(), 'dlq-'));
+        const file = join(dir, 'sensor.yaml');
+        writeFileSync(
+          file,
+          stringify({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Sensor', metadata: { name }, spec }),
+        );
+        fixed = true;
+        const before = sink.requests.length;
+        const results = await Promise.all(
+          Array.from({ length: runs }, () =>
+            sluice(['dlq', 'replay', ...common, '--sensor', name, '-f', file]),
+          ),
+        );
+        const summaries = results.map((r) => JSON.parse(r.stdout) as Record<string, number>);
+        const effects = sink.requests.slice(before).filter((r) => r.status === 200);
+        const perRecord = new Map<number, number>();
+        for (const e of effects) {
+          const n = (e.body as { n: number }).n;
+          perRecord.set(n, (perRecord.get(n) ?? 0) + 1);
+        }
+        process.stdout.write(
+          `concurrent replays=${runs}: exit codes ${results.map((r) => r.code).join(',')}; effects ${effects.length} for ${records} records; summaries ${JSON.stringify(summaries)}\n`,
+        );
+        expect(results.map((r) => r.code)).toEqual(Array(runs).fill(0));
+        expect(perRecord.size).toBe(records);
+        expect([...perRecord.values()].every((c) => c === 1)).toBe(true);
+        expect(summaries.reduce((a, x) => a + (x.delivered ?? 0), 0)).toBe(records);
+        expect(summaries.every((x) => x.failed === 0 && x.deferred === 0)).toBe(true);
+        // the runs did contend: records were seen by more than one run
+        expect(summaries.reduce((a, x) => a + (x.total ?? 0), 0)).toBeGreaterThan(records);
+        expect(await b.deadLetters()).toHaveLength(0);
+      } finally {
+        await sink.close();
+        await b.conn.close();
+      }
+    },
+    120_000,
+  );
 });

@@ -29,9 +29,9 @@ describe('filter.expression', () => {
     expect(compileFilter('body.a.b.c == 1').matches({ body: {} })).toBe(false);
     expect(compileFilter('body.name').matches({ body: { name: 'x' } })).toBe(false);
   });
-  it('reads headers the way webhook events carry them', () => {
-    const f = compileFilter('header["x-kind"][0] == "push"');
-    expect(f.matches({ header: { 'x-kind': ['push'] } })).toBe(true);
+  it('reads headers the way webhook events carry them (Go-canonical names, lists of values)', () => {
+    const f = compileFilter('header["X-Kind"][0] == "push"');
+    expect(f.matches({ header: { 'X-Kind': ['push'] } })).toBe(true);
   });
   it('rejects a malformed expression with a clear error', () => {
     expect(() => compileFilter('body.a ==')).toThrow(FilterError);

@@ -163,6 +163,18 @@ describe('Go templates: errors and bounds', () => {
     expect(() => run('{{ range 2000 }}{{ repeat 1000 "x" }}{{ end }}', {})).toThrow(/output longer than/);
   });
 
+  it('bounds what one call can allocate before any step or output check (sizes from the event)', () => {
+    // An integer range is iterated lazily: a huge count costs steps, never an array of that size.
+    const t0 = performance.now();
+    expect(() => run('{{ range 1000000000000 }}{{ end }}', {})).toThrow(/more than \d+ steps/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(() => run('{{ indent .n "a" }}', { n: 500_000_000 })).toThrow(/longer than/);
+    expect(() => run('{{ nindent 1000 .s }}', { s: '\n'.repeat(10_000) })).toThrow(/longer than/);
+    expect(() => run('{{ replace "" .s .s }}', { s: 'x'.repeat(100_000) })).toThrow(/longer than/);
+    expect(run('{{ printf "%*d" .w 7 }}', { w: 1_000_000_000 }).length).toBeLessThanOrEqual(1 << 16);
+    expect(run('{{ indent 2 "a" }}|{{ replace "a" "b" "aa" }}', {})).toBe('  a|bb');
+  });
+
   it('never evaluates JavaScript: constructor and prototype are plain missing keys', () => {
     expect(run('{{ .constructor }}|{{ .__proto__ }}', {})).toBe('<no value>|<no value>');
     expect(() => compileTemplate('{{ constructor }}')).toThrow(/not defined/);

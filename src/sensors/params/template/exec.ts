@@ -167,21 +167,32 @@ function execList(st: State, dot: unknown, nodes: readonly Node[]) {
   }
 }
 
+function* counting(n: number): Generator<[number, number]> {
+  for (let i = 0; i < n; i++) yield [i, i];
+}
+
 function execRange(st: State, dot: unknown, n: Extract<Node, { k: 'range' }>) {
   const mark = st.vars.length;
   const decl = n.pipe.decl;
   const v = evalPipe(st, dot, { ...n.pipe, decl: [] });
-  let entries: Array<[unknown, unknown]>;
-  if (Array.isArray(v)) entries = v.map((e, i) => [i, e]);
-  else if (isMap(v))
-    entries = Object.keys(v)
-      .sort()
-      .map((k) => [k, v[k]]);
-  else if (typeof v === 'number' && Number.isInteger(v))
-    entries = Array.from({ length: Math.max(0, v) }, (_, i) => [i, i]);
-  else if (v === null || v === NO_VALUE) entries = [];
-  else throw new TemplateError(`range can't iterate over ${printValue(v)}`);
-  if (!entries.length) {
+  // Iterated lazily: "range 1e12" costs steps (and stops at the step limit), never an array.
+  let entries: Iterable<[unknown, unknown]>;
+  let empty: boolean;
+  if (Array.isArray(v)) {
+    entries = v.map((e, i) => [i, e]);
+    empty = v.length === 0;
+  } else if (isMap(v)) {
+    const keys = Object.keys(v).sort();
+    entries = keys.map((k) => [k, v[k]]);
+    empty = keys.length === 0;
+  } else if (typeof v === 'number' && Number.isInteger(v)) {
+    entries = counting(v);
+    empty = v <= 0;
+  } else if (v === null || v === NO_VALUE) {
+    entries = [];
+    empty = true;
+  } else throw new TemplateError(`range can't iterate over ${printValue(v)}`);
+  if (empty) {
     if (n.else) execList(st, dot, n.else);
     st.vars.length = mark;
     return;

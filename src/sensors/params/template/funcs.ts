@@ -106,6 +106,16 @@ const regex = (fn: string, pattern: string): RegExp => {
 
 const MAX_REPEAT = 1 << 20;
 
+/** The pad width of indent/nindent, refused when the indented text would exceed MAX_REPEAT. */
+function indentWidth(name: string, n: unknown, text: string): number {
+  const w = int(name, n);
+  if (w < 0) throw new FuncError(`${name}: negative width`);
+  const lines = text.split('\n').length;
+  if (text.length + w * lines > MAX_REPEAT)
+    throw new FuncError(`${name}: result longer than ${MAX_REPEAT} characters`);
+  return w;
+}
+
 /** Go's Regexp.Expand: $1, ${1}, $name, ${name} and $$ in a replacement. */
 function expandGo(tpl: string, m: unknown[]): string {
   const groups = (typeof m.at(-1) === 'object' ? m.at(-1) : undefined) as Record<string, string> | undefined;
@@ -270,7 +280,13 @@ export const FUNCS: Record<string, TemplateFunc> = {
     if (c * t.length > MAX_REPEAT) throw new FuncError(`repeat: result longer than ${MAX_REPEAT} characters`);
     return t.repeat(c);
   },
-  replace: ([o, n, s]) => str('replace', s).replaceAll(str('replace', o), str('replace', n)),
+  replace: ([o, n, s]) => {
+    const [from, to, text] = [str('replace', o), str('replace', n), str('replace', s)];
+    const hits = from === '' ? text.length + 1 : text.split(from).length - 1;
+    if (text.length + hits * (to.length - from.length) > MAX_REPEAT)
+      throw new FuncError(`replace: result longer than ${MAX_REPEAT} characters`);
+    return text.replaceAll(from, to);
+  },
   contains: ([sub, s]) => str('contains', s).includes(str('contains', sub)),
   hasPrefix: ([p, s]) => str('hasPrefix', s).startsWith(str('hasPrefix', p)),
   hasSuffix: ([p, s]) => str('hasSuffix', s).endsWith(str('hasSuffix', p)),
@@ -290,12 +306,14 @@ export const FUNCS: Record<string, TemplateFunc> = {
       .map(strval)
       .join(' '),
   indent: ([n, s]) => {
-    const pad = ' '.repeat(int('indent', n));
-    return pad + str('indent', s).replaceAll('\n', `\n${pad}`);
+    const t = str('indent', s);
+    const pad = ' '.repeat(indentWidth('indent', n, t));
+    return pad + t.replaceAll('\n', `\n${pad}`);
   },
   nindent: ([n, s]) => {
-    const pad = ' '.repeat(int('nindent', n));
-    return `\n${pad}${str('nindent', s).replaceAll('\n', `\n${pad}`)}`;
+    const t = str('nindent', s);
+    const pad = ' '.repeat(indentWidth('nindent', n, t));
+    return `\n${pad}${t.replaceAll('\n', `\n${pad}`)}`;
   },
   split: ([sep, s]) =>
     Object.fromEntries(

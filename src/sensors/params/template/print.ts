@@ -82,6 +82,9 @@ const goType = (v: unknown): string => {
   return 'map[string]interface {}';
 };
 
+/** Widths and precisions are capped here, so "%*d" with a huge width cannot allocate without bound. */
+const MAX_WIDTH = 1 << 16;
+
 /** fmt.Sprintf with the common verbs: %v %+v %s %q %d %f %e %g %t %x %X %c %T %% and width/precision. */
 export function goSprintf(format: string, args: readonly unknown[]): string {
   let out = '';
@@ -102,8 +105,11 @@ export function goSprintf(format: string, args: readonly unknown[]): string {
       out += '%';
       continue;
     }
-    const width = widthS === '*' ? Number(args[argi++]) : widthS ? Number(widthS) : 0;
-    const prec = precS === '*' ? Number(args[argi++]) : precS !== undefined ? Number(precS) : -1;
+    const width = Math.min(MAX_WIDTH, widthS === '*' ? Number(args[argi++]) : widthS ? Number(widthS) : 0);
+    const prec = Math.min(
+      MAX_WIDTH,
+      precS === '*' ? Number(args[argi++]) : precS !== undefined ? Number(precS) : -1,
+    );
     if (argi >= args.length) {
       out += `%!${verb}(MISSING)`;
       continue;

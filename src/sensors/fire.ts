@@ -1,0 +1,110 @@
+// Fires the triggers an event makes ready. A single-dependency trigger runs at once; a trigger
+// that joins several dependencies goes through its partial match in KV (join.ts, under a
+// per-trigger lock and compare-and-set), and each firing it yields is settled, then removed from
+// the in-flight set. A crash anywhere leaves the triggering message un-acked: its redelivery finds
+// its event in flight and settles that firing again (the processed-set makes a repeat a no-op).
+import { evaluateConditions } from '../api/conditions.ts';
+import type { JsonState, ProcessedSet } from '../bus/kv.ts';
+import type { CloudEvent } from '../eventsources/envelope.ts';
+import type { Logger } from '../observability/logger.ts';
+import {
+  type Firing,
+  isEmpty,
+  type JoinTrigger,
+  joinEvent,
+  type PartialMatch,
+  settleFiring,
+} from './join.ts';
+import type { ResetSchedule } from './resets.ts';
+import { idempotencyKey, type Outcome, type PreparedTrigger } from './settle.ts';
+import type { EventsByDependency } from './triggers/trigger.ts';
+
+export interface SensorTrigger extends PreparedTrigger, JoinTrigger {
+  resets?: ResetSchedule;
+}
+
+export interface FireDeps {
+  namespace: string;
+  sensorName: string;
+  processed: ProcessedSet;
+  partial: JsonState<PartialMatch>;
+  log: Logger;
+  /** Runs `t` for `events` (settle with the Sensor's environment). */
+  run(t: SensorTrigger, events: EventsByDependency, since: number): Promise<Outcome>;
+}
+
+/**
+ * Runs `fn` after every earlier call with the same key has settled (a per-key queue); the map
+ * entry goes away when the queue is empty.
+ */
+export function serialized<T>(
+  queues: Map<string, Promise<unknown>>,
+  key: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const prev = queues.get(key) ?? Promise.resolve();
+  const next = prev.then(fn, fn);
+  const tail = next.catch(() => {});
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return next;
+}
+
+/** The firing function of a Sensor: `(trigger, dependency, event, since) → outcome`. */
+export function triggerFirer(d: FireDeps) {
+  const locks = new Map<string, Promise<unknown>>();
+  const locked = <T>(name: string, fn: () => Promise<T>): Promise<T> => serialized(locks, name, fn);
+  const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
+
+  /** Read-modify-write of a trigger's partial state, retried on a concurrent write. */
+  const mutate = async <R>(
+    t: SensorTrigger,
+    f: (cur: PartialMatch) => { next?: PartialMatch | undefined; result: R },
+  ): Promise<R> => {
+    for (;;) {
+      const cur = await d.partial.get(t.name);
+      const value: PartialMatch = { events: {}, inflight: {}, ...(cur?.value ?? {}) };
+      const { next, result } = f(value);
+      if (!next) return result;
+      if (isEmpty(next) && !cur) return result;
+      if ((await d.partial.update(t.name, next, cur?.revision ?? 0)) !== undefined) return result;
+    }
+  };
+
+  const join = (t: SensorTrigger, dep: string, ev: CloudEvent): Promise<Firing[]> =>
+    locked(t.name, async () => {
+      if (await d.processed.has(usedKey(t, ev))) return [];
+      const resetAt = t.resets?.lastResetAt();
+      return mutate<Firing[]>(t, (state) => {
+        const r = joinEvent(state, t, dep, ev, {
+          ...(resetAt !== undefined ? { resetAt } : {}),
+          keyOf: (fired) => idempotencyKey(d.namespace, d.sensorName, t.name, fired),
+        });
+        if (r.discarded || r.tooOld)
+          d.log.info(
+            { trigger: t.name, discarded: r.discarded, eventTooOld: r.tooOld, id: ev.id },
+            'partial condition matches discarded (older than the last conditionsReset, or recorded under another spec)',
+          );
+        return { next: r.next, result: r.firings };
+      });
+    });
+
+  return async (t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome> => {
+    if (evaluateConditions(t.conditions, new Set([dep]))) return d.run(t, { [dep]: ev }, since);
+    const firings = await join(t, dep, ev);
+    if (!firings.length) return { kind: 'done', detail: 'waiting for more dependencies' };
+    let last: Outcome = { kind: 'done', detail: '' };
+    for (const [key, fired] of firings) {
+      const outcome = await d.run(t, fired, since);
+      if (outcome.kind === 'defer') return outcome; // stays in flight; the redelivery retries it
+      for (const e of Object.values(fired)) await d.processed.markIfAbsent(usedKey(t, e));
+      await locked(t.name, () =>
+        mutate(t, (state) => ({ next: settleFiring(state, key), result: undefined })),
+      );
+      last = outcome;
+    }
+    return last;
+  };
+}

@@ -1,0 +1,132 @@
+// Partial matches of a multi-dependency trigger, as pure functions over the state kept in KV.
+// Each event is used in at most one firing: the events of a firing move from `events` to
+// `inflight` (keyed by idempotency key) in one compare-and-set before the trigger runs, and are
+// removed after it settled. Recorded events are discarded when they are older than the trigger's
+// last scheduled conditionsReset (so a reset that fell while the Sensor was down still applies)
+// or were recorded under another spec (the trigger's conditions or a dependency's filters changed).
+import { createHash } from 'node:crypto';
+import { type ConditionNode, evaluateConditions } from '../api/conditions.ts';
+import type { EventDependency, Trigger } from '../api/sensor.ts';
+import type { CloudEvent } from '../eventsources/envelope.ts';
+
+export interface PartialMatch {
+  /** Latest event per dependency, not used by a firing yet. */
+  events: Record<string, CloudEvent>;
+  /** Firings claimed and not yet settled, by idempotency key. */
+  inflight?: Record<string, Record<string, CloudEvent>>;
+  /** specFingerprint() of the trigger when `events` were recorded. */
+  fingerprint?: string;
+}
+
+export interface JoinTrigger {
+  name: string;
+  conditions: ConditionNode;
+  dependencies: ReadonlySet<string>;
+  fingerprint: string;
+}
+
+export type Firing = [key: string, events: Record<string, CloudEvent>];
+
+export interface JoinResult {
+  /** The state to write (compare-and-set); undefined when nothing changes. */
+  next?: PartialMatch;
+  /** Firings to run now: a new one, or the in-flight one this event already belongs to. */
+  firings: Firing[];
+  /** Recorded events dropped as stale (older than the last reset, or recorded under another spec). */
+  discarded: number;
+  /** The event itself is older than the last reset and was not recorded. */
+  tooOld: boolean;
+}
+
+const eventMs = (e: CloudEvent): number => {
+  const t = Date.parse(e.time);
+  return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
+};
+
+/**
+ * Adds `ev` (of dependency `dep`) to trigger `t`'s partial match `state`. `resetAt` is the time of
+ * the trigger's last scheduled conditionsReset (ms), if it has any; `keyOf` gives a firing's
+ * idempotency key.
+ */
+export function joinEvent(
+  state: PartialMatch,
+  t: JoinTrigger,
+  dep: string,
+  ev: CloudEvent,
+  opts: { resetAt?: number; keyOf(fired: Record<string, CloudEvent>): string },
+): JoinResult {
+  const inflight = state.inflight ?? {};
+  // A redelivery of an event already claimed by a firing: settle that firing (again).
+  const mine = Object.entries(inflight).filter(([, f]) => f[dep]?.id === ev.id);
+  if (mine.length) return { firings: mine, discarded: 0, tooOld: false };
+  const resetAt = opts.resetAt ?? Number.NEGATIVE_INFINITY;
+  const sameSpec = state.fingerprint === t.fingerprint;
+  const kept: Record<string, CloudEvent> = {};
+  let discarded = 0;
+  for (const [d, e] of Object.entries(state.events)) {
+    if (sameSpec && eventMs(e) >= resetAt) kept[d] = e;
+    else discarded++;
+  }
+  if (eventMs(ev) < resetAt) {
+    const changed = discarded > 0 || !sameSpec;
+    return {
+      ...(changed ? { next: { events: kept, inflight, fingerprint: t.fingerprint } } : {}),
+      firings: [],
+      discarded,
+      tooOld: true,
+    };
+  }
+  const events = { ...kept, [dep]: ev };
+  const have = new Set(Object.keys(events).filter((d) => t.dependencies.has(d)));
+  if (!evaluateConditions(t.conditions, have))
+    return { next: { events, inflight, fingerprint: t.fingerprint }, firings: [], discarded, tooOld: false };
+  const fired: Record<string, CloudEvent> = {};
+  const left: Record<string, CloudEvent> = {};
+  for (const [d, e] of Object.entries(events)) (have.has(d) ? fired : left)[d] = e;
+  const key = opts.keyOf(fired);
+  return {
+    next: { events: left, inflight: { ...inflight, [key]: fired }, fingerprint: t.fingerprint },
+    firings: [[key, fired]],
+    discarded,
+    tooOld: false,
+  };
+}
+
+/** The state after firing `key` settled (undefined: nothing to write). */
+export function settleFiring(state: PartialMatch, key: string): PartialMatch | undefined {
+  const inflight = { ...(state.inflight ?? {}) };
+  if (!(key in inflight)) return undefined;
+  delete inflight[key];
+  return { ...state, inflight };
+}
+
+/** True when a state holds nothing (it can be deleted). */
+export const isEmpty = (s: PartialMatch): boolean =>
+  Object.keys(s.events).length === 0 && Object.keys(s.inflight ?? {}).length === 0;
+
+/**
+ * A fingerprint of what a trigger's partial matches depend on: its conditions and, for each of
+ * its dependencies, the source, filters and transform. Partial matches recorded under another
+ * fingerprint are discarded (upstream clears them when the Sensor spec changes).
+ */
+export function specFingerprint(
+  t: Pick<Trigger, 'template'>,
+  deps: readonly EventDependency[],
+  names: ReadonlySet<string>,
+): string {
+  const used = deps
+    .filter((d) => names.has(d.name))
+    .map((d) => ({
+      name: d.name,
+      eventSourceName: d.eventSourceName,
+      eventName: d.eventName,
+      filters: d.filters ?? null,
+      filtersLogicalOperator: d.filtersLogicalOperator ?? null,
+      transform: d.transform ?? null,
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return createHash('sha256')
+    .update(JSON.stringify({ conditions: t.template?.conditions ?? null, deps: used }))
+    .digest('hex')
+    .slice(0, 16);
+}

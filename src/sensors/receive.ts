@@ -1,0 +1,234 @@
+// One message of one dependency, from the bus to a terminal outcome: decode and validate (the
+// boundary), the redelivery bound, the dependency's filters and transform (user programs in the
+// sandbox), then the triggers. Every path ends in ack (done, no match, dead-lettered), term
+// (dead-lettered unhandled) or nak (deferred: an open breaker, a busy sandbox, a bus error); a
+// filter that merely does not match is the only quiet outcome.
+import type { JsMsg } from '@nats-io/jetstream';
+import type { EventDependency } from '../api/sensor.ts';
+import { ack, nak, term, working } from '../bus/consumer.ts';
+import type { CloudEvent } from '../eventsources/envelope.ts';
+import type { Logger } from '../observability/logger.ts';
+import { ByteBudget } from './byte-budget.ts';
+import { decodeBusEvent } from './decode.ts';
+import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
+import { type SensorTrigger, serialized } from './fire.ts';
+import { lookup, textOf } from './match/path.ts';
+import type { SensorMetrics } from './metrics.ts';
+import { isTransientEvalError, matchFailureReason } from './reasons.ts';
+import type { DependencyMatcher } from './runtime.ts';
+import type { Outcome } from './settle.ts';
+
+export interface ReceiveDeps {
+  namespace: string;
+  sensorName: string;
+  log: Logger;
+  metrics: SensorMetrics;
+  triggers: readonly SensorTrigger[];
+  matchers: ReadonlyMap<string, DependencyMatcher>;
+  dlq: EventDeadLetterEnv;
+  fire(t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome>;
+  /** Deliveries handled before the next one dead-letters the message unhandled. */
+  maxDeliveries: number;
+  ackWaitMs: number;
+  errorOnFailedRound: boolean;
+  /** Bytes of messages handled at once (default DEFAULT_IN_FLIGHT_BYTES). */
+  maxInFlightBytes?: number;
+  /**
+   * Durable count of a message's waits (breaker, busy sandbox), read only when a message seems
+   * over its limit, so a restart during a long wait does not dead-letter what was only waiting.
+   */
+  deferrals?: { get(key: string): Promise<number>; set(key: string, n: number): Promise<void> };
+}
+
+/** Raw bytes of events handled at once by one Sensor (their decoded form is a few times that). */
+export const DEFAULT_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+
+/** Per message: deliveries handed back to wait (not counted against maxDeliveries) and the last error. */
+interface Tally {
+  defers: number;
+  lastError?: string;
+}
+const MAX_TALLIES = 10_000;
+/** Redelivery delay of an event handed back because no sandbox worker was free (ms). */
+const BUSY_RETRY_MS = 2000;
+
+/** The orderingKey value as text: a gjson path, read like every other path of a Sensor (never throws). */
+const orderingValue = (data: unknown, path: string): string => {
+  try {
+    return textOf(lookup(data, path));
+  } catch {
+    return '';
+  }
+};
+
+/** The message handler of a Sensor: `(dependency, message) → settled`. */
+export function messageReceiver(d: ReceiveDeps) {
+  const chains = new Map<string, Promise<unknown>>();
+  const tallies = new Map<string, Tally>();
+  const tallyKey = (dep: EventDependency, msg: JsMsg) => `${dep.name}/${msg.seq}`;
+  const tally = (k: string): Tally => {
+    let t = tallies.get(k);
+    if (!t) {
+      if (tallies.size >= MAX_TALLIES) tallies.delete(tallies.keys().next().value as string);
+      t = { defers: 0 };
+      tallies.set(k, t);
+    }
+    return t;
+  };
+  /** Counts a wait (not a handled delivery), durably when the Sensor keeps deferrals. */
+  const deferred1 = async (k: string) => {
+    const t = tally(k);
+    t.defers++;
+    await d.deferrals?.set(k, t.defers).catch(() => {});
+  };
+  const labels = (dep: string) => ({ namespace: d.namespace, sensor_name: d.sensorName, dependency: dep });
+
+  /** Dead-letters, then acks (term for a message that must never come back). */
+  const failEvent = async (
+    msg: JsMsg,
+    f: Omit<EventFailure, 'seq' | 'deliveries'>,
+    final: 'ack' | 'term',
+  ) => {
+    await deadLetterEvent(d.dlq, { ...f, seq: msg.seq, deliveries: msg.info.deliveryCount });
+    d.metrics.eventsReceived.inc({ ...labels(f.dependency), result: 'dead-lettered' });
+    if (final === 'term') term(msg, f.reason);
+    else await ack(msg);
+  };
+
+  /** Filters, transform, triggers; says whether the message was settled or handed back to wait. */
+  const handle = async (
+    dep: EventDependency,
+    msg: JsMsg,
+    ev: CloudEvent,
+  ): Promise<'settled' | 'deferred'> => {
+    const matcher = d.matchers.get(dep.name)!;
+    let matched: boolean;
+    try {
+      matched = await matcher.matches(ev);
+    } catch (err) {
+      if (isTransientEvalError(err)) throw err;
+      const reason = matchFailureReason(err);
+      await failEvent(
+        msg,
+        { dependency: dep.name, event: ev, reason, message: (err as Error).message },
+        'ack',
+      );
+      return 'settled';
+    }
+    d.metrics.eventsReceived.inc({ ...labels(dep.name), result: matched ? 'matched' : 'filtered' });
+    if (!matched) {
+      await ack(msg);
+      return 'settled';
+    }
+    let event: CloudEvent;
+    try {
+      event = await matcher.transform(ev);
+    } catch (err) {
+      if (isTransientEvalError(err)) throw err;
+      const reason = matchFailureReason(err);
+      await failEvent(
+        msg,
+        { dependency: dep.name, event: ev, reason, message: (err as Error).message },
+        'ack',
+      );
+      return 'settled';
+    }
+    const since = Number(msg.info.timestampNanos / 1_000_000);
+    const outcomes = await working(
+      msg,
+      () =>
+        Promise.all(
+          d.triggers
+            .filter((t) => t.dependencies.has(dep.name))
+            .map((t) => d.fire(t, dep.name, event, since)),
+        ),
+      Math.max(1000, Math.floor(d.ackWaitMs / 3)),
+    );
+    const deferred = outcomes.filter((x): x is Extract<Outcome, { kind: 'defer' }> => x.kind === 'defer');
+    if (deferred.length) {
+      for (const t of d.triggers)
+        if (t.breaker?.state === 'open')
+          d.metrics.deferred.inc({ namespace: d.namespace, sensor_name: d.sensorName, trigger_name: t.name });
+      await deferred1(tallyKey(dep, msg));
+      nak(msg, Math.max(...deferred.map((x) => x.delayMs)));
+      return 'deferred';
+    }
+    if (d.errorOnFailedRound && outcomes.some((x) => x.kind === 'dead-lettered'))
+      d.log.error({ dependency: dep.name, id: ev.id }, 'a trigger failed in this round (errorOnFailedRound)');
+    await ack(msg);
+    return 'settled';
+  };
+
+  const budget = new ByteBudget(d.maxInFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
+  const receive = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    const bytes = msg.data.length;
+    const wait = budget.acquire(bytes);
+    if (wait) await wait;
+    try {
+      await receiveOne(dep, msg);
+    } finally {
+      budget.release(bytes);
+    }
+  };
+
+  const receiveOne = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    const k = tallyKey(dep, msg);
+    const decoded = decodeBusEvent(msg.data, {
+      seq: msg.seq,
+      timestampMs: Number(msg.info.timestampNanos / 1_000_000),
+      eventSourceName: dep.eventSourceName,
+      eventName: dep.eventName,
+    });
+    if (!decoded.ok) {
+      d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'undecodable' });
+      await failEvent(
+        msg,
+        { dependency: dep.name, reason: 'invalid-event', message: decoded.message, raw: msg.data },
+        'term',
+      );
+      tallies.delete(k);
+      return;
+    }
+    const ev = decoded.event;
+    const t = tallies.get(k);
+    let handled = msg.info.deliveryCount - (t?.defers ?? 0);
+    // Over the limit by this process's count: waits recorded by an earlier process still do not count.
+    if (handled > d.maxDeliveries && d.deferrals)
+      handled = msg.info.deliveryCount - (await d.deferrals.get(k));
+    if (handled > d.maxDeliveries) {
+      const why = t?.lastError ? `; last error: ${t.lastError}` : '';
+      await failEvent(
+        msg,
+        {
+          dependency: dep.name,
+          event: ev,
+          reason: 'max-deliveries',
+          message: `delivered ${msg.info.deliveryCount} times, more than the Sensor handles (${d.maxDeliveries})${why}`,
+        },
+        'term',
+      );
+      tallies.delete(k);
+      return;
+    }
+    try {
+      const how = dep.orderingKey
+        ? await serialized(chains, `${dep.name}\u0000${orderingValue(ev.data, dep.orderingKey)}`, () =>
+            handle(dep, msg, ev),
+          )
+        : await handle(dep, msg, ev);
+      if (how === 'settled' && tallies.size) tallies.delete(k);
+    } catch (err) {
+      // No free sandbox worker (a flood of runaway programs, or stopping): not this event's fault,
+      // so the wait does not count against maxDeliveries. Hand it back for later.
+      if (isTransientEvalError(err)) {
+        await deferred1(k);
+        d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
+        nak(msg, BUSY_RETRY_MS);
+        return;
+      }
+      tally(k).lastError = d.dlq.redact((err as Error)?.message ?? String(err));
+      throw err;
+    }
+  };
+  return receive;
+}
