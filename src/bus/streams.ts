@@ -36,6 +36,12 @@ export interface EnsureResult {
   message: string;
 }
 
+/** How long the event stream remembers event ids (ms): `duplicates`, capped at maxAge (pure). */
+export function duplicatesWindowMs(s: Pick<StreamSettings, 'duplicates' | 'maxAge'>): number {
+  // JetStream refuses a duplicates window longer than max_age.
+  return s.maxAge > 0 ? Math.min(s.duplicates, s.maxAge) : s.duplicates;
+}
+
 /**
  * The event stream of a bus for the given settings; its byte limit from `limits` (busLimits:
  * half the store on a managed bus when streamConfig sets none).
@@ -62,8 +68,7 @@ export function eventStreamConfig(
     discard_new_per_subject: perSubject && s.discard === 'new',
     max_msg_size: s.maxMsgSize,
     num_replicas: replicas,
-    // JetStream refuses a duplicates window longer than max_age.
-    duplicate_window: ms2ns(s.maxAge > 0 ? Math.min(s.duplicates, s.maxAge) : s.duplicates),
+    duplicate_window: ms2ns(duplicatesWindowMs(s)),
     allow_direct: true,
   };
 }

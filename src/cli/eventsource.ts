@@ -1,8 +1,10 @@
 // `sluice eventsource`: runs the EventSource handed over by the controller (SLUICE_OBJECT,
 // SLUICE_BUS, SLUICE_BUS_CREDENTIAL, as set in its Deployment).
 import { EventSourceSpec } from '../api/eventsource.ts';
+import { parseStreamConfig } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { Publisher } from '../bus/publisher.ts';
+import { duplicatesWindowMs } from '../bus/streams.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
 import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
@@ -38,7 +40,11 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret } = kubeAccessors(obj.metadata.namespace);
+  // The bus's duplicates window from the streamConfig handed over: reading it off the stream would
+  // need a right an EventSource does not have on a secured bus.
+  const streamConfig = parseStreamConfig(bus.streamConfig);
   const running = await startEventSource({
+    ...(streamConfig.ok ? { duplicatesWindowMs: duplicatesWindowMs(streamConfig.settings) } : {}),
     name: obj.metadata.name,
     namespace: obj.metadata.namespace,
     spec,

@@ -18,8 +18,13 @@ import type { BusConnection } from '../../../src/bus/connection.ts';
 import { eventSourcePermissions, inboxPrefixFor, sensorPermissions } from '../../../src/bus/permissions.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { provisionSensorState, sensorBuckets } from '../../../src/bus/sensor-state.ts';
-import { calendarBucket, provisionBuckets } from '../../../src/bus/source-state.ts';
-import { ensureStreams } from '../../../src/bus/streams.ts';
+import {
+  calendarBucket,
+  eventSourceBuckets,
+  provisionBuckets,
+  webhookIdsBucket,
+} from '../../../src/bus/source-state.ts';
+import { duplicatesWindowMs, ensureStreams } from '../../../src/bus/streams.ts';
 import {
   type BusRef,
   consumerName,
@@ -42,6 +47,10 @@ const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 const bus: BusRef = { namespace: 'team-a', busName: 'default' };
 const depA = [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }];
 const depB = [{ name: 'pay', eventSourceName: 'hooks', eventName: 'payments' }];
+const hooksSpec = {
+  webhook: { orders: { port: '0', endpoint: '/orders', method: 'POST' } },
+  calendar: { tick: { interval: '1s', persistence: { catchup: { enabled: true } } } },
+};
 
 /** Resolves with the error of a refused operation (a permission violation, or no answer at all). */
 async function refused(what: string, f: () => Promise<unknown>): Promise<string> {
@@ -67,7 +76,8 @@ async function subscriptionRefused(c: BusConnection, subject: string): Promise<s
 const violations = (cl: NatsCluster) =>
   readFileSync(cl.servers[0]!.proc.logFile, 'utf8')
     .split('\n')
-    .filter((l) => /Permissions Violation/i.test(l));
+    // nats-server logs "Publish Violation" / "Subscription Violation".
+    .filter((l) => /Violation/.test(l));
 
 describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMissing())}`, () => {
   let cl: NatsCluster;
@@ -96,12 +106,19 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
     await ensureStreams(jsm, bus, cfg.settings, 1);
     await provisionSensorState(jsm, admin.nc, { bus, sensor: 'a', dependencies: depA });
     await provisionSensorState(jsm, admin.nc, { bus, sensor: 'b', dependencies: depB });
-    await provisionBuckets(jsm, [calendarBucket(bus.namespace, 'hooks')], 1);
+    // What the controller provisions and grants for this EventSource: its calendar's last fire
+    // and its webhook's shared request ids.
+    const buckets = eventSourceBuckets(bus.namespace, 'hooks', hooksSpec);
+    expect(buckets).toEqual([
+      calendarBucket(bus.namespace, 'hooks'),
+      webhookIdsBucket(bus.namespace, 'hooks'),
+    ]);
+    await provisionBuckets(jsm, buckets, 1, undefined, {
+      bucket: webhookIdsBucket(bus.namespace, 'hooks'),
+      ttlMs: duplicatesWindowMs(cfg.settings),
+    });
     await cl.setUsers([
-      {
-        publicKey: es.publicKey,
-        permissions: eventSourcePermissions(bus, 'hooks', [calendarBucket(bus.namespace, 'hooks')]),
-      },
+      { publicKey: es.publicKey, permissions: eventSourcePermissions(bus, 'hooks', buckets) },
       { publicKey: sa.publicKey, permissions: sensorPermissions(bus, 'a', depA) },
       { publicKey: sb.publicKey, permissions: sensorPermissions(bus, 'b', depB) },
     ]);
@@ -117,18 +134,27 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
     const esConn = await cl.connect(es.seed, inboxPrefixFor('eventsource', bus.namespace, 'hooks'));
     const saConn = await cl.connect(sa.seed, inboxPrefixFor('sensor', bus.namespace, 'a'));
     const registry = newRegistry();
+    const warnings: string[] = [];
+    const sourceLog = createLogger({
+      level: 'warn',
+      destination: {
+        write: (l: string) => {
+          warnings.push(l);
+          return true;
+        },
+      } as unknown as NodeJS.WritableStream,
+    });
     const source = await startEventSource({
       name: 'hooks',
       namespace: bus.namespace,
-      spec: EventSourceSpec.parse({
-        webhook: { orders: { port: '0', endpoint: '/orders', method: 'POST' } },
-        calendar: { tick: { interval: '1s', persistence: { catchup: { enabled: true } } } },
-      }),
+      spec: EventSourceSpec.parse(hooksSpec),
+      // As `sluice eventsource` does: the duplicates window from the streamConfig handed over.
+      duplicatesWindowMs: 120_000,
       bus,
       publisher: new Publisher(esConn),
       nc: esConn.nc,
       registry,
-      log,
+      log: sourceLog,
       resolveSecret: async () => '',
       host: '127.0.0.1',
     });
@@ -188,6 +214,8 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
       // Let the Sensor's metric poll (stream and consumer info) run once too.
       await new Promise((r) => setTimeout(r, 5500));
       expect(violations(cl)).toEqual([]);
+      // The webhook shares its unconfirmed request ids through its bucket (no fallback warning).
+      expect(warnings.filter((w) => /shared request ids|cannot share/.test(w))).toEqual([]);
     } finally {
       await sensor.stop();
       await source.stop();

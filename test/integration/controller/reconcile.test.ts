@@ -14,7 +14,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sensorBuckets } from '../../../src/bus/sensor-state.ts';
-import { calendarBucket } from '../../../src/bus/source-state.ts';
+import { calendarBucket, webhookIdsBucket } from '../../../src/bus/source-state.ts';
 import { consumerName, eventStreamName, subjectFor } from '../../../src/bus/subjects.ts';
 import { busOperations } from '../../../src/controller/bus-ops.ts';
 import { Controller } from '../../../src/controller/controller.ts';
@@ -173,9 +173,11 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     await create('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' } },
     });
+    // A source without bus state: this managed bus has no servers, and an EventSource with buckets
+    // (a webhook's shared ids, a persistent calendar) waits for them like a Sensor for its consumers.
     await create('EventSource', 'mhooks', {
       eventBusName: 'managed',
-      webhook: { orders: { port: '12000', endpoint: '/orders', method: 'POST' } },
+      calendar: { tick: { interval: '1h' } },
     });
     await waitCondition('EventBus', 'managed', 'StreamReady', { status: 'False', reason: 'BusUnreachable' });
     const bus = (await get('EventBus', 'managed'))!;
@@ -486,18 +488,23 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       timeoutMs: 30_000,
     });
 
-    // A calendar that persists its last fire: the controller makes its bucket, and removes it.
+    // A calendar that persists its last fire and a webhook (its shared request ids): the controller
+    // makes their buckets (the ids expiring after the duplicates window), and removes them.
     await create('EventSource', 'cal', {
       calendar: { tick: { interval: '1h', persistence: { catchup: { enabled: true } } } },
+      webhook: { orders: { port: '12000', endpoint: '/orders', method: 'POST' } },
     });
     await waitCondition('EventSource', 'cal', 'Deployed', { status: 'True' });
     expect((await get('EventSource', 'cal'))?.metadata.finalizers).toContain(EVENTSOURCE_FINALIZER);
-    expect(await streamNames()).toContain(`KV_${calendarBucket(ns, 'cal')}`);
+    const sourceBuckets = [`KV_${calendarBucket(ns, 'cal')}`, `KV_${webhookIdsBucket(ns, 'cal')}`];
+    expect(await streamNames()).toEqual(expect.arrayContaining(sourceBuckets));
+    const ids = await (await jetstreamManager(nc)).streams.info(sourceBuckets[1]!);
+    expect(ids.config).toMatchObject({ max_age: 120_000 * 1e6, discard: 'old', allow_direct: false });
     await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'eventsources', name: 'cal' });
     await waitFor('EventSource gone', async () => (await get('EventSource', 'cal')) === undefined, {
       timeoutMs: 30_000,
     });
-    expect(await streamNames()).not.toContain(`KV_${calendarBucket(ns, 'cal')}`);
+    for (const b of sourceBuckets) expect(await streamNames()).not.toContain(b);
   });
 
   it('a bus in use refuses deletion; once unused its streams and finalizer go', async () => {
