@@ -1,6 +1,7 @@
 // `sluice eventsource`: runs the EventSource handed over by the controller (SLUICE_OBJECT,
 // SLUICE_BUS, SLUICE_BUS_CREDENTIAL, as set in its Deployment).
 import { EventSourceSpec } from '../api/eventsource.ts';
+import { streamConfigDuplicatesMs } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
@@ -49,6 +50,9 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     // Webhook bounds and the publish deadline (SLUICE_WEBHOOK_*, see webhook/limits.ts).
     limits,
+    // From the streamConfig the controller made the stream with: no stream info needed (which an
+    // EventSource's credential may not read).
+    duplicatesWindowMs: streamConfigDuplicatesMs(bus.streamConfig),
     hiddenHeaders: hiddenHeadersFromEnv(),
     registry: registry(),
     log,

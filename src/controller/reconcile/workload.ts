@@ -6,9 +6,10 @@ import type { z } from 'zod';
 import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
 import { SensorSpec, TRIGGER_TYPES } from '../../api/sensor.ts';
+import { streamConfigDuplicatesMs } from '../../api/stream-config.ts';
 import { formatPath } from '../../api/validate.ts';
 import { inboxPrefixFor } from '../../bus/permissions.ts';
-import { eventSourceBuckets } from '../../bus/source-state.ts';
+import { eventSourceBucketSpecs } from '../../bus/source-state.ts';
 import { SUPPORTED_SOURCE_TYPES } from '../../eventsources/supported.ts';
 import { SUPPORTED_TRIGGER_TYPES } from '../../sensors/supported.ts';
 import { type ConditionInput, withReady } from '../conditions.ts';
@@ -329,11 +330,16 @@ export async function reconcileEventSource(
   const conditions: ConditionInput[] = [
     { type: 'SourcesProvided', status: 'True', reason: 'Provided', message: `${used.join(', ')}` },
   ];
-  const buckets = eventSourceBuckets(obj.metadata.namespace ?? 'default', obj.metadata.name ?? '', spec);
   const d = await deploy(ctx, obj, obj.spec ?? {}, async () => {
     try {
       const conn = await stateBus(ctx, obj);
       if (!conn) return undefined;
+      const buckets = eventSourceBucketSpecs(
+        obj.metadata.namespace ?? 'default',
+        obj.metadata.name ?? '',
+        spec,
+        streamConfigDuplicatesMs(conn.streamConfig),
+      );
       if (buckets.length) await ensureFinalizer(ctx, obj, EVENTSOURCE_FINALIZER);
       await ctx.bus.provisionEventSource(conn, obj.metadata.name ?? '', buckets);
       return undefined;
