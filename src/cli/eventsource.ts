@@ -2,7 +2,6 @@
 // SLUICE_BUS, SLUICE_BUS_CREDENTIAL, as set in its Deployment).
 import { EventSourceSpec } from '../api/eventsource.ts';
 import { streamConfigDuplicatesMs } from '../api/stream-config.ts';
-import { BusConnection } from '../bus/connection.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
@@ -10,8 +9,14 @@ import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
 import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
-import { startOpsServer } from '../observability/server.ts';
-import { fromEnv, kubeAccessors, runtimeBusOptions, STOP_MARGIN_MS, stopOnSignals } from './runtime-env.ts';
+import {
+  fromEnv,
+  kubeAccessors,
+  runtimeBusOptions,
+  STOP_MARGIN_MS,
+  startRuntime,
+  stopOnSignals,
+} from './runtime-env.ts';
 
 /** Longest wait for the bus connection to drain on stop (a paused server never confirms). */
 const BUS_CLOSE_MS = 2_000;
@@ -33,9 +38,14 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   const spec = EventSourceSpec.parse(obj.spec);
   const limits = limitsFromEnv();
 
-  const conn = await BusConnection.open({
-    ...runtimeBusOptions(bus),
-    name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}`,
+  const {
+    conn,
+    ops,
+    running: ready,
+  } = await startRuntime({
+    metricsPort: flags.metricsPort,
+    log,
+    bus: { ...runtimeBusOptions(bus), name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}` },
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret } = kubeAccessors(obj.metadata.namespace);
@@ -58,11 +68,7 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     log,
     resolveSecret,
   });
-  const ops = await startOpsServer({
-    port: Number(flags.metricsPort),
-    registry: registry(),
-    notReady: () => (conn.state === 'connected' ? undefined : `bus ${conn.state}`),
-  });
+  ready();
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
   // Bounded: the webhook servers take at most the grace period, the rest a few seconds more.
   stopOnSignals(
