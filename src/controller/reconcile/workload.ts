@@ -242,6 +242,12 @@ async function stateBus(ctx: ReconcileContext, obj: SluiceObject): Promise<BusCo
   return busConnection(ctx, bus, busSpec.data);
 }
 
+/** True when `obj`'s bus is a managed one (spec.jetstream) that is being deleted itself. */
+function managedBusGoing(ctx: ReconcileContext, obj: SluiceObject): boolean {
+  const bus = ctx.caches.buses.get(`${obj.metadata.namespace}/${busNameOf(obj)}`);
+  return !!bus?.metadata.deletionTimestamp && !!(bus.spec as { jetstream?: unknown } | undefined)?.jetstream;
+}
+
 /** Give up cleaning bus state of a deleted object after this long (the bus may be gone for good). */
 const CLEANUP_GIVE_UP_MS = 10 * 60_000;
 
@@ -265,7 +271,14 @@ async function finalize(
     }
   } catch (err) {
     const since = Date.parse(String(obj.metadata.deletionTimestamp ?? '')) || ctx.now().getTime();
-    if (ctx.now().getTime() - since < CLEANUP_GIVE_UP_MS) {
+    if (managedBusGoing(ctx, obj)) {
+      // Deleting a namespace deletes the bus's pods, Secrets and volumes beside this object: the
+      // state is gone with the store, and waiting would hold the namespace for the give-up time.
+      ctx.log.warn(
+        { object: `${obj.kind}/${key}`, err: (err as Error).message },
+        'its managed EventBus is being deleted and cannot be reached; its state goes with the bus',
+      );
+    } else if (ctx.now().getTime() - since < CLEANUP_GIVE_UP_MS) {
       ctx.log.warn(
         { object: `${obj.kind}/${key}`, err: (err as Error).message },
         'cannot remove bus state yet; retrying',
