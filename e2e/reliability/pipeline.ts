@@ -8,11 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { SensorSpec } from '../../src/api/sensor.ts';
-import { parseStreamConfig } from '../../src/api/stream-config.ts';
+import { duplicatesWindowMs, parseStreamConfig } from '../../src/api/stream-config.ts';
 import { sensorMaxDeliver } from '../../src/bus/consumer.ts';
 import { provisionSensorState } from '../../src/bus/sensor-state.ts';
-import { eventSourceBuckets, provisionBuckets, webhookIdsBucket } from '../../src/bus/source-state.ts';
-import { duplicatesWindowMs, ensureStreams } from '../../src/bus/streams.ts';
+import { eventSourceBucketSpecs, provisionBuckets } from '../../src/bus/source-state.ts';
+import { ensureStreams } from '../../src/bus/streams.ts';
 import { type BusRef, dlqStreamName } from '../../src/bus/subjects.ts';
 import { deploymentFor, type RuntimeBus } from '../../src/controller/resources/workload.ts';
 import { type NatsServer, startNats } from '../../test/harness/nats.ts';
@@ -162,10 +162,8 @@ export async function startPipeline(o: PipelineOptions) {
   // Likewise the EventSource's bucket (the webhook's shared request ids).
   await provisionBuckets(
     await jetstreamManager(nc),
-    eventSourceBuckets(bus.namespace, 'hooks', esSpec),
+    eventSourceBucketSpecs(bus.namespace, 'hooks', esSpec, duplicatesWindowMs(cfg.settings)),
     replicas,
-    undefined,
-    { bucket: webhookIdsBucket(bus.namespace, 'hooks'), ttlMs: duplicatesWindowMs(cfg.settings) },
   );
 
   const procSpec = (kind: 'EventSource' | 'Sensor', name: string, spec: Record<string, unknown>) => {

@@ -284,3 +284,17 @@ function issueMessage(key: string): string {
       return `${key} has the wrong type (a number or a string such as "1GB" or "72h")`;
   }
 }
+
+/**
+ * The event stream's duplicates window in ms: `duplicates`, capped at `maxAge` (JetStream refuses
+ * a window longer than the age limit). An event id repeated within it is stored once.
+ */
+export function duplicatesWindowMs(s: Pick<StreamSettings, 'duplicates' | 'maxAge'>): number {
+  return s.maxAge > 0 ? Math.min(s.duplicates, s.maxAge) : s.duplicates;
+}
+
+/** The duplicates window of the stream a `streamConfig` text makes (the default when invalid). */
+export function streamConfigDuplicatesMs(text: string | undefined): number {
+  const parsed = parseStreamConfig(text);
+  return duplicatesWindowMs(parsed.ok ? parsed.settings : DEFAULT_STREAM_SETTINGS);
+}

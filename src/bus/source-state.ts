@@ -1,75 +1,82 @@
 // What an EventSource keeps on the bus: a KV bucket for the calendar sources that persist their
-// last fire, and one for the webhook front door's unconfirmed request ids (shared by its replicas
-// so a sender's retry after a 503 reuses the id). The controller creates them (with the bus's
-// replicas and limits) and deletes them with the EventSource; the EventSource only opens them (its
-// credential may not create streams or consumers).
+// last fire, and one for the webhook family's unconfirmed request ids (shared by its replicas so a
+// sender's retry after a 503 reuses the id; entries kept for the stream's duplicates window). The
+// controller creates them (with the bus's replicas and limits) and deletes them with the
+// EventSource; the adapters only open them, so an EventSource's credential never needs to create
+// or change a stream, nor make a consumer (the webhook follows its bucket with stored-message
+// gets, see followKv).
 import type { JetStreamManager } from '@nats-io/jetstream';
+import { WEBHOOK_SOURCE_TYPES } from '../api/eventsource/index.ts';
 import { isNotFound } from './errors.ts';
 import { ensureKv } from './kv.ts';
 import { DEFAULT_KV_MAX_BYTES } from './placement.ts';
 import { kvBucketName } from './subjects.ts';
+
+/** A KV bucket to create: its name, and how long entries live (ms; unset: for ever). */
+export interface BucketSpec {
+  name: string;
+  ttlMs?: number;
+}
 
 /** The calendar bucket name of an EventSource (the one the calendar adapter opens). */
 export function calendarBucket(namespace: string, eventSource: string): string {
   return kvBucketName(namespace, eventSource, 'calendar');
 }
 
-/** The bucket of a webhook EventSource's unconfirmed request ids (the one the webhook opens). */
+/** The bucket where an EventSource's webhook servers share unconfirmed request ids. */
 export function webhookIdsBucket(namespace: string, eventSource: string): string {
   return kvBucketName(namespace, eventSource, 'webhook-ids');
 }
 
-/** Source types served by the webhook front door (src/eventsources/adapters.ts). */
-export const WEBHOOK_SOURCE_TYPES: readonly string[] = [
-  'bitbucket',
-  'bitbucketserver',
-  'github',
-  'gitlab',
-  'slack',
-  'stripe',
-  'webhook',
-];
-
-const hasEntries = (v: unknown) => !!v && typeof v === 'object' && Object.keys(v).length > 0;
-
-/**
- * KV buckets an EventSource spec needs (pure): the calendar bucket when a calendar persists, the
- * webhook-ids bucket when it serves webhooks.
- */
-export function eventSourceBuckets(namespace: string, eventSource: string, spec: unknown): string[] {
-  const s = (spec ?? {}) as Record<string, unknown>;
-  const calendar = s.calendar as Record<string, { persistence?: unknown } | undefined> | undefined;
-  const persists = Object.values(calendar ?? {}).some((c) => c?.persistence);
-  return [
-    ...(persists ? [calendarBucket(namespace, eventSource)] : []),
-    ...(WEBHOOK_SOURCE_TYPES.some((t) => hasEntries(s[t])) ? [webhookIdsBucket(namespace, eventSource)] : []),
-  ];
-}
-
-/** Every bucket an EventSource may have had (for its deletion). */
+/** Every bucket an EventSource may have, whatever its spec (for deletion). */
 export function allEventSourceBuckets(namespace: string, eventSource: string): string[] {
   return [calendarBucket(namespace, eventSource), webhookIdsBucket(namespace, eventSource)];
 }
 
 /**
- * Creates (or brings in line) an EventSource's buckets. The calendar's last fire refuses writes
- * when full; the webhook ids (`ids.bucket`) expire after the bus's duplicates window `ids.ttlMs`
- * (past it the bus would store a repeat anyway) and, when full, forget the oldest.
+ * KV buckets an EventSource spec needs (pure): the calendar bucket when a calendar persists, the
+ * request-id bucket when a webhook-family source receives HTTP requests (entries live for
+ * `duplicatesMs`, the event stream's duplicates window).
+ */
+export function eventSourceBucketSpecs(
+  namespace: string,
+  eventSource: string,
+  spec: unknown,
+  duplicatesMs: number,
+): BucketSpec[] {
+  const s = (spec ?? {}) as Record<string, Record<string, { persistence?: unknown } | undefined> | undefined>;
+  const used = (type: string) => Object.keys(s[type] ?? {}).length > 0;
+  const out: BucketSpec[] = [];
+  if (Object.values(s.calendar ?? {}).some((c) => c?.persistence))
+    out.push({ name: calendarBucket(namespace, eventSource) });
+  if ([...WEBHOOK_SOURCE_TYPES].some(used))
+    out.push({ name: webhookIdsBucket(namespace, eventSource), ttlMs: duplicatesMs });
+  return out;
+}
+
+/** Names of the KV buckets an EventSource spec needs (pure; see eventSourceBucketSpecs). */
+export function eventSourceBuckets(namespace: string, eventSource: string, spec: unknown): string[] {
+  return eventSourceBucketSpecs(namespace, eventSource, spec, 0).map((b) => b.name);
+}
+
+/**
+ * Creates (or brings in line) an EventSource's buckets, each bounded to `maxBytes`. A bucket with
+ * a TTL (the request ids: past the duplicates window the bus would store a repeat anyway) forgets
+ * its oldest entries when full; one without (the calendar's last fire) refuses the write.
  */
 export async function provisionBuckets(
   jsm: JetStreamManager,
-  buckets: string[],
+  buckets: Array<string | BucketSpec>,
   replicas: number,
   maxBytes = DEFAULT_KV_MAX_BYTES,
-  ids?: { bucket: string; ttlMs: number },
 ): Promise<void> {
   for (const b of buckets) {
-    const isIds = b === ids?.bucket;
-    await ensureKv(jsm, b, {
+    const { name, ttlMs } = typeof b === 'string' ? { name: b, ttlMs: undefined } : b;
+    await ensureKv(jsm, name, {
       history: 1,
       replicas,
       maxBytes,
-      ...(isIds ? { ttl: ids.ttlMs, whenFull: 'forget-oldest' as const } : { whenFull: 'refuse' as const }),
+      ...(ttlMs ? { ttl: ttlMs, whenFull: 'forget-oldest' as const } : { whenFull: 'refuse' as const }),
     });
   }
 }

@@ -12,7 +12,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import type { StreamSettings } from '../api/stream-config.ts';
+import { duplicatesWindowMs, type StreamSettings } from '../api/stream-config.ts';
 import { BusError, isNotFound, ServerCode, serverCode } from './errors.ts';
 import { type BusLimits, busLimits } from './placement.ts';
 import {
@@ -34,12 +34,6 @@ export interface EnsureResult {
   /** Fields changed (updated) or that cannot be changed in place (blocked). */
   fields: string[];
   message: string;
-}
-
-/** How long the event stream remembers event ids (ms): `duplicates`, capped at maxAge (pure). */
-export function duplicatesWindowMs(s: Pick<StreamSettings, 'duplicates' | 'maxAge'>): number {
-  // JetStream refuses a duplicates window longer than max_age.
-  return s.maxAge > 0 ? Math.min(s.duplicates, s.maxAge) : s.duplicates;
 }
 
 /**

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
-import type { BusConnectOptions } from '../bus/connection.ts';
+import { BusConnection, type BusConnectOptions } from '../bus/connection.ts';
 import {
   ENV_BUS_CREDENTIAL,
   ENV_BUS_TLS_CA,
@@ -12,6 +12,9 @@ import {
   ENV_BUS_TLS_KEY,
   type RuntimeBus,
 } from '../controller/resources/workload.ts';
+import type { Logger } from '../observability/logger.ts';
+import { registry } from '../observability/metrics.ts';
+import { type OpsServer, startOpsServer } from '../observability/server.ts';
 
 /**
  * The Kubernetes client, loaded on first use only: it costs about 80 MiB of memory, which an
@@ -128,4 +131,65 @@ export function stopOnSignals(
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+export interface RuntimeStart {
+  conn: BusConnection;
+  ops: OpsServer;
+  /** The role is running: from now on /readyz follows the bus connection alone. */
+  running(): void;
+}
+
+/**
+ * Starts the ops server (/metrics, /healthz, /readyz), then connects to the bus however long it
+ * takes (BusConnection.openPatiently): meanwhile the pod is alive but not ready, /readyz saying
+ * why, and every failed try is logged. SIGTERM/SIGINT while waiting exits 0 at once.
+ */
+export async function startRuntime(o: {
+  metricsPort: string;
+  log: Logger;
+  bus: BusConnectOptions;
+}): Promise<RuntimeStart> {
+  let conn: BusConnection | undefined;
+  let started = false;
+  let waiting = 'connecting to the bus';
+  const ops = await startOpsServer({
+    port: Number(o.metricsPort),
+    registry: registry(),
+    notReady: () => {
+      if (!conn) return waiting;
+      if (conn.state !== 'connected') return `bus ${conn.state}`;
+      return started ? undefined : 'starting';
+    },
+  });
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new Error('stopped while waiting for the bus'));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    conn = await BusConnection.openPatiently(o.bus, {
+      signal: abort.signal,
+      onRetry: (err, retryInMs, attempt) => {
+        waiting = `waiting for the bus: ${err.message}`;
+        o.log.warn({ err: err.message, attempt, retryInMs }, 'bus not reachable yet; retrying');
+      },
+    });
+  } catch (err) {
+    if (!abort.signal.aborted) throw err;
+    o.log.info('stopped before the bus was reachable');
+    await ops.close();
+    o.log.flush();
+    process.exit(0);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  const c = conn;
+  return {
+    conn: c,
+    ops,
+    running: () => {
+      started = true;
+    },
+  };
 }

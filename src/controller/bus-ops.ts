@@ -3,19 +3,14 @@
 // are cached per (url, credential) so reconciles do not reconnect each time.
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
-import { DEFAULT_STREAM_SETTINGS, parseStreamConfig } from '../api/stream-config.ts';
+import { parseStreamConfig } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { deleteConsumers } from '../bus/consumer.ts';
 import { type Drop, dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { busLimits } from '../bus/placement.ts';
 import { deleteOrphanConsumers, deleteSensorState, provisionSensorState } from '../bus/sensor-state.ts';
-import {
-  allEventSourceBuckets,
-  deleteBuckets,
-  provisionBuckets,
-  webhookIdsBucket,
-} from '../bus/source-state.ts';
-import { deleteStreams, duplicatesWindowMs, ensureStreams } from '../bus/streams.ts';
+import { allEventSourceBuckets, deleteBuckets, provisionBuckets } from '../bus/source-state.ts';
+import { deleteStreams, ensureStreams } from '../bus/streams.ts';
 import { consumerSensor, dlqStreamName, eventStreamName } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BusOperations, BusConnection as Conn, StreamOutcome } from './reconcile/context.ts';
@@ -107,14 +102,8 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
     async deleteSensorState(c, sensor) {
       return deleteSensorState(await jsmOf(c), ref(c), sensor);
     },
-    async provisionEventSource(c, eventSource, buckets) {
-      if (!buckets.length) return;
-      const parsed = parseStreamConfig(c.streamConfig);
-      const ttlMs = duplicatesWindowMs(parsed.ok ? parsed.settings : DEFAULT_STREAM_SETTINGS);
-      await provisionBuckets(await jsmOf(c), buckets, c.replicas, c.limits?.kvMaxBytes, {
-        bucket: webhookIdsBucket(c.namespace, eventSource),
-        ttlMs,
-      });
+    async provisionEventSource(c, _eventSource, buckets) {
+      if (buckets.length) await provisionBuckets(await jsmOf(c), buckets, c.replicas, c.limits?.kvMaxBytes);
     },
     async deleteEventSourceState(c, eventSource) {
       return deleteBuckets(await jsmOf(c), allEventSourceBuckets(c.namespace, eventSource));

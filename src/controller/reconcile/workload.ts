@@ -6,10 +6,11 @@ import type { z } from 'zod';
 import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
 import { SensorSpec, TRIGGER_TYPES } from '../../api/sensor.ts';
+import { streamConfigDuplicatesMs } from '../../api/stream-config.ts';
 import { formatPath } from '../../api/validate.ts';
 import { sensorMaxDeliver } from '../../bus/consumer.ts';
 import { inboxPrefixFor } from '../../bus/permissions.ts';
-import { eventSourceBuckets } from '../../bus/source-state.ts';
+import { eventSourceBucketSpecs } from '../../bus/source-state.ts';
 import { SUPPORTED_SOURCE_TYPES } from '../../eventsources/supported.ts';
 import { SUPPORTED_TRIGGER_TYPES } from '../../sensors/supported.ts';
 import { type ConditionInput, withReady } from '../conditions.ts';
@@ -242,6 +243,12 @@ async function stateBus(ctx: ReconcileContext, obj: SluiceObject): Promise<BusCo
   return busConnection(ctx, bus, busSpec.data);
 }
 
+/** True when `obj`'s bus is a managed one (spec.jetstream) that is being deleted itself. */
+function managedBusGoing(ctx: ReconcileContext, obj: SluiceObject): boolean {
+  const bus = ctx.caches.buses.get(`${obj.metadata.namespace}/${busNameOf(obj)}`);
+  return !!bus?.metadata.deletionTimestamp && !!(bus.spec as { jetstream?: unknown } | undefined)?.jetstream;
+}
+
 /** Give up cleaning bus state of a deleted object after this long (the bus may be gone for good). */
 const CLEANUP_GIVE_UP_MS = 10 * 60_000;
 
@@ -265,7 +272,14 @@ async function finalize(
     }
   } catch (err) {
     const since = Date.parse(String(obj.metadata.deletionTimestamp ?? '')) || ctx.now().getTime();
-    if (ctx.now().getTime() - since < CLEANUP_GIVE_UP_MS) {
+    if (managedBusGoing(ctx, obj)) {
+      // Deleting a namespace deletes the bus's pods, Secrets and volumes beside this object: the
+      // state is gone with the store, and waiting would hold the namespace for the give-up time.
+      ctx.log.warn(
+        { object: `${obj.kind}/${key}`, err: (err as Error).message },
+        'its managed EventBus is being deleted and cannot be reached; its state goes with the bus',
+      );
+    } else if (ctx.now().getTime() - since < CLEANUP_GIVE_UP_MS) {
       ctx.log.warn(
         { object: `${obj.kind}/${key}`, err: (err as Error).message },
         'cannot remove bus state yet; retrying',
@@ -330,11 +344,16 @@ export async function reconcileEventSource(
   const conditions: ConditionInput[] = [
     { type: 'SourcesProvided', status: 'True', reason: 'Provided', message: `${used.join(', ')}` },
   ];
-  const buckets = eventSourceBuckets(obj.metadata.namespace ?? 'default', obj.metadata.name ?? '', spec);
   const d = await deploy(ctx, obj, obj.spec ?? {}, async () => {
     try {
       const conn = await stateBus(ctx, obj);
       if (!conn) return undefined;
+      const buckets = eventSourceBucketSpecs(
+        obj.metadata.namespace ?? 'default',
+        obj.metadata.name ?? '',
+        spec,
+        streamConfigDuplicatesMs(conn.streamConfig),
+      );
       if (buckets.length) await ensureFinalizer(ctx, obj, EVENTSOURCE_FINALIZER);
       await ctx.bus.provisionEventSource(conn, obj.metadata.name ?? '', buckets);
       return undefined;
