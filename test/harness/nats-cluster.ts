@@ -4,7 +4,7 @@
 // service imports, routes with a password and mutual TLS, client TLS from a generated CA. Servers
 // can be SIGKILLed and restarted on their store; users can be changed with a config reload
 // (SIGHUP), as the reloader does in the cluster.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -171,9 +171,20 @@ export async function startNatsCluster(size: 1 | 3 = 3, o: ClusterOptions = {}):
     async setUsers(users) {
       roleUsers = users.map((u, i) => ({ nkey: u.publicKey, permissions: u.permissions, slot: u.slot ?? i }));
       writeConfigs();
-      for (const s of servers) if (s.proc.running && s.proc.pid) process.kill(s.proc.pid, 'SIGHUP');
-      // A reload is applied within milliseconds; wait until each server answers again.
-      for (const s of servers) if (s.proc.running) await healthy(s, false);
+      const reloads = (s: ClusterServer) =>
+        readFileSync(s.proc.logFile, 'utf8').split('Reloaded server configuration').length;
+      const running = servers.filter((s) => s.proc.running && s.proc.pid);
+      const before = running.map(reloads);
+      for (const s of running) process.kill(s.proc.pid!, 'SIGHUP');
+      // The reload happens after SIGHUP returns: wait until each server has logged it.
+      for (const [i, s] of running.entries()) {
+        await waitFor(`${s.name} reloaded`, async () => reloads(s) > before[i]!, {
+          timeoutMs: 15_000,
+          intervalMs: 25,
+          onTimeout: () => s.proc.tail(20),
+        });
+        await healthy(s, false);
+      }
     },
     kill: (i) => servers[i]!.proc.kill(),
     async start(i) {
