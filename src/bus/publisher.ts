@@ -52,6 +52,11 @@ export class Publisher {
   private head = 0;
   private idleWaiters: Array<() => void> = [];
 
+  /** Largest message the server takes, headers included (its max_payload; 1 MiB before it said). */
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? 1024 * 1024;
+  }
+
   /** Pass the BusConnection when there is one: failures while it is down then read BusUnavailable. */
   constructor(connection: BusConnection | NatsConnection, opts: PublisherOptions = {}) {
     this.conn = connection instanceof BusConnection ? connection : undefined;

@@ -219,6 +219,9 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
       if (d.record.kind === 'event') {
         summary.notReplayable++;
         outcome = `event record (${d.record.reason ?? 'failed before any trigger'}); kept`;
+      } else if (d.record.omittedData?.length) {
+        summary.notReplayable++;
+        outcome = `the data of ${d.record.omittedData.map((o) => o.dependency).join(', ')} was too large to keep; kept`;
       } else if (!t) {
         summary.orphaned++;
         outcome = `trigger ${d.record.trigger} is no longer in the Sensor; kept`;

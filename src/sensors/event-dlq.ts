@@ -8,6 +8,7 @@ import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, dlqSubject } from '../bus/subjects.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
+import { encodeDeadLetter } from './dlq-fit.ts';
 import type { SensorMetrics } from './metrics.ts';
 import type { DeadLetterReason } from './reasons.ts';
 import {
@@ -84,7 +85,7 @@ export async function deadLetterEvent(env: EventDeadLetterEnv, f: EventFailure):
   };
   await env.publisher.publish(
     dlqSubject(env.bus, env.sensorName, `@${f.dependency}`),
-    Buffer.from(JSON.stringify(record)),
+    encodeDeadLetter(record, env.publisher.maxPayload),
     { msgId: `dlq/${key}` },
   );
   env.metrics.eventsDeadLettered.inc({

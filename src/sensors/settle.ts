@@ -12,6 +12,7 @@ import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { Claims } from './claims.ts';
+import { encodeDeadLetter, type OmittedData } from './dlq-fit.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
@@ -104,6 +105,8 @@ export interface DeadLetterRecord {
   dlqTriggers?: Array<{ name: string; outcome: string }>;
   /** For an event record whose message could not be decoded: its first bytes, base64. */
   raw?: string;
+  /** Events whose data was left out so the record fits on the bus (dlq-fit.ts): not replayable. */
+  omittedData?: OmittedData[];
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -330,10 +333,8 @@ async function deadLetter(
   };
   await env.publisher.publish(
     dlqSubject(env.bus, env.sensorName, t.name),
-    Buffer.from(JSON.stringify(record)),
-    {
-      msgId: `dlq/${key}`,
-    },
+    encodeDeadLetter(record, env.publisher.maxPayload),
+    { msgId: `dlq/${key}` },
   );
   env.metrics.deadLettered.inc({ ...labels, reason });
   env.context.log.error(
