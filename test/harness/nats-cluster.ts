@@ -192,16 +192,27 @@ export async function startNatsCluster(size: 1 | 3 = 3, o: ClusterOptions = {}):
       await healthy(servers[i]!, false);
     },
     async leaderOf(stream) {
-      const c = await BusConnection.open(options(admin.seed));
-      try {
-        const info = await (await jetstreamManager(c.nc)).streams.info(stream);
-        const leader = info.cluster?.leader;
-        const i = servers.findIndex((s) => s.name === leader);
-        if (i < 0) throw new Error(`no leader for ${stream} (${leader})`);
-        return i;
-      } finally {
-        await c.close();
-      }
+      // Right after a server was killed or restarted the stream may be electing a leader: its
+      // info request times out or names none. Ask again until one answers.
+      let found = -1;
+      await waitFor(
+        `a leader for ${stream}`,
+        async () => {
+          const c = await BusConnection.open(options(admin.seed)).catch(() => undefined);
+          if (!c) return false;
+          try {
+            const info = await (await jetstreamManager(c.nc)).streams.info(stream);
+            found = servers.findIndex((s) => s.name === info.cluster?.leader);
+            return found >= 0;
+          } catch {
+            return false;
+          } finally {
+            await c.close();
+          }
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+      return found;
     },
     async stop() {
       await Promise.allSettled(servers.map((s) => s.proc.stop()));
