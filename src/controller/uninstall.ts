@@ -1,5 +1,5 @@
 // Leaving cleanly. Finalizers are only worth having while a controller can honour them, so:
-//  - while it runs, the controller holds a finalizer on its own ClusterRoleBinding and
+//  - while it runs, the controller holds a finalizer on its own ClusterRole, ClusterRoleBinding and
 //    ServiceAccount: `kubectl delete -f install.yaml` deletes those in the same breath as the CRDs,
 //    and without them it could no longer remove the finalizers of the objects the CRD deletion is
 //    removing (the CRDs then stayed Terminating for good);
@@ -27,16 +27,21 @@ const OURS = new Set([BUS_FINALIZER, SENSOR_FINALIZER, EVENTSOURCE_FINALIZER]);
 export interface SelfRefs {
   /** Its Deployment: gone, being deleted or scaled to 0 means it is being uninstalled. */
   deployment?: { namespace: string; name: string };
-  /** Its ClusterRoleBinding and ServiceAccount, held with HOLD_FINALIZER while it runs. */
+  /** Its ClusterRole, ClusterRoleBinding and ServiceAccount, held with HOLD_FINALIZER while it runs. */
+  clusterRole?: string;
   clusterRoleBinding?: string;
   serviceAccount?: { namespace: string; name: string };
 }
 
-/** Reads the names from SLUICE_DEPLOYMENT, SLUICE_CLUSTER_ROLE_BINDING, SLUICE_SERVICE_ACCOUNT, POD_NAMESPACE. */
+/**
+ * Reads the names from SLUICE_DEPLOYMENT, SLUICE_CLUSTER_ROLE, SLUICE_CLUSTER_ROLE_BINDING,
+ * SLUICE_SERVICE_ACCOUNT and POD_NAMESPACE.
+ */
 export function selfRefsFromEnv(env: NodeJS.ProcessEnv = process.env): SelfRefs {
   const ns = env.POD_NAMESPACE;
   return {
     ...(ns && env.SLUICE_DEPLOYMENT ? { deployment: { namespace: ns, name: env.SLUICE_DEPLOYMENT } } : {}),
+    ...(env.SLUICE_CLUSTER_ROLE ? { clusterRole: env.SLUICE_CLUSTER_ROLE } : {}),
     ...(env.SLUICE_CLUSTER_ROLE_BINDING ? { clusterRoleBinding: env.SLUICE_CLUSTER_ROLE_BINDING } : {}),
     ...(ns && env.SLUICE_SERVICE_ACCOUNT
       ? { serviceAccount: { namespace: ns, name: env.SLUICE_SERVICE_ACCOUNT } }
@@ -45,7 +50,9 @@ export function selfRefsFromEnv(env: NodeJS.ProcessEnv = process.env): SelfRefs 
 }
 
 function holdPaths(self: SelfRefs): string[] {
+  const rbac = '/apis/rbac.authorization.k8s.io/v1';
   return [
+    ...(self.clusterRole ? [`${rbac}/clusterroles/${encodeURIComponent(self.clusterRole)}`] : []),
     ...(self.clusterRoleBinding
       ? [
           `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${encodeURIComponent(self.clusterRoleBinding)}`,
@@ -88,17 +95,46 @@ export async function holdRbac(http: KubeHttp, self: SelfRefs, log: Logger): Pro
   }
 }
 
-/** Removes HOLD_FINALIZER again. */
+/**
+ * Removes HOLD_FINALIZER again. When all three are being deleted, the first release to land ends
+ * the controller's rights (role, binding or identity gone), so the objects are read first and the
+ * three PATCHes are sent at once: each is authorized on arrival, before the API server's RBAC and
+ * token caches see the first deletion. What still fails is logged with the command that finishes it.
+ */
 export async function releaseRbac(http: KubeHttp, self: SelfRefs, log: Logger): Promise<void> {
-  for (const path of holdPaths(self)) {
-    try {
-      await editFinalizers(http, path, (f) =>
-        f.includes(HOLD_FINALIZER) ? f.filter((x) => x !== HOLD_FINALIZER) : undefined,
-      );
-    } catch (err) {
-      if (!isNotFound(err)) log.warn({ path, err: (err as Error).message }, 'could not release RBAC hold');
-    }
-  }
+  const read = await Promise.all(
+    holdPaths(self).map((path) =>
+      http.request<KubeObject>('GET', path, { timeoutMs: 10_000 }).then(
+        (obj) => ({ path, obj }),
+        (err: unknown) => ({ path, err }),
+      ),
+    ),
+  );
+  await Promise.all(
+    read.map(async (r) => {
+      try {
+        if ('err' in r) throw r.err;
+        const f = r.obj.metadata?.finalizers ?? [];
+        if (!f.includes(HOLD_FINALIZER)) return;
+        await http.request('PATCH', r.path, {
+          body: {
+            metadata: {
+              finalizers: f.filter((x) => x !== HOLD_FINALIZER),
+              resourceVersion: r.obj.metadata?.resourceVersion,
+            },
+          },
+          contentType: 'application/merge-patch+json',
+          timeoutMs: 10_000,
+        });
+      } catch (err) {
+        if (isNotFound(err)) return;
+        log.error(
+          { path: r.path, err: (err as Error).message },
+          `could not release the RBAC hold; finish with: kubectl patch --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]' <the object at ${r.path}>`,
+        );
+      }
+    }),
+  );
 }
 
 /**
