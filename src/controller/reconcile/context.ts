@@ -49,6 +49,12 @@ export interface StreamOutcome {
   message: string;
 }
 
+/** What the bus monitor tells the controller besides its logs and metrics. */
+export interface MonitorHooks {
+  /** New dead-letter records since the previous look, by Sensor name. */
+  deadLettered?(bySensor: Map<string, number>): void;
+}
+
 /** Stream and consumer management the reconcilers need from the bus layer. */
 export interface BusOperations {
   ensureStreams(conn: BusConnection): Promise<StreamOutcome>;
@@ -73,7 +79,7 @@ export interface BusOperations {
    * Watches the bus's event stream for drops (every few seconds, until `unmonitor`): each is
    * logged and counted. Idempotent; a changed connection replaces the previous watch.
    */
-  monitor(conn: BusConnection): void;
+  monitor(conn: BusConnection, hooks?: MonitorHooks): void;
   unmonitor(conn: Pick<BusConnection, 'namespace' | 'busName'>): void;
   close(): Promise<void>;
 }

@@ -435,7 +435,22 @@ export async function reconcileEventBus(
     });
     if (!outcome.ok) requeueAfterMs = RETRY_UNREACHABLE_MS;
     else {
-      ctx.bus.monitor(conn);
+      ctx.bus.monitor(conn, {
+        deadLettered: (bySensor) => {
+          for (const [sensor, added] of bySensor) {
+            const s = ctx.caches.sensors.get(`${namespace}/${sensor}`);
+            if (s)
+              emitEvent(
+                ctx,
+                s,
+                'Warning',
+                'DeadLettered',
+                'Deliver',
+                `events were dead-lettered (${added > 1 ? 'several' : 'one'} since the last look); \`sluice dlq list\` shows them and why`,
+              );
+          }
+        },
+      });
       // Consumers of Sensors deleted before the controller owned their state would pin events.
       const orphans = await ctx.bus.deleteOrphanConsumers(conn, sensorsOf(ctx, namespace, name));
       if (orphans.length)

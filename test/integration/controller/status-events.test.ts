@@ -2,7 +2,9 @@
 // kube-apiserver and nats-server. There is no deployment controller here: the test writes the
 // Deployment's status itself (as kube-controller-manager would) to move availability.
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dlqSubject } from '../../../src/bus/subjects.ts';
 import { busOperations } from '../../../src/controller/bus-ops.ts';
 import { Controller } from '../../../src/controller/controller.ts';
 import { KubeHttp } from '../../../src/controller/kube-http.ts';
@@ -104,7 +106,7 @@ describe.skipIf(missing)(`status truth, events, foreign children${skipNote(missi
       kubeConfig: SimpleKubeConfig.loadFile(kubeconfigPath()!),
       registry: newRegistry(),
       logger: createLogger({ level: 'warn' }),
-      bus: busOperations({ connectTimeoutMs: 1000 }),
+      bus: busOperations({ connectTimeoutMs: 1000, monitorEveryMs: 500 }),
       image: 'sluice:test',
       natsImage: 'nats:test',
       namespace: ns,
@@ -282,5 +284,22 @@ describe.skipIf(missing)(`status truth, events, foreign children${skipNote(missi
         () => true,
       ),
     );
+  });
+
+  it('a dead-letter burst is a Warning event on its Sensor', async () => {
+    // Sensor "taken" uses bus "ok" (reachable); records appear on its DLQ subject as a Sensor
+    // dead-lettering events would write them.
+    const nc = await connect({ servers: natsUrl() });
+    try {
+      const subject = dlqSubject({ namespace: ns, busName: 'ok' }, 'taken', 't');
+      for (let i = 0; i < 3; i++) await nc.request(subject, JSON.stringify({ i }), { timeout: 5000 });
+      const e = await waitFor('DeadLettered warning on the Sensor', async () =>
+        (await events('taken')).find((x) => x.reason === 'DeadLettered'),
+      );
+      expect(e.type).toBe('Warning');
+      expect(e.note).toContain('sluice dlq list');
+    } finally {
+      await nc.close();
+    }
   });
 });
