@@ -13,6 +13,7 @@ export const ADAPTERS: Readonly<Record<string, Loader>> = {
   file: async () => (await import('./file/adapter.ts')).adapter,
   github: async () => (await import('./webhook/github.ts')).github,
   gitlab: async () => (await import('./webhook/gitlab.ts')).gitlab,
+  kafka: async () => (await import('./kafka/adapter.ts')).adapter,
   mqtt: async () => (await import('./brokers/mqtt.ts')).adapter,
   nats: async () => (await import('./brokers/nats.ts')).adapter,
   redis: async () => (await import('./brokers/redis.ts')).redis,

@@ -9,6 +9,7 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'file',
   'github',
   'gitlab',
+  'kafka',
   'mqtt',
   'nats',
   'redis',
