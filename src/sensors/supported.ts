@@ -6,6 +6,7 @@ export const SUPPORTED_TRIGGER_TYPES: ReadonlySet<string> = new Set<string>([
   'email',
   'http',
   'k8s',
+  'kafka',
   'log',
   'nats',
   'slack',

@@ -3,6 +3,7 @@
 import { argoWorkflowTrigger } from './argo-workflow.ts';
 import { emailTrigger } from './email.ts';
 import { k8sTrigger } from './k8s.ts';
+import { kafkaTrigger } from './kafka.ts';
 import { natsTrigger } from './nats.ts';
 import { slackTrigger } from './slack.ts';
 import type { TriggerRunner } from './trigger.ts';
@@ -13,4 +14,5 @@ export const EXTRA_TRIGGERS: Readonly<Record<string, () => TriggerRunner>> = {
   nats: () => natsTrigger() as TriggerRunner,
   slack: () => slackTrigger() as TriggerRunner,
   email: () => emailTrigger() as TriggerRunner,
+  kafka: () => kafkaTrigger() as TriggerRunner,
 };
