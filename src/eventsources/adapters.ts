@@ -20,6 +20,7 @@ export const ADAPTERS: Readonly<Record<string, Loader>> = {
   redisStream: async () => (await import('./brokers/redis.ts')).redisStream,
   resource: async () => (await import('./resource/adapter.ts')).adapter,
   slack: async () => (await import('./webhook/slack.ts')).slack,
+  sqs: async () => (await import('./aws/sqs.ts')).adapter,
   stripe: async () => (await import('./webhook/stripe.ts')).stripe,
   webhook: async () => (await import('./webhook/adapter.ts')).adapter,
 };

@@ -16,6 +16,7 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'redisStream',
   'resource',
   'slack',
+  'sqs',
   'stripe',
   'webhook',
 ]);
