@@ -11,6 +11,7 @@ export const ADAPTERS: Readonly<Record<string, Loader>> = {
   bitbucketserver: async () => (await import('./webhook/bitbucketserver.ts')).bitbucketserver,
   calendar: async () => (await import('./calendar/adapter.ts')).adapter,
   file: async () => (await import('./file/adapter.ts')).adapter,
+  generic: async () => (await import('./generic/adapter.ts')).adapter,
   github: async () => (await import('./webhook/github.ts')).github,
   gitlab: async () => (await import('./webhook/gitlab.ts')).gitlab,
   kafka: async () => (await import('./kafka/adapter.ts')).adapter,

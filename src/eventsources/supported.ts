@@ -7,6 +7,7 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'bitbucketserver',
   'calendar',
   'file',
+  'generic',
   'github',
   'gitlab',
   'kafka',
