@@ -17,6 +17,7 @@ export const ADAPTERS: Readonly<Record<string, Loader>> = {
   kafka: async () => (await import('./kafka/adapter.ts')).adapter,
   mqtt: async () => (await import('./brokers/mqtt.ts')).adapter,
   nats: async () => (await import('./brokers/nats.ts')).adapter,
+  nsq: async () => (await import('./nsq/adapter.ts')).adapter,
   redis: async () => (await import('./brokers/redis.ts')).redis,
   redisStream: async () => (await import('./brokers/redis.ts')).redisStream,
   resource: async () => (await import('./resource/adapter.ts')).adapter,

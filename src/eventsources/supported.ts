@@ -13,6 +13,7 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'kafka',
   'mqtt',
   'nats',
+  'nsq',
   'redis',
   'redisStream',
   'resource',
