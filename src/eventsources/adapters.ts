@@ -7,6 +7,7 @@ type Loader = () => Promise<SourceAdapter<never>>;
 
 export const ADAPTERS: Readonly<Record<string, Loader>> = {
   amqp: async () => (await import('./brokers/amqp.ts')).adapter,
+  azureQueueStorage: async () => (await import('./azure/queue-storage.ts')).adapter,
   bitbucket: async () => (await import('./webhook/bitbucket.ts')).bitbucket,
   bitbucketserver: async () => (await import('./webhook/bitbucketserver.ts')).bitbucketserver,
   calendar: async () => (await import('./calendar/adapter.ts')).adapter,

@@ -3,6 +3,7 @@
 // The EventSource runtime adds entries as adapters land.
 export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'amqp',
+  'azureQueueStorage',
   'bitbucket',
   'bitbucketserver',
   'calendar',
