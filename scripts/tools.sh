@@ -67,10 +67,6 @@ servers() {
     bash -c 'cd "$1/tools/nsq" && go build -trimpath -ldflags "-s -w" -o "$OUT/nsqd" github.com/nsqio/nsq/apps/nsqd &&
       go build -trimpath -ldflags "-s -w" -o "$OUT/nsqlookupd" github.com/nsqio/nsq/apps/nsqlookupd' _ "$root"
 
-  # MinIO server (bucket notifications for the minio source). The largest build here.
-  build_into "$TOOLS/minio-$MINIO_VERSION" minio -- \
-    go_install -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"
-
   # Apache Kafka: the broker's jars from Maven Central (tools/kafka/pom.xml), run with the JDK.
   if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then
     build_into "$TOOLS/kafka-$KAFKA_VERSION" kafka-classpath -- kafka_fetch
