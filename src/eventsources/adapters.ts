@@ -22,6 +22,7 @@ export const ADAPTERS: Readonly<Record<string, Loader>> = {
   redis: async () => (await import('./brokers/redis.ts')).redis,
   redisStream: async () => (await import('./brokers/redis.ts')).redisStream,
   resource: async () => (await import('./resource/adapter.ts')).adapter,
+  sftp: async () => (await import('./sftp/adapter.ts')).adapter,
   slack: async () => (await import('./webhook/slack.ts')).slack,
   sqs: async () => (await import('./aws/sqs.ts')).adapter,
   stripe: async () => (await import('./webhook/stripe.ts')).stripe,

@@ -18,6 +18,7 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'redis',
   'redisStream',
   'resource',
+  'sftp',
   'slack',
   'sqs',
   'stripe',
