@@ -24,6 +24,7 @@ export const ADAPTERS: Readonly<Record<string, Loader>> = {
   resource: async () => (await import('./resource/adapter.ts')).adapter,
   sftp: async () => (await import('./sftp/adapter.ts')).adapter,
   slack: async () => (await import('./webhook/slack.ts')).slack,
+  sns: async () => (await import('./aws/sns.ts')).adapter,
   sqs: async () => (await import('./aws/sqs.ts')).adapter,
   stripe: async () => (await import('./webhook/stripe.ts')).stripe,
   webhook: async () => (await import('./webhook/adapter.ts')).adapter,

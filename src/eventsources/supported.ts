@@ -20,6 +20,7 @@ export const SUPPORTED_SOURCE_TYPES: ReadonlySet<string> = new Set<string>([
   'resource',
   'sftp',
   'slack',
+  'sns',
   'sqs',
   'stripe',
   'webhook',
