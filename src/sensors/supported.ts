@@ -3,6 +3,7 @@
 // The Sensor runtime adds entries as triggers land.
 export const SUPPORTED_TRIGGER_TYPES: ReadonlySet<string> = new Set<string>([
   'argoWorkflow',
+  'awsLambda',
   'custom',
   'email',
   'http',

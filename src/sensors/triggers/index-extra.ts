@@ -1,6 +1,7 @@
 // Trigger runners beyond log and http, by template key, in the shape of RUNNERS (runners.ts):
 // each entry makes a fresh runner (the runtime keeps one per type and Sensor and closes it).
 import { argoWorkflowTrigger } from './argo-workflow.ts';
+import { awsLambdaTrigger } from './aws-lambda.ts';
 import { customTrigger } from './custom.ts';
 import { emailTrigger } from './email.ts';
 import { k8sTrigger } from './k8s.ts';
@@ -17,4 +18,5 @@ export const EXTRA_TRIGGERS: Readonly<Record<string, () => TriggerRunner>> = {
   email: () => emailTrigger() as TriggerRunner,
   kafka: () => kafkaTrigger() as TriggerRunner,
   custom: () => customTrigger() as TriggerRunner,
+  awsLambda: () => awsLambdaTrigger() as TriggerRunner,
 };
