@@ -1,6 +1,7 @@
 // The sns EventSource against moto's SNS (credentials enforced) and against messages signed with
 // certificates generated here: the source subscribes its webhook URL, and a published message
 // arrives as an event with upstream's payload and the SNS MessageId as id; with validateSignature
+// a signed SubscriptionConfirmation is confirmed through the API (no event),
 // a correctly signed notification is accepted (and its redelivery stored once), an altered or
 // unsigned one gets 403, a certificate from a non-SNS host 403; the subscription is retried while
 // the SNS API is unreachable; wrong keys fail the start with a clear error.
@@ -152,6 +153,10 @@ describe.skipIf(skip)(`sns EventSource${skipNote(skip)}`, () => {
     const arn = await topic();
     const es = await s.start(entry(arn, s.port));
     try {
+      await waitFor('subscribed', async () => {
+        const subs = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: arn }));
+        return (subs.Subscriptions ?? []).length > 0;
+      });
       const subs = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: arn }));
       expect(subs.Subscriptions?.map((x) => x.Endpoint)).toEqual([`${s.url}/sns`]);
       const sent = await sns.send(
@@ -188,6 +193,17 @@ describe.skipIf(skip)(`sns EventSource${skipNote(skip)}`, () => {
       expect((await post(s.url, { ...m, Signature: undefined })).status).toBe(403);
       const foreign = { ...m, SigningCertURL: 'https://sns.attacker.example/x.pem' };
       expect((await post(s.url, foreign)).status).toBe(403);
+      const confirm = signed({
+        Type: 'SubscriptionConfirmation',
+        MessageId: randomUUID(),
+        Token: 'token-1',
+        TopicArn: arn,
+        Message: 'confirm',
+        SubscribeURL: 'https://sns.invalid/confirm',
+        Timestamp: new Date().toISOString(),
+      });
+      const answer = await post(s.url, confirm);
+      expect([answer.status, await answer.text()]).toEqual([200, 'subscription confirmed\n']);
       expect((await s.stored()).map((e) => e.id)).toEqual([m.MessageId]);
     } finally {
       await es.stop();
