@@ -8,6 +8,9 @@
 #                 KUBEBUILDER_ASSETS points at a folder that already has them
 #   helm          go install helm.sh/helm/v3/cmd/helm
 #   prometheus    Debian package (installed when missing and we are root)
+#   servers       Kafka's jars (Maven Central, tools/kafka/pom.xml), moto (PyPI, in a venv) and
+#                 nsqd/nsqlookupd (tools/nsq) for the broker/cloud source and trigger tests;
+#                 `tools.sh servers` builds only these
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
