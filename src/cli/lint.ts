@@ -159,7 +159,14 @@ export function lint(paths: string[], write: (line: string) => void, read = read
         unreadable = true;
         continue;
       }
-      documents += lintFile(name, text, write, summary);
+      try {
+        documents += lintFile(name, text, write, summary);
+      } catch (err) {
+        // Every reader above reports its own problems; this is the guard against a stack trace.
+        write(`${name}: cannot check: ${(err as Error).message}`);
+        summary.problems++;
+        documents++;
+      }
     }
     if (documents === 0 && !unreadable) {
       const what = p === STDIN ? '<stdin>' : p;
