@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { checkCron, checkTimeZone, parseExclusionDate } from '../checks.ts';
 import { EventPersistence, S3Artifact, Selector } from '../common.ts';
 import { ConfigMapKeySelector, SecretKeySelector, secretRef } from '../k8s.ts';
-import { bool, duration, obj, POSITIVE_DURATION, positiveDuration, str, strList } from '../kit.ts';
+import { bool, obj, POSITIVE_DURATION, positiveDuration, str, strList } from '../kit.ts';
 import { parseDurationMs } from '../stream-config.ts';
 import {
   celHas,

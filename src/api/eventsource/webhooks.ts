@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { BasicAuth, GithubAppCreds, WebhookContext } from '../common.ts';
 import { SecretKeySelector, secretRef } from '../k8s.ts';
-import { bool, count, duration, int, nullTolerant, obj, positiveDuration, str, strList } from '../kit.ts';
+import { bool, count, int, nullTolerant, obj, positiveDuration, str, strList } from '../kit.ts';
 import { celHas, celNonEmpty, crossRules, filter, isSet, metadata, tls, webhookField } from './parts.ts';
 
 const deleteHookOnFinish = () =>
