@@ -108,7 +108,7 @@ describe('Go regular expressions', () => {
   it('a data filter value Go refuses is a compile error, which lint reports', () => {
     for (const value of ['(?<=a)b', '(a)\\1', 'a{1001}', '\\C', '\\8'])
       expect(() => compileDataFilters([{ path: 'a', type: 'string', value: [value] }], false, '')).toThrow(
-        value,
+        /invalid regular expression/,
       );
   });
 });
