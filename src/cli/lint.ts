@@ -10,6 +10,7 @@ import { parseStreamConfig, streamSettingWarnings } from '../api/stream-config.t
 import { type LoadedObject, type Problem, validateText } from '../api/validate.ts';
 import { compileDataFilters } from '../sensors/match/data.ts';
 import { compileExpr } from '../sensors/match/expr.ts';
+import { supportWarnings } from './lint-support.ts';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 /** The name standard input goes by in messages. */
@@ -121,7 +122,7 @@ function lintFile(name: string, text: string, write: (line: string) => void, sum
       summary.problems++;
       write(`${name}: ${label}: ${m}`);
     }
-    for (const m of f.warnings) {
+    for (const m of [...f.warnings, ...supportWarnings(o)]) {
       summary.warnings++;
       write(`${name}: ${label}: warning: ${m}`);
     }
