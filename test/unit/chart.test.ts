@@ -52,7 +52,8 @@ describe('Helm chart files', () => {
 });
 
 const helm = findTool('helm');
-describe.skipIf(helm.missing)('helm lint and template', () => {
+// Each test runs helm several times (about 0.5 s each alone, seconds when the machine is busy).
+describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () => {
   const home = mkdtempSync(join(tmpdir(), 'sluice-chart-'));
   const env = { ...process.env, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home };
   const template = async (...set: string[]) => {

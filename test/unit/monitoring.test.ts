@@ -201,7 +201,7 @@ describe('sluice_build_info', () => {
 });
 
 const promtool = findTool('promtool');
-describe.skipIf(promtool.missing)('promtool', () => {
+describe.skipIf(promtool.missing)('promtool', { timeout: 30_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-promtool-'));
   const tool = (...args: string[]) => run(promtool.path!, args, { cwd: ROOT });
 
