@@ -10,8 +10,8 @@
 //                own inbox prefix, so no role can read another's replies (a pull's messages arrive
 //                as replies)
 //   EventSource  publish to its own event subjects (sluice.<ns>.<bus>.<eventsource>.*) and use
-//                its own KV buckets (a calendar's last fire, the webhook family's unconfirmed
-//                request ids, which it follows with stored-message gets); nothing else: it cannot
+//                its own KV buckets (a calendar's last fire, an sftp source's last listing, the
+//                webhook family's unconfirmed request ids, which it follows with stored-message gets); nothing else: it cannot
 //                read events, create, delete or purge streams, or make consumers at all. (A KV
 //                watch would need one, and a consumer it may create could be a push consumer
 //                delivering its own values to any subject of the account owning JetStream: the
