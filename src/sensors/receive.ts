@@ -12,6 +12,7 @@ import { ByteBudget } from './byte-budget.ts';
 import { decodeBusEvent } from './decode.ts';
 import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
 import { type SensorTrigger, serialized } from './fire.ts';
+import { yieldIfBusy } from './inline-budget.ts';
 import { lookup, textOf } from './match/path.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { isTransientEvalError, matchFailureReason } from './reasons.ts';
@@ -172,6 +173,9 @@ export function messageReceiver(d: ReceiveDeps) {
   };
 
   const receiveOne = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    // After a long stretch of inline work (many events in one turn), let I/O in first.
+    const busy = yieldIfBusy();
+    if (busy) await busy;
     const k = tallyKey(dep, msg);
     const decoded = decodeBusEvent(msg.data, {
       seq: msg.seq,

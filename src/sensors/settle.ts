@@ -12,6 +12,7 @@ import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { Claims } from './claims.ts';
+import { yieldIfBusy } from './inline-budget.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
@@ -212,6 +213,8 @@ async function attempts(
       const waited = performance.now() - before;
       if (waited > 1) env.metrics.rateLimitWait.inc(labels, waited / 1000);
     }
+    const busy = yieldIfBusy();
+    if (busy) await busy;
     const started = performance.now();
     try {
       const spec = t.specFor(events);

@@ -129,7 +129,7 @@ function compileOne(f: DataFilter, where: string): Check {
       try {
         out = tpl.execute({ Input: textOf(v) });
       } catch (e) {
-        return new Fail(`${where}: ${(e as Error).message}`, true);
+        return new Fail(`${where}: ${(e as Error).message}`, true, e);
       }
       if (out === '' || out === '<no value>')
         return new Fail(`${where}: template ${JSON.stringify(f.template)} gave no value`, true);
@@ -167,6 +167,7 @@ export function combine(checks: readonly Check[], or: boolean, where: string): C
     return new Fail(
       `${where}: none passed (${fails.map((f) => f.reason).join('; ')})`,
       fails.some((f) => f.error),
+      fails.find((f) => f.error)?.cause,
     );
   };
 }
