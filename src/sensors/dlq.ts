@@ -180,7 +180,7 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
   };
   const lifetime = new AbortController();
   const claims = new Claims(processed);
-  const redactor = new Redactor();
+  const redactor = new Redactor((m) => o.log.warn(m));
   const resolveSecret = async (sel: Parameters<ReplayOptions['resolveSecret']>[0]) => {
     const v = await o.resolveSecret(sel);
     redactor.add(v);

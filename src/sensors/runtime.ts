@@ -186,7 +186,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     return o.kubeConfig();
   };
   // Every secret value resolved for a trigger is registered, so error text can be cleaned of it.
-  const redactor = new Redactor();
+  const redactor = new Redactor((m) => log.warn(m));
   const resolveSecret = async (sel: SecretKeySelector) => {
     const v = await o.resolveSecret(sel);
     redactor.add(v);
