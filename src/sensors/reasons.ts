@@ -10,6 +10,8 @@ export const DEAD_LETTER_REASONS = [
   'invalid-event',
   /** A dependency filter could not be evaluated (e.g. a Lua filter raised, a template failed). */
   'filter-error',
+  /** The dependency's orderingKey path could not be read on this event (so its order is unknown). */
+  'ordering-key-error',
   /** The jq or Lua transform failed or gave a result that is not an object/table. */
   'transform-error',
   /** A jq/Lua program ran past its deadline (or its instruction limit). */

@@ -53,12 +53,18 @@ const MAX_TALLIES = 10_000;
 /** Redelivery delay of an event handed back because no sandbox worker was free (ms). */
 const BUSY_RETRY_MS = 2000;
 
-/** The orderingKey value as text: a gjson path, read like every other path of a Sensor (never throws). */
-const orderingValue = (data: unknown, path: string): string => {
+/** The orderingKey value as text: a gjson path, read like every other path of a Sensor. */
+const orderingValue = (
+  data: unknown,
+  path: string,
+): { ok: true; key: string } | { ok: false; message: string } => {
   try {
-    return textOf(lookup(data, path));
-  } catch {
-    return '';
+    return { ok: true, key: textOf(lookup(data, path)) };
+  } catch (err) {
+    return {
+      ok: false,
+      message: `orderingKey ${JSON.stringify(path)} cannot be read: ${(err as Error).message}`,
+    };
   }
 };
 
@@ -214,11 +220,20 @@ export function messageReceiver(d: ReceiveDeps) {
       tallies.delete(k);
       return;
     }
+    const order = dep.orderingKey ? orderingValue(ev.data, dep.orderingKey) : undefined;
+    if (order && !order.ok) {
+      // The same event fails the same way every time: dead-letter it, never redeliver it.
+      await failEvent(
+        msg,
+        { dependency: dep.name, event: ev, reason: 'ordering-key-error', message: order.message },
+        'ack',
+      );
+      tallies.delete(k);
+      return;
+    }
     try {
-      const how = dep.orderingKey
-        ? await serialized(chains, `${dep.name}\u0000${orderingValue(ev.data, dep.orderingKey)}`, () =>
-            handle(dep, msg, ev),
-          )
+      const how = order
+        ? await serialized(chains, `${dep.name}\u0000${order.key}`, () => handle(dep, msg, ev))
         : await handle(dep, msg, ev);
       if (how === 'settled' && tallies.size) tallies.delete(k);
     } catch (err) {

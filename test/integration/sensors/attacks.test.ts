@@ -1,0 +1,203 @@
+// The second attack on Sensor containment (/work/notes/adv/issue14-attack.md), each break ported
+// to a test against a real nats-server: one hostile event must not freeze the Sensor, vanish, be
+// both delivered and dead-lettered, or take memory without bound; a lost consumer is not silent.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
+import { metric, newBus, runSensor, startSink, type TestBus, until } from './fixtures.ts';
+
+const dep = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  eventSourceName: 'hooks',
+  eventName: name,
+  ...extra,
+});
+
+/** Longest gap between event-loop ticks while `f` runs (ms): what /healthz would wait at worst. */
+async function worstLoopGap<T>(f: () => Promise<T>): Promise<{ value: T; worstGapMs: number }> {
+  let last = performance.now();
+  let worst = 0;
+  const t = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 10);
+  try {
+    const value = await f();
+    return { value, worstGapMs: worst };
+  } finally {
+    clearInterval(t);
+  }
+}
+
+describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissing())}`, () => {
+  let b: TestBus;
+  let sink: Awaited<ReturnType<typeof startSink>>;
+  beforeAll(async () => {
+    b = await newBus(natsUrl());
+    sink = await startSink((r) => (r.path.startsWith('/fail') ? 500 : 200));
+  });
+  afterAll(async () => {
+    await sink.close();
+    await b.conn.close();
+  });
+  const records = async (sensor: string) => (await b.deadLetters()).filter((r) => r.sensor === sensor);
+  const idOf = (r: Record<string, unknown>) =>
+    Object.values(r.events as Record<string, { data?: { id?: string } }>)[0]?.data?.id;
+
+  it('break 1: template regex and uniq on event data do not freeze the Sensor (event loop answers within 1 s)', async () => {
+    const s = await runSensor(b, 'tpl', {
+      dependencies: [dep('order')],
+      triggers: [
+        {
+          template: {
+            name: 'deliver',
+            http: {
+              url: `${sink.url}/tpl`,
+              payload: [
+                { src: { dependencyName: 'order', dataKey: 'id' }, dest: 'id' },
+                {
+                  src: {
+                    dependencyName: 'order',
+                    dataTemplate:
+                      '{{ if .Input.title }}{{ regexMatch "^(\\\\w+\\\\s?)*$" .Input.title }}{{ end }}{{ if .Input.tags }}{{ len (uniq .Input.tags) }}{{ end }}',
+                  },
+                  dest: 'check',
+                },
+              ],
+            },
+          },
+        },
+      ],
+    });
+    try {
+      const { worstGapMs } = await worstLoopGap(async () => {
+        await b.emit('hooks', 'order', { id: 'ok-1', title: 'hello world' });
+        await b.emit('hooks', 'order', { id: 'poison-1', title: `${'a'.repeat(32)}!` });
+        await b.emit('hooks', 'order', { id: 'ok-2', title: 'x' });
+        await b.emit('hooks', 'order', { id: 'uniq-1', tags: Array.from({ length: 60_000 }, (_, i) => i) });
+        await until('all four delivered', () => sink.on('/tpl').length === 4, 30_000);
+      });
+      const body = Object.fromEntries(
+        sink.on('/tpl').map((r) => [(r.body as { id: string }).id, (r.body as { check: string }).check]),
+      );
+      expect(body).toEqual({ 'ok-1': 'true', 'poison-1': 'false', 'ok-2': 'true', 'uniq-1': '60000' });
+      expect(worstGapMs).toBeLessThan(1000);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+
+  it('break 2: exprs =~ with a pattern from the event over a 1 MB field is eval-budget, at once', async () => {
+    const s = await runSensor(b, 'rx', {
+      dependencies: [
+        dep('rx', {
+          filters: {
+            exprs: [
+              {
+                expr: 'text =~ pattern',
+                fields: [
+                  { name: 'text', path: 'text' },
+                  { name: 'pattern', path: 'pattern' },
+                ],
+              },
+            ],
+          },
+        }),
+      ],
+      triggers: [
+        {
+          template: {
+            name: 'deliver',
+            http: {
+              url: `${sink.url}/rx`,
+              payload: [{ src: { dependencyName: 'rx', dataKey: 'id' }, dest: 'id' }],
+            },
+          },
+        },
+      ],
+    });
+    try {
+      const { worstGapMs } = await worstLoopGap(async () => {
+        await b.emit('hooks', 'rx', {
+          id: 'rx-big',
+          text: 'a'.repeat(1_000_000),
+          pattern: '[a-z]{1000}[0-9]{1000}',
+        });
+        await b.emit('hooks', 'rx', { id: 'rx-ok', text: 'order-7', pattern: '^order-[0-9]+$' });
+        await until('good one delivered', () => sink.on('/rx').length === 1, 20_000);
+        await until('big one dead-lettered', async () => (await records('rx')).length === 1, 20_000);
+      });
+      const [r] = await records('rx');
+      expect(r).toMatchObject({ kind: 'event', reason: 'eval-budget' });
+      expect(worstGapMs).toBeLessThan(1000);
+      expect(
+        await metric(s.registry, 'sluice_sensor_events_dead_lettered_total', { reason: 'eval-budget' }),
+      ).toBe(1);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+
+  it('an orderingKey path that cannot be read dead-letters the event once (was: redelivered forever)', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const s = await runSensor(b, 'okey', {
+      // "@tostr" of a value nested 200,000 levels deep overflows the stack
+      dependencies: [dep('k', { orderingKey: 'account|@fromstr|@tostr' })],
+      triggers: [
+        {
+          template: {
+            name: 'deliver',
+            http: {
+              url: `${sink.url}/okey`,
+              payload: [{ src: { dependencyName: 'k', dataKey: 'id' }, dest: 'id' }],
+            },
+          },
+        },
+      ],
+    });
+    try {
+      await b.emit('hooks', 'k', { id: 'deep', account: deep });
+      for (let i = 0; i < 5; i++) await b.emit('hooks', 'k', { id: `k${i}`, account: '"acct-7"' });
+      await until('ordered ones delivered', () => sink.on('/okey').length === 5, 20_000);
+      await until('deep one dead-lettered', async () => (await records('okey')).length === 1, 20_000);
+      const [r] = await records('okey');
+      expect(r).toMatchObject({ kind: 'event', reason: 'ordering-key-error', dependency: 'k' });
+      expect(idOf(r!)).toBe('deep');
+      expect(sink.on('/okey').map((x) => (x.body as { id: string }).id)).toEqual([
+        'k0',
+        'k1',
+        'k2',
+        'k3',
+        'k4',
+      ]);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+
+  it('a dataKey through @fromstr on deeply nested JSON text is delivered as that text (upstream does)', async () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const s = await runSensor(b, 'deepkey', {
+      dependencies: [dep('d')],
+      triggers: [
+        {
+          template: {
+            name: 'deliver',
+            http: {
+              url: `${sink.url}/deepkey`,
+              payload: [{ src: { dependencyName: 'd', dataKey: 's|@fromstr' }, dest: 'v' }],
+            },
+          },
+        },
+      ],
+    });
+    try {
+      await b.emit('hooks', 'd', { s: deep });
+      await until('delivered', () => sink.on('/deepkey').length === 1, 20_000);
+      expect((sink.on('/deepkey')[0]!.body as { v: string }).v).toBe(deep);
+      expect(await records('deepkey')).toHaveLength(0);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+});
