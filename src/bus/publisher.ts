@@ -52,6 +52,11 @@ export class Publisher {
     this.timeoutMs = opts.timeoutMs ?? 5_000;
   }
 
+  /** The server's max_payload (bytes; 1 MiB, NATS's default, before the connection knows it). */
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? 1024 * 1024;
+  }
+
   /** Publishes awaiting their PubAck. */
   get pending(): number {
     return this.inFlight;

@@ -64,6 +64,15 @@ export function sensorMetrics(registry: Registry) {
         registers: [],
       }),
     ),
+    deadLetterStoreFailures: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_dead_letter_store_failures_total',
+        help: 'Dead-letter records the bus refused to store (DLQ stream missing or full, bus down); each is retried until stored while its message is kept.',
+        labelNames: ['namespace', 'sensor_name'],
+        registers: [],
+      }),
+    ),
     eventsDeadLettered: adopt(
       registry,
       new Counter({

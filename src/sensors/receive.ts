@@ -96,7 +96,12 @@ export function messageReceiver(d: ReceiveDeps) {
     f: Omit<EventFailure, 'seq' | 'deliveries'>,
     final: 'ack' | 'term',
   ) => {
-    await deadLetterEvent(d.dlq, { ...f, seq: msg.seq, deliveries: msg.info.deliveryCount });
+    // Heartbeats: storing the record may wait on the bus (dlq-store.ts), the message stays ours.
+    await working(
+      msg,
+      () => deadLetterEvent(d.dlq, { ...f, seq: msg.seq, deliveries: msg.info.deliveryCount }),
+      Math.max(1000, Math.floor(d.ackWaitMs / 3)),
+    );
     d.metrics.eventsReceived.inc({ ...labels(f.dependency), result: 'dead-lettered' });
     if (final === 'term') term(msg, f.reason);
     else await ack(msg);

@@ -279,6 +279,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     triggers,
     envFor,
     redact,
+    signal: lifetime.signal,
   };
   const receive = messageReceiver({
     namespace: o.namespace,

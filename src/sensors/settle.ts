@@ -12,6 +12,8 @@ import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { Claims } from './claims.ts';
+import { encodeDeadLetter } from './dlq-record.ts';
+import { storeDeadLetter } from './dlq-store.ts';
 import { yieldIfBusy } from './inline-budget.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
@@ -105,6 +107,11 @@ export interface DeadLetterRecord {
   dlqTriggers?: Array<{ name: string; outcome: string }>;
   /** For an event record whose message could not be decoded: its first bytes, base64. */
   raw?: string;
+  /**
+   * Dependencies whose event data was cut to fit the record in one bus message (see
+   * dlq-record.ts); such a record is not replayed.
+   */
+  truncated?: string[];
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -331,12 +338,11 @@ async function deadLetter(
     deadLetteredAt: new Date().toISOString(),
     ...(dlqTrigger ? { dlqTrigger } : {}),
   };
-  await env.publisher.publish(
+  await storeDeadLetter(
+    { ...env, log: env.context.log },
     dlqSubject(env.bus, env.sensorName, t.name),
-    Buffer.from(JSON.stringify(record)),
-    {
-      msgId: `dlq/${key}`,
-    },
+    encodeDeadLetter(record, env.publisher.maxPayload),
+    `dlq/${key}`,
   );
   env.metrics.deadLettered.inc({ ...labels, reason });
   env.context.log.error(

@@ -2,8 +2,18 @@
 // to a test against a real nats-server: one hostile event must not freeze the Sensor, vanish, be
 // both delivered and dead-lettered, or take memory without bound; a lost consumer is not silent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseStreamConfig } from '../../../src/api/stream-config.ts';
+import { ensureStreams } from '../../../src/bus/streams.ts';
+import { dlqStreamName } from '../../../src/bus/subjects.ts';
+import { listDeadLetters } from '../../../src/sensors/dlq.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { metric, newBus, runSensor, startSink, type TestBus, until } from './fixtures.ts';
+
+const parsed = () => {
+  const c = parseStreamConfig('');
+  if (!c.ok) throw new Error(c.errors.join());
+  return c.settings;
+};
 
 const dep = (name: string, extra: Record<string, unknown> = {}) => ({
   name,
@@ -198,6 +208,114 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
       expect(await records('deepkey')).toHaveLength(0);
     } finally {
       await s.stop();
+    }
+  }, 60_000);
+  it('break 3: an event near max_payload whose trigger fails is dead-lettered once, data cut to fit, dlqTrigger once', async () => {
+    const s = await runSensor(b, 'bigdl', {
+      dependencies: [dep('big'), dep('bad', { filters: { script: 'error("refused")' } })],
+      triggers: [
+        {
+          template: {
+            name: 'fails',
+            conditions: 'big',
+            http: {
+              url: `${sink.url}/fail-big`,
+              payload: [{ src: { dependencyName: 'big', dataKey: 'id' }, dest: 'id' }],
+            },
+          },
+          retryStrategy: { steps: 2, duration: '10ms' },
+          dlqTrigger: {
+            template: {
+              name: 'dl-big',
+              http: {
+                url: `${sink.url}/dl-big`,
+                payload: [{ src: { dependencyName: 'big', dataKey: 'id' }, dest: 'id' }],
+              },
+            },
+          },
+        },
+        {
+          template: {
+            name: 'never',
+            conditions: 'bad',
+            http: { url: `${sink.url}/never`, payload: [] },
+          },
+        },
+      ],
+    });
+    try {
+      // the envelope fits in one message (max_payload 1 MiB), a record carrying it does not
+      const pad = 'x'.repeat(1024 * 1024 - 600);
+      await b.emit('hooks', 'big', { id: 'big-1', pad });
+      await until('trigger record stored', async () => (await records('bigdl')).length === 1, 30_000);
+      const [r] = await records('bigdl');
+      expect(r).toMatchObject({ kind: 'trigger', reason: 'trigger-failed', truncated: ['big'] });
+      const marker = (r!.events as Record<string, { data: Record<string, { bytes: number }> }>).big!.data;
+      expect(marker['sluice.truncated']!.bytes).toBeGreaterThan(1024 * 1024 - 600);
+      expect(sink.on('/fail-big')).toHaveLength(2);
+      expect(sink.on('/dl-big').map((x) => (x.body as { id: string }).id)).toEqual(['big-1']);
+      // an event record (its filter raises) of the same size is cut the same way
+      await b.emit('hooks', 'bad', { id: 'bad-1', pad });
+      await until('event record stored', async () => (await records('bigdl')).length === 2, 30_000);
+      expect((await records('bigdl'))[1]).toMatchObject({
+        kind: 'event',
+        reason: 'filter-error',
+        truncated: ['bad'],
+      });
+      expect(sink.on('/never')).toHaveLength(0);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+  it('break 3b: with the DLQ stream gone the record waits in place: no second trigger run or dlqTrigger, then stored once', async () => {
+    const s = await runSensor(
+      b,
+      'nodlq',
+      {
+        dependencies: [dep('n')],
+        triggers: [
+          {
+            template: {
+              name: 'fails',
+              http: {
+                url: `${sink.url}/fail-nodlq`,
+                payload: [{ src: { dependencyName: 'n', dataKey: 'id' }, dest: 'id' }],
+              },
+            },
+            retryStrategy: { steps: 2, duration: '10ms' },
+            dlqTrigger: {
+              template: {
+                name: 'dl-nodlq',
+                http: {
+                  url: `${sink.url}/dl-nodlq`,
+                  payload: [{ src: { dependencyName: 'n', dataKey: 'id' }, dest: 'id' }],
+                },
+              },
+            },
+          },
+        ],
+      },
+      { ackWaitMs: 1500 },
+    );
+    const dlq = dlqStreamName(b.bus);
+    try {
+      await b.jsm.streams.delete(dlq);
+      await expect(listDeadLetters(b.jsm, b.bus).next()).rejects.toThrow(/DLQ stream .* does not exist/);
+      await b.emit('hooks', 'n', { id: 'n-1' });
+      const failures = () =>
+        metric(s.registry, 'sluice_sensor_dead_letter_store_failures_total', { sensor_name: 'nodlq' });
+      await until('store refused twice', async () => (await failures()) >= 2, 20_000);
+      // past the ack wait: the message was kept in progress, not redelivered
+      expect(sink.on('/fail-nodlq')).toHaveLength(2);
+      expect(sink.on('/dl-nodlq')).toHaveLength(1);
+      await ensureStreams(b.jsm, b.bus, parsed(), 1);
+      await until('record stored', async () => (await records('nodlq')).length === 1, 20_000);
+      expect(await records('nodlq')).toHaveLength(1);
+      expect(sink.on('/fail-nodlq')).toHaveLength(2);
+      expect(sink.on('/dl-nodlq')).toHaveLength(1);
+    } finally {
+      await s.stop();
+      await ensureStreams(b.jsm, b.bus, parsed(), 1);
     }
   }, 60_000);
 });
