@@ -259,7 +259,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   });
 
   const sandbox = (spec.dependencies ?? []).some(hasProgram)
-    ? new Sandbox(sandboxLimitsFor(spec, o.sandboxLimits))
+    ? new Sandbox({ outputBytes: publisher.maxPayload, ...sandboxLimitsFor(spec, o.sandboxLimits) })
     : undefined;
   const matchers = new Map<string, DependencyMatcher>();
   try {

@@ -318,4 +318,48 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
       await ensureStreams(b.jsm, b.bus, parsed(), 1);
     }
   }, 60_000);
+  it('break 4: a transform result larger than the bus carries is eval-memory, checked before it reaches the Sensor heap', async () => {
+    const s = await runSensor(b, 'grow', {
+      dependencies: [
+        dep('g', { transform: { jq: 'if .grow then {id, big: ("x" * 5000000)} else . end' } }),
+        dep('l', {
+          transform: {
+            script:
+              'if event.grow then return {id = event.id, big = string.rep("y", 3000000)} end return event',
+          },
+        }),
+      ],
+      triggers: ['g', 'l'].map((d) => ({
+        template: {
+          name: `deliver-${d}`,
+          conditions: d,
+          http: {
+            url: `${sink.url}/grow`,
+            payload: [{ src: { dependencyName: d, dataKey: 'id' }, dest: 'id' }],
+          },
+        },
+      })),
+    });
+    try {
+      for (const d of ['g', 'l']) {
+        await b.emit('hooks', d, { id: `${d}-big`, grow: true });
+        await b.emit('hooks', d, { id: `${d}-ok` });
+      }
+      await until('small ones delivered', () => sink.on('/grow').length === 2, 30_000);
+      await until('big ones dead-lettered', async () => (await records('grow')).length === 2, 30_000);
+      expect(
+        sink
+          .on('/grow')
+          .map((r) => (r.body as { id: string }).id)
+          .sort(),
+      ).toEqual(['g-ok', 'l-ok']);
+      for (const r of await records('grow')) {
+        expect(r).toMatchObject({ kind: 'event', reason: 'eval-memory' });
+        expect((r.error as { message: string }).message).toMatch(/result is larger than 1048576 bytes/);
+      }
+      expect(sink.on('/grow')).toHaveLength(2);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
 });
