@@ -225,6 +225,9 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
       if (d.record.kind === 'event') {
         summary.notReplayable++;
         outcome = `event record (${d.record.reason ?? 'failed before any trigger'}); kept`;
+      } else if (d.record.reason === 'join-too-large') {
+        summary.notReplayable++;
+        outcome = 'the event could not wait for the other dependencies (join-too-large); kept';
       } else if (d.record.truncated?.length) {
         summary.notReplayable++;
         outcome = `event data of ${d.record.truncated.join(', ')} was cut to fit the record; kept`;

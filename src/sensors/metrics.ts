@@ -64,6 +64,15 @@ export function sensorMetrics(registry: Registry) {
         registers: [],
       }),
     ),
+    partialReplaced: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_partial_events_replaced_total',
+        help: 'Events waiting in a partial condition match replaced by a newer event of the same dependency (latest wins, as upstream): the older one is not used by any firing.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
     deadLetterStoreFailures: adopt(
       registry,
       new Counter({

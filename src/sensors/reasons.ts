@@ -25,6 +25,11 @@ export const DEAD_LETTER_REASONS = [
    * than its budget allows on the Sensor's event loop (see inline-budget.ts).
    */
   'eval-budget',
+  /**
+   * The event cannot wait in its trigger's partial match: the match would no longer fit in one
+   * bus message (a KV entry is bounded by max_payload). Dead-lettered for that trigger only.
+   */
+  'join-too-large',
   /** A trigger parameter or template could not be resolved for these events. */
   'parameter-error',
   /** The trigger failed for good (attempts used up, or a non-retryable answer). */

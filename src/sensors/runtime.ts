@@ -31,7 +31,7 @@ import { messageReceiver } from './receive.ts';
 import { Redactor } from './redact.ts';
 import { resetSchedule } from './resets.ts';
 import { Sandbox, type SandboxLimits } from './sandbox/pool.ts';
-import { type SettleEnv, settle } from './settle.ts';
+import { rejectTrigger, type SettleEnv, settle } from './settle.ts';
 import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
 
 /** What the Sensor needs to match one dependency (compiled once). */
@@ -256,6 +256,10 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     partial,
     log,
     run: (t, events, since) => settle(envFor(events), t, events, since),
+    reject: (t, events, reason, message) => rejectTrigger(envFor(events), t, events, reason, message),
+    maxStateBytes: publisher.maxPayload - 8 * 1024,
+    onReplaced: (trigger) =>
+      metrics.partialReplaced.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: trigger }),
   });
 
   const sandbox = (spec.dependencies ?? []).some(hasProgram)

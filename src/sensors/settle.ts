@@ -306,6 +306,25 @@ function redacted(e: TriggerError, message: string): TriggerError {
   });
 }
 
+/**
+ * Dead-letters trigger `t` for `events` without running it: fires its dlqTrigger (once, by
+ * `<key>:dlq`) and stores a `kind: trigger` record with `reason`. For failures found before the
+ * call (e.g. the event cannot wait in the trigger's partial match); `sluice dlq replay` keeps
+ * such records (the trigger was never ready to run).
+ */
+export async function rejectTrigger(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  reason: DeadLetterReason,
+  message: string,
+): Promise<Outcome> {
+  const key = idempotencyKey(env.namespace, env.sensorName, t.name, events);
+  const error = new TriggerError('Rejected', message);
+  await deadLetter(env, t, events, key, error, 0, new Date(), reason);
+  return { kind: 'dead-lettered', error: message };
+}
+
 async function deadLetter(
   env: SettleEnv,
   t: PreparedTrigger,
@@ -314,6 +333,7 @@ async function deadLetter(
   error: TriggerError,
   attempts: number,
   firstAttemptAt: Date,
+  fixedReason?: DeadLetterReason,
 ): Promise<void> {
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
   let dlqTrigger: DeadLetterRecord['dlqTrigger'];
@@ -322,7 +342,7 @@ async function deadLetter(
     const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), { key: `${key}:dlq` });
     dlqTrigger = { name: t.dlq.name, outcome: outcomeText(o) };
   }
-  const reason = triggerFailureReason(error);
+  const reason = fixedReason ?? triggerFailureReason(error);
   const record: DeadLetterRecord = {
     kind: 'trigger',
     namespace: env.namespace,

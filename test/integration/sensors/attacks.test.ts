@@ -362,4 +362,59 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
       await s.stop();
     }
   }, 60_000);
+  it('break 5: an AND join that would outgrow one KV value dead-letters the arriving event (join-too-large); replacements are counted', async () => {
+    const ids = [
+      { src: { dependencyName: 'a', dataKey: 'id' }, dest: 'a' },
+      { src: { dependencyName: 'b', dataKey: 'id' }, dest: 'b' },
+    ];
+    const s = await runSensor(b, 'bigand', {
+      dependencies: [dep('a'), dep('b')],
+      triggers: [
+        {
+          template: {
+            name: 'both',
+            conditions: 'a && b',
+            http: { url: `${sink.url}/both`, payload: ids },
+          },
+          dlqTrigger: {
+            template: {
+              name: 'both-dl',
+              http: {
+                url: `${sink.url}/both-dl`,
+                payload: [{ src: { dependencyName: 'b', dataKey: 'id' }, dest: 'b' }],
+              },
+            },
+          },
+        },
+      ],
+    });
+    const pad = 'p'.repeat(600_000);
+    try {
+      await b.emit('hooks', 'a', { id: 'a1', pad });
+      await b.emit('hooks', 'b', { id: 'b1', pad });
+      await until('b1 dead-lettered', async () => (await records('bigand')).length === 1, 20_000);
+      const [r] = await records('bigand');
+      expect(r).toMatchObject({ kind: 'trigger', trigger: 'both', reason: 'join-too-large' });
+      expect(Object.keys(r!.events as object)).toEqual(['b']);
+      expect(sink.on('/both-dl').map((x) => x.body)).toEqual([{ b: 'b1' }]);
+      // the recorded a1 still joins a b that fits
+      await b.emit('hooks', 'b', { id: 'b2' });
+      await until('fired', () => sink.on('/both').length === 1, 20_000);
+      expect(sink.on('/both')[0]!.body).toEqual({ a: 'a1', b: 'b2' });
+      // latest wins per dependency, as upstream, and it is counted
+      await b.emit('hooks', 'a', { id: 'a3' });
+      await b.emit('hooks', 'a', { id: 'a4' });
+      await until(
+        'replacement counted',
+        async () => (await metric(s.registry, 'sluice_sensor_partial_events_replaced_total')) === 1,
+        20_000,
+      );
+      await b.emit('hooks', 'b', { id: 'b5' });
+      await until('fired again', () => sink.on('/both').length === 2, 20_000);
+      expect(sink.on('/both')[1]!.body).toEqual({ a: 'a4', b: 'b5' });
+      expect(await records('bigand')).toHaveLength(1);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
 });

@@ -51,7 +51,7 @@ describe('regular expressions are RE2 and metered', () => {
     const r = timed(() => metered(new Meter(), () => re.test('a'.repeat(1_000_000))));
     expect(r.err).toBeInstanceOf(EvalBudgetError);
     expect(String((r.err as Error).message)).toMatch(/over 1000000 characters/);
-    expect(r.ms).toBeLessThan(50);
+    expect(r.ms).toBeLessThan(500); // running it would take seconds: a margin for a busy machine
     // the same pattern over a short field is fine, and a literal over 1 MB is within budget
     expect(re.test('a'.repeat(50))).toBe(false);
     expect(goRegex('hello').test(`${'x'.repeat(1_000_000)}hello`)).toBe(true);
