@@ -136,8 +136,11 @@ export function stopOnSignals(
 export interface RuntimeStart {
   conn: BusConnection;
   ops: OpsServer;
-  /** The role is running: from now on /readyz follows the bus connection alone. */
-  running(): void;
+  /**
+   * The role is running: from now on /readyz follows the bus connection and `notReady` (the
+   * role's own reason not to be ready, e.g. a Sensor's consumer is gone).
+   */
+  running(notReady?: () => string | undefined): void;
 }
 
 /**
@@ -152,6 +155,7 @@ export async function startRuntime(o: {
 }): Promise<RuntimeStart> {
   let conn: BusConnection | undefined;
   let started = false;
+  let roleNotReady: (() => string | undefined) | undefined;
   let waiting = 'connecting to the bus';
   const ops = await startOpsServer({
     port: Number(o.metricsPort),
@@ -159,7 +163,7 @@ export async function startRuntime(o: {
     notReady: () => {
       if (!conn) return waiting;
       if (conn.state !== 'connected') return `bus ${conn.state}`;
-      return started ? undefined : 'starting';
+      return started ? roleNotReady?.() : 'starting';
     },
   });
   const abort = new AbortController();
@@ -188,7 +192,8 @@ export async function startRuntime(o: {
   return {
     conn: c,
     ops,
-    running: () => {
+    running: (notReady) => {
+      roleNotReady = notReady;
       started = true;
     },
   };

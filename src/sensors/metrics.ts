@@ -73,6 +73,15 @@ export function sensorMetrics(registry: Registry) {
         registers: [],
       }),
     ),
+    consumerMissing: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_consumer_missing',
+        help: "1 while a dependency's JetStream consumer does not exist (its events are not kept for the Sensor); the Sensor is not ready meanwhile.",
+        labelNames: D,
+        registers: [],
+      }),
+    ),
     deadLetterStoreFailures: adopt(
       registry,
       new Counter({

@@ -71,6 +71,8 @@ export interface SensorRuntimeOptions {
   concurrency?: number;
   /** Consumer ack_wait (default 30 s); in-progress work is heartbeated at a third of it. */
   ackWaitMs?: number;
+  /** How often consumer lag, DLQ depth and missing consumers are checked (default 5 s). */
+  lagPollMs?: number;
   /** Where a new dependency consumer starts: "new" events (default) or "all" retained. */
   deliver?: 'new' | 'all';
   /** How long the processed-set remembers an idempotency key (default 7 days). */
@@ -95,6 +97,8 @@ export interface SensorRuntimeOptions {
 
 export interface RunningSensor {
   metrics: SensorMetrics;
+  /** Why the Sensor is not doing its job (e.g. a dependency's consumer is gone), or undefined. */
+  notReady(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -358,6 +362,8 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     sensorName: o.name,
     metrics,
     consumers,
+    log,
+    ...(o.lagPollMs ? { everyMs: o.lagPollMs } : {}),
   });
 
   log.info(
@@ -372,6 +378,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
 
   return {
     metrics,
+    notReady: () => poller.notReady(),
     async stop() {
       lifetime.abort(new Error('sensor stopping'));
       poller.stop();

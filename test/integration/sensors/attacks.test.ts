@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStreamConfig } from '../../../src/api/stream-config.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
-import { dlqStreamName } from '../../../src/bus/subjects.ts';
+import { consumerName, dlqStreamName, eventStreamName } from '../../../src/bus/subjects.ts';
 import { listDeadLetters } from '../../../src/sensors/dlq.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { metric, newBus, runSensor, startSink, type TestBus, until } from './fixtures.ts';
@@ -413,6 +413,39 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
       await until('fired again', () => sink.on('/both').length === 2, 20_000);
       expect(sink.on('/both')[1]!.body).toEqual({ a: 'a4', b: 'b5' });
       expect(await records('bigand')).toHaveLength(1);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+  it('break 6a: a dependency consumer deleted under a running Sensor makes it not ready, logged and measured', async () => {
+    const s = await runSensor(
+      b,
+      'gone',
+      {
+        dependencies: [dep('x'), dep('y')],
+        triggers: [
+          {
+            template: {
+              name: 'deliver',
+              conditions: 'x || y',
+              http: { url: `${sink.url}/gone`, payload: [] },
+            },
+          },
+        ],
+      },
+      { lagPollMs: 100 },
+    );
+    try {
+      await until('polled once', async () => {
+        const m = s.registry.getSingleMetric('sluice_sensor_consumer_missing');
+        return m ? (await m.get()).values.length === 2 : false;
+      });
+      expect(s.notReady()).toBeUndefined();
+      await b.jsm.consumers.delete(eventStreamName(b.bus), consumerName('gone', 'y'));
+      await until('not ready', () => s.notReady() !== undefined, 10_000);
+      expect(s.notReady()).toBe('consumer missing for dependencies y');
+      expect(await metric(s.registry, 'sluice_sensor_consumer_missing', { dependency: 'y' })).toBe(1);
+      expect(await metric(s.registry, 'sluice_sensor_consumer_missing', { dependency: 'x' })).toBe(0);
     } finally {
       await s.stop();
     }
