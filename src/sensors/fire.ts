@@ -43,6 +43,8 @@ export interface FireDeps {
   maxStateBytes: number;
   /** Counts a recorded event replaced by a newer one of the same dependency. */
   onReplaced?(trigger: string): void;
+  /** Counts recorded (or arriving) events dropped by a conditionsReset or a spec change. */
+  onDiscarded?(trigger: string, count: number): void;
 }
 
 /** A partial match that would not fit in one KV value (see FireDeps.maxStateBytes). */
@@ -109,6 +111,7 @@ export function triggerFirer(d: FireDeps) {
             'a newer event replaced the recorded one of its dependency (latest wins, as upstream)',
           );
         }
+        if (r.discarded || r.tooOld) d.onDiscarded?.(t.name, r.discarded + (r.tooOld ? 1 : 0));
         if (r.discarded || r.tooOld)
           d.log.info(
             { trigger: t.name, discarded: r.discarded, eventTooOld: r.tooOld, id: ev.id },

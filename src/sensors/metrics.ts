@@ -82,6 +82,15 @@ export function sensorMetrics(registry: Registry) {
         registers: [],
       }),
     ),
+    partialDiscarded: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_partial_events_discarded_total',
+        help: 'Events of a partial condition match dropped unused: older than the last conditionsReset, or recorded before the trigger or its dependencies changed.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
     deadLetterStoreFailures: adopt(
       registry,
       new Counter({

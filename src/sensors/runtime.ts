@@ -210,8 +210,12 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     // A live reset clears the waiting events; firings in flight stay until they settle.
     for (;;) {
       const cur = await partial.get(name);
-      if (!cur || !Object.keys(cur.value.events).length) break;
-      if ((await partial.update(name, { ...cur.value, events: {} }, cur.revision)) !== undefined) break;
+      const n = cur ? Object.keys(cur.value.events).length : 0;
+      if (!cur || !n) break;
+      if ((await partial.update(name, { ...cur.value, events: {} }, cur.revision)) !== undefined) {
+        metrics.partialDiscarded.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: name }, n);
+        break;
+      }
     }
     log.info({ trigger: name }, 'partial condition matches reset (conditionsReset)');
   });
@@ -264,6 +268,8 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     maxStateBytes: publisher.maxPayload - 8 * 1024,
     onReplaced: (trigger) =>
       metrics.partialReplaced.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: trigger }),
+    onDiscarded: (trigger, n) =>
+      metrics.partialDiscarded.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: trigger }, n),
   });
 
   const sandbox = (spec.dependencies ?? []).some(hasProgram)
