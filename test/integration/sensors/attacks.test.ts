@@ -91,6 +91,7 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
         sink.on('/tpl').map((r) => [(r.body as { id: string }).id, (r.body as { check: string }).check]),
       );
       expect(body).toEqual({ 'ok-1': 'true', 'poison-1': 'false', 'ok-2': 'true', 'uniq-1': '60000' });
+      console.log(`attacks: template regex/uniq worst event-loop gap ${worstGapMs.toFixed(0)} ms`);
       expect(worstGapMs).toBeLessThan(1000);
     } finally {
       await s.stop();
@@ -139,6 +140,7 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
       });
       const [r] = await records('rx');
       expect(r).toMatchObject({ kind: 'event', reason: 'eval-budget' });
+      console.log(`attacks: exprs =~ over 1 MB worst event-loop gap ${worstGapMs.toFixed(0)} ms`);
       expect(worstGapMs).toBeLessThan(1000);
       expect(
         await metric(s.registry, 'sluice_sensor_events_dead_lettered_total', { reason: 'eval-budget' }),
