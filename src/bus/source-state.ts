@@ -1,8 +1,9 @@
 // What an EventSource keeps on the bus: a KV bucket for the calendar sources that persist their
-// last fire, and one for the webhook family's unconfirmed request ids (shared by its replicas,
-// entries kept for the stream's duplicates window). The controller creates them (with the bus's
-// replicas) and deletes them with the EventSource; the adapters only open them, so an
-// EventSource's credential never needs to create or change a stream.
+// last fire, one for the webhook family's unconfirmed request ids (shared by its replicas,
+// entries kept for the stream's duplicates window) and one for the sftp sources' directory
+// listings. The controller creates them (with the bus's replicas) and deletes them with the
+// EventSource; the adapters only open them, so an EventSource's credential never needs to create
+// or change a stream.
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { WEBHOOK_SOURCE_TYPES } from '../api/eventsource/index.ts';
@@ -26,15 +27,25 @@ export function webhookIdsBucket(namespace: string, eventSource: string): string
   return kvBucketName(namespace, eventSource, 'webhook-ids');
 }
 
+/** The sftp bucket name of an EventSource (last listing per sftp entry). */
+export function sftpBucket(namespace: string, eventSource: string): string {
+  return kvBucketName(namespace, eventSource, 'sftp');
+}
+
 /** Every bucket an EventSource may have, whatever its spec (for deletion). */
 export function allEventSourceBuckets(namespace: string, eventSource: string): string[] {
-  return [calendarBucket(namespace, eventSource), webhookIdsBucket(namespace, eventSource)];
+  return [
+    calendarBucket(namespace, eventSource),
+    webhookIdsBucket(namespace, eventSource),
+    sftpBucket(namespace, eventSource),
+  ];
 }
 
 /**
  * KV buckets an EventSource spec needs (pure): the calendar bucket when a calendar persists, the
  * request-id bucket when a webhook-family source receives HTTP requests (entries live for
- * `duplicatesMs`, the event stream's duplicates window).
+ * `duplicatesMs`, the event stream's duplicates window), the sftp bucket when there is an sftp
+ * entry.
  */
 export function eventSourceBucketSpecs(
   namespace: string,
@@ -49,6 +60,7 @@ export function eventSourceBucketSpecs(
     out.push({ name: calendarBucket(namespace, eventSource) });
   if ([...WEBHOOK_SOURCE_TYPES].some(used))
     out.push({ name: webhookIdsBucket(namespace, eventSource), ttlMs: duplicatesMs });
+  if (used('sftp')) out.push({ name: sftpBucket(namespace, eventSource) });
   return out;
 }
 

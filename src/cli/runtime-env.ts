@@ -3,6 +3,7 @@
 // kubeconfig, loaded only when something needs it (a Secret, a ConfigMap, a Lease, a watch).
 import { createRequire } from 'node:module';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Gauge } from 'prom-client';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { BusConnection, type BusConnectOptions } from '../bus/connection.ts';
 import {
@@ -13,7 +14,7 @@ import {
   type RuntimeBus,
 } from '../controller/resources/workload.ts';
 import type { Logger } from '../observability/logger.ts';
-import { registry } from '../observability/metrics.ts';
+import { adopt, registry } from '../observability/metrics.ts';
 import { type OpsServer, startOpsServer } from '../observability/server.ts';
 
 /**
@@ -157,6 +158,17 @@ export async function startRuntime(o: {
   let started = false;
   let roleNotReady: (() => string | undefined) | undefined;
   let waiting = 'connecting to the bus';
+  adopt(
+    registry(),
+    new Gauge({
+      name: 'sluice_bus_connected',
+      help: '1 while this EventSource/Sensor process is connected to its bus, else 0 (waiting, reconnecting, closed).',
+      registers: [],
+      collect() {
+        this.set(conn?.state === 'connected' ? 1 : 0);
+      },
+    }),
+  );
   const ops = await startOpsServer({
     port: Number(o.metricsPort),
     registry: registry(),

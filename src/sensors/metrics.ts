@@ -148,10 +148,10 @@ export function sensorMetrics(registry: Registry) {
     latency: adopt(
       registry,
       new Histogram({
-        name: 'sluice_sensor_end_to_end_latency_milliseconds',
-        help: 'From the event time (set at the EventSource) to trigger success.',
+        name: 'sluice_sensor_end_to_end_latency_seconds',
+        help: 'From the event time (set at the EventSource) to trigger success, in seconds.',
         labelNames: T,
-        buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 300_000],
+        buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
         registers: [],
       }),
     ),

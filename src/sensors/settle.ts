@@ -243,7 +243,7 @@ async function attempts(
       env.metrics.triggered.inc(labels);
       for (const ev of Object.values(events)) {
         const at = Date.parse(ev.time);
-        if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at));
+        if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at) / 1000);
       }
       await env.processed.markDone(key, result.detail || 'done');
       return { kind: 'done', detail: result.detail };

@@ -26,7 +26,7 @@ describe('EventSource buckets', () => {
       webhookIdsBucket('ns', 'es'),
     ]);
     expect(allEventSourceBuckets('ns', 'es')).toEqual(
-      eventSourceBuckets('ns', 'es', { ...cal, webhook: hook }),
+      eventSourceBuckets('ns', 'es', { ...cal, webhook: hook, sftp: { s: {} } }),
     );
   });
   it('takes the duplicates window from streamConfig, capped at maxAge', () => {

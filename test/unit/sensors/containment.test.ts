@@ -33,6 +33,12 @@ describe('decodeBusEvent (nothing on the bus is trusted)', () => {
     const d = decodeBusEvent(bytes(ev), facts);
     expect(d).toEqual({ ok: true, event: ev });
   });
+  it('reads a lone UTF-16 surrogate as U+FFFD, as Go and gjson do; pairs stay', () => {
+    const text =
+      '{"id":"a","source":"es","type":"t","subject":"ev","time":"2026-01-02T03:04:05Z","data":{"s":"\\ud800x","ok":"\\ud83d\\ude00","\\udc00k":[1,"\\udfff"]}}';
+    const d = decodeBusEvent(bytes(text), facts);
+    expect(d.ok && d.event.data).toEqual({ s: '\uFFFDx', ok: '\u{1F600}', '\uFFFDk': [1, '\uFFFD'] });
+  });
   it('refuses what is not a JSON object envelope, never throws', () => {
     for (const bad of ['null', '42', '"s"', '[]', '{"id": 5}', 'not json', '{"source": {}}', '{"id": ""}']) {
       const d = decodeBusEvent(bytes(bad), facts);

@@ -177,7 +177,32 @@ function execList(st: State, dot: unknown, nodes: readonly Node[]) {
         throw BREAK;
       case 'continue':
         throw CONTINUE;
+      case 'template':
+        execTemplate(st, dot, n);
+        break;
     }
+  }
+}
+
+/** Nesting of {{template}} calls; text/template stops at 100,000, a recursion here far sooner. */
+const MAX_TEMPLATE_DEPTH = 1000;
+let templateDepth = 0;
+
+/** {{template "n" pipeline}}: the named body with the pipeline as dot and $, in a fresh scope. */
+function execTemplate(st: State, dot: unknown, n: Extract<Node, { k: 'template' }>) {
+  const body = n.defs.get(n.name);
+  if (!body) throw new TemplateError(`${n.where}: template "${n.name}" not defined`);
+  if (templateDepth >= MAX_TEMPLATE_DEPTH)
+    throw new TemplateError(`${n.where}: templates nested more than ${MAX_TEMPLATE_DEPTH} deep`);
+  const arg = n.pipe ? evalPipe(st, dot, n.pipe) : NO_VALUE;
+  const vars = st.vars;
+  st.vars = [{ name: '$', value: arg }];
+  templateDepth++;
+  try {
+    execList(st, arg, body);
+  } finally {
+    templateDepth--;
+    st.vars = vars;
   }
 }
 

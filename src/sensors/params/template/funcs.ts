@@ -163,6 +163,16 @@ function regexSplitGo(re: GoRegex, s: string, n: number): string[] {
 
 const MAX_REPEAT = 1 << 20;
 
+/** sprig's untilStep: start, start+step, ... before stop; empty when step goes the wrong way. */
+function untilStep(start: number, stop: number, step: number): number[] {
+  if (step === 0 || stop < start !== step < 0) return [];
+  if (Math.abs((stop - start) / step) > MAX_REPEAT)
+    throw new FuncError(`untilStep: more than ${MAX_REPEAT} numbers`);
+  const out: number[] = [];
+  for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
+  return out;
+}
+
 /** The pad width of indent/nindent, refused when the indented text would exceed MAX_REPEAT. */
 function indentWidth(name: string, n: unknown, text: string): number {
   const w = int(name, n);
@@ -472,6 +482,13 @@ export const FUNCS: Record<string, TemplateFunc> = {
     const f = 10 ** toInt(p ?? 0);
     return Math.round(toFloat(a) * f) / f;
   },
+
+  // ----------------------------------------------------------------------- sprig: integer ranges
+  until: ([n]) => {
+    const c = int('until', n);
+    return untilStep(0, c, c < 0 ? -1 : 1);
+  },
+  untilStep: ([a, b, c]) => untilStep(int('untilStep', a), int('untilStep', b), int('untilStep', c)),
 
   // ----------------------------------------------------------------------- sprig: lists, dicts
   list: (args) => [...args],
