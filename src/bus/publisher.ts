@@ -1,11 +1,19 @@
-// Publishing events. `Nats-Msg-Id` is the event id, so the server stores a repeat inside the
-// duplicates window once. Many publishes are in flight at once (each caller awaits only its own
+// Publishing events. `Nats-Msg-Id` is derived from the event id, so the server stores a repeat
+// inside the duplicates window once. JetStream deduplicates per stream, not per publisher: a
+// predictable id (a calendar's fire time, a webhook's delivery id) published first by another
+// EventSource would make the real event a "duplicate" that is never stored. So on a connection
+// opened with a credential the id sent is HMAC-SHA256(key of that credential, event id): the same
+// source re-sending the same event id still gets the same message id (a retry after an ambiguous
+// failure is stored once), while no other credential can compute it. On an open bus without
+// credentials the event id is sent as it is. Many publishes are in flight at once (each caller awaits only its own
 // PubAck), bounded by a semaphore so a burst cannot queue unbounded memory in the client; a
 // caller beyond the bound waits for a slot. Failures come back as BusError with a stable code.
 //
 // A publish that fails with Timeout or BusUnavailable may still have been stored (the request can
 // reach the server after the client gave up): retry with the same msgId inside the duplicates
 // window and the server keeps one copy.
+
+import { createHmac } from 'node:crypto';
 import {
   type JetStreamClient,
   type JetStreamPublishOptions,
@@ -13,11 +21,11 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
-import { BusConnection } from './connection.ts';
+import { BusConnection, msgIdKeyOf } from './connection.ts';
 import { BusError, toBusError } from './errors.ts';
 
 export interface PublishOptions {
-  /** Event id: becomes Nats-Msg-Id. */
+  /** Event id: becomes Nats-Msg-Id (keyed by the connection's credential, see the header). */
   msgId: string;
   headers?: Record<string, string>;
   /** Wait for the PubAck at most this long (default: the publisher's timeoutMs). */
@@ -37,24 +45,26 @@ export class Publisher {
   private readonly conn: BusConnection | undefined;
   private readonly max: number;
   private readonly timeoutMs: number;
+  private readonly idKey: Buffer | undefined;
   private inFlight = 0;
   /** FIFO of callers waiting for a slot; `head` indexes the next one (shift() is O(n)). */
   private waiting: Array<(() => void) | undefined> = [];
   private head = 0;
   private idleWaiters: Array<() => void> = [];
 
+  /** Largest message the server takes, headers included (its max_payload; 1 MiB before it said). */
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? 1024 * 1024;
+  }
+
   /** Pass the BusConnection when there is one: failures while it is down then read BusUnavailable. */
   constructor(connection: BusConnection | NatsConnection, opts: PublisherOptions = {}) {
     this.conn = connection instanceof BusConnection ? connection : undefined;
     this.nc = connection instanceof BusConnection ? connection.nc : connection;
     this.js = jetstream(this.nc);
+    this.idKey = msgIdKeyOf(this.nc);
     this.max = opts.maxInFlight ?? 1024;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
-  }
-
-  /** The server's max_payload (bytes; 1 MiB, NATS's default, before the connection knows it). */
-  get maxPayload(): number {
-    return this.nc.info?.max_payload ?? 1024 * 1024;
   }
 
   /** Publishes awaiting their PubAck. */
@@ -109,9 +119,14 @@ export class Publisher {
     }
   }
 
+  /** The Nats-Msg-Id sent for event id `id` (see the header). */
+  messageId(id: string): string {
+    return this.idKey ? createHmac('sha256', this.idKey).update(id).digest('base64url') : id;
+  }
+
   private send(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PubAck> {
     const o: Partial<JetStreamPublishOptions> = {
-      msgID: opts.msgId,
+      msgID: this.messageId(opts.msgId),
       timeout: opts.timeoutMs ?? this.timeoutMs,
     };
     if (opts.headers) {

@@ -36,6 +36,8 @@ export const DEAD_LETTER_REASONS = [
   'trigger-failed',
   /** The message was delivered more times than the Sensor's max deliveries. */
   'max-deliveries',
+  /** State about the event (a join's partial match holding it) would be larger than the bus takes. */
+  'too-large',
 ] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 

@@ -6,6 +6,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { EventDependency } from '../api/sensor.ts';
 import { ack, nak, term, working } from '../bus/consumer.ts';
+import { toBusError } from '../bus/errors.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ByteBudget } from './byte-budget.ts';
@@ -248,6 +249,13 @@ export function messageReceiver(d: ReceiveDeps) {
         await deferred1(k);
         d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
         nak(msg, BUSY_RETRY_MS);
+        return;
+      }
+      // Larger than the bus takes (a partial match holding this event): no delivery can succeed.
+      if (toBusError(err).code === 'MessageTooLarge') {
+        const message = `state about this event is larger than the bus accepts: ${(err as Error).message}`;
+        await failEvent(msg, { dependency: dep.name, event: ev, reason: 'too-large', message }, 'ack');
+        tallies.delete(k);
         return;
       }
       tally(k).lastError = d.dlq.redact((err as Error)?.message ?? String(err));

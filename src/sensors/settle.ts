@@ -245,10 +245,10 @@ async function attempts(
         const at = Date.parse(ev.time);
         if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at) / 1000);
       }
-      await env.processed.markDone(key, result.detail || 'done');
+      await recordDone(env, key, result.detail || 'done');
       return { kind: 'done', detail: result.detail };
     } catch (err) {
-      if (env.signal.aborted) throw err;
+      if (env.signal.aborted || err instanceof EffectNotRecorded) throw err;
       last = asTriggerError(err);
       const clean = boundedMessage(env.redact ? env.redact(last.message) : last.message);
       if (clean !== last.message) last = redacted(last, clean);
@@ -287,6 +287,31 @@ async function attempts(
   if (opts.replay) return { kind: 'dead-lettered', error: error.message };
   await deadLetter(env, t, events, key, error, Math.min(attempt, t.plan.attempts), firstAttemptAt);
   return { kind: 'dead-lettered', error: error.message };
+}
+
+/**
+ * The effect happened but the bus did not record it (e.g. it lost its quorum). Not a failure of
+ * the trigger: retrying or dead-lettering it would report an effect that took place as failed.
+ * The message is handed back; its redelivery runs the effect again under the same idempotency key,
+ * as after a crash between the call and the record.
+ */
+export class EffectNotRecorded extends Error {
+  constructor(key: string, cause: unknown) {
+    super(`the effect of ${key} happened but could not be recorded on the bus: ${String(cause)}`, { cause });
+    this.name = 'EffectNotRecorded';
+  }
+}
+
+/** Marks `key` done, asking again (three tries, 1 s apart) while the bus is unavailable. */
+async function recordDone(env: SettleEnv, key: string, detail: string): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      return await env.processed.markDone(key, detail);
+    } catch (err) {
+      if (i >= 3 || env.signal.aborted) throw new EffectNotRecorded(key, err);
+      await sleep(1000, env.signal);
+    }
+  }
 }
 
 /** Longest error message kept (logged, stored in a DLQ record), in characters. */

@@ -93,6 +93,9 @@ three kinds, write their status and finalizers, and manage their children.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end }}
 
 {{/* EventSource pods: Lease election, calendar ConfigMaps, referenced Secrets. */}}

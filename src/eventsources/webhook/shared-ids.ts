@@ -7,7 +7,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { openKv } from '../../bus/kv.ts';
+import { followKv, openKv } from '../../bus/kv.ts';
 import { webhookIdsBucket } from '../../bus/source-state.ts';
 import { type BusRef, eventStreamName } from '../../bus/subjects.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -61,17 +61,14 @@ export async function shareIds(
     write().catch(schedule);
   };
 
-  const watcher = await kv.watch();
-  void (async () => {
-    try {
-      for await (const e of watcher) {
-        if (e.operation !== 'PUT') continue;
-        ids.adopt({ key: e.key, id: e.string(), expiresAt: e.created.getTime() + ttlMs });
-      }
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'webhook: watching shared request ids stopped');
-    }
-  })();
+  // Followed with stored-message gets, not a KV watch: an EventSource's credential may not create
+  // the consumer a watch needs (see followKv in src/bus/kv.ts).
+  const watcher = followKv(nc, bucket, (e) =>
+    ids.adopt({ key: e.key, id: e.string(), expiresAt: e.created.getTime() + ttlMs }),
+  );
+  await watcher.caughtUp.catch((err: Error) =>
+    log.warn({ err: err.message }, 'webhook: reading shared request ids failed; retrying'),
+  );
 
   return {
     async flush(timeoutMs = 2_000) {

@@ -56,10 +56,13 @@ describe('dead-letter records fit in one bus message', () => {
     expect((r.events.big!.data as { v: string }).v).toHaveLength(60_000);
   });
 
-  it('both are cut when one is not enough; a record that cannot fit at all throws', () => {
+  it('both are cut when one is not enough; then the error text; a record that cannot fit at all throws', () => {
     const r = record({ a: ev('a', 'x'.repeat(40_000)), b: ev('b', 'y'.repeat(40_000)) });
     expect(decode(encodeDeadLetter(r, 32 * 1024)).truncated).toEqual(['a', 'b']);
     const huge = { ...record({}), error: { code: 'x', message: 'z'.repeat(10_000) } };
-    expect(() => encodeDeadLetter(huge, 9 * 1024)).toThrow(/over the bus limit/);
+    const fitted = encodeDeadLetter(huge, 10 * 1024);
+    expect(fitted.length).toBeLessThanOrEqual(2 * 1024);
+    expect((decode(fitted).error as { message: string }).message).toHaveLength(1025);
+    expect(() => encodeDeadLetter(huge, 8 * 1024 + 100)).toThrow(/over the bus limit/);
   });
 });
