@@ -5,7 +5,7 @@ import { BusConnection } from '../bus/connection.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
-import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
+import { hiddenHeadersFromEnv, idHeadersFromEnv } from '../eventsources/webhook/headers.ts';
 import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
@@ -38,18 +38,20 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret } = kubeAccessors(obj.metadata.namespace);
+  const publisher = new Publisher(conn.nc);
   const running = await startEventSource({
     name: obj.metadata.name,
     namespace: obj.metadata.namespace,
     spec,
     bus: { namespace: bus.namespace, busName: bus.busName },
-    publisher: new Publisher(conn.nc),
+    publisher,
     nc: conn.nc,
     kubeConfig,
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     // Webhook bounds and the publish deadline (SLUICE_WEBHOOK_*, see webhook/limits.ts).
     limits,
     hiddenHeaders: hiddenHeadersFromEnv(),
+    idHeaders: idHeadersFromEnv(),
     registry: registry(),
     log,
     resolveSecret,
@@ -57,7 +59,9 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   const ops = await startOpsServer({
     port: Number(flags.metricsPort),
     registry: registry(),
-    notReady: () => (conn.state === 'connected' ? undefined : `bus ${conn.state}`),
+    notReady: () => (conn.state === 'connected' ? publisher.wedged() : `bus ${conn.state}`),
+    // Publishes that never settle mean the process cannot do its job any more: restart it.
+    notLive: () => publisher.wedged(),
   });
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
   // Bounded: the webhook servers take at most the grace period, the rest a few seconds more.

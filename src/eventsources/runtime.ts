@@ -19,13 +19,14 @@ import type { EmitOptions, EmitResult, SourceAdapter, SourceContext, StartedSour
 import { loadAdapter } from './adapters.ts';
 import { publishConfirmed } from './confirm.ts';
 import { encodeEvent, envelope } from './envelope.ts';
+import { publishableId } from './event-id.ts';
 import { compileFilter, type EventFilter } from './filter.ts';
-import { DEFAULT_HIDDEN_HEADERS } from './webhook/headers.ts';
+import { DEFAULT_HIDDEN_HEADERS, DEFAULT_ID_HEADERS } from './webhook/headers.ts';
 import { UnconfirmedIds } from './webhook/identity.ts';
 import { defaultLimits, type WebhookLimits } from './webhook/limits.ts';
 import { webhookMetrics } from './webhook/metrics.ts';
 import { processBounds, WebhookServer } from './webhook/server.ts';
-import { shareUnconfirmed } from './webhook/shared-ids.ts';
+import { type SharedIds, shareUnconfirmed } from './webhook/shared-ids.ts';
 
 export { DEFAULT_MAX_PAYLOAD } from './webhook/server.ts';
 
@@ -56,6 +57,8 @@ export interface EventSourceRuntimeOptions {
   maxInFlight?: number;
   /** Request headers masked in published events (default: DEFAULT_HIDDEN_HEADERS). */
   hiddenHeaders?: readonly string[];
+  /** Request headers whose value is a webhook event's id (default: DEFAULT_ID_HEADERS). */
+  idHeaders?: readonly string[];
   /** How long the bus drops a repeated Nats-Msg-Id (ms); read from the stream when absent. */
   duplicatesWindowMs?: number;
   /** Bind address for webhook servers (default 0.0.0.0). */
@@ -169,6 +172,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   const identities = new UnconfirmedIds(o.duplicatesWindowMs ?? 120_000);
   const bounds = processBounds(limits);
   const servers = new Map<string, WebhookServer>();
+  let sharing: SharedIds | undefined;
   const webhooks = {
     addRoute(port: string, route: Parameters<WebhookServer['addRoute']>[0]) {
       let server = servers.get(port);
@@ -179,7 +183,10 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           limits,
           bounds,
           hiddenHeaders: o.hiddenHeaders ?? DEFAULT_HIDDEN_HEADERS,
+          idHeaders: o.idHeaders ?? DEFAULT_ID_HEADERS,
           identities,
+          unhealthy: () => o.publisher.wedged(),
+          beforeCut: async () => sharing?.flush(1_000),
           log: o.log.child({ port }),
           onResult: (event, status) => {
             if (status >= 400 && status !== 503) {
@@ -227,7 +234,8 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           return 'filtered';
         }
         const ce = envelope({
-          ...(opts.id ? { id: opts.id } : {}),
+          // An id from outside that cannot travel in a NATS header becomes a digest of itself.
+          ...(opts.id ? { id: publishableId(opts.id) } : {}),
           source: o.name,
           type: e.type,
           subject: e.eventName,
@@ -283,7 +291,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     lifetime.signal,
   );
 
-  const sharing =
+  sharing =
     servers.size > 0
       ? await shareUnconfirmed(
           { ...o, ...(o.duplicatesWindowMs ? { windowMs: o.duplicatesWindowMs } : {}) },

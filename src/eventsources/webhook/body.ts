@@ -9,11 +9,12 @@
 // garbage collection), so memory held for slow or abandoned uploads comes back at once.
 import type { IncomingMessage } from 'node:http';
 import { type BudgetHolder, type ByteBudget, SMALL_REQUEST_BYTES } from './budget.ts';
+import type { BodyCheck } from './decode.ts';
 
 export type BodyOutcome =
   | { kind: 'complete'; raw: Buffer }
   /** Answer `status` and cut the connection (the rest of the body is not read). */
-  | { kind: 'refused'; status: 408 | 413 | 503; message: string }
+  | { kind: 'refused'; status: 400 | 408 | 413 | 503; message: string }
   /** The client went away (aborted upload, reset); nothing to answer. */
   | { kind: 'gone' };
 
@@ -23,6 +24,8 @@ export interface BodyReadOptions {
   budget: ByteBudget;
   /** No byte for this long (ms) → 408. */
   idleMs: number;
+  /** Run on each chunk as it arrives (a refusal ends the upload at once, see decode.ts). */
+  check?: BodyCheck | undefined;
 }
 
 const FIRST_ALLOCATION = 4 * 1024;
@@ -138,7 +141,8 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
       }
       resolve(out);
     };
-    const refuse = (status: 408 | 413 | 503, message: string) => finish({ kind: 'refused', status, message });
+    const refuse = (status: 400 | 408 | 413 | 503, message: string) =>
+      finish({ kind: 'refused', status, message });
     let idle: NodeJS.Timeout | undefined;
     const armIdle = () => {
       clearTimeout(idle);
@@ -149,6 +153,8 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
     const onData = (c: Buffer) => {
       if (settled) return;
       if (hold.length + c.length > o.max) return refuse(413, `body larger than ${o.max} bytes`);
+      const bad = o.check?.feed(c);
+      if (bad) return refuse(bad.status, bad.message);
       if (hold.append(c)) {
         idle?.refresh();
         return;

@@ -23,6 +23,11 @@ export interface WebhookLimits {
   maxHeaderBytes: number;
   /** Deepest JSON nesting accepted in a body (400 beyond). */
   maxJsonDepth: number;
+  /**
+   * Most objects + arrays + object members of a JSON body, or fields of a form (413 beyond, as
+   * soon as the bound is passed): bounds the time one body can take to parse.
+   */
+  maxBodyNodes: number;
   /** Requests waiting for the bus at once per port; more get 429 + Retry-After. */
   maxInFlight: number;
   /**
@@ -67,6 +72,7 @@ export function defaultLimits(): WebhookLimits {
     maxConnections: Math.min(MAX_CONNECTIONS, fds ? Math.max(64, fds - FD_RESERVE) : MAX_CONNECTIONS),
     maxHeaderBytes: 16 * 1024,
     maxJsonDepth: 128,
+    maxBodyNodes: 20_000,
     maxInFlight: 2048,
     publishDeadlineMs: 10_000,
     stopGraceMs: 10_000,
@@ -83,6 +89,7 @@ export const LIMIT_ENV: Readonly<Record<keyof WebhookLimits, string>> = {
   maxConnections: 'SLUICE_WEBHOOK_MAX_CONNECTIONS',
   maxHeaderBytes: 'SLUICE_WEBHOOK_MAX_HEADER_BYTES',
   maxJsonDepth: 'SLUICE_WEBHOOK_MAX_JSON_DEPTH',
+  maxBodyNodes: 'SLUICE_WEBHOOK_MAX_BODY_NODES',
   maxInFlight: 'SLUICE_WEBHOOK_MAX_IN_FLIGHT',
   publishDeadlineMs: 'SLUICE_WEBHOOK_PUBLISH_DEADLINE_MS',
   stopGraceMs: 'SLUICE_STOP_GRACE_MS',
