@@ -52,6 +52,7 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     limits,
     hiddenHeaders: hiddenHeadersFromEnv(),
     idHeaders: idHeadersFromEnv(),
+    ...(process.env.SLUICE_STATE_DIR ? { stateDir: process.env.SLUICE_STATE_DIR } : {}),
     registry: registry(),
     log,
     resolveSecret,

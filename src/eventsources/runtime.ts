@@ -2,7 +2,8 @@
 // applies `filter.expression`, and publishes to the bus. Webhook-style adapters share one HTTP
 // server per port. Exclusive adapters (schedules, watches, broker subscriptions) run in only one
 // replica when `replicas > 1`, chosen by a Lease.
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
@@ -24,11 +25,18 @@ import { compileFilter, type EventFilter } from './filter.ts';
 import { DEFAULT_HIDDEN_HEADERS, DEFAULT_ID_HEADERS } from './webhook/headers.ts';
 import { UnconfirmedIds } from './webhook/identity.ts';
 import { defaultLimits, type WebhookLimits } from './webhook/limits.ts';
+import { keepLocally, type LocalIds } from './webhook/local-ids.ts';
 import { webhookMetrics } from './webhook/metrics.ts';
 import { processBounds, WebhookServer } from './webhook/server.ts';
 import { type SharedIds, shareUnconfirmed } from './webhook/shared-ids.ts';
 
 export { DEFAULT_MAX_PAYLOAD } from './webhook/server.ts';
+
+/**
+ * Publishes unsettled this long (ms) mean the bus is slow to confirm: webhook id records then go
+ * before their events (webhook/identity.ts).
+ */
+const BUS_SLOW_MS = 50;
 
 export interface EventSourceRuntimeOptions {
   name: string;
@@ -63,6 +71,8 @@ export interface EventSourceRuntimeOptions {
   duplicatesWindowMs?: number;
   /** Bind address for webhook servers (default 0.0.0.0). */
   host?: string;
+  /** Directory for the local copy of unconfirmed webhook request ids (default: the OS temp dir). */
+  stateDir?: string;
 }
 
 export interface RunningEventSource {
@@ -173,6 +183,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   const bounds = processBounds(limits);
   const servers = new Map<string, WebhookServer>();
   let sharing: SharedIds | undefined;
+  let local: LocalIds | undefined;
   const webhooks = {
     addRoute(port: string, route: Parameters<WebhookServer['addRoute']>[0]) {
       let server = servers.get(port);
@@ -186,7 +197,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           idHeaders: o.idHeaders ?? DEFAULT_ID_HEADERS,
           identities,
           unhealthy: () => o.publisher.wedged(),
-          beforeCut: async () => sharing?.flush(1_000),
+          busSlow: () => o.publisher.stalledMs() > BUS_SLOW_MS || o.publisher.queued > 0,
+          beforeCut: async () => {
+            local?.save();
+            await sharing?.flush(1_000);
+          },
           log: o.log.child({ port }),
           onResult: (event, status) => {
             if (status >= 400 && status !== 503) {
@@ -291,6 +306,10 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     lifetime.signal,
   );
 
+  if (servers.size > 0) {
+    const file = join(o.stateDir ?? tmpdir(), `sluice-webhook-ids-${o.namespace}-${o.name}.json`);
+    local = keepLocally(identities, file, o.log);
+  }
   sharing =
     servers.size > 0
       ? await shareUnconfirmed(
@@ -343,9 +362,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     async stop() {
       lifetime.abort();
       await Promise.all([...servers.values()].map((s) => s.stop()));
-      // What was answered without a confirmed store must outlive this process (see shared-ids.ts).
-      await sharing?.flush();
+      // What was answered without a confirmed store must outlive this process (see shared-ids.ts;
+      // the servers flushed already before their last 503s, this is what came after).
+      await sharing?.flush(500);
       sharing?.stop();
+      local?.stop();
       const stopping = [...shared];
       if (leading) stopping.push(...(await leading.catch(() => [])));
       await Promise.allSettled(stopping.map((s) => s.stop()));

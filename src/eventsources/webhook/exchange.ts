@@ -51,6 +51,11 @@ export interface ExchangeContext {
   enterPublish(): boolean;
   leavePublish(): void;
   publishFull(): boolean;
+  /**
+   * True while the bus is slow to confirm (publishes of this process unsettled for a while): a
+   * request without a sender-given id then writes its id record before its event (identity.ts).
+   */
+  busSlow(): boolean;
   onResult(eventName: string | undefined, status: number): void;
 }
 
@@ -99,7 +104,8 @@ export class Exchange {
     const socket = this.req.socket as IncomingMessage['socket'] & {
       _httpMessage?: (ServerResponse & { _last?: boolean }) | null;
     };
-    if (socket.destroyed || this.res.destroyed || this.res.headersSent) return false;
+    // `!writable`: an earlier answer closed the connection (it is ending, not yet destroyed).
+    if (socket.destroyed || !socket.writable || this.res.destroyed || this.res.headersSent) return false;
     const current = socket._httpMessage;
     return !(current && current !== this.res && current._last);
   }
@@ -337,6 +343,10 @@ async function publish(
         ...content,
       }),
     );
+  // The id record goes on the bus connection before the event when the bus is slow already (then
+  // whatever part of the connection's bytes a resumed bus reads, no event is there without its
+  // id), else once the event is unconfirmed for a moment.
+  if (ctx.busSlow()) ex.shareIdentity();
   const slow = setTimeout(() => ex.shareIdentity(), SHARE_ID_AFTER_MS);
   let definite = false;
   try {

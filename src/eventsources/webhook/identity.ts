@@ -48,6 +48,11 @@ export function requestKey(parts: {
   return h.update(parts.raw).digest('base64url');
 }
 
+export interface IdWatcher {
+  remember?(entry: RememberedId): void;
+  forget?(key: string): void;
+}
+
 export interface RememberedId {
   key: string;
   id: string;
@@ -71,10 +76,8 @@ export class UnconfirmedIds {
   private readonly byKey = new Map<string, Entry>();
   /** Sender-given keys → digest of their content, with expiry. */
   private readonly claims = new Map<string, { digest: string; expiresAt: number }>();
-  /** Called when an entry becomes ambiguous (to share it, see shared-ids.ts). */
-  onRemember: ((entry: RememberedId) => void) | undefined;
-  /** Called when a shared entry is no longer needed (to delete it from the shared memory). */
-  onForget: ((key: string) => void) | undefined;
+  /** Told when an entry becomes ambiguous or an ambiguous one goes (shared-ids.ts, local-ids.ts). */
+  private readonly watchers = new Set<IdWatcher>();
 
   /** `ttlMs`: the stream's duplicates window; `max`: entries kept at most (each map). */
   constructor(ttlMs: number, max = 50_000) {
@@ -84,6 +87,28 @@ export class UnconfirmedIds {
 
   get size(): number {
     return this.byKey.size;
+  }
+
+  /** Tells `w` about every entry that becomes ambiguous, or goes after being ambiguous. */
+  watch(w: IdWatcher): () => void {
+    this.watchers.add(w);
+    return () => this.watchers.delete(w);
+  }
+
+  /** Test hooks: the single watcher, as callbacks (undefined to remove). */
+  set onRemember(f: ((e: RememberedId) => void) | undefined) {
+    this.hook(f ? { remember: f } : undefined, 'remember');
+  }
+
+  set onForget(f: ((key: string) => void) | undefined) {
+    this.hook(f ? { forget: f } : undefined, 'forget');
+  }
+
+  private readonly hooks: Partial<Record<'remember' | 'forget', () => void>> = {};
+  private hook(w: IdWatcher | undefined, kind: 'remember' | 'forget'): void {
+    this.hooks[kind]?.();
+    delete this.hooks[kind];
+    if (w) this.hooks[kind] = this.watch(w);
   }
 
   /** The id a live entry of `key` holds (in flight or ambiguous), if any. */
@@ -116,7 +141,7 @@ export class UnconfirmedIds {
     this.byKey.set(key, e);
     if (e.ambiguous) return;
     e.ambiguous = true;
-    this.onRemember?.({ key: e.key, id: e.id, expiresAt: e.expiresAt });
+    for (const w of this.watchers) w.remember?.({ key: e.key, id: e.id, expiresAt: e.expiresAt });
   }
 
   /**
@@ -133,7 +158,7 @@ export class UnconfirmedIds {
     }
     if (e.inFlight > 0) return;
     this.byKey.delete(key);
-    if (e.ambiguous) this.onForget?.(key);
+    if (e.ambiguous) for (const w of this.watchers) w.forget?.(key);
   }
 
   /** Remembers `id` for `key` for the window, as ambiguous (tests, and ids from elsewhere). */

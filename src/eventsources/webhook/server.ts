@@ -84,6 +84,8 @@ export interface WebhookServerOptions {
   idHeaders?: readonly string[];
   /** Why the process cannot publish now (then `/health` answers 503), or undefined. */
   unhealthy?(): string | undefined;
+  /** True while the bus is slow to confirm publishes (see ExchangeContext.busSlow). */
+  busSlow?(): boolean;
   /** On stop, after the grace period and before requests still publishing are answered 503. */
   beforeCut?(): Promise<void>;
   log?: Logger;
@@ -165,6 +167,7 @@ export class WebhookServer {
         if (this.publishing === 0) for (const f of this.idle.splice(0)) f();
       },
       publishFull: () => this.publishing >= this.limits.maxInFlight,
+      busSlow: () => opts.busSlow?.() ?? false,
       onResult: (event, status) => opts.onResult?.(event, status),
     };
   }

@@ -105,8 +105,10 @@ export async function shareIds(
 ): Promise<SharedIds> {
   const kv: KV = await openKv(nc, bucket, { ttl: ttlMs });
   const w = writer(kv);
-  ids.onRemember = (e) => w.write(e.key, { put: e.id, expiresAt: e.expiresAt });
-  ids.onForget = (key) => w.write(key, { put: undefined });
+  const unwatch = ids.watch({
+    remember: (e) => w.write(e.key, { put: e.id, expiresAt: e.expiresAt }),
+    forget: (key) => w.write(key, { put: undefined }),
+  });
 
   const present = (await kv.status()).values;
   let loaded: () => void = () => {};
@@ -143,8 +145,7 @@ export async function shareIds(
     },
     stop() {
       w.stop();
-      ids.onRemember = undefined;
-      ids.onForget = undefined;
+      unwatch();
       watcher.stop();
     },
   };

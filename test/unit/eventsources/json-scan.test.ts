@@ -105,7 +105,7 @@ describe('incremental JSON validation', () => {
       const t = randomText(r);
       const bytes = Buffer.from(t, 'utf8');
       const scan = new JsonScan(1_000);
-      let problem;
+      let problem: ReturnType<JsonScan['end']>;
       for (let i = 0; i < bytes.length && !problem; ) {
         const step = 1 + Math.floor(r() * 5);
         problem = scan.feed(bytes.subarray(i, i + step));
