@@ -16,7 +16,9 @@ import { freePort } from '../../harness/ports.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { uniqueName } from '../../harness/shared.ts';
 import { type SluiceProcess, startSluice } from '../../harness/sluice-process.ts';
-import { storedEvents } from './fixtures.ts';
+import { storedEvents, storedTexts } from './fixtures.ts';
+
+export { storedTexts };
 
 export interface FrontDoorOptions {
   /** Extra env of the eventsource process (SLUICE_WEBHOOK_* bounds). */
@@ -29,20 +31,6 @@ export interface FrontDoorOptions {
    */
   sources?: Record<string, Record<string, Record<string, unknown>>>;
   streamConfig?: string;
-}
-
-/** The stored messages of `bus`'s stream as the exact text stored, oldest first. */
-export async function storedTexts(
-  jsm: Awaited<ReturnType<typeof jetstreamManager>>,
-  bus: BusRef,
-): Promise<string[]> {
-  const info = await jsm.streams.info(eventStreamName(bus));
-  const out: string[] = [];
-  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-    const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
-    if (m) out.push(new TextDecoder().decode(m.data));
-  }
-  return out;
 }
 
 /** The pid of the nats-server listening on `port` (found in /proc: the harness does not expose it). */
