@@ -35,6 +35,23 @@ export const PREPARE_DEADLINE_MS = 8_000;
  */
 export const SHARE_ID_AFTER_MS = 200;
 
+/** How long a connection refused mid-upload stays half-open after its answer (ms). */
+export const LINGER_MS = 500;
+
+/**
+ * Closing a connection whose client is still sending makes the kernel reset it, and a reset can
+ * destroy the answer before the client reads it: the client sees a network error instead of its
+ * 413 and sends the poison again. So, as Go's server does (closeWriteAndWait), the answer is
+ * followed by a FIN and the connection is destroyed only LINGER_MS later (reading nothing more).
+ */
+function lingerClose(socket: IncomingMessage['socket']): void {
+  socket.destroySoon = function lingering(this: typeof socket) {
+    if (this.destroyed) return;
+    this.end();
+    setTimeout(() => this.destroy(), LINGER_MS).unref();
+  };
+}
+
 /** What the server shares with each of its requests. */
 export interface ExchangeContext {
   port: number;
@@ -125,8 +142,11 @@ export class Exchange {
     if (close || this.bodyPending() || this.ctx.stopping()) {
       h.connection = 'close';
       // Read nothing more of an unread body (memory is what a refusal protects); Node closes the
-      // connection once the answer is written.
-      if (this.bodyPending()) this.req.socket.pause();
+      // connection once the answer is written, after a moment (lingerClose).
+      if (this.bodyPending()) {
+        this.req.socket.pause();
+        lingerClose(this.req.socket);
+      }
     }
     this.res.writeHead(status, h);
     this.res.end(body);
