@@ -10,6 +10,7 @@
 import type { IncomingMessage } from 'node:http';
 import { type BudgetHolder, type ByteBudget, SMALL_REQUEST_BYTES } from './budget.ts';
 import type { BodyCheck } from './decode.ts';
+import { noteBodyBytes } from './reclaim.ts';
 
 export type BodyOutcome =
   | { kind: 'complete'; raw: Buffer }
@@ -40,6 +41,7 @@ function free(b: Buffer): void {
 export class BodyHold implements BudgetHolder {
   held = 0;
   lastDataAt = Date.now();
+  startedAt = this.lastDataAt;
   displaceable = true;
   readonly small: boolean;
   onDisplace: (() => void) | undefined;
@@ -152,6 +154,7 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
     armIdle();
     const onData = (c: Buffer) => {
       if (settled) return;
+      noteBodyBytes(c.length);
       if (hold.length + c.length > o.max) return refuse(413, `body larger than ${o.max} bytes`);
       const bad = o.check?.feed(c);
       if (bad) return refuse(bad.status, bad.message);

@@ -16,11 +16,13 @@ import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../observability/logger.ts';
-import { ByteBudget, ConnectionGate } from './budget.ts';
+import { ByteBudget } from './budget.ts';
+import { ConnectionGate } from './connection-gate.ts';
 import { Exchange, type ExchangeContext, handleExchange } from './exchange.ts';
 import { DEFAULT_ID_HEADERS } from './headers.ts';
 import { UnconfirmedIds } from './identity.ts';
 import { defaultLimits, type WebhookLimits } from './limits.ts';
+import { noteConnection } from './reclaim.ts';
 import type { WebhookRoute } from './route.ts';
 
 export {
@@ -229,11 +231,12 @@ export class WebhookServer {
   }
 
   private admit(socket: Socket): void {
-    if (this.stopping || !this.bounds.connections.enter()) {
+    if (this.stopping || !this.bounds.connections.enter(socket)) {
       socket.destroy();
       return;
     }
-    socket.once('close', () => this.bounds.connections.leave());
+    socket.once('close', () => this.bounds.connections.leave(socket));
+    noteConnection();
     socket.on('error', () => {}); // reported through clientError / the request; never uncaught
   }
 
@@ -277,6 +280,10 @@ export class WebhookServer {
       this.health(res);
       return;
     }
+    // Not evicted at the connection bound while this request is in progress.
+    const gate = this.bounds.connections;
+    gate.busy(req.socket);
+    res.once('close', () => gate.idle(req.socket));
     const ex = new Exchange(this.ctx, req, res, route);
     this.live.add(ex);
     handleExchange(this.ctx, ex, path!, expectContinue)
