@@ -163,11 +163,14 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
         return;
       }
       // A body that does not fit waits for room, reading nothing more meanwhile (backpressure:
-      // the client's bytes stay in the network); the idle clock stops, the request deadline
-      // does not. Only when too many bytes wait already is it refused.
+      // the client's bytes stay in the network), for at most the idle time: then 503 +
+      // Retry-After rather than a client left hanging until the request deadline. It is refused
+      // at once when too many bytes wait already.
       if (!o.budget.canWait(c.length)) return refuse(503, BUDGET_FULL);
       req.pause();
       clearTimeout(idle);
+      idle = setTimeout(() => refuse(503, BUDGET_FULL), o.idleMs);
+      idle.unref();
       const retry = () => {
         if (settled) return;
         if (!hold.append(c)) return o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);

@@ -15,7 +15,7 @@
 export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
 /** Body bytes read, or connections opened, after which a full collection is due. */
 export const FULL_EVERY_BYTES = 64 * 1024 * 1024;
-export const FULL_EVERY_CONNECTIONS = 2_000;
+export const FULL_EVERY_CONNECTIONS = 1_000;
 /** Least time between two full collections (ms). */
 export const FULL_MIN_INTERVAL_MS = 1_000;
 
