@@ -7,7 +7,10 @@
 #                 modules replaced by the published k8s.io/* versions); skipped when
 #                 KUBEBUILDER_ASSETS points at a folder that already has them
 #   helm          go install helm.sh/helm/v3/cmd/helm
-#   prometheus    Debian package (installed when missing and we are root)
+#   prometheus    Debian package, with promtool (installed when missing and we are root)
+#   servers       Kafka's jars (Maven Central, tools/kafka/pom.xml), moto (PyPI, in a venv) and
+#                 nsqd/nsqlookupd (tools/nsq) for the broker/cloud source and trigger tests;
+#                 `tools.sh servers` builds only these
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +60,50 @@ build_into "$TOOLS/nats-server-$NATS_SERVER_VERSION" nats-server -- \
 # `tools.sh nats`: only what `make run` needs.
 if [[ "${1:-}" == "nats" ]]; then say "nats-server ready under $TOOLS"; exit 0; fi
 
+# --- servers for the broker/cloud EventSource and trigger tests ----------------------------------
+# Each is started by its test harness only for its own tests (test/harness/*.ts) and stopped after.
+# `tools.sh servers` builds only these.
+servers() {
+  # nsqd + nsqlookupd: built from tools/nsq (its go.mod repeats nsq's own replace directive, which
+  # `go install pkg@version` refuses).
+  build_into "$TOOLS/nsq-$NSQ_VERSION" nsqd nsqlookupd -- \
+    bash -c 'cd "$1/tools/nsq" && go build -trimpath -ldflags "-s -w" -o "$OUT/nsqd" github.com/nsqio/nsq/apps/nsqd &&
+      go build -trimpath -ldflags "-s -w" -o "$OUT/nsqlookupd" github.com/nsqio/nsq/apps/nsqlookupd' _ "$root"
+
+  # Apache Kafka: the broker's jars from Maven Central (tools/kafka/pom.xml), run with the JDK.
+  if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then
+    build_into "$TOOLS/kafka-$KAFKA_VERSION" kafka-classpath -- kafka_fetch
+  else
+    say "kafka: java and mvn are needed (Debian: default-jdk-headless maven); Kafka tests will be skipped"
+  fi
+
+  # moto (AWS API server for SQS, SNS, S3, Lambda) in a venv. A venv cannot be moved once made,
+  # so it is made in place and marked complete last.
+  local moto="$TOOLS/moto-$MOTO_VERSION"
+  if [[ -f "$moto/.complete" ]]; then
+    say "moto: cached in $moto"
+  elif command -v python3 >/dev/null 2>&1; then
+    local start=$SECONDS
+    rm -rf "$moto"
+    python3 -m venv "$moto" || die "python3 -m venv failed (Debian: python3-venv)"
+    "$moto/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" || { rm -rf "$moto"; die "pip install moto failed"; }
+    touch "$moto/.complete"
+    say "moto: installed in $((SECONDS - start))s -> $moto"
+  else
+    say "moto: python3 is needed; SQS/SNS tests will be skipped"
+  fi
+}
+
+kafka_fetch() {
+  mvn -q -B -f "$root/tools/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$OUT/libs" || return 1
+  # One line the harness reads: the class path of the broker.
+  printf '#!/bin/sh\necho "%s/libs/*"\n' "$TOOLS/kafka-$KAFKA_VERSION" > "$OUT/kafka-classpath"
+  chmod +x "$OUT/kafka-classpath"
+}
+
+if [[ "${1:-}" == "servers" ]]; then servers; say "servers ready under $TOOLS"; exit 0; fi
+
 # --- kube-apiserver + etcd + kubectl -----------------------------------------------------------
 k8s_build() {
   local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
@@ -104,8 +151,9 @@ build_into "$TOOLS/pause-$PAUSE_VERSION" pause -- \
 build_into "$TOOLS/helm-$HELM_VERSION" helm -- go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 
 # --- prometheus (Debian) -----------------------------------------------------------------------
-if command -v prometheus >/dev/null 2>&1; then
-  say "prometheus: $(command -v prometheus)"
+# promtool (same package) checks and unit-tests the alerting rules.
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+  say "prometheus: $(command -v prometheus), $(command -v promtool)"
 elif [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
   say "prometheus: installing the Debian package"
   apt-get update -qq >/dev/null || die "apt-get update failed"
@@ -113,7 +161,9 @@ elif [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     || die "apt-get install prometheus failed"
   say "prometheus: $(command -v prometheus)"
 else
-  say "prometheus: missing (install the 'prometheus' package); tests that scrape metrics will be skipped"
+  say "prometheus: missing (install the 'prometheus' package); tests that scrape metrics or run promtool will be skipped"
 fi
+
+servers
 
 say "all tools ready under $TOOLS"

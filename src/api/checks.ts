@@ -4,31 +4,41 @@
 // with the same parsers the runtime uses, so what passes here also starts.
 import { Cron } from 'croner';
 import { compileGjson } from '../gjson/index.ts';
+import { parseDurationMs } from './stream-config.ts';
+import { checkTimeZone, resolveTimeZone, splitCronZone, type ZonedCron } from './timezone.ts';
 
-/** undefined when `tz` is an IANA time zone this runtime knows; otherwise why not. */
-export function checkTimeZone(tz: string): string | undefined {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return undefined;
-  } catch {
-    return `"${tz}" is not a known IANA time zone (e.g. "UTC", "Europe/Paris", "America/New_York")`;
-  }
-}
+export { checkTimeZone };
 
 const EVERY = /^@every\s+(\S+)$/;
 
 /**
  * undefined when `expr` is a schedule the calendar source and conditionsReset can run: a cron
  * expression (5 fields, or 6 with seconds first), a descriptor such as "@daily", or (with
- * `allowEvery`) "@every <duration>"; otherwise why not.
+ * `allowEvery`) "@every <duration>" (a positive one), each optionally after robfig/cron's
+ * "TZ=<zone> " or "CRON_TZ=<zone> " prefix; otherwise why not.
  */
 export function checkCron(expr: string, allowEvery: boolean): string | undefined {
-  if (EVERY.test(expr.trim())) return allowEvery ? undefined : '"@every" is not allowed here';
-  const fields = expr.trim().split(/\s+/);
-  if (!expr.trim().startsWith('@') && (fields.length < 5 || fields.length > 6))
+  let zoned: ZonedCron;
+  try {
+    zoned = splitCronZone(expr);
+    if (zoned.zone !== undefined) resolveTimeZone(zoned.zone);
+  } catch (err) {
+    return `"${expr}": ${(err as Error).message}`;
+  }
+  const spec = zoned.spec.trim();
+  const every = EVERY.exec(spec);
+  if (every) {
+    if (!allowEvery) return '"@every" is not allowed here';
+    const ms = parseDurationMs(every[1]!);
+    return ms === undefined || ms <= 0
+      ? `"${expr}": @every needs a positive duration such as "10s" (got "${every[1]}")`
+      : undefined;
+  }
+  const fields = spec.split(/\s+/);
+  if (!spec.startsWith('@') && (fields.length < 5 || fields.length > 6))
     return `"${expr}" has ${fields.length} fields; a cron expression has 5 (or 6 with seconds first)`;
   try {
-    new Cron(expr, { paused: true });
+    new Cron(spec, { paused: true });
     return undefined;
   } catch (err) {
     return `"${expr}" is not a valid cron expression: ${(err as Error).message}`;

@@ -101,12 +101,34 @@ export const strList = (description: string) => z.array(z.string()).optional().d
 export const strMap = (description: string) =>
   z.record(z.string(), z.string()).optional().describe(description);
 
-/** Go duration syntax, as upstream uses it: "10s", "1m30s", "250ms", "1h". */
-export const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
+/**
+ * Go's time.ParseDuration syntax, as upstream reads durations: "10s", "1m30s", "250ms", ".5s",
+ * "1.5h", "+1s", "0"; units ns, us, µs (U+00B5), μs (U+03BC), ms, s, m, h. A negative duration
+ * ("-1s"), which Go parses, is refused: no sluice field means anything by it.
+ */
+export const GO_DURATION = /^\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$/;
 export const durationString = () =>
-  z.string().regex(GO_DURATION, { message: 'must be a duration such as "30s", "5m" or "1h30m"' });
+  z.string().regex(GO_DURATION, {
+    message: 'must be a duration such as "30s", "5m", "1h30m" or ".5s" (Go syntax, not negative)',
+  });
 /** An optional duration string field. */
 export const duration = (description: string) => durationString().optional().describe(description);
+
+const UNIT = '(ns|us|µs|μs|ms|s|m|h)';
+/** One component of a Go duration, and one with a digit that is not 0. */
+const PART = `([0-9]+(\\.[0-9]*)?|\\.[0-9]+)${UNIT}`;
+const NONZERO_PART = `([0-9]*[1-9][0-9]*(\\.[0-9]*)?|[0-9]*\\.[0-9]*[1-9][0-9]*)${UNIT}`;
+/** A Go duration greater than zero (a pattern the CRD can carry: no zero interval reaches a pod). */
+export const POSITIVE_DURATION = new RegExp(`^\\+?(${PART})*${NONZERO_PART}(${PART})*$`);
+/** An optional duration that must be greater than zero (intervals: zero would fire or poll without pause). */
+export const positiveDuration = (description: string) =>
+  z
+    .string()
+    .regex(POSITIVE_DURATION, {
+      message: 'must be a positive duration such as "10s", "1m" or ".5s" (zero would repeat without pause)',
+    })
+    .optional()
+    .describe(description);
 
 /**
  * Upstream `Int64OrString`: an integer (nanoseconds for durations) or a string (e.g. "3s").

@@ -93,20 +93,23 @@ export const EventContext = obj('Expected CloudEvents attributes of matching eve
   time: str('Event time.'),
 });
 
+/**
+ * A time of day as upstream parses it (Go's time.Parse with "15:04:05": one- or two-digit hour,
+ * fractional seconds after "." or ","), plus "HH:MM" (seconds 0), which sluice also takes.
+ */
+export const TIME_OF_DAY = /^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.,][0-9]+)?)?$/;
+const timeOfDay = (description: string) =>
+  z
+    .string()
+    .regex(TIME_OF_DAY, { message: 'must be a time of day such as "09:00", "17:30:00" or "09:00:00.5"' })
+    .describe(description);
+
 export const TimeFilter = obj('Only events arriving within a daily time window pass.', {
-  start: z
-    .string()
-    .regex(/^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$/, {
-      message: 'must be a time of day such as "09:00" or "17:30:00"',
-    })
-    .describe('Start of the window, HH:MM[:SS].'),
-  stop: z
-    .string()
-    .regex(/^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$/, {
-      message: 'must be a time of day such as "09:00" or "17:30:00"',
-    })
-    .describe('End of the window, HH:MM[:SS]; a stop before start spans midnight.'),
-  timezone: timeZone('IANA time zone of the window, e.g. "Europe/Paris". Defaults to UTC.'),
+  start: timeOfDay('Start of the window, HH:MM[:SS[.fraction]].'),
+  stop: timeOfDay('End of the window, HH:MM[:SS[.fraction]]; a stop before start spans midnight.'),
+  timezone: timeZone(
+    'Time zone of the window as Go names it, e.g. "Europe/Paris" (case-sensitive), "Local" or "UTC" (the default).',
+  ),
 });
 
 export const EventDependencyFilter = obj('Tests an event must pass to satisfy the dependency.', {
@@ -445,7 +448,9 @@ export const ConditionsResetCriteria = obj('When partially met conditions are fo
       .superRefine(refineWith((c: string) => checkCron(c, false)))
       .optional()
       .describe('Cron schedule, e.g. "0 0 * * *" (5 fields, or 6 with seconds first).'),
-    timezone: timeZone('IANA time zone of the schedule. Defaults to UTC.'),
+    timezone: timeZone(
+      'Time zone of the schedule as Go names it, e.g. "Europe/Paris" (case-sensitive), "Local" or "UTC" (the default); a "TZ=<zone> " prefix of cron wins.',
+    ),
   })
     .optional()
     .describe('A schedule for the reset.'),

@@ -12,8 +12,8 @@
 //   webhook answers 503) instead of the oldest unconsumed events being dropped.
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { formatPath } from './format.ts';
 import { GO_DURATION } from './kit.ts';
-import { formatPath } from './validate.ts';
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
@@ -30,21 +30,26 @@ const DUR_UNITS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
   µs: 1e-3,
+  μs: 1e-3,
   ms: 1,
   s: 1000,
   m: 60_000,
   h: 3_600_000,
 };
+/** Go's longest duration (2^63-1 ns) in ms: longer text is an "invalid duration" in Go. */
+const MAX_DURATION_MS = 9_223_372_036_854.775;
 
-/** Go duration ("72h", "1m30s", "0") → milliseconds. */
+/**
+ * A Go duration ("72h", "1m30s", ".5s", "+1s", "0") → milliseconds; undefined when Go's
+ * time.ParseDuration would refuse it, or for a negative duration (see GO_DURATION).
+ */
 export function parseDurationMs(v: string): number | undefined {
   const s = v.trim();
-  if (s === '0') return 0;
   if (!GO_DURATION.test(s)) return undefined;
   let total = 0;
-  for (const m of s.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g))
+  for (const m of s.matchAll(/([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)/g))
     total += Number(m[1]) * DUR_UNITS[m[2]!]!;
-  return total;
+  return total > MAX_DURATION_MS ? undefined : total;
 }
 
 /** A count or byte limit: a positive integer, or -1 for none. 0 is refused as ambiguous. */
@@ -245,4 +250,18 @@ function issueMessage(key: string): string {
     default:
       return `${key} has the wrong type (a number or a string such as "1GB" or "72h")`;
   }
+}
+
+/**
+ * The event stream's duplicates window in ms: `duplicates`, capped at `maxAge` (JetStream refuses
+ * a window longer than the age limit). An event id repeated within it is stored once.
+ */
+export function duplicatesWindowMs(s: Pick<StreamSettings, 'duplicates' | 'maxAge'>): number {
+  return s.maxAge > 0 ? Math.min(s.duplicates, s.maxAge) : s.duplicates;
+}
+
+/** The duplicates window of the stream a `streamConfig` text makes (the default when invalid). */
+export function streamConfigDuplicatesMs(text: string | undefined): number {
+  const parsed = parseStreamConfig(text);
+  return duplicatesWindowMs(parsed.ok ? parsed.settings : DEFAULT_STREAM_SETTINGS);
 }

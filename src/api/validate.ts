@@ -1,11 +1,16 @@
 // Offline validation of manifests with the same zod schemas the controller uses. Pure: text in,
 // problems out. Used by `sluice lint` and by `sluice dev` when it loads manifests.
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { type Document, LineCounter, parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { EventBus } from './eventbus.ts';
 import { EventSource } from './eventsource.ts';
+import { formatPath } from './format.ts';
+import { checkNamespace, checkObjectName } from './names.ts';
 import { Sensor } from './sensor.ts';
 import { parseStreamConfig } from './stream-config.ts';
+import { yaml11Warnings } from './yaml11.ts';
+
+export { formatPath };
 
 export const API_VERSION = 'argoproj.io/v1alpha1';
 export const SCHEMAS: Record<string, z.ZodType> = { EventBus, EventSource, Sensor };
@@ -32,20 +37,12 @@ export interface LoadedObject {
 export interface ValidationResult {
   objects: LoadedObject[];
   problems: Problem[];
+  /** Findings that do not fail the lint (e.g. a YAML 1.1 scalar kubectl reads as a boolean). */
+  warnings: Problem[];
   /** Documents of other kinds (ConfigMaps, Workflows, ...) that were skipped. */
   skipped: number;
-}
-
-export function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else {
-      const s = String(seg);
-      out += /^[A-Za-z_][A-Za-z0-9_-]*$/.test(s) ? (out ? `.${s}` : s) : `[${JSON.stringify(s)}]`;
-    }
-  }
-  return out;
+  /** Non-empty documents read (ours, skipped and unreadable ones). */
+  documents: number;
 }
 
 interface ZodDefLike {
@@ -253,6 +250,31 @@ function streamConfigProblems(bus: unknown, label: string): Problem[] {
   return out;
 }
 
+/** Problems with metadata.name / namespace that the API server or the controller would refuse. */
+function metadataProblems(
+  kind: string,
+  name: string,
+  namespace: unknown,
+  spec: unknown,
+  label: string,
+): Problem[] {
+  const out: Problem[] = [];
+  const bad = (path: string, message: string | undefined) => {
+    if (message) out.push({ object: label, path, message });
+  };
+  if (!name) bad('metadata.name', 'required field is missing');
+  else bad('metadata.name', checkObjectName(name));
+  if (typeof namespace === 'string') bad('metadata.namespace', checkNamespace(namespace));
+  else if (namespace !== undefined && namespace !== null) bad('metadata.namespace', 'expected string');
+  const service = (spec as { service?: unknown } | undefined)?.service;
+  if (kind === 'EventSource' && service && name && !out.length && !/^[a-z][-a-z0-9]*$/.test(name))
+    bad(
+      'metadata.name',
+      `with spec.service the name must start with a letter and hold no "." (the Service "${name}-eventsource-svc" is named after it, and Service names are RFC 1035 labels)`,
+    );
+  return out;
+}
+
 /** Validates one parsed object (a document's JSON). */
 export function validateObject(doc: unknown): { problems: Problem[]; object?: LoadedObject; skip?: boolean } {
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
@@ -262,6 +284,7 @@ export function validateObject(doc: unknown): { problems: Problem[]; object?: Lo
     apiVersion?: unknown;
     kind?: unknown;
     metadata?: { name?: unknown; namespace?: unknown };
+    spec?: unknown;
   };
   const kind = typeof d.kind === 'string' ? d.kind : '';
   const name = typeof d.metadata?.name === 'string' ? d.metadata.name : '';
@@ -270,8 +293,7 @@ export function validateObject(doc: unknown): { problems: Problem[]; object?: Lo
   if (which === 'skip') return { problems: [], skip: true };
   if (which !== 'ours') return { problems: [which] };
   const schema = SCHEMAS[kind]!;
-  const problems: Problem[] = [];
-  if (!name) problems.push({ object: label, path: 'metadata.name', message: 'required field is missing' });
+  const problems = metadataProblems(kind, name, d.metadata?.namespace, d.spec, label);
   const parsed = schema.safeParse(doc, { reportInput: true });
   if (!parsed.success) problems.push(...issuesToProblems(schema, label, parsed.error.issues));
   else if (kind === 'EventBus') problems.push(...streamConfigProblems(parsed.data, label));
@@ -288,34 +310,124 @@ export function validateObject(doc: unknown): { problems: Problem[]; object?: Lo
   };
 }
 
-/** Validates every document of a multi-document YAML text. */
+/** kubectl's list forms: `kind: List` (or any `...List` kind) with an `items` array. */
+function listItems(json: unknown): unknown[] | undefined {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return undefined;
+  const { kind, items } = json as { kind?: unknown; items?: unknown };
+  return typeof kind === 'string' && kind.endsWith('List') && Array.isArray(items) ? items : undefined;
+}
+
+/** Most alias expansions one document may make (the yaml library's count; kubectl takes thousands). */
+export const MAX_ALIAS_COUNT = 10_000;
+
+/** A document's JSON, or the one-line reason it cannot be read (never throws). */
+function documentJson(doc: Document.Parsed): { json: unknown } | { error: string } {
+  try {
+    return { json: doc.toJS({ json: true, maxAliasCount: MAX_ALIAS_COUNT }) };
+  } catch (err) {
+    const e = err as Error;
+    if (e instanceof RangeError) return { error: 'document is nested too deeply to read' };
+    if (/alias/i.test(e.message))
+      return {
+        error: `aliases expand to too much data (more than ${MAX_ALIAS_COUNT} alias resolutions; a "billion laughs" document?)`,
+      };
+    return { error: e.message.split('\n')[0] ?? String(err) };
+  }
+}
+
+interface DocContext {
+  line: number;
+  /** The same document read as YAML 1.1 (as kubectl reads it), when it could be read. */
+  v11: unknown;
+}
+
+/** Validates one document's JSON (a List: each item) into `result`. */
+function validateJson(json: unknown, ctx: DocContext, result: ValidationResult): void {
+  const items = listItems(json);
+  if (items) {
+    const items11 = listItems(ctx.v11);
+    items.forEach((item, i) => {
+      const before = result.problems.length;
+      const warnBefore = result.warnings.length;
+      validateJson(item, { line: ctx.line, v11: items11?.[i] }, result);
+      for (const p of [...result.problems.slice(before), ...result.warnings.slice(warnBefore)])
+        p.object = `items[${i}] ${p.object}`.trim();
+    });
+    if (!items.length) result.skipped++;
+    return;
+  }
+  const r = validateObject(json);
+  if (r.skip) {
+    result.skipped++;
+    return;
+  }
+  for (const p of r.problems) result.problems.push({ ...p, line: ctx.line });
+  const kind = (json as { kind?: unknown }).kind as string;
+  if (ctx.v11 !== undefined && Object.hasOwn(SCHEMAS, kind)) {
+    const label = r.problems[0]?.object ?? `${kind}/${r.object?.name ?? ''}`;
+    for (const w of yaml11Warnings(SCHEMAS[kind]!, json, ctx.v11))
+      result.warnings.push({ object: label, path: w.path, message: w.message, line: ctx.line });
+  }
+  if (r.object) result.objects.push({ ...r.object, line: ctx.line });
+}
+
+/**
+ * Validates every document of a multi-document YAML text (lists expanded). Never throws: what
+ * cannot be read (YAML syntax, alias bombs, nesting) is a problem with a line.
+ */
 export function validateText(text: string): ValidationResult {
+  const result: ValidationResult = { objects: [], problems: [], warnings: [], skipped: 0, documents: 0 };
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter });
-  const result: ValidationResult = { objects: [], problems: [], skipped: 0 };
-  for (const doc of Array.isArray(docs) ? docs : [docs]) {
+  let docs: Document.Parsed[];
+  let docs11: Document.Parsed[] = [];
+  try {
+    // kubectl resolves "<<" merge keys; so does the YAML 1.2 reading here.
+    docs = parseAllDocuments(text, { lineCounter, merge: true }) as Document.Parsed[];
+    docs11 = parseAllDocuments(text, { version: '1.1' }) as Document.Parsed[];
+  } catch (err) {
+    result.problems.push({ object: '', path: '', message: `cannot read YAML: ${(err as Error).message}` });
+    return result;
+  }
+  docs.forEach((doc, i) => {
     const line = lineCounter.linePos(doc.range?.[0] ?? 0).line;
     if (doc.errors.length) {
+      result.documents++;
       for (const err of doc.errors) {
         const at = err.linePos?.[0];
+        const why = /Maximum call stack/.test(err.message)
+          ? 'document is nested too deeply to read'
+          : err.message.split('\n')[0];
         result.problems.push({
           object: '',
           path: '',
-          message: `YAML error${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${err.message.split('\n')[0]}`,
+          message: `YAML error${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${why}`,
           line: at?.line ?? line,
         });
       }
-      continue;
+      return;
     }
-    const json: unknown = doc.toJSON();
-    if (json === null || json === undefined) continue; // empty document (e.g. trailing ---)
-    const r = validateObject(json);
-    if (r.skip) {
-      result.skipped++;
-      continue;
+    const r = documentJson(doc);
+    if ('error' in r) {
+      result.documents++;
+      result.problems.push({ object: '', path: '', message: `YAML error: ${r.error}`, line });
+      return;
     }
-    for (const p of r.problems) result.problems.push({ ...p, line });
-    if (r.object) result.objects.push({ ...r.object, line });
-  }
+    if (r.json === null || r.json === undefined) return; // empty document (e.g. trailing ---)
+    result.documents++;
+    const d11 = docs11[i];
+    const v11 = d11 && !d11.errors.length ? documentJson(d11) : undefined;
+    try {
+      validateJson(r.json, { line, v11: v11 && 'json' in v11 ? v11.json : undefined }, result);
+    } catch (err) {
+      const e = err as Error;
+      const why = e instanceof RangeError ? 'document is nested too deeply to read' : e.message;
+      result.problems.push({
+        object: '',
+        path: '',
+        message: `cannot check the document at line ${line}: ${why}`,
+        line,
+      });
+    }
+  });
   return result;
 }

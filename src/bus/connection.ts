@@ -140,6 +140,48 @@ export class BusConnection extends EventEmitter<{ state: [ConnectionState] }> {
     return new BusConnection(nc, backoff);
   }
 
+  /**
+   * Connects, however long the bus takes to be there: a failed first connect (no route or DNS
+   * name yet, servers still starting, a credential the servers have not loaded yet) is retried
+   * with backoff (`initialMs`, default 500 ms, doubling to `maxMs`, default 15 s, jittered), and
+   * `onRetry` hears of each failure. A managed bus's pods start next to the EventSources and
+   * Sensors that use it, and a new role's credential reaches the servers only when the kubelet
+   * refreshes their config Secret (up to a minute or two): failing the pod instead would put it
+   * into a growing crash-loop back-off. Rejects only when `signal` aborts (with its reason).
+   */
+  static async openPatiently(
+    config: BusConnectOptions,
+    opts: {
+      signal?: AbortSignal;
+      onRetry?: (err: Error, delayMs: number, attempt: number) => void;
+      initialMs?: number;
+      maxMs?: number;
+    } = {},
+  ): Promise<BusConnection> {
+    const backoff = new Backoff(opts.initialMs ?? 500, opts.maxMs ?? 15_000);
+    for (let attempt = 1; ; attempt++) {
+      opts.signal?.throwIfAborted();
+      try {
+        return await BusConnection.open(config);
+      } catch (err) {
+        const delay = backoff.delayMs;
+        backoff.failed();
+        opts.onRetry?.(err as Error, delay, attempt);
+        await new Promise<void>((resolve, reject) => {
+          const onAbort = () => {
+            clearTimeout(timer);
+            reject(opts.signal!.reason);
+          };
+          const timer = setTimeout(() => {
+            opts.signal?.removeEventListener('abort', onAbort);
+            resolve();
+          }, delay);
+          opts.signal?.addEventListener('abort', onAbort, { once: true });
+        });
+      }
+    }
+  }
+
   get state(): ConnectionState {
     return this.current;
   }

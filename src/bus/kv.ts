@@ -14,7 +14,7 @@ export interface KvOptions {
   replicas?: number;
 }
 
-/** Opens a bucket, creating it if needed (an existing bucket's settings are brought in line). */
+/** Opens a bucket, creating it if needed (an existing bucket is opened as it is: one stream info). */
 export async function openKv(
   connection: NatsConnection | BusConnection,
   bucket: string,

@@ -7,8 +7,9 @@
 //                own inbox prefix, so no role can read another's replies (a pull's messages arrive
 //                as replies)
 //   EventSource  publish to its own event subjects (sluice.<ns>.<bus>.<eventsource>.*) and use
-//                its own KV buckets (a calendar's last fire); nothing else: it cannot read events,
-//                create, delete or purge streams or consumers
+//                and watch its own KV buckets (a calendar's last fire, the webhook family's
+//                unconfirmed request ids); nothing else: it cannot read events, create, delete or
+//                purge streams, or make consumers on anything but its own buckets
 //   Sensor       per dependency consumer <c>: $JS.API.CONSUMER.INFO.<stream>.<c>,
 //                $JS.API.CONSUMER.MSG.NEXT.<stream>.<c> (pull) and $JS.ACK.<stream>.<c>.> (ack,
 //                nak, in-progress, term); its own KV buckets; publish its dead letters
@@ -50,6 +51,20 @@ export function kvSubjects(bucket: string): string[] {
   ];
 }
 
+/**
+ * What watching KV bucket `bucket` needs (an ordered push consumer on its stream: create, delete
+ * on reset or stop, flow-control replies); deliveries arrive on the role's inbox.
+ */
+export function kvWatchSubjects(bucket: string): string[] {
+  const stream = `KV_${bucket}`;
+  return [
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
 const common = (inbox: string): Permissions => ({
   publish: ['$JS.API.INFO'],
   subscribe: [`${inbox}.>`],
@@ -63,7 +78,12 @@ export function eventSourcePermissions(
 ): Permissions {
   const base = common(inboxPrefixFor('eventsource', bus.namespace, eventSource));
   return {
-    publish: [...base.publish, eventSourceSubjects(bus, eventSource), ...buckets.flatMap(kvSubjects)],
+    publish: [
+      ...base.publish,
+      eventSourceSubjects(bus, eventSource),
+      // Its own buckets only (the webhook family watches its request-id bucket).
+      ...buckets.flatMap((b) => [...kvSubjects(b), ...kvWatchSubjects(b)]),
+    ],
     subscribe: base.subscribe,
   };
 }

@@ -88,6 +88,11 @@ export class Publisher {
     this.longestTimeoutMs = this.timeoutMs;
   }
 
+  /** The server's max_payload (bytes; 1 MiB, NATS's default, before the connection knows it). */
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? 1024 * 1024;
+  }
+
   /** Publishes awaiting their PubAck. */
   get pending(): number {
     return this.inFlight;

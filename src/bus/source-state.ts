@@ -1,30 +1,84 @@
 // What an EventSource keeps on the bus: a KV bucket for the calendar sources that persist their
-// last fire. The controller creates it (with the bus's replicas) and deletes it with the
-// EventSource; the calendar adapter only opens it.
+// last fire, one for the webhook family's unconfirmed request ids (shared by its replicas,
+// entries kept for the stream's duplicates window) and one for the sftp sources' directory
+// listings. The controller creates them (with the bus's replicas) and deletes them with the
+// EventSource; the adapters only open them, so an EventSource's credential never needs to create
+// or change a stream.
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { WEBHOOK_SOURCE_TYPES } from '../api/eventsource/index.ts';
 import { isNotFound } from './errors.ts';
 import { openKv } from './kv.ts';
 import { kvBucketName } from './subjects.ts';
+
+/** A KV bucket to create: its name, and how long entries live (ms; unset: for ever). */
+export interface BucketSpec {
+  name: string;
+  ttlMs?: number;
+}
 
 /** The calendar bucket name of an EventSource (the one the calendar adapter opens). */
 export function calendarBucket(namespace: string, eventSource: string): string {
   return kvBucketName(namespace, eventSource, 'calendar');
 }
 
-/** KV buckets an EventSource spec needs (pure): the calendar bucket when a calendar persists. */
-export function eventSourceBuckets(namespace: string, eventSource: string, spec: unknown): string[] {
-  const calendar = (spec as { calendar?: Record<string, { persistence?: unknown } | undefined> })?.calendar;
-  const persists = Object.values(calendar ?? {}).some((c) => c?.persistence);
-  return persists ? [calendarBucket(namespace, eventSource)] : [];
+/** The bucket where an EventSource's webhook servers share unconfirmed request ids. */
+export function webhookIdsBucket(namespace: string, eventSource: string): string {
+  return kvBucketName(namespace, eventSource, 'webhook-ids');
 }
 
+/** The sftp bucket name of an EventSource (last listing per sftp entry). */
+export function sftpBucket(namespace: string, eventSource: string): string {
+  return kvBucketName(namespace, eventSource, 'sftp');
+}
+
+/** Every bucket an EventSource may have, whatever its spec (for deletion). */
+export function allEventSourceBuckets(namespace: string, eventSource: string): string[] {
+  return [
+    calendarBucket(namespace, eventSource),
+    webhookIdsBucket(namespace, eventSource),
+    sftpBucket(namespace, eventSource),
+  ];
+}
+
+/**
+ * KV buckets an EventSource spec needs (pure): the calendar bucket when a calendar persists, the
+ * request-id bucket when a webhook-family source receives HTTP requests (entries live for
+ * `duplicatesMs`, the event stream's duplicates window), the sftp bucket when there is an sftp
+ * entry.
+ */
+export function eventSourceBucketSpecs(
+  namespace: string,
+  eventSource: string,
+  spec: unknown,
+  duplicatesMs: number,
+): BucketSpec[] {
+  const s = (spec ?? {}) as Record<string, Record<string, { persistence?: unknown } | undefined> | undefined>;
+  const used = (type: string) => Object.keys(s[type] ?? {}).length > 0;
+  const out: BucketSpec[] = [];
+  if (Object.values(s.calendar ?? {}).some((c) => c?.persistence))
+    out.push({ name: calendarBucket(namespace, eventSource) });
+  if ([...WEBHOOK_SOURCE_TYPES].some(used))
+    out.push({ name: webhookIdsBucket(namespace, eventSource), ttlMs: duplicatesMs });
+  if (used('sftp')) out.push({ name: sftpBucket(namespace, eventSource) });
+  return out;
+}
+
+/** Names of the KV buckets an EventSource spec needs (pure; see eventSourceBucketSpecs). */
+export function eventSourceBuckets(namespace: string, eventSource: string, spec: unknown): string[] {
+  return eventSourceBucketSpecs(namespace, eventSource, spec, 0).map((b) => b.name);
+}
+
+/** Creates the buckets that do not exist yet (existing ones are left as they are). */
 export async function provisionBuckets(
   nc: NatsConnection,
-  buckets: string[],
+  buckets: Array<string | BucketSpec>,
   replicas: number,
 ): Promise<void> {
-  for (const b of buckets) await openKv(nc, b, { history: 1, replicas });
+  for (const b of buckets) {
+    const { name, ttlMs } = typeof b === 'string' ? { name: b, ttlMs: undefined } : b;
+    await openKv(nc, name, { history: 1, replicas, ...(ttlMs ? { ttl: ttlMs } : {}) });
+  }
 }
 
 /** Deletes the named KV buckets (absent ones are fine); returns the streams removed. */

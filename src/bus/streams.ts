@@ -12,7 +12,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import type { StreamSettings } from '../api/stream-config.ts';
+import { duplicatesWindowMs, type StreamSettings } from '../api/stream-config.ts';
 import { BusError, isNotFound, ServerCode, serverCode } from './errors.ts';
 import {
   type BusRef,
@@ -50,7 +50,7 @@ export function eventStreamConfig(bus: BusRef, s: StreamSettings, replicas = s.r
     max_msg_size: s.maxMsgSize,
     num_replicas: replicas,
     // JetStream refuses a duplicates window longer than max_age.
-    duplicate_window: ms2ns(s.maxAge > 0 ? Math.min(s.duplicates, s.maxAge) : s.duplicates),
+    duplicate_window: ms2ns(duplicatesWindowMs(s)),
     allow_direct: true,
   };
 }

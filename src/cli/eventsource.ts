@@ -1,7 +1,7 @@
 // `sluice eventsource`: runs the EventSource handed over by the controller (SLUICE_OBJECT,
 // SLUICE_BUS, SLUICE_BUS_CREDENTIAL, as set in its Deployment).
 import { EventSourceSpec } from '../api/eventsource.ts';
-import { BusConnection } from '../bus/connection.ts';
+import { streamConfigDuplicatesMs } from '../api/stream-config.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
@@ -9,8 +9,14 @@ import { hiddenHeadersFromEnv, idHeadersFromEnv } from '../eventsources/webhook/
 import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
-import { startOpsServer } from '../observability/server.ts';
-import { fromEnv, kubeAccessors, runtimeBusOptions, STOP_MARGIN_MS, stopOnSignals } from './runtime-env.ts';
+import {
+  fromEnv,
+  kubeAccessors,
+  runtimeBusOptions,
+  STOP_MARGIN_MS,
+  startRuntime,
+  stopOnSignals,
+} from './runtime-env.ts';
 
 /** Longest wait for the bus connection to drain on stop (a paused server never confirms). */
 const BUS_CLOSE_MS = 2_000;
@@ -32,9 +38,14 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   const spec = EventSourceSpec.parse(obj.spec);
   const limits = limitsFromEnv();
 
-  const conn = await BusConnection.open({
-    ...runtimeBusOptions(bus),
-    name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}`,
+  const {
+    conn,
+    ops,
+    running: ready,
+  } = await startRuntime({
+    metricsPort: flags.metricsPort,
+    log,
+    bus: { ...runtimeBusOptions(bus), name: `eventsource/${obj.metadata.namespace}/${obj.metadata.name}` },
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret } = kubeAccessors(obj.metadata.namespace);
@@ -50,6 +61,9 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     // Webhook bounds and the publish deadline (SLUICE_WEBHOOK_*, see webhook/limits.ts).
     limits,
+    // From the streamConfig the controller made the stream with: no stream info needed (which an
+    // EventSource's credential may not read).
+    duplicatesWindowMs: streamConfigDuplicatesMs(bus.streamConfig),
     hiddenHeaders: hiddenHeadersFromEnv(),
     idHeaders: idHeadersFromEnv(),
     ...(process.env.SLUICE_STATE_DIR ? { stateDir: process.env.SLUICE_STATE_DIR } : {}),
@@ -57,13 +71,11 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     log,
     resolveSecret,
   });
-  const ops = await startOpsServer({
-    port: Number(flags.metricsPort),
-    registry: registry(),
-    notReady: () => (conn.state === 'connected' ? publisher.wedged() : `bus ${conn.state}`),
-    // Publishes that never settle mean the process cannot do its job any more: restart it.
-    notLive: () => publisher.wedged(),
-  });
+  // Publishes that never settle: not ready, and the process cannot do its job any more (restart it).
+  ready(
+    () => publisher.wedged(),
+    () => publisher.wedged(),
+  );
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
   // Bounded: the webhook servers take at most the grace period, the rest a few seconds more.
   stopOnSignals(

@@ -10,6 +10,7 @@ import { parseStreamConfig, streamSettingWarnings } from '../api/stream-config.t
 import { type LoadedObject, type Problem, validateText } from '../api/validate.ts';
 import { compileDataFilters } from '../sensors/match/data.ts';
 import { compileExpr } from '../sensors/match/expr.ts';
+import { supportWarnings } from './lint-support.ts';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 /** The name standard input goes by in messages. */
@@ -93,51 +94,87 @@ function readInput(file: string): string {
   return file === STDIN ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
 }
 
+/** One file's findings, printed and counted into `summary`. */
+function lintFile(name: string, text: string, write: (line: string) => void, summary: LintSummary): number {
+  const result = validateText(text);
+  const problems = [...result.problems];
+  for (const o of result.objects) {
+    const more = sensorProblems(o).map((p) => ({ ...p, line: o.line }));
+    if (more.length) problems.push(...more);
+    else summary.objects++;
+  }
+  const where = (p: Problem) => {
+    const at = [p.object, p.path].filter(Boolean).join(': ');
+    return at ? `${at}: ` : p.line ? `line ${p.line}: ` : '';
+  };
+  for (const p of problems) {
+    summary.problems++;
+    write(`${name}: ${where(p)}${p.message}`);
+  }
+  for (const p of result.warnings) {
+    summary.warnings++;
+    write(`${name}: ${where(p)}warning: ${p.message}`);
+  }
+  for (const o of result.objects) {
+    const f = busFindings(o);
+    const label = `${o.kind}/${o.name}`;
+    for (const m of f.problems) {
+      summary.problems++;
+      write(`${name}: ${label}: ${m}`);
+    }
+    for (const m of [...f.warnings, ...supportWarnings(o)]) {
+      summary.warnings++;
+      write(`${name}: ${label}: warning: ${m}`);
+    }
+  }
+  return result.documents;
+}
+
+/**
+ * Lints every manifest under `paths` (files, folders, "-" for standard input), writing one line
+ * per finding. A path that holds no manifest at all (an empty file, folder or standard input)
+ * is a problem: nothing was checked.
+ */
 export function lint(paths: string[], write: (line: string) => void, read = readInput): LintSummary {
-  const files: string[] = [];
   const summary: LintSummary = { files: 0, objects: 0, problems: 0, warnings: 0 };
   for (const p of paths) {
+    const files: string[] = [];
     try {
       collect(p, files);
     } catch (err) {
       write(`${p}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       summary.problems++;
-    }
-  }
-  for (const file of files) {
-    const name = file === STDIN ? '<stdin>' : file;
-    summary.files++;
-    let text: string;
-    try {
-      text = read(file);
-    } catch (err) {
-      write(`${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      summary.problems++;
       continue;
     }
-    const result = validateText(text);
-    const problems = [...result.problems];
-    for (const o of result.objects) {
-      const more = sensorProblems(o).map((p) => ({ ...p, line: o.line }));
-      if (more.length) problems.push(...more);
-      else summary.objects++;
-    }
-    for (const p of problems) {
-      summary.problems++;
-      const where = [p.object, p.path].filter(Boolean).join(': ');
-      write(`${name}: ${where ? `${where}: ` : p.line ? `line ${p.line}: ` : ''}${p.message}`);
-    }
-    for (const o of result.objects) {
-      const f = busFindings(o);
-      const label = `${o.kind}/${o.name}`;
-      for (const m of f.problems) {
+    let documents = 0;
+    let unreadable = false;
+    for (const file of files) {
+      const name = file === STDIN ? '<stdin>' : file;
+      summary.files++;
+      let text: string;
+      try {
+        text = read(file);
+      } catch (err) {
+        write(`${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         summary.problems++;
-        write(`${name}: ${label}: ${m}`);
+        unreadable = true;
+        continue;
       }
-      for (const m of f.warnings) {
-        summary.warnings++;
-        write(`${name}: ${label}: warning: ${m}`);
+      try {
+        documents += lintFile(name, text, write, summary);
+      } catch (err) {
+        // Every reader above reports its own problems; this is the guard against a stack trace.
+        write(`${name}: cannot check: ${(err as Error).message}`);
+        summary.problems++;
+        documents++;
       }
+    }
+    if (documents === 0 && !unreadable) {
+      const what = p === STDIN ? '<stdin>' : p;
+      write(
+        `${what}: no manifests found${files.length === 0 ? ' (no .yaml, .yml or .json files)' : ' (empty input)'}`,
+      );
+      summary.problems++;
     }
   }
   return summary;

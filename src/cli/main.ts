@@ -50,7 +50,7 @@ program
   )
   .option(
     '--nats-reloader-image <image>',
-    'config reloader sidecar of managed buses (signals nats-server when users or certificates change)',
+    'config reloader sidecar of managed buses, taking nats-server-config-reloader flags (default: the sluice image running `sluice nats-reloader`)',
   )
   .option('--workers <n>', 'reconcile workers per kind', '4')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
@@ -83,6 +83,21 @@ program
       const { runSensor } = await import('./sensor.ts');
       await runSensor(flags);
     });
+  });
+
+program
+  .command('nats-reloader')
+  .description(
+    "config reloader sidecar of a managed bus's server pods: signals nats-server when its config or certificates change (started by the controller; bin/nats-reloader)",
+  )
+  .argument('[flags...]', '-pid FILE -config FILE [-config FILE...] [-signal HUP] [-interval SECONDS]')
+  .helpOption(false)
+  .allowUnknownOption()
+  .action(async (args: string[]) => {
+    // bin/sluice runs the shell script directly; this is for `node src/cli/main.ts nats-reloader`.
+    const { spawnSync } = await import('node:child_process');
+    const script = new URL('../../bin/nats-reloader', import.meta.url).pathname;
+    process.exitCode = spawnSync(script, args, { stdio: 'inherit' }).status ?? 1;
   });
 
 program

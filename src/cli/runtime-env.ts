@@ -3,8 +3,9 @@
 // kubeconfig, loaded only when something needs it (a Secret, a ConfigMap, a Lease, a watch).
 import { createRequire } from 'node:module';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Gauge } from 'prom-client';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
-import type { BusConnectOptions } from '../bus/connection.ts';
+import { BusConnection, type BusConnectOptions } from '../bus/connection.ts';
 import {
   ENV_BUS_CREDENTIAL,
   ENV_BUS_TLS_CA,
@@ -12,6 +13,9 @@ import {
   ENV_BUS_TLS_KEY,
   type RuntimeBus,
 } from '../controller/resources/workload.ts';
+import type { Logger } from '../observability/logger.ts';
+import { adopt, registry } from '../observability/metrics.ts';
+import { type OpsServer, startOpsServer } from '../observability/server.ts';
 
 /**
  * The Kubernetes client, loaded on first use only: it costs about 80 MiB of memory, which an
@@ -128,4 +132,85 @@ export function stopOnSignals(
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+export interface RuntimeStart {
+  conn: BusConnection;
+  ops: OpsServer;
+  /**
+   * The role is running: from now on /readyz follows the bus connection and `notReady` (the
+   * role's own reason not to be ready, e.g. a Sensor's consumer is gone), and /healthz follows
+   * `notLive` (a reason to restart the process, e.g. publishes that never settle).
+   */
+  running(notReady?: () => string | undefined, notLive?: () => string | undefined): void;
+}
+
+/**
+ * Starts the ops server (/metrics, /healthz, /readyz), then connects to the bus however long it
+ * takes (BusConnection.openPatiently): meanwhile the pod is alive but not ready, /readyz saying
+ * why, and every failed try is logged. SIGTERM/SIGINT while waiting exits 0 at once.
+ */
+export async function startRuntime(o: {
+  metricsPort: string;
+  log: Logger;
+  bus: BusConnectOptions;
+}): Promise<RuntimeStart> {
+  let conn: BusConnection | undefined;
+  let started = false;
+  let roleNotReady: (() => string | undefined) | undefined;
+  let roleNotLive: (() => string | undefined) | undefined;
+  let waiting = 'connecting to the bus';
+  adopt(
+    registry(),
+    new Gauge({
+      name: 'sluice_bus_connected',
+      help: '1 while this EventSource/Sensor process is connected to its bus, else 0 (waiting, reconnecting, closed).',
+      registers: [],
+      collect() {
+        this.set(conn?.state === 'connected' ? 1 : 0);
+      },
+    }),
+  );
+  const ops = await startOpsServer({
+    port: Number(o.metricsPort),
+    registry: registry(),
+    notReady: () => {
+      if (!conn) return waiting;
+      if (conn.state !== 'connected') return `bus ${conn.state}`;
+      return started ? roleNotReady?.() : 'starting';
+    },
+    notLive: () => roleNotLive?.(),
+  });
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new Error('stopped while waiting for the bus'));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    conn = await BusConnection.openPatiently(o.bus, {
+      signal: abort.signal,
+      onRetry: (err, retryInMs, attempt) => {
+        waiting = `waiting for the bus: ${err.message}`;
+        o.log.warn({ err: err.message, attempt, retryInMs }, 'bus not reachable yet; retrying');
+      },
+    });
+  } catch (err) {
+    if (!abort.signal.aborted) throw err;
+    o.log.info('stopped before the bus was reachable');
+    await ops.close();
+    o.log.flush();
+    process.exit(0);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  const c = conn;
+  return {
+    conn: c,
+    ops,
+    running: (notReady, notLive) => {
+      roleNotReady = notReady;
+      roleNotLive = notLive;
+      started = true;
+    },
+  };
 }

@@ -2,15 +2,13 @@
 // SLUICE_BUS_CREDENTIAL, as set in its Deployment). SIGTERM stops pulling, lets running trigger
 // calls finish (un-acked messages come back to the next process otherwise), then exits 0.
 import { SensorSpec } from '../api/sensor.ts';
-import { BusConnection } from '../bus/connection.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
-import { startOpsServer } from '../observability/server.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts';
-import { fromEnv, kubeAccessors, runtimeBusOptions, stopOnSignals } from './runtime-env.ts';
+import { fromEnv, kubeAccessors, runtimeBusOptions, startRuntime, stopOnSignals } from './runtime-env.ts';
 
 export async function runSensor(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT, 'sensor');
@@ -23,9 +21,14 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
   const spec = SensorSpec.parse(obj.spec);
   const ns = obj.metadata.namespace;
 
-  const conn = await BusConnection.open({
-    ...runtimeBusOptions(bus),
-    name: `sensor/${ns}/${obj.metadata.name}`,
+  const {
+    conn,
+    ops,
+    running: ready,
+  } = await startRuntime({
+    metricsPort: flags.metricsPort,
+    log,
+    bus: { ...runtimeBusOptions(bus), name: `sensor/${ns}/${obj.metadata.name}` },
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret, resolveConfigMap } = kubeAccessors(ns);
@@ -47,11 +50,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     ...(bus.provisioned ? { provisioned: true } : {}),
     ...(process.env.SLUICE_ACK_WAIT_MS ? { ackWaitMs: Number(process.env.SLUICE_ACK_WAIT_MS) } : {}),
   });
-  const ops = await startOpsServer({
-    port: Number(flags.metricsPort),
-    registry: registry(),
-    notReady: () => (conn.state === 'connected' ? undefined : `bus ${conn.state}`),
-  });
+  ready(() => running.notReady());
   log.info({ metricsPort: ops.port }, 'sensor running');
   stopOnSignals(log, 'finishing running triggers', [
     () => running.stop(),

@@ -8,7 +8,7 @@ import { BusConnection } from '../bus/connection.ts';
 import { deleteConsumers } from '../bus/consumer.ts';
 import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { deleteOrphanConsumers, deleteSensorState, provisionSensorState } from '../bus/sensor-state.ts';
-import { calendarBucket, deleteBuckets, provisionBuckets } from '../bus/source-state.ts';
+import { allEventSourceBuckets, deleteBuckets, provisionBuckets } from '../bus/source-state.ts';
 import { deleteStreams, ensureStreams } from '../bus/streams.ts';
 import { consumerSensor, eventStreamName } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -101,7 +101,7 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
       if (buckets.length) await provisionBuckets((await get(c)).nc, buckets, c.replicas);
     },
     async deleteEventSourceState(c, eventSource) {
-      return deleteBuckets(await jsmOf(c), [calendarBucket(c.namespace, eventSource)]);
+      return deleteBuckets(await jsmOf(c), allEventSourceBuckets(c.namespace, eventSource));
     },
     async deleteOrphanConsumers(c, live) {
       return deleteOrphanConsumers(await jsmOf(c), ref(c), live);

@@ -188,7 +188,13 @@ export class KubeHttp {
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
+    if (body !== undefined) {
+      headers['Content-Type'] = opts.contentType ?? 'application/json';
+      // Always framed: Node neither chunks nor sizes the body of a DELETE (or GET) on its own, so
+      // the server would read it as the start of the next request on this keep-alive connection
+      // and answer that one "400 Bad Request".
+      headers['Content-Length'] = String(Buffer.byteLength(body));
+    }
     const res = await this.open(method, url, headers, body, signal);
     const chunks: Buffer[] = [];
     for await (const chunk of res) chunks.push(chunk as Buffer);

@@ -2,9 +2,12 @@
 // a slow server, a connection being re-established) leaves the outcome unknown: the message may
 // sit in a buffer and be stored later. Re-publishing the same Nats-Msg-Id is safe (JetStream keeps
 // one copy within its duplicates window) and is how we learn the outcome: the first PubAck,
-// original or duplicate, means stored. Definite refusals (stream full, message too large, invalid)
-// end the loop at once; the deadline ends it with the last error (the caller answers 503 and
-// remembers the id, see webhook/identity.ts).
+// original or duplicate, means stored. A full backlog (StreamFull: nothing stored) is retried for
+// a short while (FULL_WAIT_MS), because a consuming Sensor frees room within milliseconds and a
+// sender should not see a 503 for a backlog that is only momentarily at its limit; a backlog
+// still full after that is refused. Other definite refusals (message too large, invalid) end the
+// loop at once; the deadline ends it with the last error (the caller answers 503 and remembers
+// the id, see webhook/identity.ts).
 import type { PubAck } from '@nats-io/jetstream';
 import { BusError, toBusError } from '../bus/errors.ts';
 import type { Publisher, PublishOptions } from '../bus/publisher.ts';
@@ -14,7 +17,13 @@ export interface ConfirmOptions {
   deadlineMs: number;
   /** True once the connection is closed for good (no attempt can succeed any more). */
   closed?: () => boolean;
+  /** How long (ms) a full backlog is waited on before StreamFull is the answer (default FULL_WAIT_MS). */
+  fullWaitMs?: number;
 }
+
+/** Default wait for room in a full backlog (ms); retries every FULL_PAUSE_MS. */
+export const FULL_WAIT_MS = 1_500;
+const FULL_PAUSE_MS = 50;
 
 /** Longest wait for one PubAck before the same message is sent again (ms). */
 const MAX_ATTEMPT_MS = 5_000;
@@ -42,6 +51,7 @@ export async function publishConfirmed(
   const end = Date.now() + c.deadlineMs;
   // Two or more attempts fit in the deadline, so one is still waiting when the bus comes back.
   const attemptMs = Math.min(MAX_ATTEMPT_MS, Math.max(500, Math.ceil(c.deadlineMs / 2)));
+  const fullEnd = Math.min(end, Date.now() + (c.fullWaitMs ?? FULL_WAIT_MS));
   let pause = FIRST_PAUSE_MS;
   for (;;) {
     const started = Date.now();
@@ -53,6 +63,10 @@ export async function publishConfirmed(
       });
     } catch (err) {
       const e = err instanceof BusError ? err : toBusError(err, subject);
+      if (e.code === 'StreamFull' && !c.closed?.() && Date.now() + FULL_PAUSE_MS < fullEnd) {
+        await sleep(FULL_PAUSE_MS);
+        continue;
+      }
       if (!isUnconfirmed(e) || c.closed?.() || Date.now() >= end - 50) throw e;
       if (Date.now() - started < 100) {
         await sleep(Math.min(pause, Math.max(0, end - Date.now())));

@@ -6,7 +6,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { SOURCE_TYPES } from '../api/eventsource/index.ts';
 import type { EventSourceSpec } from '../api/eventsource.ts';
 import type { SecretKeySelector } from '../api/k8s.ts';
@@ -15,13 +15,13 @@ import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, eventSubject } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import type { Logger } from '../observability/logger.ts';
-import { adopt } from '../observability/metrics.ts';
 import type { EmitOptions, EmitResult, SourceAdapter, SourceContext, StartedSource } from './adapter.ts';
 import { loadAdapter } from './adapters.ts';
 import { publishConfirmed } from './confirm.ts';
 import { encodeEvent, envelope } from './envelope.ts';
 import { publishableId } from './event-id.ts';
 import { compileFilter, type EventFilter } from './filter.ts';
+import { eventSourceMetrics } from './metrics.ts';
 import { DEFAULT_HIDDEN_HEADERS, DEFAULT_ID_HEADERS } from './webhook/headers.ts';
 import { UnconfirmedIds } from './webhook/identity.ts';
 import { defaultLimits, type WebhookLimits } from './webhook/limits.ts';
@@ -101,60 +101,8 @@ function encodeOrRefuse(ce: Parameters<typeof encodeEvent>[0]): Uint8Array {
 
 export async function startEventSource(o: EventSourceRuntimeOptions): Promise<RunningEventSource> {
   const labels = { namespace: o.namespace, eventsource_name: o.name };
-  const sent = adopt(
+  const { sent, sentFailed, processingFailed, filteredOut, duration, running } = eventSourceMetrics(
     o.registry,
-    new Counter({
-      name: 'argo_events_events_sent_total',
-      help: 'Events published to the bus.',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      registers: [],
-    }),
-  );
-  const sentFailed = adopt(
-    o.registry,
-    new Counter({
-      name: 'argo_events_events_sent_failed_total',
-      help: 'Events that could not be published (the sender was told to retry).',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      registers: [],
-    }),
-  );
-  const processingFailed = adopt(
-    o.registry,
-    new Counter({
-      name: 'argo_events_events_processing_failed_total',
-      help: 'Events rejected or lost before publishing (bad input, auth, size, capacity, source errors).',
-      labelNames: ['namespace', 'eventsource_name', 'event_name', 'status'],
-      registers: [],
-    }),
-  );
-  const filteredOut = adopt(
-    o.registry,
-    new Counter({
-      name: 'sluice_eventsource_events_filtered_total',
-      help: 'Events dropped by filter.expression.',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      registers: [],
-    }),
-  );
-  const duration = adopt(
-    o.registry,
-    new Histogram({
-      name: 'argo_events_event_processing_duration_milliseconds',
-      help: 'Time from receiving an event to the bus confirming it.',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
-      registers: [],
-    }),
-  );
-  const running = adopt(
-    o.registry,
-    new Counter({
-      name: 'argo_events_event_service_running_total',
-      help: 'Event services started, by source type.',
-      labelNames: ['namespace', 'eventsource_name', 'event_type'],
-      registers: [],
-    }),
   );
 
   // Collect the entries; unknown types are reported, not fatal (the controller also says so).

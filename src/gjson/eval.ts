@@ -17,10 +17,14 @@ export interface CompiledPath {
   get(root: unknown): Lookup;
 }
 
-type KeyStep = Extract<Component, { kind: 'key' }> & { glob: Glob | undefined };
+type KeyStep = Extract<Component, { kind: 'key' }> & {
+  glob: Glob | undefined;
+  /** On a "#" projection: the segments after "|" that gjson applies to each element (see below). */
+  rest?: Segment[];
+};
 type Step =
   | KeyStep
-  | { kind: 'query'; all: boolean; sep: Component['sep']; path: Path; test: QueryTest }
+  | { kind: 'query'; all: boolean; sep: Component['sep']; path: Path; test: QueryTest; rest?: Segment[] }
   | { kind: 'modifier'; sep: Component['sep']; apply: Modifier }
   | { kind: 'literal'; sep: Component['sep']; value: unknown; asKey: KeyStep }
   | { kind: 'multi'; sep: Component['sep']; object: boolean; subs: Array<{ name: string; path: Path }> };
@@ -106,19 +110,47 @@ function segments(path: Path): Segment[] {
       segs.at(-1)!.push(toStep(c));
       if (c.sep === 'pipe') segs.push([]);
     }
+    segs = attachRest(segs);
     compiled.set(path, segs);
   }
   return segs;
 }
 
-/** Evaluates a parsed path against `value`. */
-export function evaluate(value: unknown, path: Path): Lookup {
-  if (!path.components.length) return isObject(value) && Object.hasOwn(value, '') ? value[''] : MISSING;
-  let r: Lookup = value;
-  for (const seg of segments(path)) {
+const projects = (s: Step): s is KeyStep | Extract<Step, { kind: 'query' }> =>
+  (s.kind === 'key' && s.key === '#' && !s.escaped) || (s.kind === 'query' && s.all);
+
+/**
+ * gjson reads what follows an object multipath to the end of the path, "|" included, so inside a
+ * projection it applies per element: friends.#.{"f":first}|f is ["Dale","Jane"] and
+ * friends.#.{"f":first}|0 is [] (each element is an object). The segments after such a segment
+ * move onto its last projection step.
+ */
+function attachRest(segs: Segment[]): Segment[] {
+  for (let n = 0; n < segs.length - 1; n++) {
+    const seg = segs[n]!;
+    const multi = seg.findIndex((s) => s.kind === 'multi' && s.object);
+    if (multi < 0) continue;
+    const proj = seg.slice(0, multi).findLastIndex(projects);
+    if (proj < 0) continue;
+    (seg[proj] as KeyStep).rest = segs.slice(n + 1);
+    return segs.slice(0, n + 1);
+  }
+  return segs;
+}
+
+/** Applies segments in turn, as the top level does. */
+function runSegments(r: Lookup, segs: readonly Segment[]): Lookup {
+  for (const seg of segs) {
     if (r === MISSING) return MISSING;
     r = chain(r === ABSENT ? MISSING : r, seg, 0, true);
   }
+  return r;
+}
+
+/** Evaluates a parsed path against `value`. */
+export function evaluate(value: unknown, path: Path): Lookup {
+  if (!path.components.length) return isObject(value) && Object.hasOwn(value, '') ? value[''] : MISSING;
+  const r = runSegments(value, segments(path));
   return r === ABSENT ? MISSING : r;
 }
 
@@ -190,7 +222,8 @@ function index(a: unknown[], step: KeyStep, seg: Segment, i: number, last: boole
     if (last) return a.length;
     const out: unknown[] = [];
     for (const el of a) {
-      const r = chain(el, seg, i + 1, true);
+      let r = chain(el, seg, i + 1, true);
+      if (step.rest && found(r)) r = runSegments(r, step.rest);
       if (found(r)) out.push(r);
     }
     return out;
@@ -217,7 +250,8 @@ function query(
     else if (bare) target = el;
     else continue;
     if (!step.test(target)) continue;
-    const r = last ? el : chain(el, seg, i + 1, true);
+    let r = last ? el : chain(el, seg, i + 1, true);
+    if (step.rest && found(r)) r = runSegments(r, step.rest);
     if (!out) return found(r) ? r : ABSENT;
     if (found(r)) out.push(r);
   }

@@ -270,14 +270,23 @@ function readLiteral(s: string, start: number): Parsed | undefined {
     return { comp: { kind: 'literal', value: LITERAL_WORDS[word], text: s.slice(start, j), sep }, next };
   }
   if (end < 0) throw new PathError(`literal at position ${start + 1} is not closed`);
+  const text = s.slice(start, end);
   let value: unknown;
   try {
     value = JSON.parse(s.slice(i, end));
   } catch {
-    throw new PathError(`literal ${s.slice(start, end)} is not valid JSON`);
+    // gjson parses a number literal as far as it reads as one ("!5." is 5).
+    value = c === QUOTE || c === '{' || c === '[' ? undefined : Number.parseFloat(s.slice(i, end));
+    if (value === undefined || Number.isNaN(value)) throw new PathError(`literal ${text} is not valid JSON`);
   }
-  const [sep, next] = separatorAt(s, end, `literal ${s.slice(start, end)}`);
-  return { comp: { kind: 'literal', value, text: s.slice(start, end), sep }, next };
+  if (c !== '{' && c !== '[' && end < s.length) {
+    // gjson reads a string or number literal to the end of the path: "!\"s\".x" and "!\"s\"|x" are
+    // "s"; a number with anything after it does not parse as one, and gjson gives 0 ("!5|x").
+    if (c !== QUOTE) value = 0;
+    return { comp: { kind: 'literal', value, text: s.slice(start), sep: 'end' }, next: s.length };
+  }
+  const [sep, next] = separatorAt(s, end, `literal ${text}`);
+  return { comp: { kind: 'literal', value, text, sep }, next };
 }
 
 /** A multipath "[a,b]" or "{a,name:b}" at `start`. */

@@ -73,13 +73,37 @@ function moreOpeningBracketsThan(b: Uint8Array, max: number): boolean {
 
 const decoder = new TextDecoder();
 
+// A lone UTF-16 surrogate can only come from a "\\uD800"-style escape (TextDecoder already turns
+// bad UTF-8 into U+FFFD). Go's JSON decoding and gjson read one as U+FFFD, so the Sensor does too,
+// and only events whose text holds such an escape pay for the walk.
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** `v` with every lone surrogate in its strings and keys replaced by U+FFFD (pairs kept). */
+function wellFormed(v: unknown): unknown {
+  if (typeof v === 'string') return v.replace(LONE_SURROGATE, '\uFFFD');
+  if (Array.isArray(v)) return v.map(wellFormed);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v))
+    Object.defineProperty(out, wellFormed(k) as string, {
+      value: wellFormed(x),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  return out;
+}
+
 /** Decodes and validates one bus message (never throws). */
 export function decodeBusEvent(b: Uint8Array, m: MessageFacts): Decoded {
   if (nestedDeeperThan(b, MAX_EVENT_DEPTH))
     return { ok: false, message: `event nested deeper than ${MAX_EVENT_DEPTH} levels` };
   let raw: unknown;
   try {
-    raw = JSON.parse(decoder.decode(b));
+    const text = decoder.decode(b);
+    raw = JSON.parse(text);
+    if (SURROGATE_ESCAPE.test(text)) raw = wellFormed(raw);
   } catch (e) {
     return { ok: false, message: `not JSON: ${(e as Error).message}` };
   }

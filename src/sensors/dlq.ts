@@ -38,14 +38,20 @@ export interface StoredDeadLetter {
 
 const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
 
-/** Records of `bus` matching `f`, oldest first. */
+/** Records of `bus` matching `f`, oldest first. Throws when the DLQ stream does not exist. */
 export async function* listDeadLetters(
   jsm: JetStreamManager,
   bus: BusRef,
   f: DlqFilter = {},
 ): AsyncGenerator<StoredDeadLetter> {
   const stream = dlqStreamName(bus);
-  const info = await jsm.streams.info(stream);
+  const info = await jsm.streams.info(stream).catch((err: unknown) => {
+    if (serverCode(err) !== 10059 && !/stream not found/i.test((err as Error)?.message ?? '')) throw err;
+    throw new Error(
+      `the DLQ stream ${stream} does not exist: no dead letter can be listed or stored until the EventBus ${bus.namespace}/${bus.busName} is reconciled (Sensors keep the failed messages until then)`,
+      { cause: err },
+    );
+  });
   if (info.state.messages === 0) return;
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
@@ -180,7 +186,7 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
   };
   const lifetime = new AbortController();
   const claims = new Claims(processed);
-  const redactor = new Redactor();
+  const redactor = new Redactor((m) => o.log.warn(m));
   const resolveSecret = async (sel: Parameters<ReplayOptions['resolveSecret']>[0]) => {
     const v = await o.resolveSecret(sel);
     redactor.add(v);
@@ -219,6 +225,12 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
       if (d.record.kind === 'event') {
         summary.notReplayable++;
         outcome = `event record (${d.record.reason ?? 'failed before any trigger'}); kept`;
+      } else if (d.record.reason === 'join-too-large') {
+        summary.notReplayable++;
+        outcome = 'the event could not wait for the other dependencies (join-too-large); kept';
+      } else if (d.record.truncated?.length) {
+        summary.notReplayable++;
+        outcome = `event data of ${d.record.truncated.join(', ')} was cut to fit the record; kept`;
       } else if (!t) {
         summary.orphaned++;
         outcome = `trigger ${d.record.trigger} is no longer in the Sensor; kept`;

@@ -3,6 +3,7 @@
 // at every join, so a reset that passed while the Sensor was down still applies after a restart.
 import { Cron } from 'croner';
 import type { Trigger } from '../api/sensor.ts';
+import { resolveTimeZone, splitCronZone } from '../api/timezone.ts';
 
 export interface ResetSchedule {
   /** The latest scheduled reset at or before `now` (ms), or undefined when there is none. */
@@ -19,12 +20,14 @@ export function resetSchedule(
     r.byTime?.cron ? [{ cron: r.byTime.cron, timezone: r.byTime.timezone }] : [],
   );
   if (!resets.length) return undefined;
-  const crons = resets.map(
-    (r) =>
-      new Cron(r.cron, { ...(r.timezone ? { timezone: r.timezone } : {}), protect: true }, async () => {
-        await onReset();
-      }),
-  );
+  const crons = resets.map((r) => {
+    // robfig/cron's "TZ=<zone> " prefix wins over `timezone`, as in upstream's reset cron.
+    const { zone, spec } = splitCronZone(r.cron);
+    const timezone = resolveTimeZone(zone ?? r.timezone);
+    return new Cron(spec, { timezone, protect: true }, async () => {
+      await onReset();
+    });
+  });
   return {
     lastResetAt(now = new Date()) {
       let last: number | undefined;

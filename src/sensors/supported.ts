@@ -3,9 +3,12 @@
 // The Sensor runtime adds entries as triggers land.
 export const SUPPORTED_TRIGGER_TYPES: ReadonlySet<string> = new Set<string>([
   'argoWorkflow',
+  'awsLambda',
+  'custom',
   'email',
   'http',
   'k8s',
+  'kafka',
   'log',
   'nats',
   'slack',

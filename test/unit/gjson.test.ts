@@ -272,3 +272,31 @@ describe('gjson syntax that is refused', () => {
     expect(performance.now() - t).toBeLessThan(2_000);
   });
 });
+
+describe('gjson edges, checked against gjson v1.18.0', () => {
+  const doc = {
+    friends: [
+      { first: 'Dale', last: 'Murphy' },
+      { first: 'Jane', last: 'Murphy' },
+    ],
+  };
+  it('what follows an object multipath inside a projection applies per element, "|" included', () => {
+    expect(get('friends.#.{"f":first}|#(f=="Jane").f', doc)).toEqual([]);
+    expect(get('friends.#.{"f":first}|0', doc)).toEqual([]);
+    expect(get('friends.#.{"f":first}|f', doc)).toEqual(['Dale', 'Jane']);
+    expect(get('friends.#(last=="Murphy")#.{"f":first}|0', doc)).toEqual([]);
+    // Not for [...] multipaths and plain keys: there "|" applies to the collected list.
+    expect(get('friends.#.[first]|0', doc)).toEqual(['Dale']);
+    expect(get('friends.#.first|0', doc)).toBe('Dale');
+    expect(get('friends.0.{"f":first}|f', doc)).toBe('Dale');
+  });
+  it('a string or number literal reads to the end of the path', () => {
+    expect(get('!"s".x', doc)).toBe('s');
+    expect(get('!"s"|x', doc)).toBe('s');
+    expect(get('!5|x', doc)).toBe(0);
+    expect(get('!-1.5e2.x', doc)).toBe(0);
+    expect(get('!-1.5e2', doc)).toBe(-150);
+    expect(get('!{"a":1}.a', doc)).toBe(1);
+    expect(get('!true.x', doc)).toBe(MISSING);
+  });
+});

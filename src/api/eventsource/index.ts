@@ -92,6 +92,23 @@ export type SourceType = keyof typeof SOURCES;
 /** Every source type key of an EventSource spec. */
 export const SOURCE_TYPES: readonly SourceType[] = Object.freeze(Object.keys(SOURCES) as SourceType[]);
 
+/**
+ * Source types that receive their events as HTTP requests on the EventSource's own servers (the
+ * webhook family, webhooks.ts): their pods share unconfirmed request ids through a KV bucket.
+ */
+export const WEBHOOK_SOURCE_TYPES: ReadonlySet<SourceType> = new Set<SourceType>([
+  'bitbucket',
+  'bitbucketserver',
+  'gerrit',
+  'github',
+  'gitlab',
+  'slack',
+  'sns',
+  'storageGrid',
+  'stripe',
+  'webhook',
+]);
+
 const NO_SOURCE = 'an EventSource needs at least one event source (e.g. one entry under webhook or calendar)';
 
 /**

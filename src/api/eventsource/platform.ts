@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { checkCron, checkTimeZone, parseExclusionDate } from '../checks.ts';
 import { EventPersistence, S3Artifact, Selector } from '../common.ts';
 import { ConfigMapKeySelector, SecretKeySelector, secretRef } from '../k8s.ts';
-import { bool, duration, obj, str, strList } from '../kit.ts';
+import { bool, obj, POSITIVE_DURATION, positiveDuration, str, strList } from '../kit.ts';
+import { parseDurationMs } from '../stream-config.ts';
 import {
   celHas,
   crossRules,
@@ -20,10 +21,13 @@ import {
 
 // ---------------------------------------------------------------------------------- calendar --
 
-const DURATION = '([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+';
-/** 5 fields (minute first), 6 fields (seconds first), or a descriptor such as "@hourly" / "@every 10s". */
+/**
+ * 5 fields (minute first), 6 fields (seconds first), or a descriptor such as "@hourly" /
+ * "@every 10s" (a positive duration), optionally after robfig/cron's "TZ=<zone> " or
+ * "CRON_TZ=<zone> " prefix.
+ */
 export const CRON_SCHEDULE = new RegExp(
-  `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every\\s+${DURATION}|(\\S+\\s+){4,5}\\S+)$`,
+  `^((CRON_)?TZ=\\S* +)?(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every\\s+${POSITIVE_DURATION.source.slice(1, -1)}|(\\S+\\s+){4,5}\\S+)$`,
 );
 
 export const CalendarEventSource = crossRules(
@@ -32,16 +36,21 @@ export const CalendarEventSource = crossRules(
       .string()
       .regex(CRON_SCHEDULE, {
         message:
-          'must be a cron expression (5 fields, or 6 with seconds first) or a descriptor such as "@hourly" or "@every 10s"',
+          'must be a cron expression (5 fields, or 6 with seconds first) or a descriptor such as "@hourly" or "@every 10s", optionally after "TZ=<zone> "',
       })
       .optional()
       .describe(
-        'Cron expression, e.g. "30 * * * *" (5 fields, or 6 with seconds first), or a descriptor such as "@daily" or "@every 1m". ' +
+        'Cron expression, e.g. "30 * * * *" (5 fields, or 6 with seconds first), or a descriptor such as "@daily" or "@every 1m"; ' +
+          'a "TZ=<zone> " or "CRON_TZ=<zone> " prefix (robfig/cron) gives the schedule its own time zone. ' +
           'Takes precedence over interval when both are set.',
       ),
-    interval: duration('Fixed time between events, e.g. "10s" or "1h". Use this or schedule.'),
+    interval: positiveDuration(
+      'Fixed time between events, e.g. "10s" or "1h" (more than zero). Use this or schedule.',
+    ),
     exclusionDates: strList('Dates (RFC 3339 timestamps; only the day counts) on which no event is emitted.'),
-    timezone: str('IANA time zone the schedule is read in, e.g. "Europe/Paris". Defaults to UTC.'),
+    timezone: str(
+      'Time zone the schedule is read in, as Go names it: an IANA name such as "Europe/Paris" (case-sensitive), "UTC" (the default) or "Local" (the pod\'s zone: UTC unless TZ is set).',
+    ),
     metadata: metadata(),
     persistence: EventPersistence.optional().describe(
       'Remember the last emitted time in a ConfigMap, so a restart can catch up on missed times.',
@@ -64,6 +73,9 @@ export const CalendarEventSource = crossRules(
   };
   if (v.schedule) bad(['schedule'], checkCron(v.schedule, true));
   if (v.timezone) bad(['timezone'], checkTimeZone(v.timezone));
+  const ms = v.interval === undefined ? undefined : parseDurationMs(v.interval);
+  if (ms !== undefined && ms > 0 && ms < 1)
+    bad(['interval'], `"${v.interval}" is shorter than the shortest interval (1ms)`);
   v.exclusionDates?.forEach((d, i) => {
     try {
       parseExclusionDate(d);
@@ -99,7 +111,7 @@ export const SFTPEventSource = obj('Polls a directory on an SFTP server for file
   sshKeySecret: secretRef('Secret key holding an SSH private key. Use this or password.'),
   metadata: metadata(),
   filter: filter(),
-  pollIntervalDuration: duration('Time between two listings of the directory. Defaults to 10s.'),
+  pollIntervalDuration: positiveDuration('Time between two listings of the directory. Defaults to 10s.'),
 });
 export type SFTPEventSource = z.infer<typeof SFTPEventSource>;
 
@@ -109,7 +121,7 @@ export const HDFSEventSource = crossRules(
   obj('Polls a directory on HDFS for file changes.', {
     ...watchPathShape,
     type: fsEventType('File operation that produces an event: CREATE, WRITE, REMOVE, RENAME or CHMOD.'),
-    checkInterval: duration('Time between two listings of the directory. Defaults to 1m.'),
+    checkInterval: positiveDuration('Time between two listings of the directory. Defaults to 1m.'),
     addresses: z.array(z.string().min(1)).min(1).describe('Name node addresses, host:port.'),
     hdfsUser: str('HDFS user to act as, when Kerberos is not used.'),
     krbCCacheSecret: secretRef(

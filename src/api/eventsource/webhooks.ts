@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { BasicAuth, GithubAppCreds, WebhookContext } from '../common.ts';
 import { SecretKeySelector, secretRef } from '../k8s.ts';
-import { bool, count, duration, int, nullTolerant, obj, str, strList } from '../kit.ts';
+import { bool, count, int, nullTolerant, obj, positiveDuration, str, strList } from '../kit.ts';
 import { celHas, celNonEmpty, crossRules, filter, isSet, metadata, tls, webhookField } from './parts.ts';
 
 const deleteHookOnFinish = () =>
@@ -187,7 +187,7 @@ export const BitbucketServerEventSource = crossRules(
     metadata: metadata(),
     filter: filter(),
     tls: tls(),
-    checkInterval: duration(
+    checkInterval: positiveDuration(
       'How often registered hooks are checked and re-created if missing. Defaults to 1m.',
     ),
   }),

@@ -1,5 +1,6 @@
 // What every reconciler gets: API access, the informer caches, options, the bus operations and
 // a clock. Reconcilers are functions of (context, key); all I/O goes through these members.
+import type { BucketSpec } from '../../bus/source-state.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Applier } from '../apply.ts';
 import type { Informer } from '../informer.ts';
@@ -59,7 +60,7 @@ export interface BusOperations {
   /** Deletes all of a Sensor's consumers and KV buckets; returns what was removed. */
   deleteSensorState(conn: BusConnection, sensor: string): Promise<string[]>;
   /** Creates KV buckets an EventSource keeps state in ([] : none). */
-  provisionEventSource(conn: BusConnection, eventSource: string, buckets: string[]): Promise<void>;
+  provisionEventSource(conn: BusConnection, eventSource: string, buckets: BucketSpec[]): Promise<void>;
   /** Deletes an EventSource's KV buckets; returns what was removed. */
   deleteEventSourceState(conn: BusConnection, eventSource: string): Promise<string[]>;
   /** Deletes consumers on the bus's stream whose Sensor is not in `live`. */
@@ -79,7 +80,7 @@ export interface ControllerOptions {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** nats-server image for managed buses with version "latest". */
   natsImage: string;
-  /** Config reloader sidecar image of managed buses (default DEFAULT_RELOADER_IMAGE). */
+  /** Config reloader sidecar image of managed buses (default: `image`, running `sluice nats-reloader`). */
   natsReloaderImage?: string;
   /** Log level handed to runtime pods. */
   runtimeLogLevel?: string;

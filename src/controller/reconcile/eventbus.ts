@@ -8,7 +8,14 @@ import { formatPath } from '../../api/validate.ts';
 import { busReplicas, busStorage } from '../../bus/placement.ts';
 import { type ConditionInput, mergeConditions, withReady } from '../conditions.ts';
 import { splitKey } from '../kube-http.ts';
-import { ADMIN_KEY, busNames, managedBusChildren, managedBusUrl, TLS_KEYS } from '../resources/eventbus.ts';
+import {
+  ADMIN_KEY,
+  busNames,
+  type ManagedBusOptions,
+  managedBusChildren,
+  managedBusUrl,
+  TLS_KEYS,
+} from '../resources/eventbus.ts';
 import type { ReconcileResult } from '../workqueue.ts';
 import { busSecrets, busTls, readSecret, roleUsers } from './bus-security.ts';
 import {
@@ -24,8 +31,21 @@ import {
 import { writeStatus } from './status.ts';
 
 const RETRY_UNREACHABLE_MS = 15_000;
-/** Config reloader sidecar of managed buses unless the controller is told otherwise. */
-export const DEFAULT_RELOADER_IMAGE = 'natsio/nats-server-config-reloader:0.18.2';
+/**
+ * The config reloader sidecar of managed buses: `sluice nats-reloader` from the sluice runtime
+ * image, which every node running EventSources and Sensors already has (nothing else to pull or
+ * mirror); or the image given with `--nats-reloader-image` (upstream's flags), run as is.
+ */
+export function reloaderOptions(
+  options: ReconcileContext['options'],
+): Pick<ManagedBusOptions, 'reloaderImage' | 'reloaderCommand' | 'reloaderPullPolicy'> {
+  if (options.natsReloaderImage) return { reloaderImage: options.natsReloaderImage };
+  return {
+    reloaderImage: options.image,
+    reloaderCommand: ['sluice', 'nats-reloader'],
+    ...(options.imagePullPolicy ? { reloaderPullPolicy: options.imagePullPolicy } : {}),
+  };
+}
 
 interface SecretObject {
   data?: Record<string, string>;
@@ -264,7 +284,7 @@ export async function reconcileEventBus(
     }
     const children = managedBusChildren(owner, spec, {
       defaultImage: ctx.options.natsImage,
-      reloaderImage: ctx.options.natsReloaderImage ?? DEFAULT_RELOADER_IMAGE,
+      ...reloaderOptions(ctx.options),
       secrets: await busSecrets(ctx, namespace, name),
       users: await roleUsers(ctx, namespace, name),
       ...(tls.enabled

@@ -2,14 +2,16 @@
 // `sluice eventsource|sensor` (and a Service for webhook ports), prune children that are no
 // longer wanted, and report conditions. A missing or unready bus is a condition, not an error:
 // the bus's own events requeue its users.
+import type { V1Deployment } from '@kubernetes/client-node';
 import type { z } from 'zod';
 import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
 import { SensorSpec, TRIGGER_TYPES } from '../../api/sensor.ts';
+import { streamConfigDuplicatesMs } from '../../api/stream-config.ts';
 import { formatPath } from '../../api/validate.ts';
 import { sensorMaxDeliver } from '../../bus/consumer.ts';
 import { inboxPrefixFor } from '../../bus/permissions.ts';
-import { eventSourceBuckets } from '../../bus/source-state.ts';
+import { eventSourceBucketSpecs } from '../../bus/source-state.ts';
 import { SUPPORTED_SOURCE_TYPES } from '../../eventsources/supported.ts';
 import { SUPPORTED_TRIGGER_TYPES } from '../../sensors/supported.ts';
 import { type ConditionInput, withReady } from '../conditions.ts';
@@ -213,7 +215,7 @@ async function deploy(
     ...(credentialVersion ? { busCredentialVersion: credentialVersion } : {}),
     ...(ctx.options.runtimeLogLevel ? { logLevel: ctx.options.runtimeLogLevel } : {}),
   });
-  await ctx.applier.apply(deployment);
+  await applyDeployment(ctx, deployment);
   const keepServices = new Set<string>();
   if (obj.kind === 'EventSource') {
     const svc = eventSourceService(owner, runnable);
@@ -242,6 +244,12 @@ async function stateBus(ctx: ReconcileContext, obj: SluiceObject): Promise<BusCo
   return busConnection(ctx, bus, busSpec.data);
 }
 
+/** True when `obj`'s bus is a managed one (spec.jetstream) that is being deleted itself. */
+function managedBusGoing(ctx: ReconcileContext, obj: SluiceObject): boolean {
+  const bus = ctx.caches.buses.get(`${obj.metadata.namespace}/${busNameOf(obj)}`);
+  return !!bus?.metadata.deletionTimestamp && !!(bus.spec as { jetstream?: unknown } | undefined)?.jetstream;
+}
+
 /** Give up cleaning bus state of a deleted object after this long (the bus may be gone for good). */
 const CLEANUP_GIVE_UP_MS = 10 * 60_000;
 
@@ -265,7 +273,14 @@ async function finalize(
     }
   } catch (err) {
     const since = Date.parse(String(obj.metadata.deletionTimestamp ?? '')) || ctx.now().getTime();
-    if (ctx.now().getTime() - since < CLEANUP_GIVE_UP_MS) {
+    if (managedBusGoing(ctx, obj)) {
+      // Deleting a namespace deletes the bus's pods, Secrets and volumes beside this object: the
+      // state is gone with the store, and waiting would hold the namespace for the give-up time.
+      ctx.log.warn(
+        { object: `${obj.kind}/${key}`, err: (err as Error).message },
+        'its managed EventBus is being deleted and cannot be reached; its state goes with the bus',
+      );
+    } else if (ctx.now().getTime() - since < CLEANUP_GIVE_UP_MS) {
       ctx.log.warn(
         { object: `${obj.kind}/${key}`, err: (err as Error).message },
         'cannot remove bus state yet; retrying',
@@ -330,11 +345,16 @@ export async function reconcileEventSource(
   const conditions: ConditionInput[] = [
     { type: 'SourcesProvided', status: 'True', reason: 'Provided', message: `${used.join(', ')}` },
   ];
-  const buckets = eventSourceBuckets(obj.metadata.namespace ?? 'default', obj.metadata.name ?? '', spec);
   const d = await deploy(ctx, obj, obj.spec ?? {}, async () => {
     try {
       const conn = await stateBus(ctx, obj);
       if (!conn) return undefined;
+      const buckets = eventSourceBucketSpecs(
+        obj.metadata.namespace ?? 'default',
+        obj.metadata.name ?? '',
+        spec,
+        streamConfigDuplicatesMs(conn.streamConfig),
+      );
       if (buckets.length) await ensureFinalizer(ctx, obj, EVENTSOURCE_FINALIZER);
       await ctx.bus.provisionEventSource(conn, obj.metadata.name ?? '', buckets);
       return undefined;
@@ -451,6 +471,21 @@ export async function reconcileSensor(
   }
   await writeStatus(ctx, obj, withReady(conditions));
   return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
+}
+
+/**
+ * Server-side apply of a Deployment. A switch to `Recreate` (a Sensor going to one replica, or a
+ * Deployment made before Sensors used it) first drops the rollingUpdate settings the API server
+ * defaulted: Recreate forbids them, and an apply cannot remove a field it does not own.
+ */
+async function applyDeployment(ctx: ReconcileContext, d: V1Deployment): Promise<void> {
+  try {
+    await ctx.applier.apply(d);
+  } catch (err) {
+    if (d.spec?.strategy?.type !== 'Recreate' || !/rollingUpdate/.test((err as Error).message)) throw err;
+    await ctx.applier.mergePatch(d, { spec: { strategy: { type: 'Recreate', rollingUpdate: null } } });
+    await ctx.applier.apply(d);
+  }
 }
 
 export { splitKey };

@@ -47,8 +47,18 @@ export interface ManagedBusOptions {
   defaultImage: string;
   /** Image for a given `version` ("2.12" → "nats:2.12-alpine" by default). */
   imageFor?: (version: string) => string;
-  /** Config reloader sidecar image (signals nats-server when its config or certificate changes). */
+  /**
+   * Config reloader sidecar image (signals nats-server when its config or certificate changes).
+   * Its args are upstream nats-server-config-reloader's (`-pid FILE -config FILE...`).
+   */
   reloaderImage: string;
+  /**
+   * Command of the reloader container; unset: the image's entrypoint. The controller's default is
+   * the sluice image with `['sluice', 'nats-reloader']` (bin/nats-reloader).
+   */
+  reloaderCommand?: string[];
+  /** Pull policy of the reloader when the spec's reloaderContainerTemplate sets none. */
+  reloaderPullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   secrets: BusSecrets;
   /** Role users (EventSources, Sensors) with their permissions. */
   users: Array<{ publicKey: string; permissions: Permissions }>;
@@ -187,7 +197,7 @@ export function managedBusChildren(
     ...js.metadata?.annotations,
     [ANNOTATION_SPEC_HASH]: specHash({
       image,
-      reloader: opts.reloaderImage,
+      reloader: [opts.reloaderImage, opts.reloaderCommand],
       tls: !!opts.tls,
       js: { ...js, streamConfig: undefined },
     }),
@@ -255,7 +265,8 @@ export function managedBusChildren(
   const ct = js.containerTemplate;
   const rt = js.reloaderContainerTemplate;
   const configPath = `${CONFIG_DIR}/${CONFIG_FILE}`;
-  const probe = { httpGet: { path: '/healthz?js-enabled-only=true', port: MONITOR_PORT } };
+  // Kubernetes' 1 s default timeout fails a server that is busy (catching up a stream, a loaded node).
+  const probe = { httpGet: { path: '/healthz?js-enabled-only=true', port: MONITOR_PORT }, timeoutSeconds: 5 };
 
   const statefulSet: V1StatefulSet = {
     apiVersion: 'apps/v1',
@@ -314,7 +325,10 @@ export function managedBusChildren(
             {
               name: 'reloader',
               image: opts.reloaderImage,
-              ...(rt?.imagePullPolicy ? { imagePullPolicy: rt.imagePullPolicy } : {}),
+              ...(opts.reloaderCommand ? { command: opts.reloaderCommand } : {}),
+              ...((rt?.imagePullPolicy ?? opts.reloaderPullPolicy)
+                ? { imagePullPolicy: rt?.imagePullPolicy ?? opts.reloaderPullPolicy }
+                : {}),
               args: [
                 '-pid',
                 PID_FILE,

@@ -81,6 +81,32 @@ export function workloadName(obj: { kind: string; metadata: { name: string } }):
   return dnsName(`${prefix}-${obj.metadata.name}`);
 }
 
+/** Probe timeout of EventSource/Sensor pods, in seconds. */
+export const PROBE_TIMEOUT_S = 5;
+/** Size bound of the writable /tmp the pods get (their root filesystem is read-only). */
+export const TMP_SIZE_LIMIT = '256Mi';
+const TMP_VOLUME = 'sluice-tmp';
+
+type Mount = { name: string; mountPath: string; [k: string]: unknown };
+type Volume = { name: string; [k: string]: unknown };
+
+/**
+ * The template's volumes and mounts plus a bounded emptyDir on /tmp (Node, TLS libraries and
+ * sources that unpack archives write there; the root filesystem is read-only), unless the
+ * template mounts something on /tmp itself.
+ */
+function scratchTmp(
+  mounts: Mount[] = [],
+  volumes: Volume[] = [],
+): { volumeMounts: Mount[]; volumes: Volume[] } {
+  if (mounts.some((m) => m.mountPath.replace(/\/+$/, '') === '/tmp'))
+    return { volumeMounts: mounts, volumes };
+  return {
+    volumeMounts: [...mounts, { name: TMP_VOLUME, mountPath: '/tmp' }],
+    volumes: [...volumes, { name: TMP_VOLUME, emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }],
+  };
+}
+
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64');
 
 export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadOptions): V1Deployment {
@@ -133,16 +159,23 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
     env,
     ...(c?.envFrom ? { envFrom: c.envFrom as never } : {}),
     ports: [{ name: 'metrics', containerPort: METRICS_PORT }],
-    readinessProbe: { httpGet: { path: '/readyz', port: METRICS_PORT }, periodSeconds: 5 },
+    // Kubernetes' 1 s default timeout fails a busy pod (a webhook burst, a node under load).
+    readinessProbe: {
+      httpGet: { path: '/readyz', port: METRICS_PORT },
+      periodSeconds: 5,
+      timeoutSeconds: PROBE_TIMEOUT_S,
+    },
     livenessProbe: {
       httpGet: { path: '/healthz', port: METRICS_PORT },
       periodSeconds: 20,
+      timeoutSeconds: PROBE_TIMEOUT_S,
       failureThreshold: 3,
     },
     securityContext: (c?.securityContext as never) ?? DEFAULT_CONTAINER_SECURITY,
     ...(c?.resources ? { resources: c.resources as never } : {}),
-    ...(c?.volumeMounts ? { volumeMounts: c.volumeMounts as never } : {}),
   };
+  const tmp = scratchTmp(c?.volumeMounts as Mount[] | undefined, tpl.volumes as Volume[] | undefined);
+  if (tmp.volumeMounts.length) container.volumeMounts = tmp.volumeMounts as never;
   const hash = specHash({
     handedOver: { ...handedOver, metadata: { ...handedOver.metadata, uid: undefined } },
     opts,
@@ -153,6 +186,13 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
     metadata: childMeta(owner, workloadName(obj), role),
     spec: {
       replicas: obj.spec.replicas ?? 1,
+      // A Sensor with one replica has no leader election: a rolling update would run the old and
+      // the new pod side by side, two consumers of one Sensor (its strict rateLimit doubled, its
+      // orderingKey order broken). Recreate stops the old pod first. With replicas > 1 only the
+      // Lease holder consumes, so pods may overlap and a rollout keeps one running.
+      ...(role === 'sensor'
+        ? { strategy: { type: (obj.spec.replicas ?? 1) > 1 ? 'RollingUpdate' : 'Recreate' } }
+        : {}),
       selector: { matchLabels: labels },
       template: {
         metadata: {
@@ -168,7 +208,7 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
           ...(tpl.imagePullSecrets ? { imagePullSecrets: tpl.imagePullSecrets } : {}),
           ...(tpl.priorityClassName ? { priorityClassName: tpl.priorityClassName } : {}),
           ...(tpl.priority !== undefined ? { priority: tpl.priority } : {}),
-          ...(tpl.volumes ? { volumes: tpl.volumes as never } : {}),
+          ...(tmp.volumes.length ? { volumes: tmp.volumes as never } : {}),
           containers: [container],
         },
       },

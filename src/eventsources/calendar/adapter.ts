@@ -85,7 +85,7 @@ export const adapter: SourceAdapter<CalendarEventSource> = {
           try {
             await ctx.emit(
               {
-                eventTime: goTimeString(t, spec.timezone || 'UTC'),
+                eventTime: goTimeString(t, schedule.zone),
                 ...(spec.metadata ? { metadata: spec.metadata } : {}),
               },
               { id: `${ctx.eventName}:${at}`, time: t },

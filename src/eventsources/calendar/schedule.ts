@@ -1,12 +1,13 @@
 // When a calendar source fires (pure). A `schedule` is a cron expression (5 fields, or 6 with
-// seconds first; descriptors such as "@hourly"; "@every 10s" is read as an interval) in
-// `timezone`; an `interval` fires at whole multiples of its length since the Unix epoch, so fire
+// seconds first; descriptors such as "@hourly"; "@every 10s" is read as an interval) in its
+// "TZ=<zone> " prefix's zone or else `timezone`; an `interval` fires at whole multiples of its length since the Unix epoch, so fire
 // times (and the event ids made from them) are the same in every process and after a restart.
 // `exclusionDates` name days (in the source's time zone) on which nothing fires; upstream's
 // "EXDATE:20190102T150405Z" form and RFC 3339 timestamps are both read.
 import { Cron } from 'croner';
 import { parseExclusionDate as parseExclusion } from '../../api/checks.ts';
 import { parseDurationMs } from '../../api/stream-config.ts';
+import { resolveTimeZone, splitCronZone, type ZonedCron } from '../../api/timezone.ts';
 
 export interface CalendarSpec {
   schedule?: string | undefined;
@@ -20,6 +21,8 @@ export class CalendarSpecError extends Error {
 }
 
 export interface Schedule {
+  /** The IANA zone fire times are computed (and written) in. */
+  readonly zone: string;
   /** The first fire time strictly after `after`, skipping excluded days; undefined when none. */
   next(after: Date): Date | undefined;
   /** Every fire time in (after, until], oldest first, at most `limit`. */
@@ -45,28 +48,36 @@ function dayIn(d: Date, tz: string): string {
   }).format(d);
 }
 
+/**
+ * Compiles a calendar spec. The schedule's zone is its "TZ=" / "CRON_TZ=" prefix when it has one
+ * (robfig/cron's, which wins over `timezone` as upstream's does), else `timezone`, else UTC;
+ * zone names are read as Go reads them (see api/timezone.ts). Throws CalendarSpecError.
+ */
 export function compileSchedule(spec: CalendarSpec): Schedule {
-  const tz = spec.timezone || 'UTC';
+  let zoned: ZonedCron = { zone: undefined, spec: spec.schedule ?? '' };
+  let tz: string;
   try {
-    new Intl.DateTimeFormat('en-CA', { timeZone: tz });
-  } catch {
-    throw new CalendarSpecError(`timezone "${tz}" is not a known IANA time zone`);
+    if (spec.schedule) zoned = splitCronZone(spec.schedule);
+    tz = resolveTimeZone(zoned.zone ?? spec.timezone);
+  } catch (err) {
+    throw new CalendarSpecError(`schedule "${spec.schedule}": ${(err as Error).message}`);
   }
   const excluded = new Set((spec.exclusionDates ?? []).map((s) => dayIn(parseExclusionDate(s), tz)));
   let base: (after: Date) => Date | undefined;
-  const every = spec.schedule?.match(/^@every\s+(\S+)$/)?.[1];
+  const cronText = zoned.spec.trim();
+  const every = cronText.match(/^@every\s+(\S+)$/)?.[1];
   const intervalText = spec.schedule && !every ? undefined : (every ?? spec.interval);
   if (spec.schedule && !every) {
     let cron: Cron;
     try {
-      cron = new Cron(spec.schedule, { paused: true, timezone: tz });
+      cron = new Cron(cronText, { paused: true, timezone: tz });
     } catch (err) {
       throw new CalendarSpecError(`schedule "${spec.schedule}": ${(err as Error).message}`);
     }
     base = (after) => cron.nextRun(after) ?? undefined;
   } else if (intervalText) {
     const ms = parseDurationMs(intervalText);
-    if (!ms || ms <= 0)
+    if (!ms || ms < 1)
       throw new CalendarSpecError(`interval "${intervalText}" is not a positive duration such as "10s"`);
     base = (after) => new Date((Math.floor(after.getTime() / ms) + 1) * ms);
   } else {
@@ -79,6 +90,7 @@ export function compileSchedule(spec: CalendarSpec): Schedule {
     return t;
   };
   return {
+    zone: tz,
     next,
     between(after, until, limit = 10_000) {
       const out: Date[] = [];

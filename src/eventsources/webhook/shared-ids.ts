@@ -12,7 +12,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { openKv } from '../../bus/kv.ts';
-import { type BusRef, eventStreamName, kvBucketName } from '../../bus/subjects.ts';
+import { webhookIdsBucket } from '../../bus/source-state.ts';
+import { type BusRef, eventStreamName } from '../../bus/subjects.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { UnconfirmedIds } from './identity.ts';
 
@@ -173,7 +174,7 @@ export async function shareUnconfirmed(
 ): Promise<SharedIds | undefined> {
   ids.ttlMs = o.windowMs ?? (await duplicatesWindowMs(o.nc, o.bus));
   try {
-    return await shareIds(o.nc, kvBucketName(o.namespace, o.name, 'webhook-ids'), ids.ttlMs, ids, o.log);
+    return await shareIds(o.nc, webhookIdsBucket(o.namespace, o.name), ids.ttlMs, ids, o.log);
   } catch (err) {
     o.log.warn(
       { err: (err as Error).message },

@@ -5,16 +5,21 @@
 // redelivered or replayed event is judged by when it happened, not by when it is processed; an
 // event without a valid time is judged by the current time.
 import type { TimeFilter } from '../../api/sensor.ts';
+import { resolveTimeZone } from '../../api/timezone.ts';
 
 export class TimeFilterError extends Error {
   readonly code = 'InvalidTimeFilter';
 }
 
-function secondsOfDay(hhmmss: string, what: string): number {
-  const m = /^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$/.exec(hhmmss.trim());
+/** Milliseconds since midnight of "HH:MM", "HH:MM:SS" or "HH:MM:SS.fff" (Go reads "," too). */
+function msOfDay(hhmmss: string, what: string): number {
+  const m = /^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])(?:[.,]([0-9]+))?)?$/.exec(hhmmss.trim());
   if (!m)
-    throw new TimeFilterError(`${what} ${JSON.stringify(hhmmss)} is not a time of day (HH:MM or HH:MM:SS)`);
-  return Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3] ?? 0);
+    throw new TimeFilterError(
+      `${what} ${JSON.stringify(hhmmss)} is not a time of day (HH:MM, HH:MM:SS or HH:MM:SS.fff)`,
+    );
+  const frac = m[4] ? Math.floor(Number(`0.${m[4]}`) * 1000) : 0;
+  return ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3] ?? 0)) * 1000 + frac;
 }
 
 export interface CompiledTimeFilter {
@@ -23,9 +28,14 @@ export interface CompiledTimeFilter {
 }
 
 export function compileTimeFilter(f: TimeFilter): CompiledTimeFilter {
-  const start = secondsOfDay(f.start, 'start');
-  const stop = secondsOfDay(f.stop, 'stop');
-  const zone = f.timezone || 'UTC';
+  const start = msOfDay(f.start, 'start');
+  const stop = msOfDay(f.stop, 'stop');
+  let zone: string;
+  try {
+    zone = resolveTimeZone(f.timezone);
+  } catch (err) {
+    throw new TimeFilterError(`timezone ${(err as Error).message}`);
+  }
   let fmt: Intl.DateTimeFormat;
   try {
     fmt = new Intl.DateTimeFormat('en-US', {
@@ -39,7 +49,7 @@ export function compileTimeFilter(f: TimeFilter): CompiledTimeFilter {
     throw new TimeFilterError(`timezone ${JSON.stringify(zone)} is not a known IANA time zone`);
   }
   const utc = zone === 'UTC' || zone === 'Etc/UTC';
-  const window = `[${f.start}, ${f.stop}) ${zone}`;
+  const window = `[${f.start}, ${f.stop}) ${f.timezone || 'UTC'}`;
   return {
     check(at) {
       let s: number;
@@ -55,6 +65,7 @@ export function compileTimeFilter(f: TimeFilter): CompiledTimeFilter {
         }
         s = h * 3600 + m * 60 + sec;
       }
+      s = s * 1000 + at.getUTCMilliseconds();
       const inside = start < stop ? s >= start && s < stop : s >= start || s < stop;
       return inside ? undefined : `event time ${at.toISOString()} is outside the window ${window}`;
     },

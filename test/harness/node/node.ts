@@ -58,7 +58,8 @@ export interface KubeNode {
   kubectl(args: string[], input?: string): ReturnType<typeof run>;
   /**
    * Creates `count` local PersistentVolumes of `size` in the default StorageClass, each a folder
-   * under the node's folder that any user may write. Returns their names.
+   * under the node's folder owned by root and not writable by others, as a node's disks usually
+   * are: a non-root pod writes only through its fsGroup. Returns their names.
    */
   addLocalVolumes(count: number, size?: string): Promise<string[]>;
   /** Tails of every component's log, for a failing test's message. */
@@ -276,7 +277,7 @@ export async function startNode(opts: { dir: string }): Promise<KubeNode> {
           const name = `local-pv-${++volumes}`;
           const path = join(dir, 'volumes', name);
           mkdirSync(path, { recursive: true });
-          chmodSync(path, 0o777);
+          chmodSync(path, 0o755);
           names.push(name);
           docs.push(
             stringify({

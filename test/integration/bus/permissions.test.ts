@@ -7,18 +7,24 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import { SensorSpec } from '../../../src/api/sensor.ts';
-import { parseStreamConfig } from '../../../src/api/stream-config.ts';
+import { parseStreamConfig, streamConfigDuplicatesMs } from '../../../src/api/stream-config.ts';
 import type { BusConnection } from '../../../src/bus/connection.ts';
 import { eventSourcePermissions, inboxPrefixFor, sensorPermissions } from '../../../src/bus/permissions.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { provisionSensorState, sensorBuckets } from '../../../src/bus/sensor-state.ts';
-import { calendarBucket, provisionBuckets } from '../../../src/bus/source-state.ts';
+import {
+  calendarBucket,
+  eventSourceBucketSpecs,
+  eventSourceBuckets,
+  provisionBuckets,
+} from '../../../src/bus/source-state.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
 import {
   type BusRef,
@@ -42,6 +48,10 @@ const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 const bus: BusRef = { namespace: 'team-a', busName: 'default' };
 const depA = [{ name: 'order', eventSourceName: 'hooks', eventName: 'orders' }];
 const depB = [{ name: 'pay', eventSourceName: 'hooks', eventName: 'payments' }];
+const esSpec = EventSourceSpec.parse({
+  webhook: { orders: { port: '0', endpoint: '/orders', method: 'POST' } },
+  calendar: { tick: { interval: '1s', persistence: { catchup: { enabled: true } } } },
+});
 
 /** Resolves with the error of a refused operation (a permission violation, or no answer at all). */
 async function refused(what: string, f: () => Promise<unknown>): Promise<string> {
@@ -67,7 +77,7 @@ async function subscriptionRefused(c: BusConnection, subject: string): Promise<s
 const violations = (cl: NatsCluster) =>
   readFileSync(cl.servers[0]!.proc.logFile, 'utf8')
     .split('\n')
-    .filter((l) => /Permissions Violation/i.test(l));
+    .filter((l) => /(Publish|Subscription) Violation/.test(l));
 
 describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMissing())}`, () => {
   let cl: NatsCluster;
@@ -96,11 +106,16 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
     await ensureStreams(jsm, bus, cfg.settings, 1);
     await provisionSensorState(jsm, admin.nc, { bus, sensor: 'a', dependencies: depA });
     await provisionSensorState(jsm, admin.nc, { bus, sensor: 'b', dependencies: depB });
-    await provisionBuckets(admin.nc, [calendarBucket(bus.namespace, 'hooks')], 1);
+    // As the controller does: the EventSource's buckets are made for it, and its permissions name them.
+    await provisionBuckets(
+      admin.nc,
+      eventSourceBucketSpecs(bus.namespace, 'hooks', esSpec, streamConfigDuplicatesMs('')),
+      1,
+    );
     await cl.setUsers([
       {
         publicKey: es.publicKey,
-        permissions: eventSourcePermissions(bus, 'hooks', [calendarBucket(bus.namespace, 'hooks')]),
+        permissions: eventSourcePermissions(bus, 'hooks', eventSourceBuckets(bus.namespace, 'hooks', esSpec)),
       },
       { publicKey: sa.publicKey, permissions: sensorPermissions(bus, 'a', depA) },
       { publicKey: sb.publicKey, permissions: sensorPermissions(bus, 'b', depB) },
@@ -117,18 +132,27 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
     const esConn = await cl.connect(es.seed, inboxPrefixFor('eventsource', bus.namespace, 'hooks'));
     const saConn = await cl.connect(sa.seed, inboxPrefixFor('sensor', bus.namespace, 'a'));
     const registry = newRegistry();
+    // The EventSource's warnings (e.g. "cannot share unconfirmed request ids") are collected.
+    const warned: string[] = [];
+    const esLog = createLogger({
+      level: 'warn',
+      destination: new Writable({
+        write(chunk, _enc, done) {
+          warned.push(String(chunk));
+          done();
+        },
+      }),
+    });
     const source = await startEventSource({
       name: 'hooks',
       namespace: bus.namespace,
-      spec: EventSourceSpec.parse({
-        webhook: { orders: { port: '0', endpoint: '/orders', method: 'POST' } },
-        calendar: { tick: { interval: '1s', persistence: { catchup: { enabled: true } } } },
-      }),
+      spec: esSpec,
       bus,
+      duplicatesWindowMs: streamConfigDuplicatesMs(''),
       publisher: new Publisher(esConn),
       nc: esConn.nc,
       registry,
-      log,
+      log: esLog,
       resolveSecret: async () => '',
       host: '127.0.0.1',
     });
@@ -188,6 +212,7 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
       // Let the Sensor's metric poll (stream and consumer info) run once too.
       await new Promise((r) => setTimeout(r, 5500));
       expect(violations(cl)).toEqual([]);
+      expect(warned).toEqual([]);
     } finally {
       await sensor.stop();
       await source.stop();

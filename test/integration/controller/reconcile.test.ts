@@ -25,6 +25,7 @@ import {
   SENSOR_FINALIZER,
 } from '../../../src/controller/reconcile/context.ts';
 import { ENV_BUS, ENV_OBJECT } from '../../../src/controller/resources/workload.ts';
+import { SimpleKubeConfig } from '../../../src/kube/config.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { installCrds } from '../../harness/crds.ts';
@@ -110,7 +111,8 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     await core.createNamespace({ body: { metadata: { name: ns } } });
     nc = await connect({ servers: natsUrl() });
     controller = new Controller({
-      kubeConfig: kc,
+      // The controller's own kubeconfig reader and its keep-alive connections, as `sluice controller` runs.
+      kubeConfig: SimpleKubeConfig.loadFile(kubeconfigPath()!),
       registry,
       logger: createLogger({ level: 'warn' }),
       bus: busOperations({ connectTimeoutMs: 2000 }),
@@ -172,9 +174,11 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     await create('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' } },
     });
+    // No bus state to make first (a webhook source's request-id bucket would wait for the servers,
+    // which do not run here), so it is deployed while the bus is unreachable.
     await create('EventSource', 'mhooks', {
       eventBusName: 'managed',
-      webhook: { orders: { port: '12000', endpoint: '/orders', method: 'POST' } },
+      calendar: { tick: { interval: '1m' } },
     });
     await waitCondition('EventBus', 'managed', 'StreamReady', { status: 'False', reason: 'BusUnreachable' });
     const bus = (await get('EventBus', 'managed'))!;
@@ -314,14 +318,23 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     // The log trigger is run by this build; a cloud-only trigger type would make this False.
     expect((await condition('Sensor', 'waiting', 'TriggersSupported'))?.status).toBe('True');
 
+    // One replica: no overlap in a rollout (Recreate); two elect a leader (RollingUpdate), and
+    // back (the API server's defaulted rollingUpdate settings must not block the switch).
+    expect(d.spec?.strategy?.type).toBe('Recreate');
     const hash = d.spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'];
     await patchSpec('Sensor', 'waiting', { replicas: 2 });
     await waitFor('Deployment to roll', async () => {
       const d2 = await apps.readNamespacedDeployment({ name: 'sensor-waiting', namespace: ns });
       return (
         d2.spec?.replicas === 2 &&
+        d2.spec.strategy?.type === 'RollingUpdate' &&
         d2.spec.template.metadata?.annotations?.['sluice.argoproj.io/spec-hash'] !== hash
       );
+    });
+    await patchSpec('Sensor', 'waiting', { replicas: 1 });
+    await waitFor('Deployment back to Recreate', async () => {
+      const d3 = await apps.readNamespacedDeployment({ name: 'sensor-waiting', namespace: ns });
+      return d3.spec?.replicas === 1 && d3.spec.strategy?.type === 'Recreate';
     });
   });
 
@@ -496,5 +509,35 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     const names: string[] = [];
     for await (const s of jsm.streams.names()) names.push(s);
     expect(names).not.toContain(eventStreamName({ namespace: ns, busName: 'later' }));
+  });
+
+  it('a managed bus being deleted that cannot be reached (its namespace is going) does not hold its users for the give-up time', async () => {
+    await create('EventBus', 'doomed', { jetstream: { replicas: 1 } });
+    await create('Sensor', 'dsensor', {
+      eventBusName: 'doomed',
+      dependencies: [{ name: 'd', eventSourceName: 'x', eventName: 'y' }],
+      triggers: [{ template: { name: 't', log: {} } }],
+    });
+    // No server runs here (no kubelet): the Sensor holds its state finalizer and waits for the bus.
+    await waitFor('the Sensor to hold its finalizer', async () =>
+      (await get('Sensor', 'dsensor'))?.metadata.finalizers?.includes(SENSOR_FINALIZER),
+    );
+    const c = await waitCondition('Sensor', 'dsensor', 'Deployed', { reason: 'BusStateNotReady' });
+    // The bus was unreachable for NATS reasons; every API call on the way worked.
+    expect(c.message).not.toMatch(/\/api\/v1|Bad Request/);
+    const started = Date.now();
+    // As a namespace deletion does: everything at once.
+    for (const [kind, name] of [
+      ['EventBus', 'doomed'],
+      ['Sensor', 'dsensor'],
+    ] as const)
+      await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: plural[kind], name });
+    await waitFor(
+      'the Sensor and the EventBus to be gone',
+      async () =>
+        (await get('Sensor', 'dsensor')) === undefined && (await get('EventBus', 'doomed')) === undefined,
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    console.log(`managed bus and its Sensor deleted in ${Date.now() - started} ms`);
   });
 });

@@ -270,6 +270,28 @@ describe('lint: the checks the runtime would make', () => {
 });
 
 describe('lint: what upstream accepts', () => {
+  it('warns (exit 0) for types this build accepts but does not run, from the same sets as the controller', () => {
+    const dir = new URL('../../../../shared/reference/argo-events/examples', import.meta.url).pathname;
+    const lines: string[] = [];
+    const lintOne = (file: string) => {
+      lines.length = 0;
+      return lint([join(dir, file)], (l) => lines.push(l));
+    };
+    // issue 20's types run now: no warning.
+    for (const f of ['event-sources/kafka.yaml', 'event-sources/aws-sqs.yaml', 'event-sources/sftp.yaml']) {
+      expect(lintOne(f).problems, f).toBe(0);
+      expect(
+        lines.filter((l) => l.includes('not run by this sluice build')),
+        f,
+      ).toEqual([]);
+    }
+    const pulsar = lintOne('event-sources/pulsar.yaml');
+    expect(pulsar.problems).toBe(0);
+    expect(lines.join('\n')).toMatch(
+      /warning: source type pulsar: accepted but not run by this sluice build/,
+    );
+  });
+
   it('null for "not set" on optional fields; a trigger type given as null is that trigger', () => {
     const yaml = sensorYaml((s) => {
       Object.assign(s.spec, { eventBusName: null, template: null });
@@ -356,5 +378,153 @@ describe('lint: what upstream accepts', () => {
       /EventBus\/lossy: warning: spec\.jetstream\.streamConfig: lossy: discard: old/,
     );
     expect(lines.join('\n')).toMatch(/EventBus\/bad: spec\.jetstream\.streamConfig: streamConfig\.maxMsgs/);
+  });
+});
+
+describe('lint: input it must never crash on, and input that holds nothing', () => {
+  const SENSOR_HEAD =
+    'apiVersion: argoproj.io/v1alpha1\nkind: Sensor\nmetadata: {name: aliases}\nspec:\n  dependencies: [{name: d, eventSourceName: a, eventName: b}]\n  triggers:\n';
+
+  it('many alias references are read as kubectl reads them; an alias bomb is one line, no stack trace', () => {
+    // 150 references to one anchor: the yaml library's default limit (100) threw a ReferenceError.
+    const refs = Array.from(
+      { length: 50 },
+      (_, i) =>
+        `    - template: {name: t${i}, log: {}}\n      retryStrategy: ${i ? '*rs' : '&rs {steps: 3, duration: 1s}'}\n      rateLimit: ${i ? '*rl' : '&rl {unit: Second, requestsPerUnit: 1}'}\n      parameters: ${i ? '*ps' : '&ps []'}`,
+    ).join('\n');
+    const many = validateText(`${SENSOR_HEAD}${refs}\n`);
+    expect(many.problems).toEqual([]);
+    expect(many.objects).toHaveLength(1);
+
+    const levels = Array.from(
+      { length: 9 },
+      (_, i) => `x${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(',')}]`,
+    ).join('\n');
+    const bomb = `apiVersion: argoproj.io/v1alpha1\nkind: Sensor\nmetadata: {name: bomb}\nx0: &a0 [lol,lol,lol]\n${levels}\n`;
+    const r = validateText(bomb);
+    expect(r.problems.map((p) => p.message)).toEqual([
+      'YAML error: aliases expand to too much data (more than 10000 alias resolutions; a "billion laughs" document?)',
+    ]);
+    const res = spawnSync(bin, ['lint', '-'], { encoding: 'utf8', input: bomb });
+    expect(res.status).toBe(1);
+    expect(res.stderr).not.toMatch(/at |Error:/);
+    expect(res.stdout.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('a deeply nested document is a problem, not a RangeError', () => {
+    const deep = `apiVersion: argoproj.io/v1alpha1\nkind: Sensor\nmetadata: {name: deep}\nx: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`;
+    const r = validateText(deep);
+    expect(r.problems.length).toBeGreaterThan(0);
+    for (const p of r.problems) expect(p.message).not.toMatch(/Maximum call stack/);
+  });
+
+  it('merge keys (<<) are resolved as kubectl resolves them', () => {
+    const text = `${SENSOR_HEAD}    - template: {name: t, log: {}}\n      retryStrategy:\n        <<: {steps: 3}\n        duration: 1s\n`;
+    const r = validateText(text);
+    expect(r.problems).toEqual([]);
+    expect(
+      (r.objects[0]!.value as { spec: { triggers: Array<{ retryStrategy: unknown }> } }).spec.triggers[0]!
+        .retryStrategy,
+    ).toMatchObject({ steps: 3 });
+  });
+
+  it('empty standard input, an empty file and a folder without manifests exit 1 with "no manifests found"', () => {
+    const empty = spawnSync(bin, ['lint', '-'], { encoding: 'utf8', input: '' });
+    expect(empty.status).toBe(1);
+    expect(empty.stdout).toBe('<stdin>: no manifests found (empty input)\n');
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-lint-'));
+    expect(lint([dir], () => {})).toMatchObject({ problems: 1 });
+    writeFileSync(join(dir, 'only-comments.yaml'), '# nothing here\n---\n');
+    const lines: string[] = [];
+    expect(lint([dir], (l) => lines.push(l))).toMatchObject({ problems: 1 });
+    expect(lines).toEqual([`${dir}: no manifests found (empty input)`]);
+    // A folder with one real manifest beside an empty file is fine.
+    writeFileSync(join(dir, 'sensor.yaml'), stringify(validSensor()));
+    expect(lint([dir], () => {})).toMatchObject({ problems: 0, objects: 1 });
+  });
+});
+
+describe('lint: what kubectl and the API server would refuse', () => {
+  it('object names must be RFC 1123 subdomains of at most 63 characters; namespaces RFC 1123 labels', () => {
+    const named = (name: string, namespace?: string) =>
+      stringify({ ...validSensor(), metadata: { name, ...(namespace === undefined ? {} : { namespace }) } });
+    expect(problemsOf(named('Bad_Name.x'))).toEqual([
+      'Sensor/Bad_Name.x: metadata.name: "Bad_Name.x" is not a valid name: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit (RFC 1123), as the API server requires',
+    ]);
+    expect(problemsOf(named('a'.repeat(64)))[0]).toMatch(
+      /metadata.name: 64 characters is too long: at most 63/,
+    );
+    expect(problemsOf(named('a'.repeat(63)))).toEqual([]);
+    expect(problemsOf(named('orders.v2-x'))).toEqual([]);
+    expect(problemsOf(named('-x'))[0]).toMatch(/is not a valid name/);
+    expect(problemsOf(named('ok', 'Bad NS'))).toEqual([
+      'Sensor/ok: metadata.namespace: "Bad NS" is not a valid namespace: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit (RFC 1123 label)',
+    ]);
+    expect(problemsOf(named('ok', 'a.b'))[0]).toMatch(/not a valid namespace/);
+    expect(problemsOf(named('ok', 'team-a'))).toEqual([]);
+    const es = { ...validEventSource(), metadata: { name: 'hooks.v2' } } as Record<string, unknown>;
+    expect(problemsOf(stringify(es))).toEqual([]);
+    (es.spec as Record<string, unknown>).service = { ports: [{ port: 12000, targetPort: 12000 }] };
+    expect(problemsOf(stringify(es))[0]).toMatch(
+      /metadata.name: with spec.service the name must start with a letter and hold no "."/,
+    );
+  });
+
+  it('kind: List items are linted one by one (kubectl applies them)', () => {
+    const broken = validSensor() as Record<string, unknown>;
+    (broken.spec as Record<string, unknown>).triggers = [{ template: { name: 't' } }];
+    const list = stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [validEventSource(), broken, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }],
+    });
+    const r = validateText(list);
+    expect(r.objects.map((o) => `${o.kind}/${o.name}`)).toEqual(['EventSource/webhook']);
+    expect(r.skipped).toBe(1);
+    expect(r.problems.map((p) => `${p.object}: ${p.path}: ${p.message}`)).toEqual([
+      expect.stringMatching(
+        /^items\[1\] Sensor\/sensor: spec.triggers\[0\].template: exactly one trigger type must be set/,
+      ),
+    ]);
+    const typed = stringify({ apiVersion: 'argoproj.io/v1alpha1', kind: 'SensorList', items: [broken] });
+    expect(validateText(typed).problems).toHaveLength(1);
+  });
+
+  it('warns about unquoted YAML 1.1 words (on, yes, no, y, n, off) and numbers where the CRD wants a string', () => {
+    const text = [
+      'apiVersion: argoproj.io/v1alpha1',
+      'kind: Sensor',
+      'metadata: {name: y11}',
+      'spec:',
+      '  dependencies:',
+      '    - name: d',
+      '      eventSourceName: w',
+      '      eventName: on',
+      '      filters:',
+      '        data:',
+      '          - {path: body.answer, type: string, value: [yes, n, "no", 1_000]}',
+      '  triggers: [{template: {name: t, log: {}}}]',
+      '',
+    ].join('\n');
+    const r = validateText(text);
+    expect(r.problems).toEqual([]);
+    expect(r.warnings.map((w) => `${w.path}: ${w.message}`)).toEqual([
+      'spec.dependencies[0].eventName: kubectl reads the unquoted on as the boolean true (YAML 1.1) and the CRD wants a string here: quote it ("on")',
+      'spec.dependencies[0].filters.data[0].value[0]: kubectl reads the unquoted yes as the boolean true (YAML 1.1) and the CRD wants a string here: quote it ("yes")',
+      'spec.dependencies[0].filters.data[0].value[1]: kubectl reads the unquoted n as the boolean false (YAML 1.1) and the CRD wants a string here: quote it ("n")',
+      'spec.dependencies[0].filters.data[0].value[3]: kubectl reads the unquoted 1_000 as the number 1000 (YAML 1.1) and the CRD wants a string here: quote it ("1_000")',
+    ]);
+    const lines: string[] = [];
+    const s = lint(
+      ['-'],
+      (l) => lines.push(l),
+      () => text,
+    );
+    expect(s).toMatchObject({ problems: 0, warnings: 4 });
+    expect(lines[0]).toBe(
+      '<stdin>: Sensor/y11: spec.dependencies[0].eventName: warning: kubectl reads the unquoted on as the boolean true (YAML 1.1) and the CRD wants a string here: quote it ("on")',
+    );
+    // Where the field takes a boolean anyway, or the word is quoted, nothing is said.
+    expect(validateText(text.replace('eventName: on', 'eventName: "on"')).warnings).toHaveLength(3);
   });
 });

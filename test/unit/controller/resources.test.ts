@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventBusSpec } from '../../../src/api/eventbus.ts';
+import { reloaderOptions } from '../../../src/controller/reconcile/eventbus.ts';
 import { ANNOTATION_SPEC_HASH, type Owner, specHash } from '../../../src/controller/resources/common.ts';
 import { busNames, managedBusChildren, managedBusUrl } from '../../../src/controller/resources/eventbus.ts';
 import {
@@ -108,7 +109,19 @@ describe('managed EventBus children', () => {
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.shareProcessNamespace).toBe(true);
     expect(reloader!.image).toBe('reloader:1');
-    expect(reloader!.args).toContain('/etc/nats-config/nats-js.conf');
+    expect(reloader!.command).toBeUndefined();
+    expect(reloader!.args).toEqual([
+      '-pid',
+      '/var/run/nats/nats.pid',
+      '-config',
+      '/etc/nats-config/nats-js.conf',
+      '-config',
+      '/etc/nats-tls/tls.crt',
+      '-config',
+      '/etc/nats-tls/ca.crt',
+    ]);
+    for (const p of [ctr!.readinessProbe, ctr!.livenessProbe, ctr!.startupProbe])
+      expect(p?.timeoutSeconds).toBeGreaterThanOrEqual(5);
     expect(ctr!.env?.every((e) => !e.valueFrom?.secretKeyRef)).toBe(true);
     expect(sts.volumeClaimTemplates?.[0]?.spec).toEqual({
       accessModes: ['ReadWriteOnce'],
@@ -119,6 +132,22 @@ describe('managed EventBus children', () => {
     expect(pod.volumes?.[0]?.secret?.secretName).toBe(n.config);
     expect(c.pdb.spec?.maxUnavailable).toBe(1);
     expect(managedBusUrl(busOwner)).toBe(`nats://${n.service}.ns1.svc:4222`);
+  });
+
+  it('runs the reloader from the sluice image by default (`sluice nats-reloader`), an explicit image as is', () => {
+    const ctl = { image: 'sluice:9', natsImage: 'nats:x', imagePullPolicy: 'Never' as const };
+    const reloaderOf = (o: typeof ctl & { natsReloaderImage?: string }) =>
+      managedBusChildren(busOwner, spec, { ...base, ...reloaderOptions(o) }).statefulSet.spec!.template.spec!
+        .containers[1]!;
+    expect(reloaderOf(ctl)).toMatchObject({
+      image: 'sluice:9',
+      command: ['sluice', 'nats-reloader'],
+      imagePullPolicy: 'Never',
+    });
+    const upstream = reloaderOf({ ...ctl, natsReloaderImage: 'natsio/nats-server-config-reloader:0.18.2' });
+    expect(upstream.image).toBe('natsio/nats-server-config-reloader:0.18.2');
+    expect(upstream.command).toBeUndefined();
+    expect(upstream.imagePullPolicy).toBeUndefined();
   });
 
   it('puts the monitor port only on the headless Service', () => {
@@ -187,6 +216,15 @@ describe('EventSource / Sensor workloads', () => {
     const d = deploymentFor(owner, sensor, opts);
     expect(d.metadata?.name).toBe('sensor-s1');
     expect(d.spec?.replicas).toBe(2);
+    // replicas > 1 elect a leader: pods may overlap in a rollout; one replica must not (rateLimit,
+    // orderingKey): the old pod stops before the new one starts
+    expect(d.spec?.strategy).toEqual({ type: 'RollingUpdate' });
+    expect(
+      deploymentFor(owner, { ...sensor, spec: { ...sensor.spec, replicas: 1 } }, opts).spec?.strategy,
+    ).toEqual({ type: 'Recreate' });
+    expect(
+      deploymentFor(owner, { ...sensor, spec: { ...sensor.spec, replicas: undefined } }, opts).spec?.strategy,
+    ).toEqual({ type: 'Recreate' });
     const pod = d.spec!.template.spec!;
     expect(pod.serviceAccountName).toBe('runner');
     expect(pod.nodeSelector).toEqual({ disk: 'ssd' });
@@ -205,6 +243,39 @@ describe('EventSource / Sensor workloads', () => {
     expect(env.EXTRA?.value).toBe('1');
     expect(d.spec!.template.metadata!.labels).toMatchObject({ team: 'a' });
     expect(ctr.securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true });
+  });
+
+  it('gives the read-only pod a bounded writable /tmp and probes that tolerate a busy process', () => {
+    const pod = deploymentFor(owner, sensor, opts).spec!.template.spec!;
+    const ctr = pod.containers[0]!;
+    expect(ctr.volumeMounts).toEqual([{ name: 'sluice-tmp', mountPath: '/tmp' }]);
+    expect(pod.volumes).toEqual([{ name: 'sluice-tmp', emptyDir: { sizeLimit: '256Mi' } }]);
+    expect(ctr.readinessProbe?.timeoutSeconds).toBeGreaterThanOrEqual(5);
+    expect(ctr.livenessProbe?.timeoutSeconds).toBeGreaterThanOrEqual(5);
+    // The template's own volumes stay; its own /tmp replaces ours.
+    const withVolumes = (mountPath: string) =>
+      deploymentFor(
+        owner,
+        {
+          ...sensor,
+          spec: {
+            ...sensor.spec,
+            template: {
+              ...sensor.spec.template,
+              container: { ...sensor.spec.template.container, volumeMounts: [{ name: 'v', mountPath }] },
+              volumes: [{ name: 'v', emptyDir: {} }],
+            },
+          },
+        },
+        opts,
+      ).spec!.template.spec!;
+    expect(withVolumes('/cache').volumes?.map((v) => v.name)).toEqual(['v', 'sluice-tmp']);
+    expect(withVolumes('/cache').containers[0]!.volumeMounts?.map((m) => m.mountPath)).toEqual([
+      '/cache',
+      '/tmp',
+    ]);
+    expect(withVolumes('/tmp').volumes?.map((v) => v.name)).toEqual(['v']);
+    expect(withVolumes('/tmp').containers[0]!.volumeMounts?.map((m) => m.mountPath)).toEqual(['/tmp']);
   });
 
   it('rolls (new pod hash) on a spec change but not on a generation-only change', () => {

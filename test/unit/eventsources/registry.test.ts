@@ -14,7 +14,7 @@ describe('adapter registry', () => {
       const a = await loadAdapter(type);
       expect(a?.type).toBe(type);
     }
-    expect(await loadAdapter('sqs')).toBeUndefined();
+    expect(await loadAdapter('pulsar')).toBeUndefined();
   });
 });
 

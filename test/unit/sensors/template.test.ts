@@ -123,7 +123,7 @@ describe('Go templates: errors and bounds', () => {
     ['{{ end }}', /unexpected \{\{end\}\}/],
     ['{{ .a', /unclosed action/],
     ['{{ "abc }}', /unterminated quoted string|unclosed action/],
-    ['{{ template "x" }}', /not supported/],
+    ['{{ template .x }}', /quoted template name/],
     ['line1\n{{ if }}', /tpl:2: missing value for if/],
   ];
   for (const [src, re] of parseErrors) {
@@ -202,5 +202,40 @@ describe.skipIf(!haveExamples)('Go templates in the upstream examples', () => {
       );
     expect(found.length).toBeGreaterThanOrEqual(5);
     for (const src of found) expect(() => compileTemplate(src), src).not.toThrow();
+  });
+});
+
+describe('Go templates: named templates and sprig ranges (valid upstream, once refused)', () => {
+  it('{{define}}, {{template}} with and without a pipeline, {{block}}', () => {
+    expect(run('{{define "x"}}[{{.}}]{{end}}a{{template "x" .Input.subject}}b', input)).toBe('a[example]b');
+    // Defined after use, as text/template allows; no pipeline means nil data.
+    expect(run('{{template "x"}}{{define "x"}}<{{.}}>{{end}}', input)).toBe('<<no value>>');
+    expect(run('{{block "b" .Input.body}}n={{.pr.number}}{{end}}!', input)).toBe('n=42!');
+    // A fresh scope: $ is the template's data, outer variables are not visible.
+    expect(run('{{define "x"}}{{$}}{{end}}{{$v := 1}}{{template "x" 5}}', input)).toBe('5');
+    expect(() =>
+      compileTemplate('{{define "x"}}{{$v}}{{end}}{{$v := 1}}{{template "x"}}').execute(input),
+    ).toThrow(/undefined variable/);
+  });
+
+  it('refuses what text/template refuses and stops runaway recursion', () => {
+    expect(() => run('{{template "nope"}}', input)).toThrow(/template "nope" not defined/);
+    expect(() => compileTemplate('{{if true}}{{define "x"}}{{end}}{{end}}')).toThrow(/top level/);
+    expect(() => compileTemplate('{{define "x"}}a{{end}}{{define "x"}}b{{end}}')).toThrow(
+      /multiple definition/,
+    );
+    expect(() => compileTemplate('{{template .x}}')).toThrow(/quoted template name/);
+    expect(() => run('{{define "r"}}{{template "r" .}}{{end}}{{template "r" .}}', input)).toThrow(
+      /nested more than/,
+    );
+  });
+
+  it('sprig until and untilStep', () => {
+    expect(run('{{range until 3}}{{.}},{{end}}', input)).toBe('0,1,2,');
+    expect(run('{{until -3}}', input)).toBe('[0 -1 -2]');
+    expect(run('{{untilStep 0 10 3}} {{untilStep 5 0 -2}} {{untilStep 5 0 1}}', input)).toBe(
+      '[0 3 6 9] [5 3 1] []',
+    );
+    expect(() => run('{{until 100000000}}', input)).toThrow(/more than/);
   });
 });

@@ -1,7 +1,9 @@
 // Parser for the Go text/template language (the part Sensors use): text and actions with "{{-" /
 // "-}}" trimming, comments, pipelines with "|", fields (.a.b), variables ($, $x, $x.a), literals,
-// parenthesised pipelines, if / else if / else, range (with $i, $v :=), with, break, continue and
-// variable declaration / assignment. It builds a tree; nothing is ever evaluated as JavaScript.
+// parenthesised pipelines, if / else if / else, range (with $i, $v :=), with, break, continue,
+// variable declaration / assignment, and named templates: {{define "n"}}...{{end}} at the top level,
+// {{template "n" pipeline}} and {{block "n" pipeline}}...{{end}} (define + template in one, as
+// text/template has it). It builds a tree; nothing is ever evaluated as JavaScript.
 
 export class TemplateError extends Error {
   readonly code = 'TemplateError';
@@ -30,7 +32,8 @@ export type Node =
   | { k: 'if' | 'with'; pipe: Pipe; body: Node[]; else: Node[] | undefined }
   | { k: 'range'; pipe: Pipe; body: Node[]; else: Node[] | undefined }
   | { k: 'break' }
-  | { k: 'continue' };
+  | { k: 'continue' }
+  | { k: 'template'; name: string; pipe: Pipe | undefined; defs: ReadonlyMap<string, Node[]>; where: string };
 
 type Tok =
   | { t: 'field'; names: string[]; sp: boolean }
@@ -240,6 +243,8 @@ class Parser {
   private pos = 0;
   private readonly items: Item[];
   private readonly isFunc: (name: string) => boolean;
+  /** The {{define}}d (and {{block}}) templates, shared by every {{template}} node. */
+  private readonly defs = new Map<string, Node[]>();
   constructor(items: Item[], isFunc: (name: string) => boolean) {
     this.items = items;
     this.isFunc = isFunc;
@@ -282,15 +287,44 @@ class Parser {
           nodes.push({ k: kw });
           break;
         case 'define':
+          if (inBlock) throw new TemplateError(`${where}: {{define}} is only allowed at the top level`);
+          this.define(this.templateName(toks, where, false), where);
+          break;
         case 'template':
-        case 'block':
-          throw new TemplateError(`${where}: {{${kw}}} is not supported in Sensor templates`);
+        case 'block': {
+          const name = this.templateName(toks, where, true);
+          const pipe = toks.length > 2 ? this.pipe(toks.slice(2), where, true) : undefined;
+          if (kw === 'block') this.define(name, where);
+          nodes.push({ k: 'template', name, pipe, defs: this.defs, where });
+          break;
+        }
         default:
           nodes.push({ k: 'action', pipe: this.pipe(toks, where, true) });
       }
     }
     if (inBlock) throw new TemplateError('unexpected end of template: missing {{end}}');
     return { nodes };
+  }
+
+  /** The quoted name of {{define "n"}} / {{template "n" ...}} / {{block "n" ...}}. */
+  private templateName(toks: Tok[], where: string, pipeAllowed: boolean): string {
+    const kw = (toks[0] as { name: string }).name;
+    const t = toks[1];
+    if (t?.t !== 'str') throw new TemplateError(`${where}: {{${kw}}} needs a quoted template name`);
+    if (!pipeAllowed && toks.length > 2)
+      throw new TemplateError(`${where}: unexpected tokens after the name`);
+    return t.v;
+  }
+
+  /** Reads a named template's body up to its {{end}}; a second non-empty definition is an error. */
+  private define(name: string, where: string): void {
+    const body = this.list(true);
+    if (body.end?.word !== 'end' || body.end.rest.length)
+      throw new TemplateError(`${body.end?.where ?? where}: expected {{end}} of template "${name}"`);
+    const old = this.defs.get(name);
+    if (old?.some((n) => n.k !== 'text' || n.v.trim() !== ''))
+      throw new TemplateError(`${where}: multiple definition of template "${name}"`);
+    this.defs.set(name, body.nodes);
   }
 
   private block(kw: 'if' | 'with' | 'range', toks: Tok[], where: string): Node {

@@ -1,0 +1,116 @@
+// The generic EventSource against a gRPC server of our own speaking upstream's protocol: the
+// call carries the event name, config and bearer token; streamed events become events (JSON
+// body, metadata); a full bus pauses the stream and loses nothing; a server that dies and comes
+// back is called again with backoff; a wrong token fails the start with a clear error.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventSourceSpec } from '../../../src/api/eventsource.ts';
+import type { SecretKeySelector } from '../../../src/api/k8s.ts';
+import { BusConnection } from '../../../src/bus/connection.ts';
+import { Publisher } from '../../../src/bus/publisher.ts';
+import { eventStreamName } from '../../../src/bus/subjects.ts';
+import { startEventSource } from '../../../src/eventsources/runtime.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { newRegistry } from '../../../src/observability/metrics.ts';
+import { GenericEventServer } from '../../harness/grpc-servers.ts';
+import { waitFor } from '../../harness/proc.ts';
+import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
+import { busWithStreams } from './fixtures.ts';
+
+const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
+const secrets: Record<string, string> = { 'g/token': 'tok-1', 'g/wrong': 'nope' };
+const resolveSecret = async (sel: SecretKeySelector) => secrets[`${sel.name}/${sel.key}`] ?? '';
+
+const skip = natsMissing();
+describe.skipIf(skip)(`generic EventSource${skipNote(skip)}`, () => {
+  let conn: BusConnection;
+  beforeAll(async () => {
+    conn = await BusConnection.open({ url: natsUrl() });
+  });
+  afterAll(async () => {
+    await conn?.close();
+  });
+  async function setup(streamConfig = '') {
+    const t = await busWithStreams(conn, 'gen', streamConfig);
+    const start = (spec: Record<string, unknown>) =>
+      startEventSource({
+        name: 'gen-es',
+        namespace: t.bus.namespace,
+        spec: EventSourceSpec.parse(spec),
+        bus: t.bus,
+        publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
+        nc: conn.nc,
+        registry: newRegistry(),
+        log,
+        resolveSecret,
+      });
+    return { ...t, start };
+  }
+  const entry = (server: GenericEventServer, key = 'token') => ({
+    url: server.address,
+    insecure: true,
+    jsonBody: true,
+    config: 'interval: 5s\n',
+    authSecret: { name: 'g', key },
+    metadata: { origin: 'grpc' },
+  });
+
+  it('streams events with name, config and token; a full bus pauses the stream without loss', async () => {
+    const server = new GenericEventServer('tok-1');
+    await server.start();
+    const s = await setup('maxMsgs: 2');
+    const es = await s.start({ generic: { ticks: entry(server) } });
+    try {
+      await waitFor('stream open', () => server.open === 1);
+      expect(server.calls[0]).toEqual({ name: 'ticks', config: 'interval: 5s\n' });
+      for (let i = 0; i < 4; i++) server.push(JSON.stringify({ n: i }));
+      await waitFor('two stored', async () => (await s.stored()).length === 2);
+      const [first] = await s.stored();
+      expect(first).toMatchObject({
+        type: 'generic',
+        subject: 'ticks',
+        data: { body: { n: 0 }, metadata: { origin: 'grpc' } },
+      });
+      await s.jsm.streams.purge(eventStreamName(s.bus));
+      await waitFor('the rest stored', async () => (await s.stored()).length === 2, { timeoutMs: 20_000 });
+      expect((await s.stored()).map((e) => (e.data as { body: { n: number } }).body.n)).toEqual([2, 3]);
+    } finally {
+      await es.stop();
+      server.stop();
+    }
+  }, 40_000);
+
+  it('a server that dies is called again with backoff once it is back', async () => {
+    const server = new GenericEventServer('tok-1');
+    await server.start();
+    const s = await setup();
+    const es = await s.start({ generic: { again: entry(server) } });
+    try {
+      await waitFor('stream open', () => server.open === 1);
+      server.push('{"n":1}');
+      await waitFor('first event', async () => (await s.stored()).length === 1);
+      server.stop();
+      await new Promise((r) => setTimeout(r, 1500));
+      await server.start();
+      await waitFor('called again', () => server.open === 1, { timeoutMs: 20_000 });
+      expect(server.calls.length).toBe(2);
+      server.push('{"n":2}');
+      await waitFor('event after the restart', async () => (await s.stored()).length === 2);
+    } finally {
+      await es.stop();
+      server.stop();
+    }
+  }, 40_000);
+
+  it('a wrong token fails the start with a clear error', async () => {
+    const server = new GenericEventServer('tok-1');
+    await server.start();
+    const s = await setup();
+    try {
+      await expect(s.start({ generic: { bad: entry(server, 'wrong') } })).rejects.toThrow(
+        /UNAUTHENTICATED.*authSecret/,
+      );
+    } finally {
+      server.stop();
+    }
+  });
+});

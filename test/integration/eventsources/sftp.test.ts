@@ -1,0 +1,157 @@
+// The sftp EventSource against OpenSSH's sshd + internal-sftp: files that appear or vanish in the
+// watched directory become events (after a silent first baseline); the last listing lives in the
+// bus's KV bucket, so changes made while the source was stopped are reported after it starts,
+// and a poll whose events were stored but whose listing was not saved (a crash) reports them
+// again with the same ids (stored once); a server crash is ridden out; an unaccepted key fails
+// the start with a clear error.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventSourceSpec } from '../../../src/api/eventsource.ts';
+import type { SecretKeySelector } from '../../../src/api/k8s.ts';
+import { BusConnection } from '../../../src/bus/connection.ts';
+import { kvKey } from '../../../src/bus/kv.ts';
+import { Publisher } from '../../../src/bus/publisher.ts';
+import { sftpBucket } from '../../../src/bus/source-state.ts';
+import { startEventSource } from '../../../src/eventsources/runtime.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { newRegistry } from '../../../src/observability/metrics.ts';
+import { waitFor } from '../../harness/proc.ts';
+import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+import { type Sshd, sshdMissing, startSshd } from '../../harness/sshd.ts';
+import { busWithStreams } from './fixtures.ts';
+
+const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
+type FileEvent = { name: string; op: string };
+
+const skip = natsMissing() ?? sshdMissing();
+describe.skipIf(skip)(`sftp EventSource${skipNote(skip)}`, () => {
+  let sshd: Sshd;
+  let conn: BusConnection;
+  const secrets: Record<string, string> = {};
+  const resolveSecret = async (sel: SecretKeySelector) => secrets[`${sel.name}/${sel.key}`] ?? '';
+  beforeAll(async () => {
+    sshd = await startSshd();
+    Object.assign(secrets, {
+      's/address': sshd.address,
+      's/user': sshd.user,
+      's/key': sshd.key,
+      's/other': sshd.otherKey,
+    });
+    conn = await BusConnection.open({ url: natsUrl() });
+  }, 30_000);
+  afterAll(async () => {
+    await conn?.close();
+    await sshd?.stop();
+  });
+  async function setup(streamConfig = '') {
+    const t = await busWithStreams(conn, 'sftp', streamConfig);
+    const start = (spec: Record<string, unknown>) =>
+      startEventSource({
+        name: 'sftp-es',
+        namespace: t.bus.namespace,
+        spec: EventSourceSpec.parse(spec),
+        bus: t.bus,
+        publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
+        nc: conn.nc,
+        registry: newRegistry(),
+        log,
+        resolveSecret,
+      });
+    return { ...t, start };
+  }
+  const folder = () => {
+    const d = join(sshd.root, uniqueName('in'));
+    mkdirSync(d);
+    return d;
+  };
+  const entry = (dir: string, key = 'key') => ({
+    sftp: {
+      drop: {
+        eventType: 'CREATE|REMOVE',
+        watchPathConfig: { directory: `${dir}/`, pathRegexp: '\\.csv$' },
+        address: { name: 's', key: 'address' },
+        username: { name: 's', key: 'user' },
+        sshKeySecret: { name: 's', key },
+        pollIntervalDuration: '300ms',
+        metadata: { site: 'lab' },
+      },
+    },
+  });
+  const ops = async (s: { stored(): Promise<Array<{ data: unknown }>> }) =>
+    (await s.stored()).map((e) => {
+      const d = e.data as FileEvent;
+      return `${d.op} ${d.name.split('/').pop()}`;
+    });
+
+  it('files that appear or vanish become events; changes while stopped are reported after a restart', async () => {
+    const s = await setup();
+    const dir = folder();
+    writeFileSync(join(dir, 'old.csv'), 'baseline');
+    let es = await s.start(entry(dir));
+    try {
+      await new Promise((r) => setTimeout(r, 800));
+      writeFileSync(join(dir, 'a.csv'), '1');
+      writeFileSync(join(dir, 'skip.txt'), 'x');
+      await waitFor('create', async () => (await s.stored()).length === 1);
+      rmSync(join(dir, 'old.csv'));
+      await waitFor('remove', async () => (await s.stored()).length === 2);
+      expect(await ops(s)).toEqual(['CREATE a.csv', 'REMOVE old.csv']);
+      expect((await s.stored())[0]!.data).toMatchObject({
+        name: join(dir, 'a.csv'),
+        metadata: { site: 'lab' },
+      });
+      await es.stop();
+      writeFileSync(join(dir, 'while-down.csv'), '2');
+      es = await s.start(entry(dir));
+      await waitFor('the change made while stopped', async () => (await s.stored()).length === 3);
+      expect((await ops(s))[2]).toBe('CREATE while-down.csv');
+    } finally {
+      await es.stop();
+    }
+  }, 40_000);
+
+  it('a poll whose events were stored but whose listing was not saved reports them again, stored once', async () => {
+    const s = await setup();
+    const dir = folder();
+    let es = await s.start(entry(dir));
+    try {
+      await new Promise((r) => setTimeout(r, 800));
+      await es.stop();
+      // Save the baseline, then roll it back after the next poll, as a crash before the save would.
+      const kv = await new Kvm(conn.nc).open(sftpBucket(s.bus.namespace, 'sftp-es'));
+      const baseline = (await kv.get(kvKey('drop')))!.string();
+      es = await s.start(entry(dir));
+      writeFileSync(join(dir, 'once.csv'), '1');
+      await waitFor('create', async () => (await s.stored()).length === 1);
+      await es.stop();
+      await kv.put(kvKey('drop'), baseline);
+      es = await s.start(entry(dir));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await ops(s)).toEqual(['CREATE once.csv']);
+    } finally {
+      await es.stop();
+    }
+  }, 40_000);
+
+  it('rides out an sshd crash; an unaccepted key fails the start with a clear error', async () => {
+    const s = await setup();
+    const dir = folder();
+    await expect(s.start(entry(dir, 'other'))).rejects.toThrow(/sftp .*authentication.*sshKeySecret/i);
+    const es = await s.start(entry(dir));
+    try {
+      await new Promise((r) => setTimeout(r, 800));
+      await sshd.server.kill();
+      writeFileSync(join(dir, 'during.csv'), '1');
+      await new Promise((r) => setTimeout(r, 1000));
+      await sshd.server.start();
+      await waitFor('the change made during the outage', async () => (await s.stored()).length === 1, {
+        timeoutMs: 30_000,
+      });
+      expect(await ops(s)).toEqual(['CREATE during.csv']);
+    } finally {
+      await es.stop();
+    }
+  }, 60_000);
+});
