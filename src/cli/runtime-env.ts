@@ -139,9 +139,10 @@ export interface RuntimeStart {
   ops: OpsServer;
   /**
    * The role is running: from now on /readyz follows the bus connection and `notReady` (the
-   * role's own reason not to be ready, e.g. a Sensor's consumer is gone).
+   * role's own reason not to be ready, e.g. a Sensor's consumer is gone), and /healthz follows
+   * `notLive` (a reason to restart the process, e.g. publishes that never settle).
    */
-  running(notReady?: () => string | undefined): void;
+  running(notReady?: () => string | undefined, notLive?: () => string | undefined): void;
 }
 
 /**
@@ -157,6 +158,7 @@ export async function startRuntime(o: {
   let conn: BusConnection | undefined;
   let started = false;
   let roleNotReady: (() => string | undefined) | undefined;
+  let roleNotLive: (() => string | undefined) | undefined;
   let waiting = 'connecting to the bus';
   adopt(
     registry(),
@@ -177,6 +179,7 @@ export async function startRuntime(o: {
       if (conn.state !== 'connected') return `bus ${conn.state}`;
       return started ? roleNotReady?.() : 'starting';
     },
+    notLive: () => roleNotLive?.(),
   });
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error('stopped while waiting for the bus'));
@@ -204,8 +207,9 @@ export async function startRuntime(o: {
   return {
     conn: c,
     ops,
-    running: (notReady) => {
+    running: (notReady, notLive) => {
       roleNotReady = notReady;
+      roleNotLive = notLive;
       started = true;
     },
   };

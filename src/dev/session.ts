@@ -20,7 +20,7 @@ import { deleteOrphanConsumers, provisionSensorState } from '../bus/sensor-state
 import { ensureStreams } from '../bus/streams.ts';
 import { type BusRef, eventStreamName } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
-import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
+import { hiddenHeadersFromEnv, idHeadersFromEnv } from '../eventsources/webhook/headers.ts';
 import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import type { Logger } from '../observability/logger.ts';
 import { RUNNERS } from '../sensors/runners.ts';
@@ -68,6 +68,7 @@ export class DevSession {
   /** Webhook bounds and masked headers, from SLUICE_WEBHOOK_* as for `sluice eventsource`. */
   private readonly limits = limitsFromEnv();
   private readonly hiddenHeaders = hiddenHeadersFromEnv();
+  private readonly idHeaders = idHeadersFromEnv();
   private manifests: DevManifests | undefined;
 
   constructor(o: DevSessionOptions) {
@@ -274,6 +275,7 @@ export class DevSession {
       host: this.o.host,
       limits: this.limits,
       hiddenHeaders: this.hiddenHeaders,
+      idHeaders: this.idHeaders,
     });
     this.o.say(`EventSource ${o.namespace}/${o.name} running (bus ${bus.busName})`);
     for (const [type, entries] of Object.entries(spec as Record<string, unknown>)) {
