@@ -87,8 +87,11 @@ function fromErrno(e: Errno): CliError | undefined {
       cause: e,
     });
   }
-  if (FILE_CODES.has(e.code) && e.path) {
-    return new CliError('BadInput', `cannot read ${e.path}: ${FILE_WORDS[e.code] ?? e.code}`, { cause: e });
+  if (FILE_CODES.has(e.code)) {
+    const words = FILE_WORDS[e.code] ?? e.code;
+    // Node leaves the path out of some of them (EISDIR from readFileSync).
+    const text = e.path ? `cannot read ${e.path}: ${words}` : `${words} (${e.message})`;
+    return new CliError('BadInput', text, { cause: e });
   }
   if (NET_CODES.has(e.code)) {
     const where = e.address ? ` ${e.address}${e.port ? `:${e.port}` : ''}` : '';
@@ -156,7 +159,7 @@ export function toCliError(err: unknown): CliError | undefined {
 export function reportError(
   command: string,
   err: unknown,
-  write = (s: string) => process.stderr.write(s),
+  write: (s: string) => unknown = (s) => process.stderr.write(s),
 ): number {
   const user = toCliError(err);
   if (user) {

@@ -40,8 +40,10 @@ export function loadClientKubeConfig(path?: string, hint = ''): KubeConfig {
   }
   const kc = new KubeConfig();
   try {
-    if (source.file) kc.loadFromFile(source.file);
-    else kc.loadFromCluster();
+    // Without --kubeconfig, as kubectl: every file of $KUBECONFIG merged, or ~/.kube/config, or
+    // the pod's service account (all known to exist here, so there is no localhost fallback).
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromDefault();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new KubeConfigError(
