@@ -6,7 +6,8 @@
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { parseDurationMs } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
-import type { BusRef } from '../bus/subjects.ts';
+import { ServerCode, serverCode } from '../bus/errors.ts';
+import { type BusRef, dlqStreamName } from '../bus/subjects.ts';
 import { createLogger } from '../observability/logger.ts';
 import {
   type DlqFilter,
@@ -118,14 +119,18 @@ async function collectDeadLetters(jsm: JetStreamManager, bus: BusRef, f: DlqFilt
   return rows;
 }
 
-async function purge(jsm: JetStreamManager, bus: BusRef, f: DlqFlags): Promise<number> {
-  const filter = filterOf(f);
-  if (Object.keys(filter).length === 0 && !f.all) {
+/** Purge selects records by a filter, or all of them with --all; nothing at all is a mistake. */
+function checkPurgeSelection(f: DlqFlags): void {
+  if (Object.keys(filterOf(f)).length === 0 && !f.all) {
     throw new CliError(
       'Usage',
       'purge with no filter removes every dead letter of the bus: add --all to select them all, or filter with --sensor, --trigger, --since or --until',
     );
   }
+}
+
+async function purge(jsm: JetStreamManager, bus: BusRef, f: DlqFlags): Promise<number> {
+  const filter = filterOf(f);
   const rows = await collectDeadLetters(jsm, bus, filter);
   const what = `${rows.length} dead letter(s) of EventBus ${bus.namespace}/${bus.busName}, ${filterText(f)}`;
   if (f.dryRun) {
@@ -213,6 +218,7 @@ export async function runDlq(action: string, args: string[], f: DlqFlags): Promi
   if (action === 'show' && (!Number.isSafeInteger(seq) || seq < 1))
     throw new CliError('Usage', 'show needs a sequence number, e.g. sluice dlq show 12');
   filterOf(f); // a bad --since or --until is reported before connecting
+  if (action === 'purge') checkPurgeSelection(f);
   // Everything replay reads from files or the cluster is checked before the bus is touched.
   const sources = action === 'replay' ? await replaySources(f) : undefined;
   const bus: BusRef = { namespace: f.namespace, busName: f.bus };
@@ -238,6 +244,12 @@ export async function runDlq(action: string, args: string[], f: DlqFlags): Promi
       default:
         return await replay(conn, jsm, bus, f, sources!);
     }
+  } catch (err) {
+    if (serverCode(err) !== ServerCode.StreamNotFound) throw err;
+    throw new CliError(
+      'NotFound',
+      `the NATS server has no dead-letter stream ${dlqStreamName(bus)} for EventBus ${bus.namespace}/${bus.busName} (check -n and --bus)`,
+    );
   } finally {
     await conn.close();
   }

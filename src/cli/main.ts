@@ -184,7 +184,13 @@ for (const c of [program, ...program.commands]) {
   const command = c === program ? '' : ` ${c.name()}`;
   c.exitOverride().configureOutput({
     outputError: (text) => {
-      parseError = { command, text: text.trim().replace(/^error: /, '') };
+      parseError = {
+        command,
+        text: text
+          .trim()
+          .replace(/^error: /, '')
+          .replace(/\s*\n\s*/g, ' '),
+      };
     },
   });
 }
