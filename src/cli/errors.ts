@@ -22,6 +22,8 @@ export type CliErrorCode =
   | 'ClusterUnreachable'
   /** The NATS server cannot be reached or refused the connection. */
   | 'BusUnreachable'
+  /** A TLS handshake failed: the server's certificate is not trusted, or ours was refused. */
+  | 'Tls'
   /** A port to listen on is taken or not allowed. */
   | 'PortUnavailable'
   /** Something named on the command line does not exist (a Sensor, a dead letter). */
@@ -92,6 +94,13 @@ function fromErrno(e: Errno): CliError | undefined {
     // Node leaves the path out of some of them (EISDIR from readFileSync).
     const text = e.path ? `cannot read ${e.path}: ${words}` : `${words} (${e.message})`;
     return new CliError('BadInput', text, { cause: e });
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_|LEAF_SIGNATURE|^ERR_TLS|^ERR_SSL/.test(e.code)) {
+    return new CliError(
+      'Tls',
+      `TLS: ${e.message.split(';')[0]} (${e.code}); give the server's CA (--tlsca for NATS, certificate-authority in the kubeconfig)`,
+      { cause: e },
+    );
   }
   if (NET_CODES.has(e.code)) {
     const where = e.address ? ` ${e.address}${e.port ? `:${e.port}` : ''}` : '';

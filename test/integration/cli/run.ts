@@ -29,13 +29,21 @@ export function bareEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   };
 }
 
-/** Runs `bin/sluice args`, feeding `input` on stdin; kills it after `timeoutMs`. */
+/**
+ * Runs `bin/sluice args`, feeding `input` on stdin; kills it after `timeoutMs`. With `tty`, it
+ * runs on a pseudo-terminal (util-linux `script`), so it can ask; everything it prints, stderr
+ * included, then arrives on stdout.
+ */
 export function sluice(
   args: string[],
-  o: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+  o: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; tty?: boolean } = {},
 ): Promise<Result> {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const [cmd, argv] = o.tty
+    ? ['script', ['-qec', [bin, ...args].map(quote).join(' '), '/dev/null']]
+    : [bin, args];
   return new Promise((resolve) => {
-    const p = spawn(bin, args, { env: o.env ?? bareEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(cmd, argv, { env: o.env ?? bareEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (c: Buffer) => {

@@ -64,6 +64,21 @@ describe('toCliError', () => {
     expect(toCliError(new BusError('BusUnavailable', 'no stream for this bus'))?.code).toBe('BusUnreachable');
   });
 
+  it('maps a TLS handshake failure to a hint about the CA', () => {
+    const tls = Object.assign(
+      new Error('unable to verify the first certificate; if the root CA is installed locally, try'),
+      {
+        code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      },
+    );
+    expect(toCliError(new Error('wrapped', { cause: tls }))).toMatchObject({
+      code: 'Tls',
+      message: expect.stringMatching(
+        /^TLS: unable to verify the first certificate \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); give/,
+      ),
+    });
+  });
+
   it('maps schema errors with their paths, and Kubernetes API answers', () => {
     const r = z.object({ spec: z.object({ n: z.number() }) }).safeParse({ spec: { n: 'x' } });
     expect(toCliError(r.error)?.message).toMatch(/^spec\.n: /);
