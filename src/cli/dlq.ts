@@ -176,7 +176,15 @@ async function replay(
 ) {
   const bar = progress('replaying');
   // Dependencies are not matched again on replay; compiling them still reports a bad spec early.
-  for (const d of src.spec.dependencies ?? []) await sensorDependencyMatcher(d);
+  for (const d of src.spec.dependencies ?? []) {
+    try {
+      await sensorDependencyMatcher(d);
+    } catch (err) {
+      const why = (err as Error).message;
+      throw new CliError('BadInput', `Sensor ${f.sensor}: dependency ${d.name}: ${why}`, { cause: err });
+    }
+  }
+
   const { sensor: _sensor, ...timeAndTrigger } = filterOf(f);
   const notReplayed: Array<ReplayedRecord & { reason: string }> = [];
   const summary = await replayDeadLetters({

@@ -133,6 +133,21 @@ describe.skipIf(natsMissing())(`mistakes involving the bus${skipNote(natsMissing
     );
   });
 
+  it('a Sensor whose dependency does not compile is one line naming it', async () => {
+    const file = write(
+      'bad-regex.yaml',
+      SENSOR.replace(
+        '[{name: d, eventSourceName: hooks, eventName: orders}]',
+        "[{name: d, eventSourceName: hooks, eventName: orders, filters: {data: [{path: a, type: string, value: ['(']}]}}]",
+      ),
+    );
+    expectUserError(
+      await sluice(['dlq', 'replay', '--sensor', 'orders', '-f', file, '--nats-url', natsUrl()]),
+      'dlq',
+      /^sluice dlq: Sensor orders: dependency d: /,
+    );
+  });
+
   it('a bus with no dead-letter stream is one line naming the stream', async () => {
     expectUserError(
       await sluice(['dlq', 'list', '--nats-url', natsUrl(), '-n', 'no-such-ns', '--bus', 'nope']),
