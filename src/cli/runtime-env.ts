@@ -16,6 +16,7 @@ import {
 import type { Logger } from '../observability/logger.ts';
 import { adopt, registry } from '../observability/metrics.ts';
 import { type OpsServer, startOpsServer } from '../observability/server.ts';
+import { CliError } from './errors.ts';
 
 /**
  * The Kubernetes client, loaded on first use only: it costs about 80 MiB of memory, which an
@@ -25,11 +26,19 @@ function kubeClient(): typeof import('@kubernetes/client-node') {
   return createRequire(import.meta.url)('@kubernetes/client-node');
 }
 
-/** A base64 JSON variable the controller sets; a clear error when it is missing. */
+/** A base64 JSON variable the controller sets; a clear error (CliError) when it is missing or bad. */
 export function fromEnv<T>(name: string, role: string): T {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set; sluice ${role} is started by the controller with it`);
-  return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+  if (!v)
+    throw new CliError('BadInput', `${name} is not set; sluice ${role} is started by the controller with it`);
+  try {
+    return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+  } catch {
+    throw new CliError(
+      'BadInput',
+      `${name} is not base64-encoded JSON; sluice ${role} is started by the controller with it`,
+    );
+  }
 }
 
 /**
