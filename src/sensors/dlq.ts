@@ -257,10 +257,10 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
         result = 'notReplayable';
         outcome = `event record (${d.record.reason ?? 'failed before any trigger'}); kept`;
       } else if (d.record.reason === 'join-too-large') {
-        summary.notReplayable++;
+        result = 'notReplayable';
         outcome = 'the event could not wait for the other dependencies (join-too-large); kept';
       } else if (d.record.truncated?.length) {
-        summary.notReplayable++;
+        result = 'notReplayable';
         outcome = `event data of ${d.record.truncated.join(', ')} was cut to fit the record; kept`;
       } else if (!t) {
         result = 'orphaned';
