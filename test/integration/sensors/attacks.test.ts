@@ -323,11 +323,11 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
   it('break 4: a transform result larger than the bus carries is eval-memory, checked before it reaches the Sensor heap', async () => {
     const s = await runSensor(b, 'grow', {
       dependencies: [
-        dep('g', { transform: { jq: 'if .grow then {id, big: ("x" * 5000000)} else . end' } }),
+        dep('g', { transform: { jq: 'if .grow then {id, big: ("x" * 1500000)} else . end' } }),
         dep('l', {
           transform: {
             script:
-              'if event.grow then return {id = event.id, big = string.rep("y", 3000000)} end return event',
+              'if event.grow then return {id = event.id, big = string.rep("y", 1500000)} end return event',
           },
         }),
       ],
