@@ -105,13 +105,15 @@ export interface FollowedEntry {
  * bucket's stream with stored-message gets (`next_by_subj`) every `everyMs` (default 500 ms). It
  * needs no consumer, so a role that may not create consumers (every EventSource and Sensor on a
  * secured bus: a consumer it could create could deliver anywhere in the bus account) can follow
- * its own bucket. Deletes are skipped; a failed round is tried again at the next tick.
+ * its own bucket. Deletes (and purges) go to `onDelete` with their key; a failed round is tried again
+ * at the next tick.
  */
 export function followKv(
   nc: NatsConnection,
   bucket: string,
   onPut: (e: FollowedEntry) => void,
   everyMs = 500,
+  onDelete?: (key: string) => void,
 ): { stop(): void; caughtUp: Promise<void> } {
   const stream = `KV_${bucket}`;
   const prefix = `$KV.${bucket}.`;
@@ -128,7 +130,10 @@ export function followKv(
       if (!m) return;
       next = m.seq + 1;
       const op = m.header?.get('KV-Operation');
-      if (op === 'DEL' || op === 'PURGE') continue;
+      if (op === 'DEL' || op === 'PURGE') {
+        onDelete?.(m.subject.slice(prefix.length));
+        continue;
+      }
       const value = m.data;
       onPut({ key: m.subject.slice(prefix.length), value, created: m.time, string: () => m.string() });
     }

@@ -16,6 +16,7 @@ import {
 import type { Logger } from '../observability/logger.ts';
 import { adopt, registry } from '../observability/metrics.ts';
 import { type OpsServer, startOpsServer } from '../observability/server.ts';
+import { CliError } from './errors.ts';
 
 /**
  * The Kubernetes client, loaded on first use only: it costs about 80 MiB of memory, which an
@@ -25,11 +26,19 @@ function kubeClient(): typeof import('@kubernetes/client-node') {
   return createRequire(import.meta.url)('@kubernetes/client-node');
 }
 
-/** A base64 JSON variable the controller sets; a clear error when it is missing. */
+/** A base64 JSON variable the controller sets; a clear error (CliError) when it is missing or bad. */
 export function fromEnv<T>(name: string, role: string): T {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set; sluice ${role} is started by the controller with it`);
-  return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+  if (!v)
+    throw new CliError('BadInput', `${name} is not set; sluice ${role} is started by the controller with it`);
+  try {
+    return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+  } catch {
+    throw new CliError(
+      'BadInput',
+      `${name} is not base64-encoded JSON; sluice ${role} is started by the controller with it`,
+    );
+  }
 }
 
 /**
@@ -137,8 +146,12 @@ export function stopOnSignals(
 export interface RuntimeStart {
   conn: BusConnection;
   ops: OpsServer;
-  /** The role is running: from now on /readyz follows the bus connection alone. */
-  running(): void;
+  /**
+   * The role is running: from now on /readyz follows the bus connection and `notReady` (the
+   * role's own reason not to be ready, e.g. a Sensor's consumer is gone), and /healthz follows
+   * `notLive` (a reason to restart the process, e.g. publishes that never settle).
+   */
+  running(notReady?: () => string | undefined, notLive?: () => string | undefined): void;
 }
 
 /**
@@ -153,6 +166,8 @@ export async function startRuntime(o: {
 }): Promise<RuntimeStart> {
   let conn: BusConnection | undefined;
   let started = false;
+  let roleNotReady: (() => string | undefined) | undefined;
+  let roleNotLive: (() => string | undefined) | undefined;
   let waiting = 'connecting to the bus';
   adopt(
     registry(),
@@ -171,8 +186,9 @@ export async function startRuntime(o: {
     notReady: () => {
       if (!conn) return waiting;
       if (conn.state !== 'connected') return `bus ${conn.state}`;
-      return started ? undefined : 'starting';
+      return started ? roleNotReady?.() : 'starting';
     },
+    notLive: () => roleNotLive?.(),
   });
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error('stopped while waiting for the bus'));
@@ -200,7 +216,9 @@ export async function startRuntime(o: {
   return {
     conn: c,
     ops,
-    running: () => {
+    running: (notReady, notLive) => {
+      roleNotReady = notReady;
+      roleNotLive = notLive;
       started = true;
     },
   };

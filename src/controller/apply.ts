@@ -80,6 +80,15 @@ export class Applier {
     }
   }
 
+  /** Merge-patches `obj` (RFC 7386: null removes a field). */
+  mergePatch(obj: ObjectLike, body: unknown): Promise<KubeObject> {
+    return this.http.request<KubeObject>('PATCH', objectPath(obj), {
+      body,
+      contentType: 'application/merge-patch+json',
+      timeoutMs: 30_000,
+    });
+  }
+
   /** Merge-patches the status subresource. */
   patchStatus(obj: ObjectLike, status: unknown): Promise<KubeObject> {
     return this.http.request<KubeObject>('PATCH', `${objectPath(obj)}/status`, {

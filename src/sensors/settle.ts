@@ -12,7 +12,9 @@ import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { Claims } from './claims.ts';
-import { encodeDeadLetter, type OmittedData } from './dlq-fit.ts';
+import { encodeDeadLetter } from './dlq-record.ts';
+import { storeDeadLetter } from './dlq-store.ts';
+import { yieldIfBusy } from './inline-budget.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
@@ -105,8 +107,11 @@ export interface DeadLetterRecord {
   dlqTriggers?: Array<{ name: string; outcome: string }>;
   /** For an event record whose message could not be decoded: its first bytes, base64. */
   raw?: string;
-  /** Events whose data was left out so the record fits on the bus (dlq-fit.ts): not replayable. */
-  omittedData?: OmittedData[];
+  /**
+   * Dependencies whose event data was cut to fit the record in one bus message (see
+   * dlq-record.ts); such a record is not replayed.
+   */
+  truncated?: string[];
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -215,6 +220,8 @@ async function attempts(
       const waited = performance.now() - before;
       if (waited > 1) env.metrics.rateLimitWait.inc(labels, waited / 1000);
     }
+    const busy = yieldIfBusy();
+    if (busy) await busy;
     const started = performance.now();
     try {
       const spec = t.specFor(events);
@@ -324,6 +331,25 @@ function redacted(e: TriggerError, message: string): TriggerError {
   });
 }
 
+/**
+ * Dead-letters trigger `t` for `events` without running it: fires its dlqTrigger (once, by
+ * `<key>:dlq`) and stores a `kind: trigger` record with `reason`. For failures found before the
+ * call (e.g. the event cannot wait in the trigger's partial match); `sluice dlq replay` keeps
+ * such records (the trigger was never ready to run).
+ */
+export async function rejectTrigger(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  reason: DeadLetterReason,
+  message: string,
+): Promise<Outcome> {
+  const key = idempotencyKey(env.namespace, env.sensorName, t.name, events);
+  const error = new TriggerError('Rejected', message);
+  await deadLetter(env, t, events, key, error, 0, new Date(), reason);
+  return { kind: 'dead-lettered', error: message };
+}
+
 async function deadLetter(
   env: SettleEnv,
   t: PreparedTrigger,
@@ -332,6 +358,7 @@ async function deadLetter(
   error: TriggerError,
   attempts: number,
   firstAttemptAt: Date,
+  fixedReason?: DeadLetterReason,
 ): Promise<void> {
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
   let dlqTrigger: DeadLetterRecord['dlqTrigger'];
@@ -340,7 +367,7 @@ async function deadLetter(
     const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), { key: `${key}:dlq` });
     dlqTrigger = { name: t.dlq.name, outcome: outcomeText(o) };
   }
-  const reason = triggerFailureReason(error);
+  const reason = fixedReason ?? triggerFailureReason(error);
   const record: DeadLetterRecord = {
     kind: 'trigger',
     namespace: env.namespace,
@@ -356,10 +383,11 @@ async function deadLetter(
     deadLetteredAt: new Date().toISOString(),
     ...(dlqTrigger ? { dlqTrigger } : {}),
   };
-  await env.publisher.publish(
+  await storeDeadLetter(
+    { ...env, log: env.context.log },
     dlqSubject(env.bus, env.sensorName, t.name),
     encodeDeadLetter(record, env.publisher.maxPayload),
-    { msgId: `dlq/${key}` },
+    `dlq/${key}`,
   );
   env.metrics.deadLettered.inc({ ...labels, reason });
   env.context.log.error(

@@ -12,6 +12,8 @@ import { DASHBOARD_FILE, ROOT, RULES_FILE } from '../../scripts/install-manifest
 import { droppedCounter } from '../../src/bus/drops.ts';
 import { informerMetrics, leaderMetric, workQueueMetrics } from '../../src/controller/metrics.ts';
 import { eventSourceMetrics } from '../../src/eventsources/metrics.ts';
+import { ByteBudget } from '../../src/eventsources/webhook/budget.ts';
+import { ConnectionGate } from '../../src/eventsources/webhook/connection-gate.ts';
 import { webhookMetrics } from '../../src/eventsources/webhook/metrics.ts';
 import type { ProcessBounds } from '../../src/eventsources/webhook/server.ts';
 import { currentBuild, newRegistry, registry } from '../../src/observability/metrics.ts';
@@ -63,10 +65,7 @@ async function familyMetrics(): Promise<Map<string, MetricType>> {
   informerMetrics(r, 'res');
   leaderMetric(r, 'lease');
   droppedCounter(r);
-  const bounds = {
-    budget: { used: 0, capacity: 1, displaced: 0 },
-    connections: { current: 0, refused: 0 },
-  } as unknown as ProcessBounds;
+  const bounds: ProcessBounds = { budget: new ByteBudget(1024), connections: new ConnectionGate(1) };
   webhookMetrics(r, bounds);
   return registered(r);
 }

@@ -76,6 +76,10 @@ export async function applyChild<T extends KubeObject = KubeObject>(
   ctx: ReconcileContext,
   owner: SluiceObject,
   child: ObjectLike & KubeObject,
+  opts: {
+    /** Called when the apply fails: true when it fixed the cause and the apply should be tried once more. */
+    retryAfter?: (err: unknown) => Promise<boolean>;
+  } = {},
 ): Promise<ChildOutcome<T>> {
   const key = childKey(child);
   const cached = ctx.caches.children
@@ -97,7 +101,12 @@ export async function applyChild<T extends KubeObject = KubeObject>(
   }
   let applied: T;
   try {
-    applied = await ctx.applier.apply<T>(child);
+    try {
+      applied = await ctx.applier.apply<T>(child);
+    } catch (err) {
+      if (!(await opts.retryAfter?.(err))) throw err;
+      applied = await ctx.applier.apply<T>(child);
+    }
   } catch (err) {
     emitEvent(
       ctx,

@@ -2,6 +2,7 @@
 // `sluice eventsource|sensor` (and a Service for webhook ports), prune children that are no
 // longer wanted, and report conditions. A missing or unready bus is a condition, not an error:
 // the bus's own events requeue its users.
+import type { V1Deployment } from '@kubernetes/client-node';
 import type { z } from 'zod';
 import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
@@ -220,7 +221,9 @@ async function deploy(
     ...(credentialVersion ? { busCredentialVersion: credentialVersion } : {}),
     ...(ctx.options.runtimeLogLevel ? { logLevel: ctx.options.runtimeLogLevel } : {}),
   });
-  const applied = await applyChild<DeploymentLike & KubeObject>(ctx, obj, deployment);
+  const applied = await applyChild<DeploymentLike & KubeObject>(ctx, obj, deployment, {
+    retryAfter: (err) => dropRollingUpdate(ctx, deployment, err),
+  });
   if (!applied.ok) return childConflict(applied.conflict);
   const keepServices = new Set<string>();
   if (obj.kind === 'EventSource') {
@@ -518,6 +521,21 @@ export async function reconcileSensor(
   }
   await report(ctx, obj, conditions, d.deployment);
   return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
+}
+
+/**
+ * Server-side apply of a Deployment. A switch to `Recreate` (a Sensor going to one replica, or a
+ * Deployment made before Sensors used it) first drops the rollingUpdate settings the API server
+ * defaulted: Recreate forbids them, and an apply cannot remove a field it does not own.
+ */
+/**
+ * Switching to Recreate first drops the API server's defaulted rollingUpdate (apply cannot remove
+ * a field it does not own): true when that was the error and the field is now gone.
+ */
+async function dropRollingUpdate(ctx: ReconcileContext, d: V1Deployment, err: unknown): Promise<boolean> {
+  if (d.spec?.strategy?.type !== 'Recreate' || !/rollingUpdate/.test((err as Error).message)) return false;
+  await ctx.applier.mergePatch(d, { spec: { strategy: { type: 'Recreate', rollingUpdate: null } } });
+  return true;
 }
 
 export { splitKey };

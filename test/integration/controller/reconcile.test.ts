@@ -342,14 +342,23 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     // The log trigger is run by this build; a cloud-only trigger type would make this False.
     expect((await condition('Sensor', 'waiting', 'TriggersSupported'))?.status).toBe('True');
 
+    // One replica: no overlap in a rollout (Recreate); two elect a leader (RollingUpdate), and
+    // back (the API server's defaulted rollingUpdate settings must not block the switch).
+    expect(d.spec?.strategy?.type).toBe('Recreate');
     const hash = d.spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'];
     await patchSpec('Sensor', 'waiting', { replicas: 2 });
     await waitFor('Deployment to roll', async () => {
       const d2 = await apps.readNamespacedDeployment({ name: 'sensor-waiting', namespace: ns });
       return (
         d2.spec?.replicas === 2 &&
+        d2.spec.strategy?.type === 'RollingUpdate' &&
         d2.spec.template.metadata?.annotations?.['sluice.argoproj.io/spec-hash'] !== hash
       );
+    });
+    await patchSpec('Sensor', 'waiting', { replicas: 1 });
+    await waitFor('Deployment back to Recreate', async () => {
+      const d3 = await apps.readNamespacedDeployment({ name: 'sensor-waiting', namespace: ns });
+      return d3.spec?.replicas === 1 && d3.spec.strategy?.type === 'Recreate';
     });
   });
 

@@ -272,6 +272,15 @@ describe('EventSource / Sensor workloads', () => {
     const d = deploymentFor(owner, sensor, opts);
     expect(d.metadata?.name).toBe('sensor-s1');
     expect(d.spec?.replicas).toBe(2);
+    // replicas > 1 elect a leader: pods may overlap in a rollout; one replica must not (rateLimit,
+    // orderingKey): the old pod stops before the new one starts
+    expect(d.spec?.strategy).toEqual({ type: 'RollingUpdate' });
+    expect(
+      deploymentFor(owner, { ...sensor, spec: { ...sensor.spec, replicas: 1 } }, opts).spec?.strategy,
+    ).toEqual({ type: 'Recreate' });
+    expect(
+      deploymentFor(owner, { ...sensor, spec: { ...sensor.spec, replicas: undefined } }, opts).spec?.strategy,
+    ).toEqual({ type: 'Recreate' });
     const pod = d.spec!.template.spec!;
     expect(pod.serviceAccountName).toBe('runner');
     expect(pod.nodeSelector).toEqual({ disk: 'ssd' });
