@@ -253,7 +253,9 @@ export async function runDlq(action: string, args: string[], f: DlqFlags): Promi
         return await replay(conn, jsm, bus, f, sources!);
     }
   } catch (err) {
-    if (serverCode(err) !== ServerCode.StreamNotFound) throw err;
+    // listDeadLetters wraps the server's answer in its own explanation (the cause keeps the code).
+    const code = serverCode(err) ?? serverCode((err as { cause?: unknown } | undefined)?.cause);
+    if (code !== ServerCode.StreamNotFound) throw err;
     throw new CliError(
       'NotFound',
       `the NATS server has no dead-letter stream ${dlqStreamName(bus)} for EventBus ${bus.namespace}/${bus.busName} (check -n and --bus)`,
