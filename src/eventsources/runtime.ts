@@ -19,6 +19,7 @@ import type { EmitOptions, EmitResult, SourceAdapter, SourceContext, StartedSour
 import { loadAdapter } from './adapters.ts';
 import { publishConfirmed } from './confirm.ts';
 import { encodeEvent, envelope } from './envelope.ts';
+import { validDate } from './fields.ts';
 import { compileFilter, type EventFilter } from './filter.ts';
 import { DEFAULT_HIDDEN_HEADERS } from './webhook/headers.ts';
 import { UnconfirmedIds } from './webhook/identity.ts';
@@ -232,7 +233,8 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           type: e.type,
           subject: e.eventName,
           data,
-          ...(opts.time ? { time: opts.time } : {}),
+          // A source's out-of-range time (an invalid Date) falls back to now, never throws.
+          ...(validDate(opts.time) ? { time: opts.time } : {}),
           ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
           ...(opts.datacontenttype ? { datacontenttype: opts.datacontenttype } : {}),
         });
