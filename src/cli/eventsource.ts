@@ -68,7 +68,8 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     log,
     resolveSecret,
   });
-  ready();
+  // Ready while the bus is connected and no source reports that it cannot consume.
+  ready(() => running.notReady());
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
   // Bounded: the webhook servers take at most the grace period, the rest a few seconds more.
   stopOnSignals(

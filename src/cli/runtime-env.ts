@@ -136,8 +136,11 @@ export function stopOnSignals(
 export interface RuntimeStart {
   conn: BusConnection;
   ops: OpsServer;
-  /** The role is running: from now on /readyz follows the bus connection alone. */
-  running(): void;
+  /**
+   * The role is running: from now on /readyz follows the bus connection and `check` (a reason
+   * the role cannot do its job, or undefined).
+   */
+  running(check?: () => string | undefined): void;
 }
 
 /**
@@ -152,6 +155,7 @@ export async function startRuntime(o: {
 }): Promise<RuntimeStart> {
   let conn: BusConnection | undefined;
   let started = false;
+  let check: (() => string | undefined) | undefined;
   let waiting = 'connecting to the bus';
   const ops = await startOpsServer({
     port: Number(o.metricsPort),
@@ -159,7 +163,7 @@ export async function startRuntime(o: {
     notReady: () => {
       if (!conn) return waiting;
       if (conn.state !== 'connected') return `bus ${conn.state}`;
-      return started ? undefined : 'starting';
+      return started ? check?.() : 'starting';
     },
   });
   const abort = new AbortController();
@@ -188,8 +192,9 @@ export async function startRuntime(o: {
   return {
     conn: c,
     ops,
-    running: () => {
+    running: (c) => {
       started = true;
+      check = c;
     },
   };
 }

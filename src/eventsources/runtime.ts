@@ -68,6 +68,8 @@ export interface RunningEventSource {
   ports: Map<string, number>;
   /** Source types in the spec that this build does not run. */
   unsupported: string[];
+  /** Why a running source cannot consume now (see SourceContext.degraded), or undefined. */
+  notReady(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -199,6 +201,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     return o.kubeConfig();
   };
 
+  const problems = new Map<string, string>();
   const contextFor = (e: Entry, signal: AbortSignal): SourceContext<unknown> => {
     const filterSpec = e.spec.filter as { expression?: string } | undefined;
     const filter: EventFilter | undefined = filterSpec?.expression
@@ -221,6 +224,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
       webhooks,
       kubeConfig,
       processingFailed: (reason) => processingFailed.inc({ ...ev, status: reason }),
+      degraded: (problem) => {
+        const key = `${e.type}/${e.eventName}`;
+        if (problem === undefined) problems.delete(key);
+        else problems.set(key, problem);
+      },
       async emit(data: unknown, opts: EmitOptions = {}): Promise<EmitResult> {
         const start = performance.now();
         if (filter && !filter.matches(data)) {
@@ -334,6 +342,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   return {
     ports,
     unsupported,
+    notReady: () => (problems.size ? [...problems].map(([k, why]) => `${k}: ${why}`).join('; ') : undefined),
     async stop() {
       lifetime.abort();
       await Promise.all([...servers.values()].map((s) => s.stop()));

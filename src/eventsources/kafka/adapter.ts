@@ -252,17 +252,24 @@ export const adapter: SourceAdapter<KafkaEventSource> = {
         fatal: isFatalKafkaError,
         onRetry: (e, waitMs) => {
           ctx.processingFailed('connection');
+          ctx.degraded(`kafka: cannot connect (${(e as Error).message}); retrying`);
           ctx.log.warn({ err: (e as Error).message, retryInMs: waitMs }, 'kafka: cannot connect');
         },
-      }).catch((e: unknown) => {
-        if (!signal.aborted) ctx.log.error({ err: (e as Error).message }, 'kafka: giving up: cannot recover');
-      });
+      }).then(
+        () => ctx.degraded(undefined),
+        (e: unknown) => {
+          if (signal.aborted) return;
+          ctx.degraded(`kafka: stopped: ${(e as Error).message}`);
+          ctx.log.error({ err: (e as Error).message }, 'kafka: giving up: cannot recover');
+        },
+      );
     const restarts = new Backoff(1_000, 60_000);
     const watchCrashes = (c: Consumer) =>
       c.on(c.events.CRASH, (e) => {
         const err = e.payload.error;
         if (signal.aborted) return;
         if (isFatalKafkaError(err)) {
+          ctx.degraded(`kafka: consumer stopped: ${err.message} (check sasl/tls and rights)`);
           ctx.log.error(
             { err: err.message },
             'kafka: consumer stopped: cannot recover (check sasl/tls and rights)',
@@ -276,6 +283,7 @@ export const adapter: SourceAdapter<KafkaEventSource> = {
         // kafkajs gave up on this consumer: replace it (same group, so committed offsets hold).
         const wait = restarts.take();
         ctx.processingFailed('consumer-crash');
+        ctx.degraded(`kafka: consumer stopped (${err.message}); starting a new one in ${wait} ms`);
         ctx.log.error({ err: err.message, retryInMs: wait }, 'kafka: consumer stopped; starting a new one');
         void (async () => {
           await c.disconnect().catch(() => {});
@@ -297,6 +305,7 @@ export const adapter: SourceAdapter<KafkaEventSource> = {
         );
       }
       ctx.log.warn({ err: (err as Error).message }, 'kafka: cannot connect; retrying in the background');
+      ctx.degraded(`kafka: cannot connect (${(err as Error).message}); retrying`);
       void retryConnect();
     }
     ctx.log.info({ url: spec.url, topic: spec.topic, group: group?.groupName }, 'kafka: consuming');

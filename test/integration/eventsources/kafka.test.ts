@@ -19,6 +19,7 @@ import { newRegistry } from '../../../src/observability/metrics.ts';
 import { KAFKA_SASL_USER, type KafkaBroker, kafkaMissing, startKafka } from '../../harness/kafka.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+import { TcpProxy } from '../../harness/tcp-proxy.ts';
 import { busWithStreams } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
@@ -318,4 +319,30 @@ describe.skipIf(skip)(`kafka EventSource${skipNote(skip)}`, () => {
       await es.stop();
     }
   }, 60_000);
+
+  it('an unreachable broker makes the EventSource not ready (with the reason) until it consumes', async () => {
+    const s = await setup(conn);
+    const t = await topic();
+    const proxy = await TcpProxy.start(Number(broker.bootstrap.split(':').pop()));
+    await proxy.down();
+    const es = await s.start({
+      kafka: {
+        late: {
+          url: `127.0.0.1:${proxy.port}`,
+          topic: t,
+          consumerGroup: { groupName: uniqueName('g'), oldest: true },
+        },
+      },
+    });
+    try {
+      expect(es.notReady()).toMatch(/kafka\/late: kafka: cannot connect/);
+      await proxy.up();
+      await waitFor('ready again', async () => es.notReady() === undefined, { timeoutMs: 40_000 });
+      await produce(t, [{ value: 'late' }]);
+      await waitFor('event', async () => (await s.stored()).length === 1, { timeoutMs: 30_000 });
+    } finally {
+      await es.stop();
+      await proxy.down();
+    }
+  }, 90_000);
 });
