@@ -34,6 +34,10 @@ COPY crds ./crds
 # to the runtime user.
 RUN ln -s /app/bin/sluice /usr/local/bin/sluice \
  && chmod 0755 /app/bin/sluice /app/bin/nats-reloader /app/scripts/node.sh
+# The commit the image is built from, for sluice_build_info (`make image` passes it; last, so a
+# new commit does not invalidate the layers above).
+ARG SLUICE_COMMIT=unknown
+ENV SLUICE_COMMIT=${SLUICE_COMMIT}
 # 65532: the conventional "nonroot" uid; numeric so runAsNonRoot can verify it.
 USER 65532:65532
 EXPOSE 7777

@@ -62,7 +62,7 @@ crds: deps ## regenerate crds/*.yaml from the zod schemas, then the copies and c
 	$(NODE_RUN) scripts/gen-crds.ts
 	$(NODE_RUN) scripts/render-install.ts
 
-install-yaml: deps ## copy crds/ into config/crd and charts/sluice/crds; render config/install.yaml
+install-yaml: deps ## copy crds/ into config/crd and the chart, the alerts and dashboard into the chart; render config/install.yaml
 	$(NODE_RUN) scripts/render-install.ts
 
 image: ## build sluice:<version> with podman, no Docker daemon or registry (Docker daemon if no podman)

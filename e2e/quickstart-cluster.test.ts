@@ -3,20 +3,24 @@
 // `sluice controller` as a process, and the EventSource and Sensor Deployments it creates run as
 // local processes from their own container specs (standing in for a kubelet). Events POSTed to
 // the webhook reach the sink; a failing one is retried and dead-lettered; `kubectl get` shows
-// Ready; a real Prometheus scrapes controller, EventSource and Sensor; `kubectl delete` cleans up.
+// Ready; a real Prometheus scrapes controller, EventSource and Sensor, and also finds the
+// EventSource and Sensor as pods (built from the controller's Deployments, registered on the API
+// server) through config/prometheus/scrape-configs.yaml's sluice-runtime job, with sluice's alerting
+// rules loaded; `kubectl delete` cleans up.
 
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { dlqStreamName } from '../src/bus/subjects.ts';
 import { installCrds } from '../test/harness/crds.ts';
+import { withPodTargets } from '../test/harness/pod-discovery.ts';
 import { freePort } from '../test/harness/ports.ts';
 import { waitFor } from '../test/harness/proc.ts';
 import { startPrometheus } from '../test/harness/prometheus.ts';
@@ -34,6 +38,7 @@ import { type SluiceProcess, startSluice } from '../test/harness/sluice-process.
 import { findTool } from '../test/harness/tools.ts';
 
 const root = new URL('..', import.meta.url).pathname;
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 const kubectl = findTool('kubectl');
 const prometheus = findTool('prometheus');
 const skip = kubeMissing() ?? natsMissing() ?? kubectl.missing ?? prometheus.missing ?? null;
@@ -198,13 +203,60 @@ describe.skipIf(skip)(`quickstart on the API server${skipNote(skip)}`, () => {
       const table = await run(kubectl.path!, [...kc, '-n', ns, 'get', 'sensors,eventsources,eventbus']);
       expect(table.stdout).toMatch(/orders\s+True/);
 
+      // The two processes as the pods a kubelet would run from the Deployments (same labels and
+      // container ports; the metrics port is the one the process listens on, the IP loopback).
+      const core = kubeConfig().makeApiClient(CoreV1Api);
+      await core
+        .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } })
+        .catch(() => undefined);
+      for (const [d, name, port] of [
+        [esDep, 'eventsource-webhook-0', source.metricsPort],
+        [snDep, 'sensor-orders-0', sensor.metricsPort],
+      ] as const) {
+        const tpl = structuredClone(d.spec!.template);
+        for (const c of tpl.spec!.containers)
+          for (const p of c.ports ?? []) if (p.name === 'metrics') p.containerPort = port;
+        await core.createNamespacedPod({
+          namespace: ns,
+          body: {
+            metadata: { name, labels: tpl.metadata!.labels, annotations: tpl.metadata!.annotations },
+            spec: { ...tpl.spec!, automountServiceAccountToken: false },
+          },
+        });
+        const patched = await run(kubectl.path!, [
+          ...kc,
+          '-n',
+          ns,
+          'patch',
+          'pod',
+          name,
+          '--subresource=status',
+          '--type=merge',
+          '-p',
+          JSON.stringify({ status: { phase: 'Running', podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] } }),
+        ]);
+        expect(patched.code, patched.stderr).toBe(0);
+      }
+      const scrapeJobs = parse(readFileSync(join(root, 'config/prometheus/scrape-configs.yaml'), 'utf8')) as {
+        scrape_configs: Array<Record<string, unknown>>;
+      };
+      const runtimeJob = withPodTargets(
+        scrapeJobs.scrape_configs.find((j) => j.job_name === 'sluice-runtime')!,
+        (await core.listNamespacedPod({ namespace: ns })).items,
+        join(dir, 'runtime-targets.json'),
+      );
       prom = await startPrometheus(
         [
           { job: 'controller', targets: [`127.0.0.1:${controller.metricsPort}`] },
           { job: 'eventsource', targets: [`127.0.0.1:${source.metricsPort}`] },
           { job: 'sensor', targets: [`127.0.0.1:${sensor.metricsPort}`] },
         ],
-        { dir },
+        {
+          dir,
+          scrapeConfigs: [runtimeJob],
+          scrapeConfigTargets: 2,
+          ruleFiles: [join(root, 'config/prometheus/rules/sluice.rules.yaml')],
+        },
       );
       await prom.waitForTargetsUp();
       const value = async (q: string) => {
@@ -227,6 +279,56 @@ describe.skipIf(skip)(`quickstart on the API server${skipNote(skip)}`, () => {
       expect(
         await value(`sum(sluice_controller_reconcile_total{job="controller",kind="Sensor"})`),
       ).toBeGreaterThan(0);
+
+      // The runtime pods through the documented scrape job: found by their labels, named by pod,
+      // kind and object; the data-plane metrics, the build and the bus connection are there.
+      const runtime = `job="sluice-runtime",namespace="${ns}"`;
+      expect(
+        await value(
+          `sum(argo_events_events_sent_total{${runtime},pod="eventsource-webhook-0",sluice_kind="eventsource",sluice_object="webhook"})`,
+        ),
+      ).toBe(2);
+      expect(
+        await value(
+          `sum(argo_events_action_triggered_total{${runtime},pod="sensor-orders-0",sluice_kind="sensor",sluice_object="orders",trigger_name="notify-sink"})`,
+        ),
+      ).toBe(1);
+      expect(
+        await value(`sum(sluice_sensor_dead_letters_total{${runtime},trigger_name="notify-sink"})`),
+      ).toBe(1);
+      expect(await value(`count(sluice_build_info{${runtime},version="${version}"})`)).toBe(2);
+      expect(await value(`min(sluice_bus_connected{${runtime}})`)).toBe(1);
+      expect(
+        await value(
+          `sum(sluice_sensor_end_to_end_latency_seconds_count{${runtime},trigger_name="notify-sink"})`,
+        ),
+      ).toBe(1);
+      // Seconds: event time to trigger success on loopback is a fraction of a second (recorded in
+      // milliseconds, a webhook → bus → Sensor → HTTP trip would usually exceed 10).
+      const latency = await value(
+        `sum(sluice_sensor_end_to_end_latency_seconds_sum{${runtime},trigger_name="notify-sink"})`,
+      );
+      expect(latency).toBeGreaterThan(0);
+      expect(latency).toBeLessThan(10);
+      // The alerting rules load and evaluate on these series: the recording rules produce the
+      // EventSource's ratio inputs, and no alert fires on this healthy pipeline.
+      await waitFor(
+        'recording rules evaluated',
+        async () =>
+          (
+            await prom!.query(
+              `sluice_eventsource:received:rate5m{namespace="${ns}",eventsource_name="webhook"}`,
+            )
+          ).length === 1,
+        { timeoutMs: 20_000 },
+      );
+      const rules = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as {
+        data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
+      };
+      const loaded = rules.data.groups.flatMap((g) => g.rules);
+      expect(loaded.length).toBe(10);
+      for (const r of loaded) expect(r.health, `${r.name}: ${r.lastError ?? ''}`).toBe('ok');
+      expect(await prom.query(`ALERTS{namespace="${ns}"}`)).toEqual([]);
 
       const del = await run(kubectl.path!, [
         ...kc,

@@ -51,10 +51,13 @@ if ((if_possible)); then
   [[ "$(id -u)" -eq 0 ]] || { say "skipped: not root (node tests will be skipped)"; exit 0; }
 fi
 
+# The commit for sluice_build_info ("unknown" outside a git checkout).
+SLUICE_COMMIT="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+
 if ! command -v podman >/dev/null 2>&1; then
   if [[ "$what" == sluice ]] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     say "no podman; building with the running Docker daemon"
-    exec docker build -t "$SLUICE_IMAGE" "$root"
+    exec docker build --build-arg "SLUICE_COMMIT=$SLUICE_COMMIT" -t "$SLUICE_IMAGE" "$root"
   fi
   die "podman is needed to build images here (Debian: apt-get install podman mmdebstrap runc; .ci/run installs them)"
 fi
@@ -147,7 +150,8 @@ cabundle=/etc/ssl/certs/ca-certificates.crt
 build_log="$(mktemp)"
 if ! podman build "${ULIMITS[@]}" --network host --pull=never \
   --volume "$npmrc:/usr/local/etc/npmrc:ro" --volume "$cabundle:$cabundle:ro" \
-  --build-arg "NODE_IMAGE=$NODE_BASE" -t "$SLUICE_IMAGE" "$root" >"$build_log" 2>&1; then
+  --build-arg "NODE_IMAGE=$NODE_BASE" --build-arg "SLUICE_COMMIT=$SLUICE_COMMIT" \
+  -t "$SLUICE_IMAGE" "$root" >"$build_log" 2>&1; then
   tail -40 "$build_log" >&2
   rm -f "$npmrc" "$build_log"
   die "podman build of $SLUICE_IMAGE failed"

@@ -1,4 +1,5 @@
-// `make install-yaml`: copies crds/*.yaml into config/crd/bases and charts/sluice/crds, and
+// `make install-yaml`: copies crds/*.yaml into config/crd/bases and charts/sluice/files/crds, the
+// alerting rules and dashboard into the chart and config/prometheus/prometheusrule.yaml, and
 // renders config/install.yaml from config/default (see scripts/install-manifests.ts).
 // Run after `make crds` or after editing anything under config/.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -7,7 +7,7 @@
 #                 modules replaced by the published k8s.io/* versions); skipped when
 #                 KUBEBUILDER_ASSETS points at a folder that already has them
 #   helm          go install helm.sh/helm/v3/cmd/helm
-#   prometheus    Debian package (installed when missing and we are root)
+#   prometheus    Debian package, with promtool (installed when missing and we are root)
 #   servers       Kafka's jars (Maven Central, tools/kafka/pom.xml), moto (PyPI, in a venv) and
 #                 nsqd/nsqlookupd (tools/nsq) for the broker/cloud source and trigger tests;
 #                 `tools.sh servers` builds only these
@@ -151,8 +151,9 @@ build_into "$TOOLS/pause-$PAUSE_VERSION" pause -- \
 build_into "$TOOLS/helm-$HELM_VERSION" helm -- go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 
 # --- prometheus (Debian) -----------------------------------------------------------------------
-if command -v prometheus >/dev/null 2>&1; then
-  say "prometheus: $(command -v prometheus)"
+# promtool (same package) checks and unit-tests the alerting rules.
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+  say "prometheus: $(command -v prometheus), $(command -v promtool)"
 elif [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
   say "prometheus: installing the Debian package"
   apt-get update -qq >/dev/null || die "apt-get update failed"
@@ -160,7 +161,7 @@ elif [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     || die "apt-get install prometheus failed"
   say "prometheus: $(command -v prometheus)"
 else
-  say "prometheus: missing (install the 'prometheus' package); tests that scrape metrics will be skipped"
+  say "prometheus: missing (install the 'prometheus' package); tests that scrape metrics or run promtool will be skipped"
 fi
 
 servers

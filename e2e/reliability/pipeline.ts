@@ -8,9 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { SensorSpec } from '../../src/api/sensor.ts';
-import { parseStreamConfig } from '../../src/api/stream-config.ts';
+import { duplicatesWindowMs, parseStreamConfig } from '../../src/api/stream-config.ts';
 import { sensorMaxDeliver } from '../../src/bus/consumer.ts';
 import { provisionSensorState } from '../../src/bus/sensor-state.ts';
+import { eventSourceBucketSpecs, provisionBuckets } from '../../src/bus/source-state.ts';
 import { ensureStreams } from '../../src/bus/streams.ts';
 import { type BusRef, dlqStreamName } from '../../src/bus/subjects.ts';
 import { deploymentFor, type RuntimeBus } from '../../src/controller/resources/workload.ts';
@@ -153,6 +154,17 @@ export async function startPipeline(o: PipelineOptions) {
     replicas,
   });
   const hookPort = await freePort();
+  const esSpec = {
+    webhook: {
+      orders: { port: String(hookPort), endpoint: '/orders', method: 'POST', ...(o.eventSourceSpec ?? {}) },
+    },
+  };
+  // Likewise the EventSource's bucket (the webhook's shared request ids).
+  await provisionBuckets(
+    await jetstreamManager(nc),
+    eventSourceBucketSpecs(bus.namespace, 'hooks', esSpec, duplicatesWindowMs(cfg.settings)),
+    replicas,
+  );
 
   const procSpec = (kind: 'EventSource' | 'Sensor', name: string, spec: Record<string, unknown>) => {
     const obj = {
@@ -175,11 +187,7 @@ export async function startPipeline(o: PipelineOptions) {
     };
   };
 
-  const es = procSpec('EventSource', 'hooks', {
-    webhook: {
-      orders: { port: String(hookPort), endpoint: '/orders', method: 'POST', ...(o.eventSourceSpec ?? {}) },
-    },
-  });
+  const es = procSpec('EventSource', 'hooks', esSpec);
   const sn = procSpec('Sensor', 'orders', sensorSpec);
 
   const esEnv = { ...es.env, ...(o.eventSourceEnv ?? {}) };
@@ -211,7 +219,8 @@ export async function startPipeline(o: PipelineOptions) {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': id, ...headers },
         body,
-        signal: AbortSignal.timeout(10_000),
+        // Longer than the webhook's publish deadline (10 s), after which it answers 503.
+        signal: AbortSignal.timeout(15_000),
       });
       await r.arrayBuffer();
       answers.set(r.status, (answers.get(r.status) ?? 0) + 1);

@@ -70,7 +70,7 @@ export const JetStreamBus = celRules(
     ),
     startArgs: strList('Extra command-line arguments for nats-server, e.g. ["-D"] for debug logs.'),
     streamConfig: str(
-      'Settings of the event stream, as YAML text: maxMsgs, maxBytes, maxAge, maxMsgSize, replicas, duplicates, retention, discard. Unset keys take sluice defaults.',
+      'Settings of the event stream, as YAML text: maxMsgs, maxBytes, maxAge, maxMsgSize, replicas, duplicates, retention, discard, and the sluice bus limits maxMsgsPerSubject, dlqMaxBytes, dlqMaxAge, kvMaxBytes. Unset keys take sluice defaults.',
     ),
     maxPayload: z
       .string()
@@ -102,7 +102,7 @@ export const JetStreamConfig = obj('How to reach an existing JetStream server.',
   accessSecret: secretRef('Secret key holding credentials: a token, "user:password", or a .creds file.'),
   tls: TLSConfig.optional().describe('TLS settings for the connection.'),
   streamConfig: str(
-    'Settings of the event stream, as YAML text: maxMsgs, maxBytes, maxAge, maxMsgSize, replicas, duplicates, retention, discard.',
+    'Settings of the event stream, as YAML text: maxMsgs, maxBytes, maxAge, maxMsgSize, replicas, duplicates, retention, discard, and the sluice bus limits maxMsgsPerSubject, dlqMaxBytes, dlqMaxAge, kvMaxBytes.',
   ),
 });
 

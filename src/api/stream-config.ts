@@ -93,6 +93,8 @@ export const DEFAULT_STREAM_SETTINGS = {
   duplicates: 120_000,
   retention: 'interest',
   discard: 'new',
+  maxMsgsPerSubject: -1,
+  dlqMaxAge: 14 * 24 * 3_600_000,
 } as const;
 
 export const StreamSettings = z.strictObject({
@@ -106,8 +108,9 @@ export const StreamSettings = z.strictObject({
   maxBytes: limit('maxBytes', parseSize, 'a byte size such as "1GB" or 1073741824')
     .default(DEFAULT_STREAM_SETTINGS.maxBytes)
     .describe(
-      'Most bytes the stream holds at once, e.g. "10GB" (default -1: bounded only by the ' +
-        "server's JetStream storage).",
+      'Most bytes the stream holds at once, e.g. "10GB". Default -1: no limit of its own; on a ' +
+        "managed bus that means half of each server's JetStream store, so the dead letters and " +
+        'every KV bucket keep the room reserved for them.',
     ),
   maxAge: duration('maxAge', true)
     .default(DEFAULT_STREAM_SETTINGS.maxAge)
@@ -160,6 +163,37 @@ export const StreamSettings = z.strictObject({
       'What a full stream does: "new" (default) refuses further events, so sources see an error ' +
         'and nothing accepted is lost; "old" drops the oldest stored events to make room ' +
         "(upstream's default). Upstream numbers 0 (old) and 1 (new) are accepted.",
+    ),
+  maxMsgsPerSubject: limit('maxMsgsPerSubject', count, 'a whole number of events')
+    .default(DEFAULT_STREAM_SETTINGS.maxMsgsPerSubject)
+    .describe(
+      'sluice extension: most unconsumed events per event (one EventSource event name, i.e. one ' +
+        'subject). When one event reaches it, only that event is refused (StreamFull, a webhook ' +
+        'answers 503) while every other event keeps being accepted: a source whose Sensor is down ' +
+        'cannot take the whole maxMsgs budget. Needs discard: new. Default -1: off.',
+    ),
+  dlqMaxBytes: limit('dlqMaxBytes', parseSize, 'a byte size such as "1GB"')
+    .optional()
+    .describe(
+      "sluice extension: most bytes of dead letters kept. Default: a tenth of each server's " +
+        'JetStream store on a managed bus, else 64MB (the server reserves it). A full dead-letter stream refuses new dead ' +
+        'letters (the Sensor keeps the event and retries) rather than dropping old ones.',
+    ),
+  dlqMaxAge: duration('dlqMaxAge', true)
+    .default(DEFAULT_STREAM_SETTINGS.dlqMaxAge)
+    .describe(
+      'sluice extension: how long a dead letter is kept, e.g. "720h" (default "336h", 14 days); ' +
+        '0 keeps dead letters until purged or replayed. Expired dead letters are logged and ' +
+        'counted (sluice_bus_events_dropped_total, reason dlqMaxAge). Held as milliseconds.',
+    ),
+  kvMaxBytes: limit('kvMaxBytes', parseSize, 'a byte size such as "16MB"')
+    .optional()
+    .describe(
+      'sluice extension: most bytes of each KV bucket (a Sensor processed set and partial ' +
+        'matches, a calendar last fire). Default 16MB. The server reserves it for each bucket, so ' +
+        "one role filling its bucket cannot take another's room. A full processed set forgets " +
+        'its oldest keys first; a full partial-match bucket refuses new partial matches (the ' +
+        'event is retried, then dead-lettered).',
     ),
 });
 export type StreamSettings = z.output<typeof StreamSettings>;
@@ -235,6 +269,10 @@ export function parseStreamConfig(text: string | undefined): StreamConfigResult 
       errors.push(`streamConfig.${key}: ${message}`);
     }
   }
+  if (r.success && r.data.maxMsgsPerSubject > 0 && r.data.discard === 'old')
+    errors.push(
+      'streamConfig.maxMsgsPerSubject: needs discard: new (with discard: old it would drop the oldest events of a subject without a trace)',
+    );
   if (errors.length || !r.success) return { ok: false, errors };
   return { ok: true, settings: r.data };
 }

@@ -1,6 +1,9 @@
 // Connecting to the bus: URL list, one credential, TLS, reconnecting forever with exponential
 // backoff and jitter, the connection state as events and as an async iterator (health checks and
-// metrics), and a drain on close so in-flight publishes and acks are not cut off.
+// metrics), and a drain on close so in-flight publishes and acks are not cut off. A connection
+// opened with a credential also carries a key derived from it, with which the Publisher turns
+// event ids into message ids other credentials cannot predict (see msgIdKeyOf).
+import { createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   type ConnectionOptions,
@@ -78,6 +81,32 @@ export class Backoff {
   }
 }
 
+/** Keys of the connections BusConnection opened with a credential (see msgIdKeyOf). */
+const msgIdKeys = new WeakMap<NatsConnection, Buffer>();
+
+/**
+ * The message-id key of a connection: HMAC-SHA256 of its credential (NKey seed, .creds, token or
+ * user:password) under a fixed label, so it is stable across reconnects, restarts and replicas
+ * holding the same credential, and unknown to anyone without it. Undefined for a connection made
+ * without a credential (an open local bus) or not through BusConnection.
+ */
+export function msgIdKeyOf(nc: NatsConnection): Buffer | undefined {
+  return msgIdKeys.get(nc);
+}
+
+/** The key a credential yields (pure; exported for tests). */
+export function msgIdKeyFor(auth: NonNullable<BusConfig['auth']>): Buffer {
+  const secret =
+    'nkeySeed' in auth
+      ? auth.nkeySeed
+      : 'creds' in auth
+        ? auth.creds
+        : 'token' in auth
+          ? auth.token
+          : `${auth.user}:${auth.password}`;
+  return createHmac('sha256', 'sluice/msg-id/v1').update(secret.trim()).digest();
+}
+
 /** nats.js connection options for a bus config (pure; exported for tests). */
 export function natsConnectionOptions(
   config: BusConnectOptions,
@@ -137,6 +166,8 @@ export class BusConnection extends EventEmitter<{ state: [ConnectionState] }> {
   static async open(config: BusConnectOptions): Promise<BusConnection> {
     const backoff = new Backoff(config.reconnectInitialMs, config.reconnectMaxMs);
     const nc = await connect(natsConnectionOptions(config, backoff));
+    const auth = config.auth ?? (config.credential ? credentialToAuth(config.credential) : undefined);
+    if (auth) msgIdKeys.set(nc, msgIdKeyFor(auth));
     return new BusConnection(nc, backoff);
   }
 

@@ -5,7 +5,17 @@
 // that moves on while the oldest event had outlived maxAge, or while the stream was full with
 // discard old, moved by drops. Acks of the oldest events in the same interval also move the head,
 // so the count can be high (never low) when both happen between two samples.
+//
+// Removals by hand are counted from JetStream's API audit advisories ($JS.EVENT.ADVISORY.API,
+// published in the account that owns the streams, where the controller's admin user is): a purge
+// (the number it reports), a deleted message, a deleted stream (what it held at the last sample).
+// Under interest retention everything stored is still wanted by a Sensor, so each of those is a
+// loss; the controller's own purge of consumed history (after a switch from limits retention) is
+// not counted. Dead letters that outlive dlqMaxAge are counted from the DLQ stream's head the same
+// way (reason dlqMaxAge); records `sluice dlq replay|purge` removes are an operator's decision and
+// not counted.
 import type { JetStreamManager, StreamInfo } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
 import { isNotFound } from './errors.ts';
 
@@ -29,7 +39,7 @@ export interface DropLimits {
   maxAgeMs: number;
 }
 
-export type DropReason = 'maxAge' | 'discardOld';
+export type DropReason = 'maxAge' | 'discardOld' | 'purged' | 'deleted' | 'streamDeleted' | 'dlqMaxAge';
 
 /** The sample of a stream from its info. */
 export function sampleOf(info: StreamInfo, at = Date.now()): StreamSample {
@@ -72,6 +82,43 @@ export function headDrops(
   return { dropped: 0 };
 }
 
+interface AuditAdvisory {
+  type?: string;
+  subject?: string;
+  client?: { name?: string; user?: string; acc?: string };
+  response?: string;
+}
+
+/**
+ * Events an API audit advisory says were removed from `stream` by hand (pure): a purge, a
+ * deleted message, or the stream deleted while it held `held` events. Undefined for anything
+ * else, for failed requests and for requests from the connection named `ignoreClient`.
+ */
+export function auditDrops(
+  advisory: unknown,
+  stream: string,
+  held: number,
+  ignoreClient?: string,
+): { dropped: number; reason: DropReason; by: string } | undefined {
+  const a = advisory as AuditAdvisory;
+  if (a?.type !== 'io.nats.jetstream.advisory.v1.api_audit' || !a.subject) return undefined;
+  if (ignoreClient !== undefined && a.client?.name === ignoreClient) return undefined;
+  let r: { success?: boolean; purged?: number };
+  try {
+    r = JSON.parse(a.response ?? '{}') as typeof r;
+  } catch {
+    return undefined;
+  }
+  if (!r.success) return undefined;
+  const by = [a.client?.user, a.client?.name].filter(Boolean).join(' ') || 'unknown';
+  if (a.subject === `$JS.API.STREAM.PURGE.${stream}`)
+    return (r.purged ?? 0) > 0 ? { dropped: r.purged!, reason: 'purged', by } : undefined;
+  if (a.subject === `$JS.API.STREAM.MSG.DELETE.${stream}`) return { dropped: 1, reason: 'deleted', by };
+  if (a.subject === `$JS.API.STREAM.DELETE.${stream}`)
+    return held > 0 ? { dropped: held, reason: 'streamDeleted', by } : undefined;
+  return undefined;
+}
+
 /** Samples `stream`; undefined when it does not exist. */
 export async function sampleStream(jsm: JetStreamManager, stream: string): Promise<StreamSample | undefined> {
   try {
@@ -99,18 +146,52 @@ export function dropLimits(s: {
   };
 }
 
+export interface Drop {
+  dropped: number;
+  reason: DropReason;
+  /** Events stored at the last look. */
+  backlog: number;
+  /** Who removed them by hand (user and connection name), for purges and deletions. */
+  by?: string;
+}
+
 /**
  * Samples `stream` every `everyMs` and calls `onDrop` with each interval's drops (an unreachable
- * bus just skips a sample). Returns a function that stops watching.
+ * bus just skips a sample); with `audit`, also with every purge or deletion made by another
+ * connection than `audit.ignoreClient`. Returns a function that stops watching.
  */
 export function watchDrops(
   jsm: () => Promise<JetStreamManager>,
   stream: string,
   limits: DropLimits,
-  onDrop: (d: { dropped: number; reason: DropReason; backlog: number }) => void,
+  onDrop: (d: Drop) => void,
   everyMs = 10_000,
+  audit?: { nc: () => Promise<NatsConnection>; ignoreClient: string },
 ): () => void {
   let prev: StreamSample | undefined;
+  let stopped = false;
+  let sub: Subscription | undefined;
+  if (audit)
+    void audit
+      .nc()
+      .then((nc) => {
+        if (stopped) return;
+        sub = nc.subscribe('$JS.EVENT.ADVISORY.API', {
+          callback: (_err, m) => {
+            let body: unknown;
+            try {
+              body = m.json();
+            } catch {
+              return;
+            }
+            const d = auditDrops(body, stream, prev?.messages ?? 0, audit.ignoreClient);
+            if (d) onDrop({ ...d, backlog: prev?.messages ?? 0 });
+          },
+        });
+      })
+      .catch(() => {
+        // no connection yet: the sampler still counts what limits drop
+      });
   const look = async () => {
     const cur = await sampleStream(await jsm(), stream);
     if (!cur) return;
@@ -128,7 +209,11 @@ export function watchDrops(
   const timer = setInterval(tick, everyMs);
   timer.unref();
   tick();
-  return () => clearInterval(timer);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    sub?.unsubscribe();
+  };
 }
 
 /** The counter of accepted events the bus dropped (one per registry). */
@@ -137,7 +222,7 @@ export function droppedCounter(registry?: Registry): Counter<'namespace' | 'even
   if (existing) return existing as Counter<'namespace' | 'eventbus' | 'reason'>;
   return new Counter({
     name: 'sluice_bus_events_dropped_total',
-    help: 'Accepted events the bus removed before every Sensor consumed them (maxAge, or discard: old on a full stream), by bus and reason.',
+    help: 'Accepted events the bus removed before every Sensor consumed them, by bus and reason: maxAge, discardOld (a full stream with discard: old), purged / deleted / streamDeleted (by hand, from the API audit), dlqMaxAge (dead letters that expired).',
     labelNames: ['namespace', 'eventbus', 'reason'] as const,
     registers: registry ? [registry] : [],
   });

@@ -126,6 +126,10 @@ export function toBusError(err: unknown, subject?: string): BusError {
       opts,
     );
   }
+  if (names.includes('InvalidArgumentError')) {
+    // The client refused the message itself (a header value with CR/LF, ...): the same input fails again.
+    return new BusError('Invalid', `the event cannot be published${where}: ${msg}`, opts);
+  }
   if (names.includes('TimeoutError')) {
     return new BusError('Timeout', `the bus did not confirm the event in time${where}`, opts);
   }

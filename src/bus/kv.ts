@@ -1,10 +1,19 @@
 // Key-value state on the bus (JetStream KV): trigger state (partial condition matches, kept
 // across restarts) and the processed-set that keeps a redelivered or replayed event from firing a
 // trigger twice.
+import {
+  DiscardPolicy,
+  type JetStreamManager,
+  jetstreamManager,
+  type MsgRequest,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BusConnection } from './connection.ts';
 import { ServerCode, serverCode } from './errors.ts';
+import { type DesiredStream, type EnsureResult, ensureStream } from './streams.ts';
 
 export interface KvOptions {
   /** Entries expire this long after their last write, in milliseconds (default: never). */
@@ -14,7 +23,51 @@ export interface KvOptions {
   replicas?: number;
 }
 
-/** Opens a bucket, creating it if needed (an existing bucket is opened as it is: one stream info). */
+/** How a bucket sluice owns is made: bounded, with a policy for when it is full. */
+export interface KvBucketOptions extends KvOptions {
+  /** Most bytes the bucket holds (the server reserves them); -1: none. */
+  maxBytes: number;
+  /**
+   * When full: "new" refuses writes (state that must not vanish, e.g. partial matches), "old"
+   * forgets the oldest keys first (a cache such as the processed set).
+   */
+  whenFull: 'refuse' | 'forget-oldest';
+}
+
+/**
+ * The stream behind KV bucket `bucket` (pure): what the nats.js KV client expects (subjects,
+ * one value per key, rollups) with sluice's limits, and without direct gets, so reads go to the
+ * leader and see every acknowledged write.
+ */
+export function kvStreamConfig(bucket: string, o: KvBucketOptions): DesiredStream {
+  return {
+    name: `KV_${bucket}`,
+    subjects: [`$KV.${bucket}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: o.whenFull === 'forget-oldest' ? DiscardPolicy.Old : DiscardPolicy.New,
+    max_msgs_per_subject: o.history ?? 1,
+    max_bytes: o.maxBytes,
+    max_age: Math.round((o.ttl ?? 0) * 1e6),
+    max_msg_size: -1,
+    num_replicas: o.replicas ?? 1,
+    allow_rollup_hdrs: true,
+    allow_direct: false,
+  };
+}
+
+/**
+ * Creates bucket `bucket`, or brings an existing one (e.g. made by an older sluice without
+ * limits) in line with `o` in place. Throws like ensureStream.
+ */
+export function ensureKv(jsm: JetStreamManager, bucket: string, o: KvBucketOptions): Promise<EnsureResult> {
+  return ensureStream(jsm, kvStreamConfig(bucket, o));
+}
+
+/**
+ * Opens a bucket, creating it with the client's defaults if it does not exist (an existing
+ * bucket is used as it is; buckets the controller owns are made with ensureKv).
+ */
 export async function openKv(
   connection: NatsConnection | BusConnection,
   bucket: string,
@@ -37,6 +90,78 @@ export function kvKey(s: string): string {
   return s.replace(/[^-/_a-zA-Z0-9]/gu, (c) =>
     [...Buffer.from(c, 'utf8')].map((b) => `=${b.toString(16).padStart(2, '0')}`).join(''),
   );
+}
+
+/** A value put in a followed bucket. */
+export interface FollowedEntry {
+  key: string;
+  value: Uint8Array;
+  created: Date;
+  string(): string;
+}
+
+/**
+ * Calls `onPut` with every value in `bucket`, oldest first, then with each new one, by reading the
+ * bucket's stream with stored-message gets (`next_by_subj`) every `everyMs` (default 500 ms). It
+ * needs no consumer, so a role that may not create consumers (every EventSource and Sensor on a
+ * secured bus: a consumer it could create could deliver anywhere in the bus account) can follow
+ * its own bucket. Deletes (and purges) go to `onDelete` with their key; a failed round is tried again
+ * at the next tick.
+ */
+export function followKv(
+  nc: NatsConnection,
+  bucket: string,
+  onPut: (e: FollowedEntry) => void,
+  everyMs = 500,
+  onDelete?: (key: string) => void,
+): { stop(): void; caughtUp: Promise<void> } {
+  const stream = `KV_${bucket}`;
+  const prefix = `$KV.${bucket}.`;
+  let next = 1;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const jsm = jetstreamManager(nc);
+  const round = async (): Promise<void> => {
+    const j = await jsm;
+    while (!stopped) {
+      // The stored-message get takes next_by_subj too (the client types list it for direct gets only).
+      const query = { seq: next, next_by_subj: `${prefix}>` } as unknown as MsgRequest;
+      const m = await j.streams.getMessage(stream, query);
+      if (!m) return;
+      next = m.seq + 1;
+      const op = m.header?.get('KV-Operation');
+      if (op === 'DEL' || op === 'PURGE') {
+        onDelete?.(m.subject.slice(prefix.length));
+        continue;
+      }
+      const value = m.data;
+      onPut({ key: m.subject.slice(prefix.length), value, created: m.time, string: () => m.string() });
+    }
+  };
+  const tick = () => {
+    timer = undefined;
+    round()
+      .catch(() => {})
+      .finally(() => {
+        if (!stopped) {
+          timer = setTimeout(tick, everyMs);
+          timer.unref();
+        }
+      });
+  };
+  const caughtUp = round().finally(() => {
+    if (!stopped) {
+      timer = setTimeout(tick, everyMs);
+      timer.unref();
+    }
+  });
+  return {
+    caughtUp,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 const PENDING = 'pending';

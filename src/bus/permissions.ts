@@ -1,15 +1,21 @@
 // Least privilege on the bus: the exact NATS subjects each role may publish to and subscribe on,
-// derived from the same names the bus layer uses. Observed against nats-server 2.12 with the
-// clients sluice uses (test/integration/bus/permissions.test.ts runs each role's real work under
-// these permissions and checks the server logged no violation):
+// derived from the same names the bus layer uses. On a managed bus each role also has its own
+// NATS account that imports exactly these subjects from the account owning JetStream (see
+// accounts.ts), so what JetStream sends back to a reply subject stays in the role's account.
+// Observed against nats-server 2.12 with the clients sluice uses
+// (test/integration/bus/permissions.test.ts runs each role's real work under these permissions
+// and checks the server logged no violation):
 //
 //   every role   $JS.API.INFO (the JetStream client checks the API once); replies only below its
 //                own inbox prefix, so no role can read another's replies (a pull's messages arrive
 //                as replies)
 //   EventSource  publish to its own event subjects (sluice.<ns>.<bus>.<eventsource>.*) and use
-//                and watch its own KV buckets (a calendar's last fire, the webhook family's
-//                unconfirmed request ids); nothing else: it cannot read events, create, delete or
-//                purge streams, or make consumers on anything but its own buckets
+//                its own KV buckets (a calendar's last fire, an sftp source's last listing, the
+//                webhook family's unconfirmed request ids, which it follows with stored-message gets); nothing else: it cannot
+//                read events, create, delete or purge streams, or make consumers at all. (A KV
+//                watch would need one, and a consumer it may create could be a push consumer
+//                delivering its own values to any subject of the account owning JetStream: the
+//                relay the accounts exist to prevent.)
 //   Sensor       per dependency consumer <c>: $JS.API.CONSUMER.INFO.<stream>.<c>,
 //                $JS.API.CONSUMER.MSG.NEXT.<stream>.<c> (pull) and $JS.ACK.<stream>.<c>.> (ack,
 //                nak, in-progress, term); its own KV buckets; publish its dead letters
@@ -19,7 +25,8 @@
 //   controller   everything (it creates and deletes streams, consumers and buckets)
 //
 // A KV bucket <b> is the stream KV_<b>: $KV.<b>.> for put/create/update/delete, the stream info
-// and direct/stored message gets for reads.
+// and stored-message gets for reads (sluice's buckets have no direct get: reads go to the leader,
+// so a read after a write sees it).
 import { createHash } from 'node:crypto';
 import { dependencyConsumerSettings } from './consumer.ts';
 import type { SensorDependencyRef } from './sensor-state.ts';
@@ -42,27 +49,7 @@ export function inboxPrefixFor(role: Role, namespace: string, name: string): str
 /** What reading and writing KV bucket `bucket` needs. */
 export function kvSubjects(bucket: string): string[] {
   const stream = `KV_${bucket}`;
-  return [
-    `$KV.${bucket}.>`,
-    `$JS.API.STREAM.INFO.${stream}`,
-    `$JS.API.DIRECT.GET.${stream}`,
-    `$JS.API.DIRECT.GET.${stream}.>`,
-    `$JS.API.STREAM.MSG.GET.${stream}`,
-  ];
-}
-
-/**
- * What watching KV bucket `bucket` needs (an ordered push consumer on its stream: create, delete
- * on reset or stop, flow-control replies); deliveries arrive on the role's inbox.
- */
-export function kvWatchSubjects(bucket: string): string[] {
-  const stream = `KV_${bucket}`;
-  return [
-    `$JS.API.CONSUMER.CREATE.${stream}`,
-    `$JS.API.CONSUMER.CREATE.${stream}.>`,
-    `$JS.API.CONSUMER.DELETE.${stream}.>`,
-    `$JS.FC.${stream}.>`,
-  ];
+  return [`$KV.${bucket}.>`, `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`];
 }
 
 const common = (inbox: string): Permissions => ({
@@ -78,12 +65,7 @@ export function eventSourcePermissions(
 ): Permissions {
   const base = common(inboxPrefixFor('eventsource', bus.namespace, eventSource));
   return {
-    publish: [
-      ...base.publish,
-      eventSourceSubjects(bus, eventSource),
-      // Its own buckets only (the webhook family watches its request-id bucket).
-      ...buckets.flatMap((b) => [...kvSubjects(b), ...kvWatchSubjects(b)]),
-    ],
+    publish: [...base.publish, eventSourceSubjects(bus, eventSource), ...buckets.flatMap(kvSubjects)],
     subscribe: base.subscribe,
   };
 }

@@ -18,7 +18,8 @@ import {
   ensureDependencyConsumer,
 } from './consumer.ts';
 import { isNotFound } from './errors.ts';
-import { openKv } from './kv.ts';
+import { ensureKv } from './kv.ts';
+import { DEFAULT_KV_MAX_BYTES } from './placement.ts';
 import { deleteBuckets } from './source-state.ts';
 import { type BusRef, eventStreamName, kvBucketName } from './subjects.ts';
 
@@ -46,6 +47,8 @@ export interface SensorStateSpec {
   /** Copies of each KV entry (from busReplicas). */
   replicas?: number;
   processedTtlMs?: number;
+  /** Most bytes of each of its KV buckets (busLimits.kvMaxBytes; default 16MB). */
+  kvMaxBytes?: number;
 }
 
 /** The consumer specs of a Sensor's dependencies (pure): one source for controller and Sensor. */
@@ -101,19 +104,27 @@ export function sensorConsumerNames(s: SensorStateSpec): string[] {
   return sensorConsumerSpecs(s).map((c) => dependencyConsumerSettings(c).durable);
 }
 
-/** Creates (or brings in line) a Sensor's consumers and KV buckets. Returns what exists now. */
+/**
+ * Creates (or brings in line) a Sensor's consumers and KV buckets. Returns what exists now. The
+ * processed set is a bounded cache (full: its oldest keys go first, like an earlier TTL); the
+ * partial matches refuse writes when full (the event is retried, never silently forgotten).
+ */
 export async function provisionSensorState(
   jsm: JetStreamManager,
-  nc: NatsConnection,
+  _nc: NatsConnection,
   s: SensorStateSpec,
 ): Promise<{ consumers: string[]; buckets: string[] }> {
   const consumers: string[] = [];
   for (const spec of sensorConsumerSpecs(s))
     consumers.push((await ensureDependencyConsumer(jsm, spec)).durable);
   const b = sensorBuckets(s.bus.namespace, s.sensor);
-  const replicas = s.replicas ?? 1;
-  await openKv(nc, b.processed, { ttl: s.processedTtlMs ?? DEFAULT_PROCESSED_TTL_MS, history: 1, replicas });
-  await openKv(nc, b.conditions, { history: 1, replicas });
+  const common = { history: 1, replicas: s.replicas ?? 1, maxBytes: s.kvMaxBytes ?? DEFAULT_KV_MAX_BYTES };
+  await ensureKv(jsm, b.processed, {
+    ...common,
+    ttl: s.processedTtlMs ?? DEFAULT_PROCESSED_TTL_MS,
+    whenFull: 'forget-oldest',
+  });
+  await ensureKv(jsm, b.conditions, { ...common, whenFull: 'refuse' });
   return { consumers, buckets: [b.processed, b.conditions] };
 }
 

@@ -1,7 +1,17 @@
 // The nats-server configuration of a managed bus, as text (pure). One generator for the
 // StatefulSet the controller runs and for the 3-server cluster of the test harness, so what the
-// tests attack is what users run: per-role NKey users with subject permissions, routes that
-// authenticate (user/password) and encrypt (mutual TLS), client TLS, JetStream on a store dir.
+// tests attack is what users run: the bus account that owns JetStream (with explicit storage
+// limits) and the admin user, one account slot per role with its NKey user, subject permissions
+// and service imports (see accounts.ts), routes that authenticate (user/password) and encrypt
+// (mutual TLS), client TLS.
+import {
+  accountPoolSize,
+  BUS_ACCOUNT,
+  JS_INFO,
+  type ServiceGrant,
+  serviceGrants,
+  slotAccount,
+} from './accounts.ts';
 import type { Permissions } from './permissions.ts';
 
 export interface TlsFiles {
@@ -13,8 +23,16 @@ export interface TlsFiles {
 export interface NatsUser {
   /** Public NKey (starts with "U"); the client holds the seed. */
   nkey: string;
-  /** Omitted: everything (the controller). */
+  /** Omitted: the admin (the controller), in the bus account with every right. */
   permissions?: Permissions;
+  /** Account slot of a role user (required with `permissions`). */
+  slot?: number;
+}
+
+/** JetStream storage limits of each server, in bytes; also the bus account's limits. */
+export interface StorageLimits {
+  fileBytes: number;
+  memoryBytes: number;
 }
 
 export interface ServerConfigModel {
@@ -30,6 +48,10 @@ export interface ServerConfigModel {
   lameDuck?: string;
   clientTls?: TlsFiles;
   users: NatsUser[];
+  /** Account slots declared (default: enough for the users' slots, at least MIN_ACCOUNT_SLOTS). */
+  accountSlots?: number;
+  /** Explicit JetStream limits (default: the server's own, 75% of the disk and memory it sees). */
+  storage?: StorageLimits;
   cluster?: {
     name: string;
     listen: string;
@@ -62,10 +84,67 @@ function tlsBlock(t: TlsFiles, verify: boolean, indent: string): string[] {
   ];
 }
 
-function userEntry(u: NatsUser): string {
-  if (!u.permissions) return `    { nkey: ${q(u.nkey)} }`;
+function userEntry(u: NatsUser, indent: string): string {
+  if (!u.permissions) return `${indent}{ nkey: ${q(u.nkey)} }`;
   const p = u.permissions;
-  return `    { nkey: ${q(u.nkey)}, permissions: { publish: { allow: ${list(p.publish)} }, subscribe: { allow: ${list(p.subscribe)} } } }`;
+  const allow = [...new Set([JS_INFO, ...p.publish])];
+  return `${indent}{ nkey: ${q(u.nkey)}, permissions: { publish: { allow: ${list(allow)} }, subscribe: { allow: ${list(p.subscribe)} } } }`;
+}
+
+/** The `accounts {}` block: the bus account with its exports, then every slot (pure). */
+function accountsBlock(m: ServerConfigModel): string[] {
+  const admins = m.users.filter((u) => !u.permissions);
+  const roles = m.users.filter((u) => u.permissions);
+  const highest = Math.max(-1, ...roles.map((u) => u.slot ?? -1));
+  const slots = Math.max(m.accountSlots ?? 0, accountPoolSize(highest + 1));
+  const bySlot = new Map<number, { user: NatsUser; grants: ServiceGrant[] }>();
+  for (const u of roles) {
+    if (u.slot === undefined || u.slot < 0 || u.slot >= slots || bySlot.has(u.slot))
+      throw new Error(`role user ${u.nkey} needs its own account slot below ${slots} (has ${u.slot})`);
+    bySlot.set(u.slot, { user: u, grants: serviceGrants(u.permissions!) });
+  }
+  // One export per subject, to every slot importing it.
+  const exports = new Map<string, { response: ServiceGrant['response']; accounts: string[] }>();
+  const allSlots = Array.from({ length: slots }, (_, i) => slotAccount(i));
+  exports.set(JS_INFO, { response: 'singleton', accounts: allSlots });
+  for (const [i, { grants }] of [...bySlot].sort((a, b) => a[0] - b[0]))
+    for (const g of grants) {
+      if (g.subject === JS_INFO) continue;
+      const e = exports.get(g.subject) ?? { response: g.response, accounts: [] };
+      e.accounts.push(slotAccount(i));
+      exports.set(g.subject, e);
+    }
+  const js = m.storage
+    ? `{ max_file: ${m.storage.fileBytes}, max_mem: ${m.storage.memoryBytes} }`
+    : 'enabled';
+  const importOf = (subject: string) => `{ service: { account: ${BUS_ACCOUNT}, subject: ${q(subject)} } }`;
+  const lines = [
+    'accounts {',
+    `  ${BUS_ACCOUNT}: {`,
+    `    jetstream: ${js}`,
+    '    users: [',
+    ...admins.map((u) => userEntry(u, '      ')),
+    '    ]',
+    '    exports: [',
+    ...[...exports].map(
+      ([subject, e]) =>
+        `      { service: ${q(subject)}${e.response === 'stream' ? ', response_type: "stream"' : ''}, accounts: ${list(e.accounts)} }`,
+    ),
+    '    ]',
+    '  }',
+  ];
+  for (let i = 0; i < slots; i++) {
+    const held = bySlot.get(i);
+    const grants = held?.grants ?? [{ subject: JS_INFO, response: 'singleton' as const }];
+    lines.push(
+      `  ${slotAccount(i)}: {`,
+      ...(held ? ['    users: [', userEntry(held.user, '      '), '    ]'] : []),
+      `    imports: [${grants.map((g) => importOf(g.subject)).join(', ')}]`,
+      '  }',
+    );
+  }
+  lines.push('}');
+  return lines;
 }
 
 /** Route URLs carrying the route credential (nats-server does not add it by itself). */
@@ -85,13 +164,12 @@ export function natsServerConfig(m: ServerConfigModel): string {
     ...(m.lameDuck ? [`lame_duck_duration: ${q(m.lameDuck)}`] : []),
     'jetstream {',
     `  store_dir: ${q(m.storeDir)}`,
+    ...(m.storage
+      ? [`  max_file_store: ${m.storage.fileBytes}`, `  max_memory_store: ${m.storage.memoryBytes}`]
+      : []),
     '}',
     ...(m.clientTls ? tlsBlock(m.clientTls, false, '') : []),
-    'authorization {',
-    '  users: [',
-    ...m.users.map(userEntry),
-    '  ]',
-    '}',
+    ...accountsBlock(m),
   ];
   if (m.cluster) {
     const c = m.cluster;

@@ -1,14 +1,15 @@
 // What an EventSource keeps on the bus: a KV bucket for the calendar sources that persist their
-// last fire, one for the webhook family's unconfirmed request ids (shared by its replicas,
-// entries kept for the stream's duplicates window) and one for the sftp sources' directory
-// listings. The controller creates them (with the bus's replicas) and deletes them with the
-// EventSource; the adapters only open them, so an EventSource's credential never needs to create
-// or change a stream.
+// last fire, one for the webhook family's unconfirmed request ids (shared by its replicas so a
+// sender's retry after a 503 reuses the id; entries kept for the stream's duplicates window) and
+// one for the sftp sources' directory listings. The controller creates them (with the bus's
+// replicas and limits) and deletes them with the EventSource; the adapters only open them, so an
+// EventSource's credential never needs to create or change a stream, nor make a consumer (the
+// webhook follows its bucket with stored-message gets, see followKv).
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import { WEBHOOK_SOURCE_TYPES } from '../api/eventsource/index.ts';
 import { isNotFound } from './errors.ts';
-import { openKv } from './kv.ts';
+import { ensureKv } from './kv.ts';
+import { DEFAULT_KV_MAX_BYTES } from './placement.ts';
 import { kvBucketName } from './subjects.ts';
 
 /** A KV bucket to create: its name, and how long entries live (ms; unset: for ever). */
@@ -69,15 +70,25 @@ export function eventSourceBuckets(namespace: string, eventSource: string, spec:
   return eventSourceBucketSpecs(namespace, eventSource, spec, 0).map((b) => b.name);
 }
 
-/** Creates the buckets that do not exist yet (existing ones are left as they are). */
+/**
+ * Creates (or brings in line) an EventSource's buckets, each bounded to `maxBytes`. A bucket with
+ * a TTL (the request ids: past the duplicates window the bus would store a repeat anyway) forgets
+ * its oldest entries when full; one without (the calendar's last fire) refuses the write.
+ */
 export async function provisionBuckets(
-  nc: NatsConnection,
+  jsm: JetStreamManager,
   buckets: Array<string | BucketSpec>,
   replicas: number,
+  maxBytes = DEFAULT_KV_MAX_BYTES,
 ): Promise<void> {
   for (const b of buckets) {
     const { name, ttlMs } = typeof b === 'string' ? { name: b, ttlMs: undefined } : b;
-    await openKv(nc, name, { history: 1, replicas, ...(ttlMs ? { ttl: ttlMs } : {}) });
+    await ensureKv(jsm, name, {
+      history: 1,
+      replicas,
+      maxBytes,
+      ...(ttlMs ? { ttl: ttlMs, whenFull: 'forget-oldest' as const } : { whenFull: 'refuse' as const }),
+    });
   }
 }
 

@@ -14,6 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import { duplicatesWindowMs, type StreamSettings } from '../api/stream-config.ts';
 import { BusError, isNotFound, ServerCode, serverCode } from './errors.ts';
+import { type BusLimits, busLimits } from './placement.ts';
 import {
   type BusRef,
   dlqStreamName,
@@ -35,8 +36,17 @@ export interface EnsureResult {
   message: string;
 }
 
-/** The event stream of a bus for the given settings. */
-export function eventStreamConfig(bus: BusRef, s: StreamSettings, replicas = s.replicas ?? 1): DesiredStream {
+/**
+ * The event stream of a bus for the given settings; its byte limit from `limits` (busLimits:
+ * half the store on a managed bus when streamConfig sets none).
+ */
+export function eventStreamConfig(
+  bus: BusRef,
+  s: StreamSettings,
+  replicas = s.replicas ?? 1,
+  limits: Pick<BusLimits, 'eventMaxBytes'> = busLimits({}, s),
+): DesiredStream {
+  const perSubject = s.maxMsgsPerSubject > 0;
   return {
     name: eventStreamName(bus),
     description: `sluice events of EventBus ${bus.namespace}/${bus.busName}`,
@@ -45,18 +55,29 @@ export function eventStreamConfig(bus: BusRef, s: StreamSettings, replicas = s.r
     retention: s.retention as RetentionPolicy,
     discard: s.discard === 'new' ? DiscardPolicy.New : DiscardPolicy.Old,
     max_msgs: s.maxMsgs,
-    max_bytes: s.maxBytes,
+    max_bytes: limits.eventMaxBytes,
     max_age: ms2ns(s.maxAge),
+    // Per-event backlog: a full subject refuses only its own events (fairness between sources).
+    max_msgs_per_subject: perSubject ? s.maxMsgsPerSubject : -1,
+    discard_new_per_subject: perSubject && s.discard === 'new',
     max_msg_size: s.maxMsgSize,
     num_replicas: replicas,
-    // JetStream refuses a duplicates window longer than max_age.
     duplicate_window: ms2ns(duplicatesWindowMs(s)),
     allow_direct: true,
   };
 }
 
-/** The dead-letter stream of a bus: kept until purged, never discarding silently. */
-export function dlqStreamConfig(bus: BusRef, replicas = 1): DesiredStream {
+/**
+ * The dead-letter stream of a bus: bounded in bytes (a full one refuses new dead letters, the
+ * Sensor keeps the event and retries; it never drops old ones to make room) and in age
+ * (`dlqMaxAgeMs`, 0: until purged; expiries are counted by the drop monitor).
+ */
+export function dlqStreamConfig(
+  bus: BusRef,
+  replicas = 1,
+  limits: Pick<BusLimits, 'dlqMaxBytes' | 'dlqMaxAgeMs'> = { dlqMaxBytes: -1, dlqMaxAgeMs: 0 },
+): DesiredStream {
+  const window = 120_000;
   return {
     name: dlqStreamName(bus),
     description: `sluice dead letters of EventBus ${bus.namespace}/${bus.busName}`,
@@ -65,11 +86,11 @@ export function dlqStreamConfig(bus: BusRef, replicas = 1): DesiredStream {
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.New,
     max_msgs: -1,
-    max_bytes: -1,
-    max_age: 0,
+    max_bytes: limits.dlqMaxBytes,
+    max_age: ms2ns(limits.dlqMaxAgeMs),
     max_msg_size: -1,
     num_replicas: replicas,
-    duplicate_window: ms2ns(120_000),
+    duplicate_window: ms2ns(limits.dlqMaxAgeMs > 0 ? Math.min(window, limits.dlqMaxAgeMs) : window),
     allow_direct: true,
   };
 }
@@ -88,6 +109,9 @@ const MANAGED: Array<keyof StreamConfig> = [
   'num_replicas',
   'duplicate_window',
   'allow_direct',
+  'max_msgs_per_subject',
+  'discard_new_per_subject',
+  'allow_rollup_hdrs',
 ];
 
 /** Changes JetStream refuses on an existing stream, checked before trying. */
@@ -103,7 +127,8 @@ function blockedFields(have: StreamConfig, want: DesiredStream): string[] {
   return out;
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/** Equal settings; the server leaves a false flag out of the config it returns. */
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? false) === JSON.stringify(b ?? false);
 
 function invalid(name: string, err: unknown): BusError {
   const msg = err instanceof Error ? err.message : String(err);
@@ -197,15 +222,16 @@ function blockedResult(name: string, have: StreamConfig, fields: string[]): Ensu
   };
 }
 
-/** Ensures a bus's event stream and its DLQ stream. */
+/** Ensures a bus's event stream and its DLQ stream (limits: busLimits of the bus). */
 export async function ensureStreams(
   jsm: JetStreamManager,
   bus: BusRef,
   settings: StreamSettings,
   replicas = settings.replicas ?? 1,
+  limits: BusLimits = busLimits({}, settings),
 ): Promise<{ events: EnsureResult; dlq: EnsureResult }> {
-  const events = await ensureStream(jsm, eventStreamConfig(bus, settings, replicas));
-  const dlq = await ensureStream(jsm, dlqStreamConfig(bus, replicas));
+  const events = await ensureStream(jsm, eventStreamConfig(bus, settings, replicas, limits));
+  const dlq = await ensureStream(jsm, dlqStreamConfig(bus, replicas, limits));
   return { events, dlq };
 }
 

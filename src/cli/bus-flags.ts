@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { BusAuth } from '../api/bus-config.ts';
 import type { BusConnectOptions } from '../bus/connection.ts';
+import { CliError } from './errors.ts';
 
 export interface BusFlags {
   natsUrl?: string;
@@ -51,11 +52,11 @@ export function loadContext(name: string | undefined, env: NodeJS.ProcessEnv = p
   }
   if (!chosen) return {};
   const file = chosen.endsWith('.json') ? chosen : join(home, 'context', `${chosen}.json`);
-  if (!existsSync(file)) throw new Error(`NATS context "${chosen}" not found (${file})`);
+  if (!existsSync(file)) throw new CliError('BadInput', `NATS context "${chosen}" not found (${file})`);
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as NatsContext;
   } catch (err) {
-    throw new Error(`NATS context ${file} is not valid JSON: ${(err as Error).message}`);
+    throw new CliError('BadInput', `NATS context ${file} is not valid JSON: ${(err as Error).message}`);
   }
 }
 
@@ -63,7 +64,8 @@ const read = (what: string, path: string) => {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(
+    throw new CliError(
+      'BadInput',
       `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
   }
@@ -114,7 +116,7 @@ export function busOptionsFrom(f: BusFlags, env: NodeJS.ProcessEnv = process.env
   const ca = pick(f.tlsca, 'NATS_CA', ctx.ca);
   const cert = pick(f.tlscert, 'NATS_CERT', ctx.cert);
   const key = pick(f.tlskey, 'NATS_KEY', ctx.key);
-  if (!!cert !== !!key) throw new Error('a client certificate needs both --tlscert and --tlskey');
+  if (!!cert !== !!key) throw new CliError('Usage', 'a client certificate needs both --tlscert and --tlskey');
   const tls =
     ca || cert
       ? {

@@ -2,16 +2,17 @@
 // cluster: a local JetStream nats-server (or --nats-url), every EventSource and Sensor in this
 // process, webhook and metrics URLs printed, manifests reloaded when they change, clean stop on
 // Ctrl-C.
-import { mkdirSync, watch } from 'node:fs';
+import { mkdirSync, statSync, watch } from 'node:fs';
 import { resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { loadManifests } from '../dev/manifests.ts';
 import { startLocalNats } from '../dev/nats.ts';
-import { DevSession } from '../dev/session.ts';
+import { DevSession, type NotStarted } from '../dev/session.ts';
 import { startDevSink } from '../dev/sink.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
+import { CliError } from './errors.ts';
 import { STOP_MARGIN_MS } from './runtime-env.ts';
 
 export interface DevFlags {
@@ -23,11 +24,39 @@ export interface DevFlags {
   sink?: string;
   logLevel?: string;
   watch: boolean;
+  strict?: boolean;
+}
+
+/**
+ * The last lines of a start: `ready` only when everything runs; otherwise every object that did
+ * not start and why (problems said earlier may have scrolled away), and under --strict an error.
+ */
+export function startSummary(
+  failed: NotStarted[],
+  running: number,
+  say: (l: string) => void,
+  strict = false,
+): void {
+  if (failed.length === 0) {
+    say('ready; Ctrl-C to stop');
+    return;
+  }
+  say(`not started (${failed.length}):`);
+  for (const f of failed) say(`  ${f.what}: ${f.reason}`);
+  if (strict)
+    throw new CliError(
+      'NotStarted',
+      `${failed.length} object(s) did not start (listed on standard output); stopping (--strict)`,
+    );
+  say(
+    `started with problems: ${running} object(s) running, ${failed.length} not; fix the manifests (they are reloaded) or Ctrl-C to stop`,
+  );
 }
 
 export async function runDev(flags: DevFlags): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  if (!flags.file?.length) throw new Error('sluice dev needs at least one -f FILE|DIR');
+  if (!flags.file?.length) throw new CliError('Usage', 'sluice dev needs at least one -f FILE|DIR');
+  for (const f of flags.file) statSync(f); // a missing path is a one-line error
   const log = createLogger({
     level: flags.logLevel ?? 'info',
     destination: process.stderr,
@@ -40,8 +69,14 @@ export async function runDev(flags: DevFlags): Promise<void> {
   const first = loadManifests(flags.file);
   if (first.objects.length === 0) {
     for (const p of first.problems) say(`problem: ${p}`);
-    throw new Error(`no EventBus, EventSource or Sensor found in ${flags.file.join(', ')}`);
+    const why = first.problems.length ? ` (${first.problems.length} problem(s) above)` : '';
+    throw new CliError(
+      'BadInput',
+      `no valid EventBus, EventSource or Sensor in ${flags.file.join(', ')}${why}`,
+    );
   }
+  // Ports first: a taken one is a one-line error before anything has started.
+  const ops = await startOpsServer({ port: Number(flags.metricsPort), registry: registry() });
 
   const nats = flags.natsUrl ? undefined : await startLocalNats(stateDir);
   const natsUrl = flags.natsUrl ?? nats!.url;
@@ -50,18 +85,26 @@ export async function runDev(flags: DevFlags): Promise<void> {
       ? `nats-server ${nats.binary} on ${natsUrl} (store ${stateDir}/nats)`
       : `using the NATS server at ${natsUrl}`,
   );
-  const nc = await connect({ servers: natsUrl, name: 'sluice dev', maxReconnectAttempts: -1 });
   const sink = flags.sink !== undefined ? await startDevSink(Number(flags.sink), flags.host, say) : undefined;
+  const nc = await connect({ servers: natsUrl, name: 'sluice dev', maxReconnectAttempts: -1 });
   if (sink) say(`sink listening on ${sink.url} (answers 500 to JSON bodies with "fail": true)`);
 
   const session = new DevSession({ nc, registry: registry(), log, say, host: flags.host });
   say(
     `Kubernetes: ${session.kubeDescription}${session.kubeDescription.startsWith('none') ? ' (resource sources and k8s/argoWorkflow triggers need a kubeconfig; set KUBECONFIG)' : ''}`,
   );
-  await session.apply(first);
-  const ops = await startOpsServer({ port: Number(flags.metricsPort), registry: registry() });
+  const failed = await session.apply(first);
   say(`metrics: http://localhost:${ops.port}/metrics`);
-  say('ready; Ctrl-C to stop');
+  try {
+    startSummary(failed, session.runningCount, say, flags.strict);
+  } catch (err) {
+    await session.stop();
+    await nc.drain().catch(() => {});
+    await nats?.stop();
+    await ops.close();
+    await sink?.close();
+    throw err;
+  }
 
   // Reload on change, debounced, one reload at a time.
   const watchers: Array<{ close(): void }> = [];
@@ -72,7 +115,7 @@ export async function runDev(flags: DevFlags): Promise<void> {
       reloading = reloading.then(async () => {
         const m = loadManifests(flags.file);
         say('manifests changed: reloading');
-        await session.apply(m);
+        startSummary(await session.apply(m), session.runningCount, say);
       });
     };
     for (const f of flags.file) {

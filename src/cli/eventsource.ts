@@ -5,7 +5,7 @@ import { streamConfigDuplicatesMs } from '../api/stream-config.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
-import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
+import { hiddenHeadersFromEnv, idHeadersFromEnv } from '../eventsources/webhook/headers.ts';
 import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
@@ -49,12 +49,13 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret } = kubeAccessors(obj.metadata.namespace);
+  const publisher = new Publisher(conn.nc);
   const running = await startEventSource({
     name: obj.metadata.name,
     namespace: obj.metadata.namespace,
     spec,
     bus: { namespace: bus.namespace, busName: bus.busName },
-    publisher: new Publisher(conn.nc),
+    publisher,
     nc: conn.nc,
     kubeConfig,
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
@@ -64,12 +65,18 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     // EventSource's credential may not read).
     duplicatesWindowMs: streamConfigDuplicatesMs(bus.streamConfig),
     hiddenHeaders: hiddenHeadersFromEnv(),
+    idHeaders: idHeadersFromEnv(),
+    ...(process.env.SLUICE_STATE_DIR ? { stateDir: process.env.SLUICE_STATE_DIR } : {}),
     registry: registry(),
     log,
     resolveSecret,
   });
-  // Ready while the bus is connected and no source reports that it cannot consume.
-  ready(() => running.notReady());
+  // Not ready while publishes never settle (then not live either: restart it) or while a source
+  // reports that it cannot consume.
+  ready(
+    () => publisher.wedged() ?? running.notReady(),
+    () => publisher.wedged(),
+  );
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');
   // Bounded: the webhook servers take at most the grace period, the rest a few seconds more.
   stopOnSignals(

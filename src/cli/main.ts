@@ -1,22 +1,20 @@
 #!/usr/bin/env node
 // sluice: one binary, several roles (DESIGN.md §2). Each role lives in its own module and is
 // loaded only when invoked, so `sluice lint` does not pay for the NATS or Kubernetes clients.
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
+import { count, port } from './args.ts';
+import { exitOnError, USER_ERROR_EXIT } from './errors.ts';
 
 /**
  * Runs a long-running role under the process guard: once started it keeps going past an
- * unexpected error (logged and counted; see guard.ts), but a role that fails to start exits 1 so
- * its pod restarts instead of idling.
+ * unexpected error (logged and counted; see guard.ts), but a role that fails to start exits (2
+ * for a user error such as a missing kubeconfig or a port in use, 1 for a bug) so its pod
+ * restarts instead of idling.
  */
 async function runRole(name: string, start: () => Promise<void>): Promise<void> {
   (await import('./guard.ts')).installProcessGuard();
-  try {
-    await start();
-  } catch (err) {
-    process.stderr.write(`sluice ${name}: ${(err as Error).stack ?? (err as Error).message}\n`);
-    process.exit(1);
-  }
+  await exitOnError(name, start);
 }
 
 const program = new Command();
@@ -24,7 +22,6 @@ program
   .name('sluice')
   .description('Argo-Events-compatible event automation on NATS JetStream')
   .version(VERSION, '-v, --version')
-  .showHelpAfterError()
   .enablePositionalOptions();
 
 program
@@ -35,10 +32,10 @@ program
   .option('--managed-namespace <ns>', 'watch only this namespace')
   .option('--no-leader-elect', 'run without leader election (only for a single replica)')
   .option('--leader-elect-namespace <ns>', 'namespace of the leader-election Lease (default: own namespace)')
-  .option('--lease-duration <seconds>', 'how long a leader lease lasts without renewal', '15')
-  .option('--renew-deadline <seconds>', 'a leader that could not renew for this long steps down', '10')
-  .option('--retry-period <seconds>', 'time between lease acquire/renew attempts', '2')
-  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
+  .option('--lease-duration <seconds>', 'how long a leader lease lasts without renewal', count, '15')
+  .option('--renew-deadline <seconds>', 'a leader that could not renew for this long steps down', count, '10')
+  .option('--retry-period <seconds>', 'time between lease acquire/renew attempts', count, '2')
+  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', port, '7777')
   .option(
     '--image <image>',
     'sluice image for EventSource/Sensor pods (default: $SLUICE_IMAGE or sluice:<version>)',
@@ -52,7 +49,7 @@ program
     '--nats-reloader-image <image>',
     'config reloader sidecar of managed buses, taking nats-server-config-reloader flags (default: the sluice image running `sluice nats-reloader`)',
   )
-  .option('--workers <n>', 'reconcile workers per kind', '4')
+  .option('--workers <n>', 'reconcile workers per kind', count, '4')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
     await runRole('controller', async () => {
@@ -64,7 +61,7 @@ program
 program
   .command('eventsource')
   .description("run one EventSource's adapters and publish its events to the bus (started by the controller)")
-  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
+  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', port, '7777')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
     await runRole('eventsource', async () => {
@@ -76,7 +73,7 @@ program
 program
   .command('sensor')
   .description('run one Sensor: match dependencies and fire its triggers (started by the controller)')
-  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', '7777')
+  .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', port, '7777')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
     await runRole('sensor', async () => {
@@ -133,18 +130,20 @@ program
   .option('--trigger <name>', 'only dead letters of this trigger')
   .option('--since <when>', 'only dead letters from this time on (RFC 3339, or a duration ago such as 2h)')
   .option('--until <when>', 'only dead letters before this time')
-  .option('-f, --file <path>', 'replay: read the Sensor from this manifest instead of the cluster')
+  .option(
+    '-f, --file <path>',
+    'replay: read the Sensor (and the Secrets and ConfigMaps it uses) from this manifest file or folder instead of the cluster',
+  )
   .option('--kubeconfig <path>', 'kubeconfig for reading the Sensor, Secrets and ConfigMaps')
   .option('--json', 'list: print JSON')
-  .option('--all', 'purge: confirm removing every dead letter of the bus')
+  .option('--all', 'purge: select every dead letter of the bus (no filter)')
+  .option('-y, --yes', 'purge: do not ask for confirmation (needed when not on a terminal)')
+  .option('--dry-run', 'purge: print what would be purged, remove nothing')
   .action(async (action: string, args: string[], flags) => {
-    const { runDlq } = await import('./dlq.ts');
-    try {
+    await exitOnError('dlq', async () => {
+      const { runDlq } = await import('./dlq.ts');
       process.exitCode = await runDlq(action, args, flags);
-    } catch (err) {
-      process.stderr.write(`sluice dlq: ${(err as Error).message}\n`);
-      process.exitCode = 2;
-    }
+    });
   });
 
 program
@@ -153,20 +152,17 @@ program
   .requiredOption('-f, --file <path...>', 'manifest files or folders')
   .option('--nats-url <url>', 'use this NATS server instead of starting one')
   .option('--state-dir <dir>', 'where the local nats-server keeps its store', '.sluice')
-  .option('--metrics-port <port>', 'port for /metrics (0 = any free port)', '7777')
+  .option('--metrics-port <port>', 'port for /metrics (0 = any free port)', port, '7777')
   .option('--host <addr>', 'bind address for webhook servers and the sink', '127.0.0.1')
-  .option('--sink <port>', 'also start a demo HTTP sink on this port')
+  .option('--sink <port>', 'also start a demo HTTP sink on this port', port)
+  .option('--strict', 'exit (status 2) when any object does not start, instead of running the rest')
   .option('--no-watch', 'do not reload manifests when they change')
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .action(async (flags) => {
-    (await import('./guard.ts')).installProcessGuard();
-    const { runDev } = await import('./dev.ts');
-    try {
+    await runRole('dev', async () => {
+      const { runDev } = await import('./dev.ts');
       await runDev(flags);
-    } catch (err) {
-      process.stderr.write(`sluice dev: ${(err as Error).message}\n`);
-      process.exit(2);
-    }
+    });
   });
 
 program
@@ -175,8 +171,36 @@ program
   .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document); "-" reads standard input')
   .option('-q, --quiet', 'print problems only, no summary line')
   .action(async (paths: string[], opts: { quiet?: boolean }) => {
-    const { runLint } = await import('./lint.ts');
-    process.exitCode = runLint(paths, opts);
+    await exitOnError('lint', async () => {
+      const { runLint } = await import('./lint.ts');
+      process.exitCode = runLint(paths, opts);
+    });
   });
 
-await program.parseAsync(process.argv);
+// A command-line mistake is one line naming the subcommand, with where to read more, and exit 2
+// (commander alone prints the whole help after it and exits 1).
+let parseError: { command: string; text: string } | undefined;
+for (const c of [program, ...program.commands]) {
+  const command = c === program ? '' : ` ${c.name()}`;
+  c.exitOverride().configureOutput({
+    outputError: (text) => {
+      parseError = {
+        command,
+        text: text
+          .trim()
+          .replace(/^error: /, '')
+          .replace(/\s*\n\s*/g, ' '),
+      };
+    },
+  });
+}
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (!(err instanceof CommanderError)) throw err;
+  if (err.exitCode !== 0 && parseError) {
+    const { command, text } = parseError;
+    process.stderr.write(`sluice${command}: ${text} (see sluice${command} --help)\n`);
+  }
+  process.exitCode = err.exitCode === 0 ? 0 : USER_ERROR_EXIT;
+}

@@ -3,6 +3,7 @@
 // kubeconfig, loaded only when something needs it (a Secret, a ConfigMap, a Lease, a watch).
 import { createRequire } from 'node:module';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Gauge } from 'prom-client';
 import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
 import { BusConnection, type BusConnectOptions } from '../bus/connection.ts';
 import {
@@ -13,8 +14,9 @@ import {
   type RuntimeBus,
 } from '../controller/resources/workload.ts';
 import type { Logger } from '../observability/logger.ts';
-import { registry } from '../observability/metrics.ts';
+import { adopt, registry } from '../observability/metrics.ts';
 import { type OpsServer, startOpsServer } from '../observability/server.ts';
+import { CliError } from './errors.ts';
 
 /**
  * The Kubernetes client, loaded on first use only: it costs about 80 MiB of memory, which an
@@ -24,11 +26,19 @@ function kubeClient(): typeof import('@kubernetes/client-node') {
   return createRequire(import.meta.url)('@kubernetes/client-node');
 }
 
-/** A base64 JSON variable the controller sets; a clear error when it is missing. */
+/** A base64 JSON variable the controller sets; a clear error (CliError) when it is missing or bad. */
 export function fromEnv<T>(name: string, role: string): T {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set; sluice ${role} is started by the controller with it`);
-  return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+  if (!v)
+    throw new CliError('BadInput', `${name} is not set; sluice ${role} is started by the controller with it`);
+  try {
+    return JSON.parse(Buffer.from(v, 'base64').toString('utf8')) as T;
+  } catch {
+    throw new CliError(
+      'BadInput',
+      `${name} is not base64-encoded JSON; sluice ${role} is started by the controller with it`,
+    );
+  }
 }
 
 /**
@@ -137,10 +147,11 @@ export interface RuntimeStart {
   conn: BusConnection;
   ops: OpsServer;
   /**
-   * The role is running: from now on /readyz follows the bus connection and `check` (a reason
-   * the role cannot do its job, or undefined).
+   * The role is running: from now on /readyz follows the bus connection and `notReady` (the
+   * role's own reason not to be ready, e.g. a Sensor's consumer is gone), and /healthz follows
+   * `notLive` (a reason to restart the process, e.g. publishes that never settle).
    */
-  running(check?: () => string | undefined): void;
+  running(notReady?: () => string | undefined, notLive?: () => string | undefined): void;
 }
 
 /**
@@ -155,16 +166,29 @@ export async function startRuntime(o: {
 }): Promise<RuntimeStart> {
   let conn: BusConnection | undefined;
   let started = false;
-  let check: (() => string | undefined) | undefined;
+  let roleNotReady: (() => string | undefined) | undefined;
+  let roleNotLive: (() => string | undefined) | undefined;
   let waiting = 'connecting to the bus';
+  adopt(
+    registry(),
+    new Gauge({
+      name: 'sluice_bus_connected',
+      help: '1 while this EventSource/Sensor process is connected to its bus, else 0 (waiting, reconnecting, closed).',
+      registers: [],
+      collect() {
+        this.set(conn?.state === 'connected' ? 1 : 0);
+      },
+    }),
+  );
   const ops = await startOpsServer({
     port: Number(o.metricsPort),
     registry: registry(),
     notReady: () => {
       if (!conn) return waiting;
       if (conn.state !== 'connected') return `bus ${conn.state}`;
-      return started ? check?.() : 'starting';
+      return started ? roleNotReady?.() : 'starting';
     },
+    notLive: () => roleNotLive?.(),
   });
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error('stopped while waiting for the bus'));
@@ -192,9 +216,10 @@ export async function startRuntime(o: {
   return {
     conn: c,
     ops,
-    running: (c) => {
+    running: (notReady, notLive) => {
+      roleNotReady = notReady;
+      roleNotLive = notLive;
       started = true;
-      check = c;
     },
   };
 }

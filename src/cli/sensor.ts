@@ -50,7 +50,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     ...(bus.provisioned ? { provisioned: true } : {}),
     ...(process.env.SLUICE_ACK_WAIT_MS ? { ackWaitMs: Number(process.env.SLUICE_ACK_WAIT_MS) } : {}),
   });
-  ready();
+  ready(() => running.notReady());
   log.info({ metricsPort: ops.port }, 'sensor running');
   stopOnSignals(log, 'finishing running triggers', [
     () => running.stop(),

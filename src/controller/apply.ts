@@ -13,6 +13,7 @@ const RESOURCES: Record<string, { prefix: string; plural: string }> = {
   'apps/v1/Deployment': { prefix: '/apis/apps/v1', plural: 'deployments' },
   'apps/v1/StatefulSet': { prefix: '/apis/apps/v1', plural: 'statefulsets' },
   'policy/v1/PodDisruptionBudget': { prefix: '/apis/policy/v1', plural: 'poddisruptionbudgets' },
+  'networking.k8s.io/v1/NetworkPolicy': { prefix: '/apis/networking.k8s.io/v1', plural: 'networkpolicies' },
   'argoproj.io/v1alpha1/EventBus': { prefix: '/apis/argoproj.io/v1alpha1', plural: 'eventbus' },
   'argoproj.io/v1alpha1/EventSource': { prefix: '/apis/argoproj.io/v1alpha1', plural: 'eventsources' },
   'argoproj.io/v1alpha1/Sensor': { prefix: '/apis/argoproj.io/v1alpha1', plural: 'sensors' },
@@ -77,6 +78,15 @@ export class Applier {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  /** Merge-patches `obj` (RFC 7386: null removes a field). */
+  mergePatch(obj: ObjectLike, body: unknown): Promise<KubeObject> {
+    return this.http.request<KubeObject>('PATCH', objectPath(obj), {
+      body,
+      contentType: 'application/merge-patch+json',
+      timeoutMs: 30_000,
+    });
   }
 
   /** Merge-patches the status subresource. */

@@ -6,11 +6,12 @@ import type { Registry } from 'prom-client';
 import { parseStreamConfig } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { deleteConsumers } from '../bus/consumer.ts';
-import { dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
+import { type Drop, dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
+import { busLimits } from '../bus/placement.ts';
 import { deleteOrphanConsumers, deleteSensorState, provisionSensorState } from '../bus/sensor-state.ts';
 import { allEventSourceBuckets, deleteBuckets, provisionBuckets } from '../bus/source-state.ts';
 import { deleteStreams, ensureStreams } from '../bus/streams.ts';
-import { consumerSensor, eventStreamName } from '../bus/subjects.ts';
+import { consumerSensor, dlqStreamName, eventStreamName } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BusOperations, BusConnection as Conn, StreamOutcome } from './reconcile/context.ts';
 
@@ -29,6 +30,9 @@ interface Watch {
   stop: () => void;
 }
 
+/** Name of the controller's bus connections (its own purges of consumed history are not drops). */
+const CONNECTION_NAME = 'sluice-controller';
+
 export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
   const conns = new Map<string, Promise<BusConnection>>();
   const watches = new Map<string, Watch>();
@@ -41,7 +45,7 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
         url: c.url,
         ...(c.credential ? { credential: c.credential } : {}),
         ...(c.tls ? { tls: c.tls } : {}),
-        name: 'sluice-controller',
+        name: CONNECTION_NAME,
         connectTimeoutMs: opts.connectTimeoutMs ?? 5_000,
       });
       conns.set(key, p);
@@ -58,7 +62,7 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
     async ensureStreams(c: Conn): Promise<StreamOutcome> {
       const parsed = parseStreamConfig(c.streamConfig);
       if (!parsed.ok) return { ok: false, reason: 'InvalidStreamConfig', message: parsed.errors.join('; ') };
-      const r = await ensureStreams(await jsmOf(c), ref(c), parsed.settings, c.replicas);
+      const r = await ensureStreams(await jsmOf(c), ref(c), parsed.settings, c.replicas, c.limits);
       if (r.events.action === 'blocked')
         return { ok: false, reason: 'StreamChangeBlocked', message: r.events.message };
       return { ok: true, reason: 'StreamReady', message: `${r.events.message}; ${r.dlq.message}` };
@@ -92,13 +96,14 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
         dependencies: sensor.dependencies,
         ...(sensor.maxDeliver ? { tuning: { maxDeliver: sensor.maxDeliver } } : {}),
         replicas: c.replicas,
+        ...(c.limits ? { kvMaxBytes: c.limits.kvMaxBytes } : {}),
       });
     },
     async deleteSensorState(c, sensor) {
       return deleteSensorState(await jsmOf(c), ref(c), sensor);
     },
     async provisionEventSource(c, _eventSource, buckets) {
-      if (buckets.length) await provisionBuckets((await get(c)).nc, buckets, c.replicas);
+      if (buckets.length) await provisionBuckets(await jsmOf(c), buckets, c.replicas, c.limits?.kvMaxBytes);
     },
     async deleteEventSourceState(c, eventSource) {
       return deleteBuckets(await jsmOf(c), allEventSourceBuckets(c.namespace, eventSource));
@@ -109,26 +114,57 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
     monitor(c: Conn) {
       const parsed = parseStreamConfig(c.streamConfig);
       if (!parsed.ok) return;
-      const limits = dropLimits(parsed.settings);
+      const bounds = c.limits ?? busLimits({}, parsed.settings);
+      const limits = { ...dropLimits(parsed.settings), maxBytes: bounds.eventMaxBytes };
       const key = busKey(c);
-      const id = `${c.url}|${c.credential ?? ''}|${JSON.stringify(limits)}`;
+      const id = `${c.url}|${c.credential ?? ''}|${JSON.stringify(limits)}|${bounds.dlqMaxAgeMs}`;
       const have = watches.get(key);
       if (have?.key === id) return;
       have?.stop();
-      const stop = watchDrops(
-        () => jsmOf(c),
-        eventStreamName(ref(c)),
-        limits,
-        (d) => {
-          dropped.inc({ namespace: c.namespace, eventbus: c.busName, reason: d.reason }, d.dropped);
-          opts.log?.warn(
-            { eventbus: key, dropped: d.dropped, reason: d.reason, backlog: d.backlog },
-            'the bus dropped accepted events before every Sensor consumed them',
-          );
+      const report = (d: Drop) => {
+        dropped.inc({ namespace: c.namespace, eventbus: c.busName, reason: d.reason }, d.dropped);
+        opts.log?.warn(
+          {
+            eventbus: key,
+            dropped: d.dropped,
+            reason: d.reason,
+            backlog: d.backlog,
+            ...(d.by ? { by: d.by } : {}),
+          },
+          d.reason === 'dlqMaxAge'
+            ? 'dead letters expired (dlqMaxAge) before anyone replayed them'
+            : 'the bus dropped accepted events before every Sensor consumed them',
+        );
+      };
+      const stops = [
+        watchDrops(() => jsmOf(c), eventStreamName(ref(c)), limits, report, opts.monitorEveryMs, {
+          nc: async () => (await get(c)).nc,
+          ignoreClient: CONNECTION_NAME,
+        }),
+      ];
+      // Dead letters leave the head only by age (or by an operator's replay/purge).
+      if (bounds.dlqMaxAgeMs > 0)
+        stops.push(
+          watchDrops(
+            () => jsmOf(c),
+            dlqStreamName(ref(c)),
+            {
+              retention: 'interest',
+              discard: 'new',
+              maxMsgs: -1,
+              maxBytes: -1,
+              maxAgeMs: bounds.dlqMaxAgeMs,
+            },
+            (d) => report({ ...d, reason: 'dlqMaxAge' }),
+            opts.monitorEveryMs,
+          ),
+        );
+      watches.set(key, {
+        key: id,
+        stop: () => {
+          for (const s of stops) s();
         },
-        opts.monitorEveryMs,
-      );
-      watches.set(key, { key: id, stop });
+      });
     },
     unmonitor(c) {
       watches.get(busKey(c))?.stop();

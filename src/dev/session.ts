@@ -2,10 +2,7 @@
 // EventSource and Sensor runs in this process. `apply` takes the full set of manifests each time
 // and starts, restarts (changed spec) or stops objects to match, so a reload touches only what
 // changed. Problems with one object are reported and do not stop the others.
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
@@ -20,8 +17,9 @@ import { deleteOrphanConsumers, provisionSensorState } from '../bus/sensor-state
 import { ensureStreams } from '../bus/streams.ts';
 import { type BusRef, eventStreamName } from '../bus/subjects.ts';
 import { startEventSource } from '../eventsources/runtime.ts';
-import { hiddenHeadersFromEnv } from '../eventsources/webhook/headers.ts';
+import { hiddenHeadersFromEnv, idHeadersFromEnv } from '../eventsources/webhook/headers.ts';
 import { limitsFromEnv } from '../eventsources/webhook/limits.ts';
+import { kubeConfigSource, loadClientKubeConfig } from '../kube/client-config.ts';
 import type { Logger } from '../observability/logger.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
@@ -38,6 +36,13 @@ export interface DevSessionOptions {
   host: string;
 }
 
+/** What one `apply` left not running, and why (one entry per object or unreadable manifest). */
+export interface NotStarted {
+  /** `Kind/namespace/name`, or the file when the object could not be read at all. */
+  what: string;
+  reason: string;
+}
+
 interface Running {
   fingerprint: string;
   stop(): Promise<void>;
@@ -45,12 +50,11 @@ interface Running {
 
 /** The current kubeconfig, when there is one ($KUBECONFIG or ~/.kube/config). */
 export function devKubeConfig(): { kc?: KubeConfig; where: string } {
-  const file = process.env.KUBECONFIG ?? join(homedir(), '.kube', 'config');
-  if (!process.env.KUBECONFIG && !existsSync(file)) return { where: 'none' };
+  const source = kubeConfigSource();
+  if (!source?.file) return { where: 'none' };
   try {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
-    return { kc, where: `${file} (context ${kc.getCurrentContext()})` };
+    const kc = loadClientKubeConfig();
+    return { kc, where: `${source.file} (context ${kc.getCurrentContext()})` };
   } catch (err) {
     return { where: `none (${(err as Error).message})` };
   }
@@ -68,10 +72,16 @@ export class DevSession {
   /** Webhook bounds and masked headers, from SLUICE_WEBHOOK_* as for `sluice eventsource`. */
   private readonly limits = limitsFromEnv();
   private readonly hiddenHeaders = hiddenHeadersFromEnv();
+  private readonly idHeaders = idHeadersFromEnv();
   private manifests: DevManifests | undefined;
 
   constructor(o: DevSessionOptions) {
     this.o = o;
+  }
+
+  /** How many EventSources and Sensors run now. */
+  get runningCount(): number {
+    return this.running.size;
   }
 
   get kubeDescription(): string {
@@ -148,8 +158,13 @@ export class DevSession {
       this.o.say(`warning: EventBus ${id}: discard: old is lossy; dropped events are logged and counted`);
   }
 
-  async apply(m: DevManifests): Promise<void> {
+  /**
+   * Brings the running objects in line with `m`; returns every object (or manifest) that is not
+   * running afterwards and why, for the start summary. Problems are also said as they happen.
+   */
+  async apply(m: DevManifests): Promise<NotStarted[]> {
     this.manifests = m;
+    const failed: NotStarted[] = m.problems.map((p) => ({ what: 'invalid manifest', reason: p }));
     for (const p of m.problems) this.o.say(`problem: ${p}`);
     const want = new Map(m.objects.map((o) => [`${o.kind}/${o.namespace}/${o.name}`, o]));
     // Stop what is gone or changed.
@@ -166,6 +181,7 @@ export class DevSession {
         await this.ensureBus({ namespace: o.namespace, busName: o.name }, o.spec);
       } catch (err) {
         this.o.say(`problem: ${(err as Error).message}`);
+        failed.push({ what: `EventBus/${o.namespace}/${o.name}`, reason: (err as Error).message });
       }
     }
     // What the controller does before any pod runs: every Sensor's consumers exist before an
@@ -192,8 +208,10 @@ export class DevSession {
         this.running.set(id, r);
       } catch (err) {
         this.o.say(`problem: ${id} (${o.file}) not started: ${(err as Error).message}`);
+        failed.push({ what: id, reason: `${(err as Error).message} (${o.file})` });
       }
     }
+    return failed;
   }
 
   /**
@@ -274,6 +292,7 @@ export class DevSession {
       host: this.o.host,
       limits: this.limits,
       hiddenHeaders: this.hiddenHeaders,
+      idHeaders: this.idHeaders,
     });
     this.o.say(`EventSource ${o.namespace}/${o.name} running (bus ${bus.busName})`);
     for (const [type, entries] of Object.entries(spec as Record<string, unknown>)) {

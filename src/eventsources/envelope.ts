@@ -2,6 +2,7 @@
 // triggers and log lines. `id` is stable when the source provides one, so a retried delivery is
 // the same event (and the bus drops the repeat).
 import { randomBytes, randomUUID } from 'node:crypto';
+import { encodeJson } from './raw-json.ts';
 
 export interface CloudEvent<T = unknown> {
   specversion: '1.0';
@@ -49,6 +50,7 @@ export function envelope<T>(args: {
 }
 
 const encoder = new TextEncoder();
-export const encodeEvent = (ev: CloudEvent): Uint8Array => encoder.encode(JSON.stringify(ev));
+/** The event's bytes; JSON a source carried as sent (RawJson) is written exactly as sent. */
+export const encodeEvent = (ev: CloudEvent): Uint8Array => encoder.encode(encodeJson(ev));
 export const decodeEvent = (b: Uint8Array): CloudEvent =>
   JSON.parse(new TextDecoder().decode(b)) as CloudEvent;

@@ -3,6 +3,7 @@
 // as upstream publishes them, and each header is a list of values), evaluated by jexl's own
 // parser and interpreter (no eval of user input). Compiled once per entry.
 import jexlModule from 'jexl';
+import { plainValue } from './raw-json.ts';
 
 type Compiled = { evalSync(context?: object): unknown };
 const jexl = jexlModule as unknown as { compile(expr: string): Compiled };
@@ -26,7 +27,8 @@ export function compileFilter(expression: string): EventFilter {
   }
   return {
     expression,
-    matches(data) {
+    matches(event) {
+      const data = plainValue(event);
       const ctx = data !== null && typeof data === 'object' ? (data as object) : { value: data };
       try {
         return compiled.evalSync(ctx) === true;

@@ -1,10 +1,15 @@
-// JSON from outside (request bodies, broker messages, form fields) parsed with a nesting bound:
-// JSON.parse itself copes with any depth, but encoding the event again (JSON.stringify), filters
-// and the Sensor's evaluators recurse, so a body nested thousands deep would fail later, where a
-// sender or a broker sees a retryable error and sends the poison again. Refused here instead.
+// JSON from outside (request bodies, broker messages, form fields) checked with a nesting bound
+// and a node bound: JSON.parse itself copes with any depth, but filters and the Sensor's
+// evaluators recurse, so a body nested thousands deep would fail later, where a sender or a
+// broker sees a retryable error and sends the poison again; and some shapes cost hundreds of ms
+// to parse (json-scan.ts). Refused here instead. The text is carried as sent (raw-json.ts).
+import { scanJson } from './json-scan.ts';
+import { RawJson } from './raw-json.ts';
 
 /** Deepest nesting accepted by default (SLUICE_WEBHOOK_MAX_JSON_DEPTH for webhooks). */
 export const MAX_JSON_DEPTH = 128;
+/** Most objects, arrays and object members accepted by default (SLUICE_WEBHOOK_MAX_BODY_NODES). */
+export const MAX_JSON_NODES = 20_000;
 
 /** True when JSON text nests arrays/objects deeper than `max` (strings are skipped). */
 export function jsonDepthExceeds(raw: Uint8Array, max: number): boolean {
@@ -24,10 +29,17 @@ export function jsonDepthExceeds(raw: Uint8Array, max: number): boolean {
   return false;
 }
 
-/** JSON.parse with the nesting bound; throws an Error saying what is wrong. */
-export function parseJsonText(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
-  if (jsonDepthExceeds(Buffer.from(text, 'utf8'), maxDepth)) {
-    throw new Error(`JSON nested deeper than ${maxDepth} levels`);
-  }
-  return JSON.parse(text);
+/** JSON.parse within the nesting and node bounds; throws an Error saying what is wrong. */
+export function parseJsonText(text: string, maxDepth = MAX_JSON_DEPTH, maxNodes = MAX_JSON_NODES): unknown {
+  return parseJsonRaw(text, maxDepth, maxNodes).value;
+}
+
+/**
+ * `text` as a RawJson (published exactly as sent) once it is checked to be JSON within the
+ * bounds; throws an Error saying what is wrong. Nothing is parsed until the value is asked for.
+ */
+export function parseJsonRaw(text: string, maxDepth = MAX_JSON_DEPTH, maxNodes = MAX_JSON_NODES): RawJson {
+  const problem = scanJson(text, maxDepth, maxNodes);
+  if (problem) throw new Error(problem.message);
+  return new RawJson(text);
 }

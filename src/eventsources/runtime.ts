@@ -2,10 +2,11 @@
 // applies `filter.expression`, and publishes to the bus. Webhook-style adapters share one HTTP
 // server per port. Exclusive adapters (schedules, watches, broker subscriptions) run in only one
 // replica when `replicas > 1`, chosen by a Lease.
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { SOURCE_TYPES } from '../api/eventsource/index.ts';
 import type { EventSourceSpec } from '../api/eventsource.ts';
 import type { SecretKeySelector } from '../api/k8s.ts';
@@ -14,21 +15,29 @@ import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, eventSubject } from '../bus/subjects.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import type { Logger } from '../observability/logger.ts';
-import { adopt } from '../observability/metrics.ts';
 import type { EmitOptions, EmitResult, SourceAdapter, SourceContext, StartedSource } from './adapter.ts';
 import { loadAdapter } from './adapters.ts';
 import { publishConfirmed } from './confirm.ts';
 import { encodeEvent, envelope } from './envelope.ts';
+import { publishableId } from './event-id.ts';
 import { validDate } from './fields.ts';
 import { compileFilter, type EventFilter } from './filter.ts';
-import { DEFAULT_HIDDEN_HEADERS } from './webhook/headers.ts';
+import { eventSourceMetrics } from './metrics.ts';
+import { DEFAULT_HIDDEN_HEADERS, DEFAULT_ID_HEADERS } from './webhook/headers.ts';
 import { UnconfirmedIds } from './webhook/identity.ts';
 import { defaultLimits, type WebhookLimits } from './webhook/limits.ts';
+import { keepLocally, type LocalIds } from './webhook/local-ids.ts';
 import { webhookMetrics } from './webhook/metrics.ts';
 import { processBounds, WebhookServer } from './webhook/server.ts';
-import { shareUnconfirmed } from './webhook/shared-ids.ts';
+import { type SharedIds, shareUnconfirmed } from './webhook/shared-ids.ts';
 
 export { DEFAULT_MAX_PAYLOAD } from './webhook/server.ts';
+
+/**
+ * Publishes unsettled this long (ms) mean the bus is slow to confirm: webhook id records then go
+ * before their events (webhook/identity.ts).
+ */
+const BUS_SLOW_MS = 50;
 
 export interface EventSourceRuntimeOptions {
   name: string;
@@ -57,10 +66,14 @@ export interface EventSourceRuntimeOptions {
   maxInFlight?: number;
   /** Request headers masked in published events (default: DEFAULT_HIDDEN_HEADERS). */
   hiddenHeaders?: readonly string[];
+  /** Request headers whose value is a webhook event's id (default: DEFAULT_ID_HEADERS). */
+  idHeaders?: readonly string[];
   /** How long the bus drops a repeated Nats-Msg-Id (ms); read from the stream when absent. */
   duplicatesWindowMs?: number;
   /** Bind address for webhook servers (default 0.0.0.0). */
   host?: string;
+  /** Directory for the local copy of unconfirmed webhook request ids (default: the OS temp dir). */
+  stateDir?: string;
 }
 
 export interface RunningEventSource {
@@ -91,60 +104,8 @@ function encodeOrRefuse(ce: Parameters<typeof encodeEvent>[0]): Uint8Array {
 
 export async function startEventSource(o: EventSourceRuntimeOptions): Promise<RunningEventSource> {
   const labels = { namespace: o.namespace, eventsource_name: o.name };
-  const sent = adopt(
+  const { sent, sentFailed, processingFailed, filteredOut, duration, running } = eventSourceMetrics(
     o.registry,
-    new Counter({
-      name: 'argo_events_events_sent_total',
-      help: 'Events published to the bus.',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      registers: [],
-    }),
-  );
-  const sentFailed = adopt(
-    o.registry,
-    new Counter({
-      name: 'argo_events_events_sent_failed_total',
-      help: 'Events that could not be published (the sender was told to retry).',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      registers: [],
-    }),
-  );
-  const processingFailed = adopt(
-    o.registry,
-    new Counter({
-      name: 'argo_events_events_processing_failed_total',
-      help: 'Events rejected or lost before publishing (bad input, auth, size, capacity, source errors).',
-      labelNames: ['namespace', 'eventsource_name', 'event_name', 'status'],
-      registers: [],
-    }),
-  );
-  const filteredOut = adopt(
-    o.registry,
-    new Counter({
-      name: 'sluice_eventsource_events_filtered_total',
-      help: 'Events dropped by filter.expression.',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      registers: [],
-    }),
-  );
-  const duration = adopt(
-    o.registry,
-    new Histogram({
-      name: 'argo_events_event_processing_duration_milliseconds',
-      help: 'Time from receiving an event to the bus confirming it.',
-      labelNames: ['namespace', 'eventsource_name', 'event_name'],
-      buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
-      registers: [],
-    }),
-  );
-  const running = adopt(
-    o.registry,
-    new Counter({
-      name: 'argo_events_event_service_running_total',
-      help: 'Event services started, by source type.',
-      labelNames: ['namespace', 'eventsource_name', 'event_type'],
-      registers: [],
-    }),
   );
 
   // Collect the entries; unknown types are reported, not fatal (the controller also says so).
@@ -172,6 +133,8 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   const identities = new UnconfirmedIds(o.duplicatesWindowMs ?? 120_000);
   const bounds = processBounds(limits);
   const servers = new Map<string, WebhookServer>();
+  let sharing: SharedIds | undefined;
+  let local: LocalIds | undefined;
   const webhooks = {
     addRoute(port: string, route: Parameters<WebhookServer['addRoute']>[0]) {
       let server = servers.get(port);
@@ -182,7 +145,14 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           limits,
           bounds,
           hiddenHeaders: o.hiddenHeaders ?? DEFAULT_HIDDEN_HEADERS,
+          idHeaders: o.idHeaders ?? DEFAULT_ID_HEADERS,
           identities,
+          unhealthy: () => o.publisher.wedged(),
+          busSlow: () => o.publisher.stalledMs() > BUS_SLOW_MS || o.publisher.queued > 0,
+          beforeCut: async () => {
+            local?.save();
+            await sharing?.flush(1_000);
+          },
           log: o.log.child({ port }),
           onResult: (event, status) => {
             if (status >= 400 && status !== 503) {
@@ -236,7 +206,8 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           return 'filtered';
         }
         const ce = envelope({
-          ...(opts.id ? { id: opts.id } : {}),
+          // An id from outside that cannot travel in a NATS header becomes a digest of itself.
+          ...(opts.id ? { id: publishableId(opts.id) } : {}),
           source: o.name,
           type: e.type,
           subject: e.eventName,
@@ -293,7 +264,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     lifetime.signal,
   );
 
-  const sharing =
+  if (servers.size > 0) {
+    const file = join(o.stateDir ?? tmpdir(), `sluice-webhook-ids-${o.namespace}-${o.name}.json`);
+    local = keepLocally(identities, file, o.log);
+  }
+  sharing =
     servers.size > 0
       ? await shareUnconfirmed(
           { ...o, ...(o.duplicatesWindowMs ? { windowMs: o.duplicatesWindowMs } : {}) },
@@ -346,9 +321,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     async stop() {
       lifetime.abort();
       await Promise.all([...servers.values()].map((s) => s.stop()));
-      // What was answered without a confirmed store must outlive this process (see shared-ids.ts).
-      await sharing?.flush();
+      // What was answered without a confirmed store must outlive this process (see shared-ids.ts;
+      // the servers flushed already before their last 503s, this is what came after).
+      await sharing?.flush(500);
       sharing?.stop();
+      local?.stop();
       const stopping = [...shared];
       if (leading) stopping.push(...(await leading.catch(() => [])));
       await Promise.allSettled(stopping.map((s) => s.stop()));

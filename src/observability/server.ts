@@ -1,5 +1,6 @@
 // The small HTTP server every role exposes: /metrics (Prometheus), /healthz (the process is
-// alive) and /readyz (it is doing its job: caches synced, bus connected, ...).
+// alive and not wedged: a role may say it can no longer work, e.g. publishes that never settle)
+// and /readyz (it is doing its job: caches synced, bus connected, ...).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -10,6 +11,8 @@ export interface OpsServerOptions {
   registry: Registry;
   /** Returns undefined when ready, or the reason it is not. */
   notReady?: () => string | undefined;
+  /** Returns undefined while the process can do its job, or why it cannot (/healthz 503). */
+  notLive?: () => string | undefined;
 }
 
 export interface OpsServer {
@@ -34,8 +37,9 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
       return;
     }
     if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok\n');
+      const why = opts.notLive?.();
+      res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain' });
+      res.end(why ? `not live: ${why}\n` : 'ok\n');
       return;
     }
     if (path === '/readyz') {

@@ -38,14 +38,20 @@ export interface StoredDeadLetter {
 
 const DEFAULT_PROCESSED_TTL = 7 * 24 * 3600 * 1000;
 
-/** Records of `bus` matching `f`, oldest first. */
+/** Records of `bus` matching `f`, oldest first. Throws when the DLQ stream does not exist. */
 export async function* listDeadLetters(
   jsm: JetStreamManager,
   bus: BusRef,
   f: DlqFilter = {},
 ): AsyncGenerator<StoredDeadLetter> {
   const stream = dlqStreamName(bus);
-  const info = await jsm.streams.info(stream);
+  const info = await jsm.streams.info(stream).catch((err: unknown) => {
+    if (serverCode(err) !== 10059 && !/stream not found/i.test((err as Error)?.message ?? '')) throw err;
+    throw new Error(
+      `the DLQ stream ${stream} does not exist: no dead letter can be listed or stored until the EventBus ${bus.namespace}/${bus.busName} is reconciled (Sensors keep the failed messages until then)`,
+      { cause: err },
+    );
+  });
   if (info.state.messages === 0) return;
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
@@ -75,6 +81,30 @@ export async function getDeadLetter(
   return { seq, time: m.time, record: m.json<DeadLetterRecord>() };
 }
 
+/**
+ * Removes the records `seqs` of `bus`'s DLQ stream (e.g. the ones a user confirmed); a record
+ * someone else removed first (a replay) is skipped. Returns how many this call removed.
+ */
+export async function removeDeadLetters(
+  jsm: JetStreamManager,
+  bus: BusRef,
+  seqs: number[],
+  onProgress?: (done: number) => void,
+): Promise<number> {
+  let n = 0;
+  let done = 0;
+  for (const seq of seqs) {
+    try {
+      await jsm.streams.deleteMessage(dlqStreamName(bus), seq, false);
+      n++;
+    } catch (err) {
+      if (!alreadyRemoved(err)) throw err;
+    }
+    onProgress?.(++done);
+  }
+  return n;
+}
+
 export async function purgeDeadLetters(
   jsm: JetStreamManager,
   bus: BusRef,
@@ -83,12 +113,7 @@ export async function purgeDeadLetters(
 ): Promise<number> {
   const seqs: number[] = [];
   for await (const d of listDeadLetters(jsm, bus, f)) seqs.push(d.seq);
-  let n = 0;
-  for (const seq of seqs) {
-    await jsm.streams.deleteMessage(dlqStreamName(bus), seq, false);
-    onProgress?.(++n);
-  }
-  return n;
+  return removeDeadLetters(jsm, bus, seqs, onProgress);
 }
 
 export interface ReplayOptions
@@ -104,9 +129,20 @@ export interface ReplayOptions
   spec: SensorSpec;
   log: Logger;
   filter?: Omit<DlqFilter, 'sensor'>;
-  onProgress?: (done: number, total: number, outcome: string) => void;
+  /** Called after each record: its outcome in words, and which record it was and how it ended. */
+  onProgress?: (done: number, total: number, outcome: string, record: ReplayedRecord) => void;
   /** Longest to wait on a record someone else is replaying right now (default: two claim leases). */
   maxClaimWaitMs?: number;
+}
+
+/** How one record's replay ended (the keys of ReplaySummary except `total`). */
+export type ReplayResult = Exclude<keyof ReplaySummary, 'total'>;
+
+/** One record as `onProgress` reports it. */
+export interface ReplayedRecord {
+  seq: number;
+  trigger: string;
+  result: ReplayResult;
 }
 
 export interface ReplaySummary {
@@ -180,7 +216,7 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
   };
   const lifetime = new AbortController();
   const claims = new Claims(processed);
-  const redactor = new Redactor();
+  const redactor = new Redactor((m) => o.log.warn(m));
   const resolveSecret = async (sel: Parameters<ReplayOptions['resolveSecret']>[0]) => {
     const v = await o.resolveSecret(sel);
     redactor.add(v);
@@ -216,11 +252,18 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
     for (const d of todo) {
       const t = triggers.get(d.record.trigger);
       let outcome: string;
+      let result: ReplayResult;
       if (d.record.kind === 'event') {
-        summary.notReplayable++;
+        result = 'notReplayable';
         outcome = `event record (${d.record.reason ?? 'failed before any trigger'}); kept`;
+      } else if (d.record.reason === 'join-too-large') {
+        result = 'notReplayable';
+        outcome = 'the event could not wait for the other dependencies (join-too-large); kept';
+      } else if (d.record.truncated?.length) {
+        result = 'notReplayable';
+        outcome = `event data of ${d.record.truncated.join(', ')} was cut to fit the record; kept`;
       } else if (!t) {
-        summary.orphaned++;
+        result = 'orphaned';
         outcome = `trigger ${d.record.trigger} is no longer in the Sensor; kept`;
       } else {
         const events = d.record.events;
@@ -241,18 +284,18 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
             if (!alreadyRemoved(err)) throw err;
             removedByOther = true;
           }
-          if (r.kind === 'done') summary.delivered++;
-          else summary.alreadyDone++;
+          result = r.kind === 'done' ? 'delivered' : 'alreadyDone';
           outcome = r.kind === 'done' ? r.detail : removedByOther ? 'already replayed' : 'already delivered';
         } else if (r.kind === 'defer') {
-          summary.deferred++;
+          result = 'deferred';
           outcome = `left to the replay holding it (${r.reason})`;
         } else {
-          summary.failed++;
+          result = 'failed';
           outcome = `failed again: ${r.error}`;
         }
       }
-      o.onProgress?.(++done, todo.length, outcome);
+      summary[result]++;
+      o.onProgress?.(++done, todo.length, outcome, { seq: d.seq, trigger: d.record.trigger, result });
     }
   } finally {
     lifetime.abort();

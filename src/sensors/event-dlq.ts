@@ -8,6 +8,8 @@ import type { Publisher } from '../bus/publisher.ts';
 import { type BusRef, dlqSubject } from '../bus/subjects.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
+import { encodeDeadLetter } from './dlq-record.ts';
+import { storeDeadLetter } from './dlq-store.ts';
 import type { SensorMetrics } from './metrics.ts';
 import type { DeadLetterReason } from './reasons.ts';
 import {
@@ -35,6 +37,8 @@ export interface EventDeadLetterEnv {
   /** The settle environment for these events (binds parameters to them). */
   envFor(events: EventsByDependency): SettleEnv;
   redact(text: string): string;
+  /** Aborted when the Sensor stops. */
+  signal: AbortSignal;
 }
 
 export interface EventFailure {
@@ -82,10 +86,11 @@ export async function deadLetterEvent(env: EventDeadLetterEnv, f: EventFailure):
     ...(fired.length ? { dlqTrigger: fired[0]!, dlqTriggers: fired } : {}),
     ...(f.raw ? { raw: Buffer.from(f.raw.subarray(0, MAX_RAW_BYTES)).toString('base64') } : {}),
   };
-  await env.publisher.publish(
+  await storeDeadLetter(
+    env,
     dlqSubject(env.bus, env.sensorName, `@${f.dependency}`),
-    Buffer.from(JSON.stringify(record)),
-    { msgId: `dlq/${key}` },
+    encodeDeadLetter(record, env.publisher.maxPayload),
+    `dlq/${key}`,
   );
   env.metrics.eventsDeadLettered.inc({
     namespace: env.namespace,

@@ -15,6 +15,7 @@ import {
   type PartialMatch,
   settleFiring,
 } from './join.ts';
+import type { DeadLetterReason } from './reasons.ts';
 import type { ResetSchedule } from './resets.ts';
 import { idempotencyKey, type Outcome, type PreparedTrigger } from './settle.ts';
 import type { EventsByDependency } from './triggers/trigger.ts';
@@ -31,7 +32,23 @@ export interface FireDeps {
   log: Logger;
   /** Runs `t` for `events` (settle with the Sensor's environment). */
   run(t: SensorTrigger, events: EventsByDependency, since: number): Promise<Outcome>;
+  /** Dead-letters `t` for `events` without running it (settle.ts rejectTrigger). */
+  reject(
+    t: SensorTrigger,
+    events: EventsByDependency,
+    reason: DeadLetterReason,
+    message: string,
+  ): Promise<Outcome>;
+  /** Largest partial-match state, as JSON bytes (a KV value must fit in one bus message). */
+  maxStateBytes: number;
+  /** Counts a recorded event replaced by a newer one of the same dependency. */
+  onReplaced?(trigger: string): void;
+  /** Counts recorded (or arriving) events dropped by a conditionsReset or a spec change. */
+  onDiscarded?(trigger: string, count: number): void;
 }
+
+/** A partial match that would not fit in one KV value (see FireDeps.maxStateBytes). */
+class StateTooLarge extends Error {}
 
 /**
  * Runs `fn` after every earlier call with the same key has settled (a per-key queue); the map
@@ -69,6 +86,11 @@ export function triggerFirer(d: FireDeps) {
       const { next, result } = f(value);
       if (!next) return result;
       if (isEmpty(next) && !cur) return result;
+      const bytes = Buffer.byteLength(JSON.stringify(next));
+      if (bytes > d.maxStateBytes)
+        throw new StateTooLarge(
+          `the partial match of trigger ${t.name} would be ${bytes} bytes with this event, over the ${d.maxStateBytes} one KV value holds; the event cannot wait for the other dependencies`,
+        );
       if ((await d.partial.update(t.name, next, cur?.revision ?? 0)) !== undefined) return result;
     }
   };
@@ -82,6 +104,14 @@ export function triggerFirer(d: FireDeps) {
           ...(resetAt !== undefined ? { resetAt } : {}),
           keyOf: (fired) => idempotencyKey(d.namespace, d.sensorName, t.name, fired),
         });
+        if (r.replaced) {
+          d.onReplaced?.(t.name);
+          d.log.info(
+            { trigger: t.name, dependency: dep, id: ev.id, replaced: r.replaced },
+            'a newer event replaced the recorded one of its dependency (latest wins, as upstream)',
+          );
+        }
+        if (r.discarded || r.tooOld) d.onDiscarded?.(t.name, r.discarded + (r.tooOld ? 1 : 0));
         if (r.discarded || r.tooOld)
           d.log.info(
             { trigger: t.name, discarded: r.discarded, eventTooOld: r.tooOld, id: ev.id },
@@ -93,7 +123,13 @@ export function triggerFirer(d: FireDeps) {
 
   return async (t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome> => {
     if (evaluateConditions(t.conditions, new Set([dep]))) return d.run(t, { [dep]: ev }, since);
-    const firings = await join(t, dep, ev);
+    let firings: Firing[];
+    try {
+      firings = await join(t, dep, ev);
+    } catch (err) {
+      if (!(err instanceof StateTooLarge)) throw err;
+      return d.reject(t, { [dep]: ev }, 'join-too-large', err.message);
+    }
     if (!firings.length) return { kind: 'done', detail: 'waiting for more dependencies' };
     let last: Outcome = { kind: 'done', detail: '' };
     for (const [key, fired] of firings) {

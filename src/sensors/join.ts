@@ -36,6 +36,8 @@ export interface JoinResult {
   discarded: number;
   /** The event itself is older than the last reset and was not recorded. */
   tooOld: boolean;
+  /** Id of the recorded event of the same dependency this one replaced (latest wins, as upstream). */
+  replaced?: string;
 }
 
 const eventMs = (e: CloudEvent): number => {
@@ -76,10 +78,17 @@ export function joinEvent(
       tooOld: true,
     };
   }
+  const replaced = kept[dep] && kept[dep].id !== ev.id ? { replaced: kept[dep].id } : {};
   const events = { ...kept, [dep]: ev };
   const have = new Set(Object.keys(events).filter((d) => t.dependencies.has(d)));
   if (!evaluateConditions(t.conditions, have))
-    return { next: { events, inflight, fingerprint: t.fingerprint }, firings: [], discarded, tooOld: false };
+    return {
+      next: { events, inflight, fingerprint: t.fingerprint },
+      firings: [],
+      discarded,
+      tooOld: false,
+      ...replaced,
+    };
   const fired: Record<string, CloudEvent> = {};
   const left: Record<string, CloudEvent> = {};
   for (const [d, e] of Object.entries(events)) (have.has(d) ? fired : left)[d] = e;
@@ -89,6 +98,7 @@ export function joinEvent(
     firings: [[key, fired]],
     discarded,
     tooOld: false,
+    ...replaced,
   };
 }
 

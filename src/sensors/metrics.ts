@@ -64,6 +64,42 @@ export function sensorMetrics(registry: Registry) {
         registers: [],
       }),
     ),
+    partialReplaced: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_partial_events_replaced_total',
+        help: 'Events waiting in a partial condition match replaced by a newer event of the same dependency (latest wins, as upstream): the older one is not used by any firing.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    consumerMissing: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_consumer_missing',
+        help: "1 while a dependency's JetStream consumer does not exist (its events are not kept for the Sensor); the Sensor is not ready meanwhile.",
+        labelNames: D,
+        registers: [],
+      }),
+    ),
+    partialDiscarded: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_partial_events_discarded_total',
+        help: 'Events of a partial condition match dropped unused: older than the last conditionsReset, or recorded before the trigger or its dependencies changed.',
+        labelNames: T,
+        registers: [],
+      }),
+    ),
+    deadLetterStoreFailures: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_dead_letter_store_failures_total',
+        help: 'Dead-letter records the bus refused to store (DLQ stream missing or full, bus down); each is retried until stored while its message is kept.',
+        labelNames: ['namespace', 'sensor_name'],
+        registers: [],
+      }),
+    ),
     eventsDeadLettered: adopt(
       registry,
       new Counter({
@@ -112,10 +148,10 @@ export function sensorMetrics(registry: Registry) {
     latency: adopt(
       registry,
       new Histogram({
-        name: 'sluice_sensor_end_to_end_latency_milliseconds',
-        help: 'From the event time (set at the EventSource) to trigger success.',
+        name: 'sluice_sensor_end_to_end_latency_seconds',
+        help: 'From the event time (set at the EventSource) to trigger success, in seconds.',
         labelNames: T,
-        buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 300_000],
+        buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
         registers: [],
       }),
     ),

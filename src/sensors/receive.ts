@@ -6,12 +6,14 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { EventDependency } from '../api/sensor.ts';
 import { ack, nak, term, working } from '../bus/consumer.ts';
+import { toBusError } from '../bus/errors.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ByteBudget } from './byte-budget.ts';
 import { decodeBusEvent } from './decode.ts';
 import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
 import { type SensorTrigger, serialized } from './fire.ts';
+import { yieldIfBusy } from './inline-budget.ts';
 import { lookup, textOf } from './match/path.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { isTransientEvalError, matchFailureReason } from './reasons.ts';
@@ -52,12 +54,18 @@ const MAX_TALLIES = 10_000;
 /** Redelivery delay of an event handed back because no sandbox worker was free (ms). */
 const BUSY_RETRY_MS = 2000;
 
-/** The orderingKey value as text: a gjson path, read like every other path of a Sensor (never throws). */
-const orderingValue = (data: unknown, path: string): string => {
+/** The orderingKey value as text: a gjson path, read like every other path of a Sensor. */
+const orderingValue = (
+  data: unknown,
+  path: string,
+): { ok: true; key: string } | { ok: false; message: string } => {
   try {
-    return textOf(lookup(data, path));
-  } catch {
-    return '';
+    return { ok: true, key: textOf(lookup(data, path)) };
+  } catch (err) {
+    return {
+      ok: false,
+      message: `orderingKey ${JSON.stringify(path)} cannot be read: ${(err as Error).message}`,
+    };
   }
 };
 
@@ -89,7 +97,12 @@ export function messageReceiver(d: ReceiveDeps) {
     f: Omit<EventFailure, 'seq' | 'deliveries'>,
     final: 'ack' | 'term',
   ) => {
-    await deadLetterEvent(d.dlq, { ...f, seq: msg.seq, deliveries: msg.info.deliveryCount });
+    // Heartbeats: storing the record may wait on the bus (dlq-store.ts), the message stays ours.
+    await working(
+      msg,
+      () => deadLetterEvent(d.dlq, { ...f, seq: msg.seq, deliveries: msg.info.deliveryCount }),
+      Math.max(1000, Math.floor(d.ackWaitMs / 3)),
+    );
     d.metrics.eventsReceived.inc({ ...labels(f.dependency), result: 'dead-lettered' });
     if (final === 'term') term(msg, f.reason);
     else await ack(msg);
@@ -172,6 +185,9 @@ export function messageReceiver(d: ReceiveDeps) {
   };
 
   const receiveOne = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+    // After a long stretch of inline work (many events in one turn), let I/O in first.
+    const busy = yieldIfBusy();
+    if (busy) await busy;
     const k = tallyKey(dep, msg);
     const decoded = decodeBusEvent(msg.data, {
       seq: msg.seq,
@@ -210,11 +226,20 @@ export function messageReceiver(d: ReceiveDeps) {
       tallies.delete(k);
       return;
     }
+    const order = dep.orderingKey ? orderingValue(ev.data, dep.orderingKey) : undefined;
+    if (order && !order.ok) {
+      // The same event fails the same way every time: dead-letter it, never redeliver it.
+      await failEvent(
+        msg,
+        { dependency: dep.name, event: ev, reason: 'ordering-key-error', message: order.message },
+        'ack',
+      );
+      tallies.delete(k);
+      return;
+    }
     try {
-      const how = dep.orderingKey
-        ? await serialized(chains, `${dep.name}\u0000${orderingValue(ev.data, dep.orderingKey)}`, () =>
-            handle(dep, msg, ev),
-          )
+      const how = order
+        ? await serialized(chains, `${dep.name}\u0000${order.key}`, () => handle(dep, msg, ev))
         : await handle(dep, msg, ev);
       if (how === 'settled' && tallies.size) tallies.delete(k);
     } catch (err) {
@@ -224,6 +249,13 @@ export function messageReceiver(d: ReceiveDeps) {
         await deferred1(k);
         d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
         nak(msg, BUSY_RETRY_MS);
+        return;
+      }
+      // Larger than the bus takes (a partial match holding this event): no delivery can succeed.
+      if (toBusError(err).code === 'MessageTooLarge') {
+        const message = `state about this event is larger than the bus accepts: ${(err as Error).message}`;
+        await failEvent(msg, { dependency: dep.name, event: ev, reason: 'too-large', message }, 'ack');
+        tallies.delete(k);
         return;
       }
       tally(k).lastError = d.dlq.redact((err as Error)?.message ?? String(err));

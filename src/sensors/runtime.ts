@@ -31,7 +31,7 @@ import { messageReceiver } from './receive.ts';
 import { Redactor } from './redact.ts';
 import { resetSchedule } from './resets.ts';
 import { Sandbox, type SandboxLimits } from './sandbox/pool.ts';
-import { type SettleEnv, settle } from './settle.ts';
+import { rejectTrigger, type SettleEnv, settle } from './settle.ts';
 import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
 
 /** What the Sensor needs to match one dependency (compiled once). */
@@ -71,6 +71,8 @@ export interface SensorRuntimeOptions {
   concurrency?: number;
   /** Consumer ack_wait (default 30 s); in-progress work is heartbeated at a third of it. */
   ackWaitMs?: number;
+  /** How often consumer lag, DLQ depth and missing consumers are checked (default 5 s). */
+  lagPollMs?: number;
   /** Where a new dependency consumer starts: "new" events (default) or "all" retained. */
   deliver?: 'new' | 'all';
   /** How long the processed-set remembers an idempotency key (default 7 days). */
@@ -95,6 +97,8 @@ export interface SensorRuntimeOptions {
 
 export interface RunningSensor {
   metrics: SensorMetrics;
+  /** Why the Sensor is not doing its job (e.g. a dependency's consumer is gone), or undefined. */
+  notReady(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -186,7 +190,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     return o.kubeConfig();
   };
   // Every secret value resolved for a trigger is registered, so error text can be cleaned of it.
-  const redactor = new Redactor();
+  const redactor = new Redactor((m) => log.warn(m));
   const resolveSecret = async (sel: SecretKeySelector) => {
     const v = await o.resolveSecret(sel);
     redactor.add(v);
@@ -206,8 +210,12 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     // A live reset clears the waiting events; firings in flight stay until they settle.
     for (;;) {
       const cur = await partial.get(name);
-      if (!cur || !Object.keys(cur.value.events).length) break;
-      if ((await partial.update(name, { ...cur.value, events: {} }, cur.revision)) !== undefined) break;
+      const n = cur ? Object.keys(cur.value.events).length : 0;
+      if (!cur || !n) break;
+      if ((await partial.update(name, { ...cur.value, events: {} }, cur.revision)) !== undefined) {
+        metrics.partialDiscarded.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: name }, n);
+        break;
+      }
     }
     log.info({ trigger: name }, 'partial condition matches reset (conditionsReset)');
   });
@@ -256,10 +264,16 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     partial,
     log,
     run: (t, events, since) => settle(envFor(events), t, events, since),
+    reject: (t, events, reason, message) => rejectTrigger(envFor(events), t, events, reason, message),
+    maxStateBytes: publisher.maxPayload - 8 * 1024,
+    onReplaced: (trigger) =>
+      metrics.partialReplaced.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: trigger }),
+    onDiscarded: (trigger, n) =>
+      metrics.partialDiscarded.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: trigger }, n),
   });
 
   const sandbox = (spec.dependencies ?? []).some(hasProgram)
-    ? new Sandbox(sandboxLimitsFor(spec, o.sandboxLimits))
+    ? new Sandbox({ outputBytes: publisher.maxPayload, ...sandboxLimitsFor(spec, o.sandboxLimits) })
     : undefined;
   const matchers = new Map<string, DependencyMatcher>();
   try {
@@ -279,6 +293,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     triggers,
     envFor,
     redact,
+    signal: lifetime.signal,
   };
   const receive = messageReceiver({
     namespace: o.namespace,
@@ -353,6 +368,8 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     sensorName: o.name,
     metrics,
     consumers,
+    log,
+    ...(o.lagPollMs ? { everyMs: o.lagPollMs } : {}),
   });
 
   log.info(
@@ -367,6 +384,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
 
   return {
     metrics,
+    notReady: () => poller.notReady(),
     async stop() {
       lifetime.abort(new Error('sensor stopping'));
       poller.stop();

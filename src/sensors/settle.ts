@@ -12,6 +12,9 @@ import type { RetryPlan } from '../resilience/backoff.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { Claims } from './claims.ts';
+import { encodeDeadLetter } from './dlq-record.ts';
+import { storeDeadLetter } from './dlq-store.ts';
+import { yieldIfBusy } from './inline-budget.ts';
 import type { SensorMetrics } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
@@ -104,6 +107,11 @@ export interface DeadLetterRecord {
   dlqTriggers?: Array<{ name: string; outcome: string }>;
   /** For an event record whose message could not be decoded: its first bytes, base64. */
   raw?: string;
+  /**
+   * Dependencies whose event data was cut to fit the record in one bus message (see
+   * dlq-record.ts); such a record is not replayed.
+   */
+  truncated?: string[];
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -212,6 +220,8 @@ async function attempts(
       const waited = performance.now() - before;
       if (waited > 1) env.metrics.rateLimitWait.inc(labels, waited / 1000);
     }
+    const busy = yieldIfBusy();
+    if (busy) await busy;
     const started = performance.now();
     try {
       const spec = t.specFor(events);
@@ -233,12 +243,12 @@ async function attempts(
       env.metrics.triggered.inc(labels);
       for (const ev of Object.values(events)) {
         const at = Date.parse(ev.time);
-        if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at));
+        if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at) / 1000);
       }
-      await env.processed.markDone(key, result.detail || 'done');
+      await recordDone(env, key, result.detail || 'done');
       return { kind: 'done', detail: result.detail };
     } catch (err) {
-      if (env.signal.aborted) throw err;
+      if (env.signal.aborted || err instanceof EffectNotRecorded) throw err;
       last = asTriggerError(err);
       const clean = boundedMessage(env.redact ? env.redact(last.message) : last.message);
       if (clean !== last.message) last = redacted(last, clean);
@@ -279,6 +289,31 @@ async function attempts(
   return { kind: 'dead-lettered', error: error.message };
 }
 
+/**
+ * The effect happened but the bus did not record it (e.g. it lost its quorum). Not a failure of
+ * the trigger: retrying or dead-lettering it would report an effect that took place as failed.
+ * The message is handed back; its redelivery runs the effect again under the same idempotency key,
+ * as after a crash between the call and the record.
+ */
+export class EffectNotRecorded extends Error {
+  constructor(key: string, cause: unknown) {
+    super(`the effect of ${key} happened but could not be recorded on the bus: ${String(cause)}`, { cause });
+    this.name = 'EffectNotRecorded';
+  }
+}
+
+/** Marks `key` done, asking again (three tries, 1 s apart) while the bus is unavailable. */
+async function recordDone(env: SettleEnv, key: string, detail: string): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      return await env.processed.markDone(key, detail);
+    } catch (err) {
+      if (i >= 3 || env.signal.aborted) throw new EffectNotRecorded(key, err);
+      await sleep(1000, env.signal);
+    }
+  }
+}
+
 /** Longest error message kept (logged, stored in a DLQ record), in characters. */
 export const MAX_ERROR_MESSAGE = 2048;
 
@@ -296,6 +331,25 @@ function redacted(e: TriggerError, message: string): TriggerError {
   });
 }
 
+/**
+ * Dead-letters trigger `t` for `events` without running it: fires its dlqTrigger (once, by
+ * `<key>:dlq`) and stores a `kind: trigger` record with `reason`. For failures found before the
+ * call (e.g. the event cannot wait in the trigger's partial match); `sluice dlq replay` keeps
+ * such records (the trigger was never ready to run).
+ */
+export async function rejectTrigger(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  reason: DeadLetterReason,
+  message: string,
+): Promise<Outcome> {
+  const key = idempotencyKey(env.namespace, env.sensorName, t.name, events);
+  const error = new TriggerError('Rejected', message);
+  await deadLetter(env, t, events, key, error, 0, new Date(), reason);
+  return { kind: 'dead-lettered', error: message };
+}
+
 async function deadLetter(
   env: SettleEnv,
   t: PreparedTrigger,
@@ -304,6 +358,7 @@ async function deadLetter(
   error: TriggerError,
   attempts: number,
   firstAttemptAt: Date,
+  fixedReason?: DeadLetterReason,
 ): Promise<void> {
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
   let dlqTrigger: DeadLetterRecord['dlqTrigger'];
@@ -312,7 +367,7 @@ async function deadLetter(
     const o = await settle(env, { ...t.dlq, dlq: undefined }, events, Date.now(), { key: `${key}:dlq` });
     dlqTrigger = { name: t.dlq.name, outcome: outcomeText(o) };
   }
-  const reason = triggerFailureReason(error);
+  const reason = fixedReason ?? triggerFailureReason(error);
   const record: DeadLetterRecord = {
     kind: 'trigger',
     namespace: env.namespace,
@@ -328,12 +383,11 @@ async function deadLetter(
     deadLetteredAt: new Date().toISOString(),
     ...(dlqTrigger ? { dlqTrigger } : {}),
   };
-  await env.publisher.publish(
+  await storeDeadLetter(
+    { ...env, log: env.context.log },
     dlqSubject(env.bus, env.sensorName, t.name),
-    Buffer.from(JSON.stringify(record)),
-    {
-      msgId: `dlq/${key}`,
-    },
+    encodeDeadLetter(record, env.publisher.maxPayload),
+    `dlq/${key}`,
   );
   env.metrics.deadLettered.inc({ ...labels, reason });
   env.context.log.error(

@@ -2,7 +2,7 @@
 // plane for the whole run, shared by every test (tests isolate themselves with their own
 // namespaces and subjects). When a tool is missing, the reason is handed to the tests, which then
 // report themselves as skipped naming it.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { type ControlPlane, startControlPlane } from './controlplane.ts';
@@ -44,6 +44,9 @@ async function startAll(shared: Shared): Promise<void> {
       return;
     }
     try {
+      // A fresh store each run: streams and buckets reserve their max_bytes, and those of earlier
+      // runs would pile up until the server refuses new ones.
+      rmSync(join(root, 'nats', 'store'), { recursive: true, force: true });
       shared.nats = await startNats({ dir: join(root, 'nats') });
     } catch (err) {
       shared.natsMissing = `nats-server failed to start: ${(err as Error).message}`;

@@ -1,9 +1,10 @@
 // A secured JetStream bus on loopback made of 1 or 3 real nats-server processes, configured by the
-// same generator as the managed bus (src/bus/server-config.ts): per-role NKey users with subject
-// permissions, routes with a password and mutual TLS, client TLS from a generated CA. Servers can
-// be SIGKILLed and restarted on their store; users can be changed with a config reload (SIGHUP),
-// as the reloader does in the cluster.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+// same generator as the managed bus (src/bus/server-config.ts): the bus account owning JetStream
+// with the admin, per-role NKey users in their own account slots with subject permissions and
+// service imports, routes with a password and mutual TLS, client TLS from a generated CA. Servers
+// can be SIGKILLed and restarted on their store; users can be changed with a config reload
+// (SIGHUP), as the reloader does in the cluster.
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -12,7 +13,7 @@ import type { BusConnectOptions } from '../../src/bus/connection.ts';
 import { BusConnection } from '../../src/bus/connection.ts';
 import type { Permissions } from '../../src/bus/permissions.ts';
 import { issueBusPki } from '../../src/bus/pki.ts';
-import { type NatsUser, natsServerConfig } from '../../src/bus/server-config.ts';
+import { type NatsUser, natsServerConfig, type StorageLimits } from '../../src/bus/server-config.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess, waitFor } from './proc.ts';
 import { requireTool } from './tools.ts';
@@ -50,8 +51,11 @@ export interface NatsCluster {
   /** Connection options for a role's credential (TLS with the CA, NKey seed, inbox prefix). */
   options(seed: string, inboxPrefix?: string): BusConnectOptions & { inboxPrefix?: string };
   connect(seed: string, inboxPrefix?: string): Promise<BusConnection>;
-  /** Replaces the role users (the admin stays) and reloads every running server. */
-  setUsers(users: Array<{ publicKey: string; permissions: Permissions }>): Promise<void>;
+  /**
+   * Replaces the role users (the admin stays) and reloads every running server. Each takes
+   * account slot `slot`, or its index in the list.
+   */
+  setUsers(users: Array<{ publicKey: string; permissions: Permissions; slot?: number }>): Promise<void>;
   kill(i: number): Promise<void>;
   start(i: number): Promise<void>;
   /** Index of the server leading `stream` (asked over the admin connection). */
@@ -73,8 +77,15 @@ async function healthy(s: ClusterServer, allJs: boolean): Promise<void> {
   );
 }
 
+export interface ClusterOptions {
+  /** Account slots declared at start (default 16; setUsers cannot go beyond them). */
+  accountSlots?: number;
+  /** Explicit JetStream limits of each server (default: the server's own). */
+  storage?: StorageLimits;
+}
+
 /** Starts `size` servers (1 or 3) and waits until JetStream has a meta leader. */
-export async function startNatsCluster(size: 1 | 3 = 3): Promise<NatsCluster> {
+export async function startNatsCluster(size: 1 | 3 = 3, o: ClusterOptions = {}): Promise<NatsCluster> {
   const bin = requireTool('nats-server');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'));
   const pki = await issueBusPki(['127.0.0.1', 'localhost']);
@@ -114,6 +125,8 @@ export async function startNatsCluster(size: 1 | 3 = 3): Promise<NatsCluster> {
           storeDir: join(dir, s.name, 'store'),
           maxPayload: '1MB',
           clientTls: files,
+          accountSlots: o.accountSlots ?? 16,
+          ...(o.storage ? { storage: o.storage } : {}),
           users: [{ nkey: admin.publicKey }, ...roleUsers],
           ...(size > 1
             ? {
@@ -156,11 +169,22 @@ export async function startNatsCluster(size: 1 | 3 = 3): Promise<NatsCluster> {
     options,
     connect: (seed, inboxPrefix) => BusConnection.open(options(seed, inboxPrefix)),
     async setUsers(users) {
-      roleUsers = users.map((u) => ({ nkey: u.publicKey, permissions: u.permissions }));
+      roleUsers = users.map((u, i) => ({ nkey: u.publicKey, permissions: u.permissions, slot: u.slot ?? i }));
       writeConfigs();
-      for (const s of servers) if (s.proc.running && s.proc.pid) process.kill(s.proc.pid, 'SIGHUP');
-      // A reload is applied within milliseconds; wait until each server answers again.
-      for (const s of servers) if (s.proc.running) await healthy(s, false);
+      const reloads = (s: ClusterServer) =>
+        readFileSync(s.proc.logFile, 'utf8').split('Reloaded server configuration').length;
+      const running = servers.filter((s) => s.proc.running && s.proc.pid);
+      const before = running.map(reloads);
+      for (const s of running) process.kill(s.proc.pid!, 'SIGHUP');
+      // The reload happens after SIGHUP returns: wait until each server has logged it.
+      for (const [i, s] of running.entries()) {
+        await waitFor(`${s.name} reloaded`, async () => reloads(s) > before[i]!, {
+          timeoutMs: 15_000,
+          intervalMs: 25,
+          onTimeout: () => s.proc.tail(20),
+        });
+        await healthy(s, false);
+      }
     },
     kill: (i) => servers[i]!.proc.kill(),
     async start(i) {
@@ -168,16 +192,27 @@ export async function startNatsCluster(size: 1 | 3 = 3): Promise<NatsCluster> {
       await healthy(servers[i]!, false);
     },
     async leaderOf(stream) {
-      const c = await BusConnection.open(options(admin.seed));
-      try {
-        const info = await (await jetstreamManager(c.nc)).streams.info(stream);
-        const leader = info.cluster?.leader;
-        const i = servers.findIndex((s) => s.name === leader);
-        if (i < 0) throw new Error(`no leader for ${stream} (${leader})`);
-        return i;
-      } finally {
-        await c.close();
-      }
+      // Right after a server was killed or restarted the stream may be electing a leader: its
+      // info request times out or names none. Ask again until one answers.
+      let found = -1;
+      await waitFor(
+        `a leader for ${stream}`,
+        async () => {
+          const c = await BusConnection.open(options(admin.seed)).catch(() => undefined);
+          if (!c) return false;
+          try {
+            const info = await (await jetstreamManager(c.nc)).streams.info(stream);
+            found = servers.findIndex((s) => s.name === info.cluster?.leader);
+            return found >= 0;
+          } catch {
+            return false;
+          } finally {
+            await c.close();
+          }
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+      return found;
     },
     async stop() {
       await Promise.allSettled(servers.map((s) => s.proc.stop()));

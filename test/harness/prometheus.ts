@@ -30,9 +30,19 @@ export interface PrometheusServer {
   stop(): Promise<void>;
 }
 
+export interface PrometheusOptions {
+  dir?: string;
+  /** Scrape jobs in prometheus.yml's own form (relabeling, file discovery, ...), after `jobs`. */
+  scrapeConfigs?: Array<Record<string, unknown>>;
+  /** Targets those jobs are expected to have up (for waitForTargetsUp). */
+  scrapeConfigTargets?: number;
+  /** Rule files to load (absolute paths). */
+  ruleFiles?: string[];
+}
+
 export async function startPrometheus(
   jobs: ScrapeJob[],
-  opts: { dir?: string } = {},
+  opts: PrometheusOptions = {},
 ): Promise<PrometheusServer> {
   const bin = requireTool('prometheus');
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sluice-prom-'));
@@ -42,11 +52,15 @@ export async function startPrometheus(
     config,
     stringify({
       global: { scrape_interval: '1s', evaluation_interval: '1s' },
-      scrape_configs: jobs.map((j) => ({
-        job_name: j.job,
-        metrics_path: j.metricsPath ?? '/metrics',
-        static_configs: [{ targets: j.targets }],
-      })),
+      ...(opts.ruleFiles?.length ? { rule_files: opts.ruleFiles } : {}),
+      scrape_configs: [
+        ...jobs.map((j) => ({
+          job_name: j.job,
+          metrics_path: j.metricsPath ?? '/metrics',
+          static_configs: [{ targets: j.targets }],
+        })),
+        ...(opts.scrapeConfigs ?? []),
+      ],
     }),
   );
   const logFile = join(dir, 'prometheus.log');
@@ -84,7 +98,7 @@ export async function startPrometheus(
     logFile,
     query,
     async waitForTargetsUp(timeoutMs = 30_000) {
-      const expected = jobs.reduce((n, j) => n + j.targets.length, 0);
+      const expected = jobs.reduce((n, j) => n + j.targets.length, opts.scrapeConfigTargets ?? 0);
       await waitFor(
         `${expected} scrape target(s) up`,
         async () => {

@@ -42,6 +42,7 @@ export type ToolName =
   | 'kubectl'
   | 'helm'
   | 'prometheus'
+  | 'promtool'
   | NodeToolName;
 
 /** The e2e node's own programs (`make tools` builds them beside the API server). */
@@ -76,6 +77,7 @@ function candidates(name: ToolName): string[] {
     case 'helm':
       return [join(tools, `helm-${v.HELM_VERSION}`, name)];
     case 'prometheus':
+    case 'promtool':
       return [];
     case 'kubelet':
     case 'kube-controller-manager':

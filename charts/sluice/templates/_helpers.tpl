@@ -14,6 +14,15 @@
 {{- end }}
 {{- end }}
 
+{{/*
+Prefix of cluster-scoped names (ClusterRoles, ClusterRoleBindings): the release namespace and
+the full name, so two releases, or a release beside config/install.yaml (sluice-controller,
+sluice-eventsource, sluice-sensor), never claim the same name.
+*/}}
+{{- define "sluice.clusterPrefix" -}}
+{{- printf "%s-%s" .Release.Namespace (include "sluice.fullname" .) }}
+{{- end }}
+
 {{- define "sluice.controllerName" -}}
 {{- printf "%s-controller" (include "sluice.fullname" .) }}
 {{- end }}
@@ -83,6 +92,9 @@ three kinds, write their status and finalizers, and manage their children.
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
 {{- end }}
 

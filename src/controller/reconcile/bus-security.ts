@@ -1,16 +1,20 @@
 // The managed bus's secrets, kept by the controller: its own admin NKey and the route password
 // (generated once), the TLS material (generated, re-issued before it expires, or the user's own
-// Secret), and one NKey credential per EventSource and Sensor using the bus, in a Secret owned by
-// that object. Seeds and passwords are read and written here only; nothing of them is logged.
+// Secret; a generated CA key lives in its own Secret no pod mounts), and one NKey credential per
+// EventSource and Sensor using the bus, in a Secret owned by that object, which also records the
+// role's account slot on the bus (src/bus/accounts.ts). Seeds and passwords are read and written
+// here only; nothing of them is logged.
 import { randomBytes } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { createUser, fromSeed } from '@nats-io/nkeys';
 import type { EventBusSpec } from '../../api/eventbus.ts';
+import { assignSlots, slotAccount, slotIndex } from '../../bus/accounts.ts';
 import { eventSourcePermissions, type Permissions, sensorPermissions } from '../../bus/permissions.ts';
 import { type BusPki, certificateNames, issueBusPki } from '../../bus/pki.ts';
 import { eventSourceBuckets } from '../../bus/source-state.ts';
 import { childMeta } from '../resources/common.ts';
 import {
+  ACCOUNT_SLOTS_KEY,
   ADMIN_KEY,
   type BusSecrets,
   busNames,
@@ -25,6 +29,8 @@ import { busNameOf, ownerOf, type ReconcileContext, type SluiceObject } from './
 export const LABEL_EVENTBUS = 'sluice.argoproj.io/eventbus';
 /** Key of a role's NKey seed in its credential Secret. */
 export const CREDENTIAL_KEY = 'nkey';
+/** Key of a role's account slot (e.g. "W3") in its credential Secret. */
+export const ACCOUNT_KEY = 'account';
 /** Re-issue a generated server certificate this long before it expires. */
 const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 
@@ -71,7 +77,13 @@ export async function busSecrets(
     adminPublicKey = publicKeyOf(adminSeed)!;
   }
   const routePassword = have[ROUTE_PASSWORD_KEY] || randomBytes(24).toString('hex');
-  return { adminSeed, adminPublicKey, routePassword };
+  const slots = Number(have[ACCOUNT_SLOTS_KEY]);
+  return {
+    adminSeed,
+    adminPublicKey,
+    routePassword,
+    ...(Number.isSafeInteger(slots) && slots > 0 ? { accountSlots: slots } : {}),
+  };
 }
 
 export type BusTlsState =
@@ -100,10 +112,12 @@ export async function busTls(
   }
   const name = busNames(bus.metadata.name ?? '').tls;
   const have = await readSecret(ctx, namespace, name);
+  // The CA key lives in its own Secret; older versions kept it in the TLS Secret.
+  const caSecret = await readSecret(ctx, namespace, busNames(bus.metadata.name ?? '').ca);
   const names = managedBusDnsNames(ownerOf(bus));
-  const [cert, key, ca, caKey] = [TLS_KEYS.cert, TLS_KEYS.key, TLS_KEYS.ca, TLS_KEYS.caKey].map(
-    (k) => have?.[k],
-  );
+  const [cert, key] = [TLS_KEYS.cert, TLS_KEYS.key].map((k) => have?.[k]);
+  const ca = caSecret?.[TLS_KEYS.ca] ?? have?.[TLS_KEYS.ca];
+  const caKey = caSecret?.[TLS_KEYS.caKey] ?? have?.[TLS_KEYS.caKey];
   if (cert && key && ca && caKey) {
     const cur = await certificateNames(cert).catch(() => undefined);
     const fresh = cur && cur.notAfter.getTime() - ctx.now().getTime() > RENEW_BEFORE_MS;
@@ -138,16 +152,26 @@ export function rolePermissions(obj: SluiceObject): Permissions {
   return eventSourcePermissions(bus, name, eventSourceBuckets(namespace, name, obj.spec));
 }
 
+export interface RoleUser {
+  publicKey: string;
+  permissions: Permissions;
+  /** Its account slot on the bus. */
+  slot: number;
+}
+
 /**
- * The credential of every EventSource and Sensor on the bus: its Secret is read, or made with a
- * new NKey (owned by the object, labelled with the bus). Returns public keys and permissions.
+ * The credential and account slot of every EventSource and Sensor on the bus: its Secret is
+ * read, or made with a new NKey (owned by the object, labelled with the bus); a role without a
+ * slot (or sharing one) gets the lowest free one, recorded in the Secret. Returns the users and
+ * the account pool size they need (never below `currentSlots`).
  */
 export async function roleUsers(
   ctx: ReconcileContext,
   namespace: string,
   busName: string,
-): Promise<Array<{ publicKey: string; permissions: Permissions }>> {
-  const out: Array<{ publicKey: string; permissions: Permissions }> = [];
+  currentSlots = 0,
+): Promise<{ users: RoleUser[]; accountSlots: number }> {
+  const found: Array<{ obj: SluiceObject; secret: string; seed?: string; slot?: number }> = [];
   for (const cache of [ctx.caches.sources, ctx.caches.sensors]) {
     for (const obj of cache.list()) {
       if (
@@ -156,26 +180,34 @@ export async function roleUsers(
         obj.metadata.deletionTimestamp
       )
         continue;
-      const name = credentialSecretName(obj);
-      const have = await readSecret(ctx, namespace, name);
-      let publicKey = publicKeyOf(have?.[CREDENTIAL_KEY]);
-      if (!publicKey) {
-        const seed = seedText(createUser());
-        publicKey = publicKeyOf(seed)!;
-        const owner = ownerOf(obj);
-        const secret: V1Secret = {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: childMeta(owner, name, obj.kind === 'Sensor' ? 'sensor' : 'eventsource', {
-            labels: { [LABEL_EVENTBUS]: busName },
-          }),
-          type: 'Opaque',
-          stringData: { [CREDENTIAL_KEY]: seed },
-        };
-        await ctx.applier.apply(secret);
-      }
-      out.push({ publicKey, permissions: rolePermissions(obj) });
+      const secret = credentialSecretName(obj);
+      const have = await readSecret(ctx, namespace, secret);
+      const seed = publicKeyOf(have?.[CREDENTIAL_KEY]) ? have![CREDENTIAL_KEY] : undefined;
+      const slot = slotIndex(have?.[ACCOUNT_KEY]);
+      found.push({ obj, secret, ...(seed ? { seed } : {}), ...(slot !== undefined ? { slot } : {}) });
     }
   }
-  return out;
+  const { slots, pool } = assignSlots(
+    new Map(found.map((f) => [`${f.obj.kind}/${f.secret}`, f.slot])),
+    currentSlots,
+  );
+  const users: RoleUser[] = [];
+  for (const f of found) {
+    const slot = slots.get(`${f.obj.kind}/${f.secret}`)!;
+    const seed = f.seed ?? seedText(createUser());
+    if (seed !== f.seed || slot !== f.slot) {
+      const secret: V1Secret = {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: childMeta(ownerOf(f.obj), f.secret, f.obj.kind === 'Sensor' ? 'sensor' : 'eventsource', {
+          labels: { [LABEL_EVENTBUS]: busName },
+        }),
+        type: 'Opaque',
+        stringData: { [CREDENTIAL_KEY]: seed, [ACCOUNT_KEY]: slotAccount(slot) },
+      };
+      await ctx.applier.apply(secret);
+    }
+    users.push({ publicKey: publicKeyOf(seed)!, permissions: rolePermissions(f.obj), slot });
+  }
+  return { users, accountSlots: pool };
 }

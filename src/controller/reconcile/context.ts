@@ -1,5 +1,6 @@
 // What every reconciler gets: API access, the informer caches, options, the bus operations and
 // a clock. Reconcilers are functions of (context, key); all I/O goes through these members.
+import type { BusLimits } from '../../bus/placement.ts';
 import type { BucketSpec } from '../../bus/source-state.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Applier } from '../apply.ts';
@@ -22,6 +23,8 @@ export interface BusConnection {
   tls?: { insecureSkipVerify?: boolean; ca?: string; cert?: string; key?: string };
   /** Copies of everything the bus stores (busReplicas): streams, DLQ, KV buckets. */
   replicas: number;
+  /** How much each stream and bucket may hold (busLimits; absent: the streamConfig's own). */
+  limits?: BusLimits;
 }
 
 /** A Sensor's dependencies, as far as its bus state goes. */

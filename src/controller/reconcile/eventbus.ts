@@ -5,7 +5,7 @@
 import { EventBusSpec } from '../../api/eventbus.ts';
 import { parseStreamConfig, streamSettingWarnings } from '../../api/stream-config.ts';
 import { formatPath } from '../../api/validate.ts';
-import { busReplicas, busStorage } from '../../bus/placement.ts';
+import { busLimits, busReplicas, busStorage } from '../../bus/placement.ts';
 import { type ConditionInput, mergeConditions, withReady } from '../conditions.ts';
 import { splitKey } from '../kube-http.ts';
 import {
@@ -136,9 +136,12 @@ export async function busConnection(
 ): Promise<BusConnection> {
   const namespace = bus.metadata.namespace ?? 'default';
   const busName = bus.metadata.name ?? '';
-  const replicas = (text: string | undefined) => {
+  const placement = (text: string | undefined) => {
     const parsed = parseStreamConfig(text);
-    return busReplicas(spec, parsed.ok ? parsed.settings : {});
+    return {
+      replicas: busReplicas(spec, parsed.ok ? parsed.settings : {}),
+      ...(parsed.ok ? { limits: busLimits(spec, parsed.settings) } : {}),
+    };
   };
   if (spec.jetstream) {
     const names = busNames(busName);
@@ -154,7 +157,7 @@ export async function busConnection(
       ...(admin ? { credential: admin } : {}),
       ...(ca ? { tls: { ca } } : {}),
       streamConfig: spec.jetstream.streamConfig,
-      replicas: replicas(spec.jetstream.streamConfig),
+      ...placement(spec.jetstream.streamConfig),
     };
   }
   const ex = spec.jetstreamExotic!;
@@ -179,7 +182,7 @@ export async function busConnection(
     url: ex.url ?? '',
     credential,
     streamConfig: ex.streamConfig,
-    replicas: replicas(ex.streamConfig),
+    ...placement(ex.streamConfig),
     ...(Object.keys(tls).length || ex.tls ? { tls } : {}),
   };
 }
@@ -282,21 +285,29 @@ export async function reconcileEventBus(
       );
       return { requeueAfterMs: RETRY_UNREACHABLE_MS };
     }
+    const secrets = await busSecrets(ctx, namespace, name);
+    const roles = await roleUsers(ctx, namespace, name, secrets.accountSlots);
     const children = managedBusChildren(owner, spec, {
       defaultImage: ctx.options.natsImage,
       ...reloaderOptions(ctx.options),
-      secrets: await busSecrets(ctx, namespace, name),
-      users: await roleUsers(ctx, namespace, name),
+      secrets,
+      users: roles.users,
+      accountSlots: roles.accountSlots,
       ...(tls.enabled
         ? { tls: { secretName: tls.secretName, ...(tls.generated ? { generated: tls.generated } : {}) } }
         : {}),
     });
+    // The CA Secret first: the TLS Secret of an older version is then re-made without the CA key.
+    if (children.caSecret) await ctx.applier.apply(children.caSecret);
+    if (children.tlsSecret && (await readSecret(ctx, namespace, names.tls))?.[TLS_KEYS.caKey])
+      await ctx.applier.delete(children.tlsSecret);
     for (const child of [
       children.secret,
       children.configSecret,
       ...(children.tlsSecret ? [children.tlsSecret] : []),
       children.service,
       children.headlessService,
+      children.networkPolicy,
       children.statefulSet,
       children.pdb,
     ]) {

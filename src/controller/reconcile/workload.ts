@@ -2,6 +2,7 @@
 // `sluice eventsource|sensor` (and a Service for webhook ports), prune children that are no
 // longer wanted, and report conditions. A missing or unready bus is a condition, not an error:
 // the bus's own events requeue its users.
+import type { V1Deployment } from '@kubernetes/client-node';
 import type { z } from 'zod';
 import { EventBusSpec } from '../../api/eventbus.ts';
 import { EventSourceSpec, SOURCE_TYPES } from '../../api/eventsource.ts';
@@ -214,7 +215,7 @@ async function deploy(
     ...(credentialVersion ? { busCredentialVersion: credentialVersion } : {}),
     ...(ctx.options.runtimeLogLevel ? { logLevel: ctx.options.runtimeLogLevel } : {}),
   });
-  await ctx.applier.apply(deployment);
+  await applyDeployment(ctx, deployment);
   const keepServices = new Set<string>();
   if (obj.kind === 'EventSource') {
     const svc = eventSourceService(owner, runnable);
@@ -470,6 +471,21 @@ export async function reconcileSensor(
   }
   await writeStatus(ctx, obj, withReady(conditions));
   return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
+}
+
+/**
+ * Server-side apply of a Deployment. A switch to `Recreate` (a Sensor going to one replica, or a
+ * Deployment made before Sensors used it) first drops the rollingUpdate settings the API server
+ * defaulted: Recreate forbids them, and an apply cannot remove a field it does not own.
+ */
+async function applyDeployment(ctx: ReconcileContext, d: V1Deployment): Promise<void> {
+  try {
+    await ctx.applier.apply(d);
+  } catch (err) {
+    if (d.spec?.strategy?.type !== 'Recreate' || !/rollingUpdate/.test((err as Error).message)) throw err;
+    await ctx.applier.mergePatch(d, { spec: { strategy: { type: 'Recreate', rollingUpdate: null } } });
+    await ctx.applier.apply(d);
+  }
 }
 
 export { splitKey };

@@ -1,11 +1,16 @@
 // Desired children of an EventBus with a managed JetStream server: a Secret with the generated
 // credentials (the controller's admin NKey, the route password), a Secret with the nats-server
-// config (per-role NKey users with subject permissions, routes with a password and mutual TLS,
-// client TLS), the TLS Secret when the controller generates it, a client Service (client port
-// only) and a headless Service (client, cluster and monitor ports), a StatefulSet (restricted
-// security context, default requests/limits, a config reloader sidecar so user and certificate
-// changes apply without a restart) and a PodDisruptionBudget. Pure: spec in, objects out.
+// config (the bus account and one account slot per role, see src/bus/accounts.ts; per-role NKey
+// users with subject permissions; explicit JetStream storage limits; routes with a password and
+// mutual TLS; client TLS), when the controller generates TLS a Secret with the server certificate
+// (mounted) and a separate Secret with the CA key (never mounted: only the controller reads it),
+// a client Service (client port only) and a headless Service (client, cluster and monitor
+// ports), a NetworkPolicy (routes only from the bus's own pods, the monitor port only from pods
+// labelled sluice.argoproj.io/bus-monitor=true), a StatefulSet (restricted security context,
+// default requests/limits, a config reloader sidecar so user and certificate changes apply
+// without a restart) and a PodDisruptionBudget. Pure: spec in, objects out.
 import type {
+  V1NetworkPolicy,
   V1PodDisruptionBudget,
   V1Secret,
   V1Service,
@@ -15,6 +20,7 @@ import type {
 import type { EventBusSpec } from '../../api/eventbus.ts';
 import type { Permissions } from '../../bus/permissions.ts';
 import type { BusPki } from '../../bus/pki.ts';
+import { busStoreLimits, EPHEMERAL_STORE_SIZE } from '../../bus/placement.ts';
 import { natsServerConfig, type TlsFiles } from '../../bus/server-config.ts';
 import { ANNOTATION_SPEC_HASH, childMeta, dnsName, type Owner, selectorLabels, specHash } from './common.ts';
 
@@ -24,8 +30,12 @@ export const MONITOR_PORT = 8222;
 /** Keys of the generated credentials Secret. */
 export const ADMIN_KEY = 'admin.nkey';
 export const ROUTE_PASSWORD_KEY = 'route.password';
-/** Keys of a cert-manager style TLS Secret. */
+/** Key of the account pool size (it only grows) in the credentials Secret. */
+export const ACCOUNT_SLOTS_KEY = 'account.slots';
+/** Keys of a cert-manager style TLS Secret (and of the CA Secret: ca.crt, ca.key). */
 export const TLS_KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key' } as const;
+/** Pods with this label (any namespace) may reach the servers' monitor port. */
+export const LABEL_BUS_MONITOR = 'sluice.argoproj.io/bus-monitor';
 const CONFIG_FILE = 'nats-js.conf';
 const CONFIG_DIR = '/etc/nats-config';
 const TLS_DIR = '/etc/nats-tls';
@@ -40,6 +50,8 @@ export interface BusSecrets {
   adminSeed: string;
   adminPublicKey: string;
   routePassword: string;
+  /** Account slots the servers declare (absent: never recorded yet). */
+  accountSlots?: number;
 }
 
 export interface ManagedBusOptions {
@@ -60,8 +72,10 @@ export interface ManagedBusOptions {
   /** Pull policy of the reloader when the spec's reloaderContainerTemplate sets none. */
   reloaderPullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   secrets: BusSecrets;
-  /** Role users (EventSources, Sensors) with their permissions. */
-  users: Array<{ publicKey: string; permissions: Permissions }>;
+  /** Role users (EventSources, Sensors) with their permissions and account slot. */
+  users: Array<{ publicKey: string; permissions: Permissions; slot: number }>;
+  /** Account slots the servers declare (a change rolls the pods; see src/bus/accounts.ts). */
+  accountSlots?: number;
   /** TLS: the Secret to mount, and the material when the controller generated it. Absent: off. */
   tls?: { secretName: string; generated?: BusPki };
 }
@@ -70,8 +84,11 @@ export interface ManagedBusChildren {
   secret: V1Secret;
   configSecret: V1Secret;
   tlsSecret?: V1Secret;
+  /** The generated CA (certificate and key), read only by the controller. */
+  caSecret?: V1Secret;
   service: V1Service;
   headlessService: V1Service;
+  networkPolicy: V1NetworkPolicy;
   statefulSet: V1StatefulSet;
   pdb: V1PodDisruptionBudget;
 }
@@ -84,9 +101,11 @@ export function busNames(busName: string) {
     configMap: `${base}-config`,
     config: `${base}-config`,
     tls: `${base}-tls`,
+    ca: `${base}-ca`,
     service: `${base}-svc`,
     headless: `${base}-headless`,
     pdb: base,
+    networkPolicy: base,
   };
 }
 
@@ -115,6 +134,7 @@ export function managedBusConfig(owner: Owner, spec: EventBusSpec, opts: Managed
   if (!js) throw new Error('managedBusConfig needs spec.jetstream');
   const n = busNames(owner.name);
   const replicas = js.replicas ?? 3;
+  const store = busStoreLimits(spec);
   const files: TlsFiles | undefined = opts.tls
     ? {
         cert: `${TLS_DIR}/${TLS_KEYS.cert}`,
@@ -131,9 +151,11 @@ export function managedBusConfig(owner: Owner, spec: EventBusSpec, opts: Managed
     pidFile: PID_FILE,
     lameDuck: '30s',
     ...(files ? { clientTls: files } : {}),
+    ...(store ? { storage: store } : {}),
+    ...(opts.accountSlots ? { accountSlots: opts.accountSlots } : {}),
     users: [
       { nkey: opts.secrets.adminPublicKey },
-      ...opts.users.map((u) => ({ nkey: u.publicKey, permissions: u.permissions })),
+      ...opts.users.map((u) => ({ nkey: u.publicKey, permissions: u.permissions, slot: u.slot })),
     ],
     ...(replicas > 1
       ? {
@@ -199,6 +221,8 @@ export function managedBusChildren(
       image,
       reloader: [opts.reloaderImage, opts.reloaderCommand],
       tls: !!opts.tls,
+      // New accounts need a restart: nats-server does not wire those a reload introduces.
+      accountSlots: opts.accountSlots ?? 0,
       js: { ...js, streamConfig: undefined },
     }),
   };
@@ -208,7 +232,11 @@ export function managedBusChildren(
     kind: 'Secret',
     metadata: childMeta(owner, n.secret, COMPONENT),
     type: 'Opaque',
-    stringData: { [ADMIN_KEY]: opts.secrets.adminSeed, [ROUTE_PASSWORD_KEY]: opts.secrets.routePassword },
+    stringData: {
+      [ADMIN_KEY]: opts.secrets.adminSeed,
+      [ROUTE_PASSWORD_KEY]: opts.secrets.routePassword,
+      ...(opts.accountSlots ? { [ACCOUNT_SLOTS_KEY]: String(opts.accountSlots) } : {}),
+    },
   };
   const configSecret: V1Secret = {
     apiVersion: 'v1',
@@ -224,12 +252,17 @@ export function managedBusChildren(
         kind: 'Secret',
         metadata: childMeta(owner, n.tls, COMPONENT),
         type: 'Opaque',
-        stringData: {
-          [TLS_KEYS.cert]: g.cert,
-          [TLS_KEYS.key]: g.key,
-          [TLS_KEYS.ca]: g.ca,
-          [TLS_KEYS.caKey]: g.caKey,
-        },
+        stringData: { [TLS_KEYS.cert]: g.cert, [TLS_KEYS.key]: g.key, [TLS_KEYS.ca]: g.ca },
+      }
+    : undefined;
+  // The CA key signs certificates any route peer or server would trust: it stays out of every pod.
+  const caSecret: V1Secret | undefined = g
+    ? {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: childMeta(owner, n.ca, COMPONENT),
+        type: 'Opaque',
+        stringData: { [TLS_KEYS.ca]: g.ca, [TLS_KEYS.caKey]: g.caKey },
       }
     : undefined;
 
@@ -256,12 +289,15 @@ export function managedBusChildren(
     },
   };
 
+  // Only the three files the server needs, whatever else the Secret holds.
+  const tlsItems = [TLS_KEYS.cert, TLS_KEYS.key, TLS_KEYS.ca].map((k) => ({ key: k, path: k }));
   const volumes: V1Volume[] = [
     { name: 'config', secret: { secretName: n.config } },
     { name: 'pid', emptyDir: {} },
-    ...(opts.tls ? [{ name: 'tls', secret: { secretName: opts.tls.secretName } }] : []),
+    ...(opts.tls ? [{ name: 'tls', secret: { secretName: opts.tls.secretName, items: tlsItems } }] : []),
   ];
-  if (!js.persistence) volumes.push({ name: 'data', emptyDir: {} });
+  // JetStream is told to use 75% of it (busStoreLimits), well before the kubelet would evict.
+  if (!js.persistence) volumes.push({ name: 'data', emptyDir: { sizeLimit: EPHEMERAL_STORE_SIZE } });
   const ct = js.containerTemplate;
   const rt = js.reloaderContainerTemplate;
   const configPath = `${CONFIG_DIR}/${CONFIG_FILE}`;
@@ -369,6 +405,7 @@ export function managedBusChildren(
     },
   };
 
+  const networkPolicy = busNetworkPolicy(owner, labels);
   const pdb: V1PodDisruptionBudget = {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
@@ -380,9 +417,39 @@ export function managedBusChildren(
     secret,
     configSecret,
     ...(tlsSecret ? { tlsSecret } : {}),
+    ...(caSecret ? { caSecret } : {}),
     service,
     headlessService,
+    networkPolicy,
     statefulSet,
     pdb,
+  };
+}
+
+/**
+ * Who may reach the bus pods (pure): clients on the client port from anywhere (TLS and NKeys
+ * guard it), routes only from the bus's own pods, the monitor port (connection lists, account
+ * details) only from pods labelled sluice.argoproj.io/bus-monitor=true in any namespace. The
+ * kubelet's health probes come from the node, which CNIs that enforce NetworkPolicy let through.
+ */
+export function busNetworkPolicy(owner: Owner, labels: Record<string, string>): V1NetworkPolicy {
+  const port = (p: number) => [{ protocol: 'TCP', port: p }];
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: childMeta(owner, busNames(owner.name).networkPolicy, COMPONENT),
+    spec: {
+      podSelector: { matchLabels: labels },
+      policyTypes: ['Ingress'],
+      // Wire names ("from"); the client library's model calls the field "_from".
+      ingress: [
+        { ports: port(CLIENT_PORT) },
+        { from: [{ podSelector: { matchLabels: labels } }], ports: port(CLUSTER_PORT) },
+        {
+          from: [{ namespaceSelector: {}, podSelector: { matchLabels: { [LABEL_BUS_MONITOR]: 'true' } } }],
+          ports: port(MONITOR_PORT),
+        },
+      ] as never,
+    },
   };
 }

@@ -186,6 +186,13 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
     metadata: childMeta(owner, workloadName(obj), role),
     spec: {
       replicas: obj.spec.replicas ?? 1,
+      // A Sensor with one replica has no leader election: a rolling update would run the old and
+      // the new pod side by side, two consumers of one Sensor (its strict rateLimit doubled, its
+      // orderingKey order broken). Recreate stops the old pod first. With replicas > 1 only the
+      // Lease holder consumes, so pods may overlap and a rollout keeps one running.
+      ...(role === 'sensor'
+        ? { strategy: { type: (obj.spec.replicas ?? 1) > 1 ? 'RollingUpdate' : 'Recreate' } }
+        : {}),
       selector: { matchLabels: labels },
       template: {
         metadata: {

@@ -7,7 +7,7 @@
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import type { AMQPEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
-import { parseJsonText } from '../json.ts';
+import { parseJsonRaw } from '../json.ts';
 import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 const REQUEUE_PAUSE_MS = 1000;
@@ -47,7 +47,7 @@ export const adapter: SourceAdapter<AMQPEventSource> = {
         let body: unknown = msg.content.toString('utf8');
         if (spec.jsonBody) {
           try {
-            body = parseJsonText(body as string);
+            body = parseJsonRaw(body as string);
           } catch {
             ctx.processingFailed('invalid-json');
             ctx.log.warn(

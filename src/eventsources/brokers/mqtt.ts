@@ -7,7 +7,7 @@
 import mqttLib from 'mqtt';
 import type { MQTTEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
-import { parseJsonText } from '../json.ts';
+import { parseJsonRaw } from '../json.ts';
 import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 export const adapter: SourceAdapter<MQTTEventSource> = {
@@ -37,7 +37,7 @@ export const adapter: SourceAdapter<MQTTEventSource> = {
           let body: unknown = message.toString('utf8');
           if (spec.jsonBody) {
             try {
-              body = parseJsonText(body as string);
+              body = parseJsonRaw(body as string);
             } catch {
               ctx.processingFailed('invalid-json');
               ctx.log.warn({ topic }, 'mqtt: message is not JSON although jsonBody is set; dropped');

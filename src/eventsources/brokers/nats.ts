@@ -14,7 +14,7 @@ import {
 
 import type { NATSEventsSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
-import { parseJsonText } from '../json.ts';
+import { parseJsonRaw } from '../json.ts';
 import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 export const adapter: SourceAdapter<NATSEventsSource> = {
@@ -62,7 +62,7 @@ export const adapter: SourceAdapter<NATSEventsSource> = {
         let data: unknown = m.string();
         if (spec.jsonBody) {
           try {
-            data = parseJsonText(m.string());
+            data = parseJsonRaw(m.string());
           } catch {
             ctx.processingFailed('invalid-json');
             ctx.log.warn(

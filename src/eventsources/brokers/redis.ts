@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisEventSource, RedisStreamEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
-import { parseJsonText } from '../json.ts';
+import { parseJsonRaw } from '../json.ts';
 import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 type Common = Pick<RedisEventSource, 'hostAddress' | 'password' | 'db' | 'tls' | 'username'>;
@@ -40,7 +40,7 @@ async function options(ctx: SourceContext<unknown>, spec: Common): Promise<Redis
 
 function body(raw: string, json: boolean | undefined): unknown {
   if (!json) return raw;
-  return parseJsonText(raw);
+  return parseJsonRaw(raw);
 }
 
 export const redis: SourceAdapter<RedisEventSource> = {

@@ -9,11 +9,13 @@
 // garbage collection), so memory held for slow or abandoned uploads comes back at once.
 import type { IncomingMessage } from 'node:http';
 import { type BudgetHolder, type ByteBudget, SMALL_REQUEST_BYTES } from './budget.ts';
+import type { BodyCheck } from './decode.ts';
+import { noteBodyBytes } from './reclaim.ts';
 
 export type BodyOutcome =
   | { kind: 'complete'; raw: Buffer }
   /** Answer `status` and cut the connection (the rest of the body is not read). */
-  | { kind: 'refused'; status: 408 | 413 | 503; message: string }
+  | { kind: 'refused'; status: 400 | 408 | 413 | 503; message: string }
   /** The client went away (aborted upload, reset); nothing to answer. */
   | { kind: 'gone' };
 
@@ -23,6 +25,8 @@ export interface BodyReadOptions {
   budget: ByteBudget;
   /** No byte for this long (ms) → 408. */
   idleMs: number;
+  /** Run on each chunk as it arrives (a refusal ends the upload at once, see decode.ts). */
+  check?: BodyCheck | undefined;
 }
 
 const FIRST_ALLOCATION = 4 * 1024;
@@ -37,6 +41,7 @@ function free(b: Buffer): void {
 export class BodyHold implements BudgetHolder {
   held = 0;
   lastDataAt = Date.now();
+  startedAt = this.lastDataAt;
   displaceable = true;
   readonly small: boolean;
   onDisplace: (() => void) | undefined;
@@ -138,7 +143,8 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
       }
       resolve(out);
     };
-    const refuse = (status: 408 | 413 | 503, message: string) => finish({ kind: 'refused', status, message });
+    const refuse = (status: 400 | 408 | 413 | 503, message: string) =>
+      finish({ kind: 'refused', status, message });
     let idle: NodeJS.Timeout | undefined;
     const armIdle = () => {
       clearTimeout(idle);
@@ -148,17 +154,23 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
     armIdle();
     const onData = (c: Buffer) => {
       if (settled) return;
+      noteBodyBytes(c.length);
       if (hold.length + c.length > o.max) return refuse(413, `body larger than ${o.max} bytes`);
+      const bad = o.check?.feed(c);
+      if (bad) return refuse(bad.status, bad.message);
       if (hold.append(c)) {
         idle?.refresh();
         return;
       }
       // A body that does not fit waits for room, reading nothing more meanwhile (backpressure:
-      // the client's bytes stay in the network); the idle clock stops, the request deadline
-      // does not. Only when too many bytes wait already is it refused.
+      // the client's bytes stay in the network), for at most the idle time: then 503 +
+      // Retry-After rather than a client left hanging until the request deadline. It is refused
+      // at once when too many bytes wait already.
       if (!o.budget.canWait(c.length)) return refuse(503, BUDGET_FULL);
       req.pause();
       clearTimeout(idle);
+      idle = setTimeout(() => refuse(503, BUDGET_FULL), o.idleMs);
+      idle.unref();
       const retry = () => {
         if (settled) return;
         if (!hold.append(c)) return o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);

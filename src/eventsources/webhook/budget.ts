@@ -1,12 +1,23 @@
-// What all webhook requests of a process may hold at once: request-body bytes (reserved chunk by
-// chunk as they arrive, never from a declared Content-Length, so a client cannot reserve memory it
-// does not send) and open connections. Small requests (declared size at most SMALL_REQUEST_BYTES,
-// which is what webhooks send) are protected from large ones in two ways: the last quarter of the
-// budget is theirs alone, and when even that is spent, a small request may displace uploads that
-// hold at least twice as much as it will and have been quiet for a moment. So many stalled large
-// uploads cannot lock out small, quick requests, and large uploads cannot churn memory by
-// displacing each other. The displaced ones are answered 503 + Retry-After and cut. Bytes of a
-// request waiting for the bus are kept (it cannot be displaced any more) until it is answered.
+// What all webhook requests of a process may hold at once: request-body bytes, reserved chunk by
+// chunk as they arrive, never from a declared Content-Length (a client cannot reserve memory it
+// does not send). The connection bound is in connection-gate.ts.
+//
+// Small requests (declared size at most SMALL_REQUEST_BYTES, which is what webhooks send) have the
+// last quarter of the budget to themselves. When a request's next chunk does not fit, it may
+// displace uploads that are *stalling*, the slowest first:
+//   - slow: older than RATE_JUDGED_AFTER_MS and averaging under MIN_BODY_RATE (trickling, or
+//     sending just enough never to be quiet, whatever size they declared): any request that is
+//     not stalling itself may displace these;
+//   - quiet for DISPLACE_AFTER_QUIET_MS and holding at least twice what the newcomer will: only
+//     a small request may displace these.
+// So clients that hold bytes without sending them cannot lock anyone out, while fresh large
+// uploads (a legitimate one, or an attacker re-opening what was cut) never displace quiet ones:
+// each displacement makes the victim send its bytes again, and a churn of large uploads through
+// each other would cost the process those bytes read many times a second (the garbage, not the
+// budget, then bounds memory). The time a request waits for room (backpressure: we stopped
+// reading it) counts neither as quiet nor against its rate. The displaced ones are answered
+// 503 + Retry-After and cut. Bytes of a request waiting for the bus are kept (it cannot be
+// displaced any more) until it is answered.
 
 /** A request holding bytes of the budget. */
 export interface BudgetHolder {
@@ -14,9 +25,13 @@ export interface BudgetHolder {
   held: number;
   /** When it last received a byte (ms, Date.now()). */
   lastDataAt: number;
+  /** When its body started (ms, Date.now()); moved later by the time it waited for room. */
+  startedAt: number;
+  /** Body bytes received so far. */
+  readonly length: number;
   /** True while it is still receiving its body (only then can it be displaced). */
   displaceable: boolean;
-  /** Declared at most SMALL_REQUEST_BYTES: may use the reserve and displace others. */
+  /** Declared at most SMALL_REQUEST_BYTES: may use the reserve. */
   small: boolean;
   /** Called when it is displaced: it must answer 503, cut its connection and release its bytes. */
   displace(): void;
@@ -29,8 +44,37 @@ const SMALL_RESERVE = 0.25;
 /** Chunks of waiting requests may add up to this share of the capacity (beyond it). */
 const WAITING_SHARE = 0.125;
 
-/** Quiet time (ms) after which an uploading request may be displaced by a smaller one. */
+/** Quiet time (ms) after which an upload may be displaced by a small request. */
 export const DISPLACE_AFTER_QUIET_MS = 250;
+/** Age (ms) from which an upload's average rate is judged. */
+export const RATE_JUDGED_AFTER_MS = 1_000;
+/** Slowest average body rate (bytes/s) that is not stalling, once the rate is judged. */
+export const MIN_BODY_RATE = 32 * 1024;
+
+/** Average body rate of `h` at `now` (bytes/s). */
+const rateOf = (h: BudgetHolder, now: number) => (h.length * 1000) / Math.max(1, now - h.startedAt);
+
+/** True when `h` averages under MIN_BODY_RATE at `now` (ms), once RATE_JUDGED_AFTER_MS old. */
+export function slow(h: BudgetHolder, now: number): boolean {
+  return now - h.startedAt >= RATE_JUDGED_AFTER_MS && rateOf(h, now) < MIN_BODY_RATE;
+}
+
+/** True when `h` got no byte for DISPLACE_AFTER_QUIET_MS at `now` (ms). */
+export function quiet(h: BudgetHolder, now: number): boolean {
+  return now - h.lastDataAt >= DISPLACE_AFTER_QUIET_MS;
+}
+
+/** Slow or quiet: a request in this state displaces nobody. */
+const stalling = (h: BudgetHolder, now: number) => slow(h, now) || quiet(h, now);
+
+interface Waiter {
+  holder: BudgetHolder;
+  n: number;
+  pending: number;
+  resume: () => void;
+  /** When it started waiting (ms). */
+  since: number;
+}
 
 export class ByteBudget {
   readonly capacity: number;
@@ -39,7 +83,8 @@ export class ByteBudget {
   private usedBytes = 0;
   /** Bytes large requests have read but wait to add (one chunk each, see `wait`). */
   private waitingBytes = 0;
-  private waiters: Array<{ holder: BudgetHolder; n: number; pending: number; resume: () => void }> = [];
+  /** Requests waiting for room, in arrival order. */
+  private waiters = new Map<BudgetHolder, Waiter>();
   private readonly holders = new Set<BudgetHolder>();
   private displacedCount = 0;
   /** Set once more than half the capacity was in use; cleared when the budget drains. */
@@ -68,11 +113,11 @@ export class ByteBudget {
 
   /**
    * Reserves `n` more bytes for `holder`. Returns false when they do not fit even after
-   * displacing every eligible request (the caller answers 503).
+   * displacing every stalling upload (the caller waits for room, or answers 503).
    */
   take(holder: BudgetHolder, n: number, now = Date.now()): boolean {
-    const fits = this.usedBytes + n <= (holder.small ? this.capacity : this.largeLimit);
-    if (!fits && !(holder.small && this.makeRoom(holder, n, now))) return false;
+    const limit = holder.small ? this.capacity : this.largeLimit;
+    if (this.usedBytes + n > limit && !this.makeRoom(holder, n, limit, now)) return false;
     this.holders.add(holder);
     holder.held += n;
     this.usedBytes += n;
@@ -97,35 +142,53 @@ export class ByteBudget {
    * Backpressure for a request that does not fit: `resume` is called (in arrival order)
    * once `n` bytes fit; meanwhile the caller reads nothing more and keeps its `pending` chunk.
    */
-  wait(holder: BudgetHolder, n: number, pending: number, resume: () => void): void {
+  wait(holder: BudgetHolder, n: number, pending: number, resume: () => void, now = Date.now()): void {
     this.waitingBytes += pending;
-    this.waiters.push({ holder, n, pending, resume });
+    this.waiters.set(holder, { holder, n, pending, resume, since: now });
   }
 
-  /** Stops waiting (the request ended meanwhile). */
-  cancelWait(holder: BudgetHolder): void {
-    const i = this.waiters.findIndex((w) => w.holder === holder);
-    if (i < 0) return;
-    this.waitingBytes -= this.waiters[i]!.pending;
-    this.waiters.splice(i, 1);
+  /** Stops waiting (the request ended meanwhile, or it may go on: see `unpause`). */
+  cancelWait(holder: BudgetHolder, now = Date.now()): void {
+    const w = this.waiters.get(holder);
+    if (!w) return;
+    this.waitingBytes -= w.pending;
+    this.waiters.delete(holder);
+    unpause(w, now);
   }
 
-  /** Resumes, in arrival order, every waiter whose bytes fit now. */
-  private wake(): void {
-    const waiting = this.waiters;
-    this.waiters = [];
-    for (const w of waiting) {
-      if (this.usedBytes + w.n <= (w.holder.small ? this.capacity : this.largeLimit)) {
-        this.waitingBytes -= w.pending;
-        w.resume();
-      } else this.waiters.push(w);
+  /**
+   * Resumes, in arrival order, every waiter whose bytes fit now; the first one that does not fit
+   * and is not stalling (as of when it started waiting) may displace stalling uploads, as it
+   * could have when it arrived (so requests that fit only in the small reserve cannot keep a
+   * large one waiting for ever).
+   */
+  private wake(now = Date.now()): void {
+    let displaced = false;
+    for (const w of [...this.waiters.values()]) {
+      if (!this.waiters.has(w.holder)) continue; // displaced meanwhile
+      const limit = w.holder.small ? this.capacity : this.largeLimit;
+      let fits = this.usedBytes + w.n <= limit;
+      if (!fits && !displaced && !stalling(w.holder, w.since)) {
+        displaced = true;
+        fits = this.makeRoom(w.holder, w.n, limit, now);
+      }
+      if (!fits) continue;
+      this.waiters.delete(w.holder);
+      this.waitingBytes -= w.pending;
+      unpause(w, now);
+      w.resume();
     }
   }
 
+  /** When `h` started waiting for room (ms), or undefined when it is not waiting. */
+  private waitingSince(h: BudgetHolder): number | undefined {
+    return this.waiters.get(h)?.since;
+  }
+
   /** Gives back everything `holder` holds. Safe to call more than once. */
-  release(holder: BudgetHolder): void {
-    this.cancelWait(holder);
-    if (this.drop(holder)) this.wake();
+  release(holder: BudgetHolder, now = Date.now()): void {
+    this.cancelWait(holder, now);
+    if (this.drop(holder)) this.wake(now);
   }
 
   private drop(holder: BudgetHolder): boolean {
@@ -139,20 +202,26 @@ export class ByteBudget {
     return true;
   }
 
-  /** The largest quiet uploads holding at least `floor` bytes, until `n` more bytes would fit. */
-  private victims(
-    n: number,
-    floor: number,
-    now: number,
-    except?: BudgetHolder,
-  ): { chosen: BudgetHolder[]; freed: number } {
-    const need = this.usedBytes + n - this.capacity;
+  /**
+   * Displaces stalling uploads (the slowest first, see the header) until `n` more bytes for
+   * `holder` fit under `limit`; none when that is not possible or `holder` is stalling itself.
+   * True when they fit now.
+   */
+  private makeRoom(holder: BudgetHolder, n: number, limit: number, now: number): boolean {
+    const need = this.usedBytes + n - limit;
+    // A waiting request is judged as of when it started waiting (we stopped reading it).
+    const at = (h: BudgetHolder) => this.waitingSince(h) ?? now;
+    if (stalling(holder, at(holder))) return false;
+    const floor = 2 * (holder.held + n);
     const eligible = [...this.holders]
       .filter(
         (h) =>
-          h !== except && h.displaceable && h.held >= floor && now - h.lastDataAt >= DISPLACE_AFTER_QUIET_MS,
+          h !== holder &&
+          h.displaceable &&
+          h.held > 0 &&
+          (slow(h, at(h)) || (holder.small && h.held >= floor && quiet(h, at(h)))),
       )
-      .sort((a, b) => b.held - a.held);
+      .sort((a, b) => rateOf(a, at(a)) - rateOf(b, at(b)));
     let freed = 0;
     const chosen: BudgetHolder[] = [];
     for (const v of eligible) {
@@ -160,14 +229,9 @@ export class ByteBudget {
       chosen.push(v);
       freed += v.held;
     }
-    return { chosen, freed };
-  }
-
-  private makeRoom(holder: BudgetHolder, n: number, now: number): boolean {
-    const { chosen, freed } = this.victims(n, 2 * (holder.held + n), now, holder);
-    if (freed < this.usedBytes + n - this.capacity) return false;
+    if (freed < need) return false;
     for (const v of chosen) {
-      this.cancelWait(v);
+      this.cancelWait(v, now);
       this.drop(v);
       this.displacedCount++;
       v.displace();
@@ -176,46 +240,9 @@ export class ByteBudget {
   }
 }
 
-/** Open connections after which a drain to zero counts as the end of a flood. */
-const MANY_CONNECTIONS = 1_000;
-
-/** Counts open connections of the process over all webhook ports. */
-export class ConnectionGate {
-  readonly capacity: number;
-  private open = 0;
-  private refusedCount = 0;
-  private wasBusy = false;
-  /** Called when the count drops to zero after a thousand or more were open (see server.ts). */
-  onDrained: (() => void) | undefined;
-
-  constructor(capacity: number) {
-    this.capacity = capacity;
-  }
-
-  get current(): number {
-    return this.open;
-  }
-
-  get refused(): number {
-    return this.refusedCount;
-  }
-
-  /** True when one more connection may stay open (then `leave()` it when it closes). */
-  enter(): boolean {
-    if (this.open >= this.capacity) {
-      this.refusedCount++;
-      return false;
-    }
-    this.open++;
-    if (this.open >= MANY_CONNECTIONS) this.wasBusy = true;
-    return true;
-  }
-
-  leave(): void {
-    this.open--;
-    if (this.open === 0 && this.wasBusy) {
-      this.wasBusy = false;
-      this.onDrained?.();
-    }
-  }
+/** The time `w` waited counts neither as quiet nor against its rate. */
+function unpause(w: Waiter, now: number): void {
+  const waited = Math.max(0, now - w.since);
+  w.holder.startedAt += waited;
+  w.holder.lastDataAt += waited;
 }

@@ -5,6 +5,7 @@
 import { createSign } from 'node:crypto';
 import type { GithubEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { MAX_JSON_NODES } from '../json.ts';
 import { parseJson } from './decode.ts';
 import { type ApiCall, allPages, apiClient, type HookSite, registerIfConfigured } from './hooks.ts';
 import {
@@ -28,7 +29,7 @@ const MAX_PAYLOAD_DEPTH = 128;
 function formPayload(form: string): unknown {
   const payload = new URLSearchParams(form).get('payload');
   if (payload === null) throw new Error('form-encoded delivery without a payload field');
-  const parsed = parseJson(Buffer.from(payload), MAX_PAYLOAD_DEPTH);
+  const parsed = parseJson(Buffer.from(payload), MAX_PAYLOAD_DEPTH, MAX_JSON_NODES);
   if (!parsed.ok) throw new Error(`payload field: ${parsed.message}`);
   return parsed.body;
 }

@@ -4,6 +4,7 @@
 // written for upstream (`header.X-Build-Kind`, `headers.Content-Type`) therefore match.
 // Headers that carry credentials are not passed on: their value is replaced by a mask (the name
 // stays, so a check for the header's presence still works, as upstream masks Authorization).
+import { isUtf8 } from 'node:buffer';
 
 /** What a hidden header's value is replaced with (upstream's text for Authorization). */
 export const MASKED_VALUE = '*** Masked Auth Secret ***';
@@ -24,6 +25,23 @@ export const DEFAULT_HIDDEN_HEADERS: readonly string[] = [
 export function hiddenHeadersFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
   const raw = env.SLUICE_WEBHOOK_HIDDEN_HEADERS;
   if (raw === undefined) return [...DEFAULT_HIDDEN_HEADERS];
+  return raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+/**
+ * Request headers whose value is the event id, in order (lower case). X-Request-Id is not among
+ * them by default: proxies (ingress-nginx, Envoy) give every attempt a new one, which would make a
+ * sender's retry a new event. SLUICE_WEBHOOK_ID_HEADERS (comma-separated) replaces the list.
+ */
+export const DEFAULT_ID_HEADERS: readonly string[] = ['idempotency-key'];
+
+/** The id-header list from SLUICE_WEBHOOK_ID_HEADERS, or the default. */
+export function idHeadersFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const raw = env.SLUICE_WEBHOOK_ID_HEADERS;
+  if (raw === undefined) return [...DEFAULT_ID_HEADERS];
   return raw
     .split(',')
     .map((s) => s.trim().toLowerCase())
@@ -51,19 +69,37 @@ export function canonicalHeaderName(name: string): string {
 }
 
 /**
- * The `header` object an event carries: canonical names, all values, `hidden` names (lower case)
- * masked. `distinct` is Node's `req.headersDistinct` (lower-case names).
+ * A header value as its sender wrote it: Node reads header bytes as latin1 (one character per
+ * byte), so UTF-8 text (`café`) would read as `cafÃ©`. Valid UTF-8 is decoded as UTF-8 (as Go's
+ * json.Marshal writes Go's byte strings); other bytes stay one character per byte (reversible;
+ * upstream would write U+FFFD).
+ */
+export function headerText(v: string): string {
+  let high = false;
+  for (let i = 0; i < v.length && !high; i++) high = v.charCodeAt(i) >= 0x80;
+  if (!high) return v;
+  const bytes = Buffer.from(v, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : v;
+}
+
+/**
+ * The `header` object an event carries: canonical names in sorted order (as Go's json.Marshal
+ * writes a map), all values, `hidden` names (lower case) masked. `distinct` is Node's
+ * `req.headersDistinct` (lower-case names).
  */
 export function publishedHeaders(
   distinct: Record<string, string[] | undefined>,
   hidden: ReadonlySet<string>,
 ): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const [name, values] of Object.entries(distinct)) {
-    if (!values || NOT_HEADERS.has(name)) continue;
-    const value = hidden.has(name) ? values.map(() => MASKED_VALUE) : values;
+  const named = Object.entries(distinct)
+    .filter(([name, values]) => values && !NOT_HEADERS.has(name))
+    .map(([name, values]) => [canonicalHeaderName(name), name, values!] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [canonical, name, values] of named) {
+    const value = hidden.has(name) ? values.map(() => MASKED_VALUE) : values.map(headerText);
     // defineProperty: a header literally named "__proto__" must stay a plain own property.
-    Object.defineProperty(out, canonicalHeaderName(name), {
+    Object.defineProperty(out, canonical, {
       value,
       enumerable: true,
       writable: true,

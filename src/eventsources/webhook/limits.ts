@@ -13,16 +13,27 @@ export interface WebhookLimits {
   /** An idle keep-alive connection is closed after this (ms). */
   keepAliveTimeoutMs: number;
   /**
-   * Request-body bytes held in memory at once by the process, over all ports. A request whose
-   * next chunk does not fit (and cannot displace a much larger idle one) gets 503 + Retry-After.
+   * Request-body bytes held in memory at once by the process, over all ports (default 16 MiB:
+   * with the connection bound it keeps RSS near 200 MiB under issue 13's abuse load). A request
+   * whose next chunk does not fit and cannot displace a stalling upload (budget.ts) waits for
+   * room for at most `bodyIdleMs`, then gets 503 + Retry-After.
    */
   maxBufferedBytes: number;
-  /** Open client connections per process over all ports; more are closed at once. */
+  /**
+   * Open client connections per process over all ports. At the bound, the oldest one without a
+   * request in progress is closed to admit a new one; when every one has a request in
+   * progress, the new one is closed at once.
+   */
   maxConnections: number;
   /** Largest header section in bytes (431 beyond). */
   maxHeaderBytes: number;
   /** Deepest JSON nesting accepted in a body (400 beyond). */
   maxJsonDepth: number;
+  /**
+   * Most objects + arrays + object members of a JSON body, or fields of a form (413 beyond, as
+   * soon as the bound is passed): bounds the time one body can take to parse.
+   */
+  maxBodyNodes: number;
   /** Requests waiting for the bus at once per port; more get 429 + Retry-After. */
   maxInFlight: number;
   /**
@@ -37,10 +48,13 @@ export interface WebhookLimits {
 /** Connections kept free for everything else the process opens (NATS, files, the API server). */
 const FD_RESERVE = 256;
 /**
- * Default connection bound: an open connection costs about 9 KiB even when silent, so 8,192 of
- * them stay under ~75 MiB (raise SLUICE_WEBHOOK_MAX_CONNECTIONS for more).
+ * Default connection bound. An open connection costs 15-20 KiB of the process's memory even when
+ * silent (socket, parser, timers, and the garbage of those that come and go); 4,096 of them plus
+ * a full byte budget of stalled uploads keep RSS near 200 MiB, under issue 13's 250 MiB (8,192
+ * reached it). At the bound, idle ones make way for new ones (connection-gate.ts); raise
+ * SLUICE_WEBHOOK_MAX_CONNECTIONS for more.
  */
-const MAX_CONNECTIONS = 8_192;
+const MAX_CONNECTIONS = 4_096;
 
 /** The open-files soft limit of this process (Linux /proc), or undefined elsewhere. */
 export function openFilesSoftLimit(): number | undefined {
@@ -63,10 +77,11 @@ export function defaultLimits(): WebhookLimits {
     bodyIdleMs: 5_000,
     requestTimeoutMs: 30_000,
     keepAliveTimeoutMs: 5_000,
-    maxBufferedBytes: 32 * 1024 * 1024,
+    maxBufferedBytes: 16 * 1024 * 1024,
     maxConnections: Math.min(MAX_CONNECTIONS, fds ? Math.max(64, fds - FD_RESERVE) : MAX_CONNECTIONS),
     maxHeaderBytes: 16 * 1024,
     maxJsonDepth: 128,
+    maxBodyNodes: 20_000,
     maxInFlight: 2048,
     publishDeadlineMs: 10_000,
     stopGraceMs: 10_000,
@@ -83,6 +98,7 @@ export const LIMIT_ENV: Readonly<Record<keyof WebhookLimits, string>> = {
   maxConnections: 'SLUICE_WEBHOOK_MAX_CONNECTIONS',
   maxHeaderBytes: 'SLUICE_WEBHOOK_MAX_HEADER_BYTES',
   maxJsonDepth: 'SLUICE_WEBHOOK_MAX_JSON_DEPTH',
+  maxBodyNodes: 'SLUICE_WEBHOOK_MAX_BODY_NODES',
   maxInFlight: 'SLUICE_WEBHOOK_MAX_IN_FLIGHT',
   publishDeadlineMs: 'SLUICE_WEBHOOK_PUBLISH_DEADLINE_MS',
   stopGraceMs: 'SLUICE_STOP_GRACE_MS',

@@ -34,13 +34,23 @@ export function webhookMetrics(registry: Registry, bounds: ProcessBounds): void 
     () => bounds.connections.current,
   );
   gauge(
+    'sluice_webhook_connections_limit',
+    'Most open client connections on webhook ports (the process-wide bound).',
+    () => bounds.connections.capacity,
+  );
+  gauge(
     'sluice_webhook_displaced_requests',
     'Uploads cut (503) to make room for smaller requests since the process started.',
     () => bounds.budget.displaced,
   );
   gauge(
     'sluice_webhook_refused_connections',
-    'Connections closed at once because the connection bound was reached, since the process started.',
+    'Connections closed at once because the connection bound was reached with a request in progress on every open one, since the process started.',
     () => bounds.connections.refused,
+  );
+  gauge(
+    'sluice_webhook_evicted_connections',
+    'Connections without a request in progress closed at the connection bound to admit new ones, since the process started.',
+    () => bounds.connections.evicted,
   );
 }

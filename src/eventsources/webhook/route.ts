@@ -33,20 +33,24 @@ export interface WebhookRoute {
    * Provider-specific handling after parsing: the delivery id (stable across the provider's
    * retries), the data to publish instead of `{header, body}`, several events from one delivery,
    * or a direct answer with nothing published (a URL-verification handshake, an event type that
-   * is filtered out). `standard` is what would be published otherwise ({header, body, metadata}).
-   * Throwing refuses the delivery with 400, or 503 + Retry-After for RetryLater.
+   * is filtered out). `body` is the decoded body: a RawJson for JSON (its text as sent; ask for
+   * fields with raw-json.ts `member`, or `.value`), form text for a form. `standard` is what would
+   * be published otherwise ({header, body, metadata}). Throwing refuses the delivery with 400, or
+   * 503 + Retry-After for RetryLater. It must finish within the exchange's deadline (`deadline`
+   * aborts then; after it the request is answered 503).
    */
   prepare?(
     headers: IncomingHttpHeaders,
     body: unknown,
     raw: Buffer,
     standard: StandardPayload,
+    deadline?: AbortSignal,
   ): Prepared | Promise<Prepared>;
 }
 
 /**
  * The upstream webhook payload: request headers (Go-canonical names, all values of each, secrets
- * masked), parsed body, metadata.
+ * masked), the body (a RawJson: JSON as sent; or the fields of a form or query), metadata.
  */
 export interface StandardPayload {
   header: Record<string, string[]>;
@@ -69,8 +73,8 @@ export class RetryLater extends Error {}
 export interface WebhookDelivery {
   eventName: string;
   /**
-   * The event id: the provider's delivery id, the sender's Idempotency-Key / X-Request-Id, the id
-   * an earlier unconfirmed attempt of the same request used, or a fresh one.
+   * The event id: the provider's delivery id, the sender's Idempotency-Key (or another configured
+   * id header), the id an earlier unconfirmed attempt of the same request used, or a fresh one.
    */
   id: string;
   traceparent?: string;

@@ -3,18 +3,26 @@
 // (limits.ts): a deadline for the header section and for the whole request (Node answers 408), a
 // body idle timeout, request-body bytes and connections bounded per process (budget.ts), malformed
 // HTTP answered 400/431 and cut, and no error of a client's connection can reach the process.
-// `/health` answers 200 on every port (as upstream serves it) unless a route uses that path.
-// `stop()` is bounded: it stops listening, cuts requests still receiving their body, lets
-// requests waiting for the bus finish within the grace period, then closes every connection.
+// `/health` answers 200 on every port (as upstream serves it) unless a route uses that path, and
+// 503 while the process cannot publish (`unhealthy`). Routing reads the path as Go's server does:
+// an absolute-form target (`POST http://host/orders`) and percent-escapes (`/%6Frders`) reach
+// `/orders`; a request line that is not HTTP/1.x gets 505 and a second Host header 400, as Go
+// answers them. `stop()` is bounded: it stops listening, cuts requests still receiving their
+// body, lets requests waiting for the bus finish within the grace period, writes the ids of
+// those still unconfirmed to the shared memory (`beforeCut`), then answers them 503 and closes
+// every connection.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../observability/logger.ts';
-import { ByteBudget, ConnectionGate } from './budget.ts';
+import { ByteBudget } from './budget.ts';
+import { ConnectionGate } from './connection-gate.ts';
 import { Exchange, type ExchangeContext, handleExchange } from './exchange.ts';
+import { DEFAULT_ID_HEADERS } from './headers.ts';
 import { UnconfirmedIds } from './identity.ts';
 import { defaultLimits, type WebhookLimits } from './limits.ts';
+import { noteConnection } from './reclaim.ts';
 import type { WebhookRoute } from './route.ts';
 
 export {
@@ -74,6 +82,14 @@ export interface WebhookServerOptions {
   hiddenHeaders?: readonly string[];
   /** Ids of unconfirmed requests (shared by the ports of one EventSource). */
   identities?: UnconfirmedIds;
+  /** Request headers whose value is the event id (lower case; default: idempotency-key). */
+  idHeaders?: readonly string[];
+  /** Why the process cannot publish now (then `/health` answers 503), or undefined. */
+  unhealthy?(): string | undefined;
+  /** True while the bus is slow to confirm publishes (see ExchangeContext.busSlow). */
+  busSlow?(): boolean;
+  /** On stop, after the grace period and before requests still publishing are answered 503. */
+  beforeCut?(): Promise<void>;
   log?: Logger;
   /** Called with each answer (for metrics); 499 when the client went away first. */
   onResult?(eventName: string | undefined, status: number): void;
@@ -95,6 +111,27 @@ const STATUS_TEXT: Record<number, string> = {
   413: 'Payload Too Large',
   431: 'Request Header Fields Too Large',
 };
+
+/**
+ * The path a request is routed by, as Go's server reads it: the path of an absolute-form target,
+ * percent-escapes decoded. Undefined when it does not decode.
+ */
+export function routePath(url: string): string | undefined {
+  let path = url.split('?')[0]!;
+  try {
+    if (/^https?:\/\//i.test(path)) path = new URL(path).pathname;
+    return path.includes('%') ? decodeURIComponent(path) : path;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why Go's server would refuse this request before routing it: [status, message], or undefined. */
+function protocolRefusal(req: IncomingMessage): [number, string] | undefined {
+  if (req.httpVersionMajor !== 1) return [505, 'HTTP version not supported'];
+  if ((req.headersDistinct.host?.length ?? 0) > 1) return [400, 'too many Host headers'];
+  return undefined;
+}
 
 export class WebhookServer {
   private readonly opts: WebhookServerOptions;
@@ -118,6 +155,7 @@ export class WebhookServer {
       limits: this.limits,
       budget: this.bounds.budget,
       hidden: new Set((opts.hiddenHeaders ?? []).map((h) => h.toLowerCase())),
+      idHeaders: (opts.idHeaders ?? DEFAULT_ID_HEADERS).map((h) => h.toLowerCase()),
       identities: opts.identities ?? new UnconfirmedIds(120_000),
       log,
       stopping: () => this.stopping,
@@ -131,6 +169,7 @@ export class WebhookServer {
         if (this.publishing === 0) for (const f of this.idle.splice(0)) f();
       },
       publishFull: () => this.publishing >= this.limits.maxInFlight,
+      busSlow: () => opts.busSlow?.() ?? false,
       onResult: (event, status) => opts.onResult?.(event, status),
     };
   }
@@ -192,11 +231,12 @@ export class WebhookServer {
   }
 
   private admit(socket: Socket): void {
-    if (this.stopping || !this.bounds.connections.enter()) {
+    if (this.stopping || !this.bounds.connections.enter(socket)) {
       socket.destroy();
       return;
     }
-    socket.once('close', () => this.bounds.connections.leave());
+    socket.once('close', () => this.bounds.connections.leave(socket));
+    noteConnection();
     socket.on('error', () => {}); // reported through clientError / the request; never uncaught
   }
 
@@ -225,16 +265,28 @@ export class WebhookServer {
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
-    const path = (req.url ?? '/').split('?')[0]!;
-    const route = this.routes.get(path);
-    if (!route && path === '/health') {
-      res.writeHead(this.stopping ? 503 : 200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(this.stopping ? 'shutting down\n' : 'OK\n');
+    const path = routePath(req.url ?? '/');
+    const refusal =
+      protocolRefusal(req) ?? (path === undefined ? [400, 'malformed request path'] : undefined);
+    if (refusal) {
+      this.ctx.onResult(undefined, refusal[0]);
+      res.writeHead(refusal[0], { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      res.end(`${refusal[1]}\n`);
+      req.socket.pause();
       return;
     }
+    const route = this.routes.get(path!);
+    if (!route && path === '/health') {
+      this.health(res);
+      return;
+    }
+    // Not evicted at the connection bound while this request is in progress.
+    const gate = this.bounds.connections;
+    gate.busy(req.socket);
+    res.once('close', () => gate.idle(req.socket));
     const ex = new Exchange(this.ctx, req, res, route);
     this.live.add(ex);
-    handleExchange(this.ctx, ex, path, expectContinue)
+    handleExchange(this.ctx, ex, path!, expectContinue)
       .catch((err: Error) => {
         this.ctx.log.error({ err: err.message, stack: err.stack, path }, 'webhook: unexpected error');
         ex.answer(500, 'internal error');
@@ -243,6 +295,12 @@ export class WebhookServer {
         ex.hold.release();
         this.live.delete(ex);
       });
+  }
+
+  private health(res: ServerResponse): void {
+    const why = this.stopping ? 'shutting down' : this.opts.unhealthy?.();
+    res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(why ? `${why}\n` : 'OK\n');
   }
 
   /**
@@ -266,6 +324,12 @@ export class WebhookServer {
         }),
       ]);
       clearTimeout(timer);
+    }
+    // Ids of requests still unconfirmed go to the shared memory before their 503 (identity.ts).
+    const publishing = [...this.live].filter((ex) => ex.stage === 'publishing');
+    if (publishing.length) {
+      for (const ex of publishing) ex.shareIdentity();
+      await this.opts.beforeCut?.();
     }
     for (const ex of this.live) ex.cut();
     server.closeAllConnections();

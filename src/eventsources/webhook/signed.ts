@@ -36,6 +36,12 @@ export const header = (h: IncomingHttpHeaders, name: string): string | undefined
 export const hmacHex = (algo: 'sha1' | 'sha256', secret: string, data: Buffer | string): string =>
   createHmac(algo, secret).update(data).digest('hex');
 
+/** "<algo>=<hex>" with the hex in lower case (go-github decodes the hex, so either case matches). */
+const lowerHex = (sig: string): string => {
+  const eq = sig.indexOf('=');
+  return eq < 0 ? sig : sig.slice(0, eq + 1) + sig.slice(eq + 1).toLowerCase();
+};
+
 /**
  * GitHub / Bitbucket Server style "sha256=<hex>" signatures over the raw body. `sha1Header` is
  * GitHub's legacy X-Hub-Signature, used only when the sha256 one is absent.
@@ -48,13 +54,13 @@ export function checkHubSignature(
 ): Refusal {
   if (sha256Header) {
     const want = `sha256=${hmacHex('sha256', secret, raw)}`;
-    return sameText(sha256Header.trim(), want)
+    return sameText(lowerHex(sha256Header.trim()), want)
       ? undefined
       : { status: 403, message: 'signature does not match' };
   }
   if (sha1Header) {
     const want = `sha1=${hmacHex('sha1', secret, raw)}`;
-    return sameText(sha1Header.trim(), want)
+    return sameText(lowerHex(sha1Header.trim()), want)
       ? undefined
       : { status: 403, message: 'signature does not match' };
   }
@@ -91,11 +97,14 @@ export function parseForm(raw: Buffer): Record<string, string> {
   return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
 }
 
-/** `{ id }` from the first of these headers that is set (and not absurdly long). */
+/**
+ * `{ id }` from the first of these headers that is set. An id that can never be published
+ * (too long, control characters) is refused with 400 by the exchange, not replaced.
+ */
 export function idFrom(h: IncomingHttpHeaders, ...names: string[]): { id?: string } {
   for (const n of names) {
     const v = header(h, n);
-    if (v && v.length <= 200) return { id: v };
+    if (v) return { id: v };
   }
   return {};
 }

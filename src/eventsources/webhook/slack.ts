@@ -9,17 +9,10 @@
 //   slash command    the form fields as an object (command, text, user_id, ...)
 import type { SlackEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
-import { parseJsonText } from '../json.ts';
+import { parseJsonRaw } from '../json.ts';
+import { members } from '../raw-json.ts';
 import type { Prepared } from './route.ts';
 import { addSignedRoute, checkSlackSignature, header, parseForm, sameText } from './signed.ts';
-
-interface EventsApiPayload {
-  type?: string;
-  token?: string;
-  challenge?: string;
-  event_id?: string;
-  event?: { type?: string };
-}
 
 const ack = (body: string): Prepared => ({ reply: { status: 200, body: `${body}\n` } });
 
@@ -44,24 +37,31 @@ export const slack: SourceAdapter<SlackEventSource> = {
         if (typeof body === 'string') {
           // Interactions and slash commands arrive as forms.
           const form = parseForm(raw);
-          if (form.payload) return { ...requestId, data: parseJsonText(form.payload) };
+          if (form.payload) return { ...requestId, data: parseJsonRaw(form.payload) };
           if (form.command) return { ...requestId, data: form };
           throw new Error('form carries neither an interaction payload nor a slash command');
         }
-        const d = (body && typeof body === 'object' ? body : {}) as EventsApiPayload;
-        if (token && typeof d.token === 'string' && !sameText(d.token, token)) {
+        // Published as sent (raw-json.ts): only the fields judged here are parsed.
+        const m = members(body) ?? new Map();
+        const field = (k: string): unknown => m.get(k)?.value;
+        const type = field('type');
+        const bodyToken = field('token');
+        if (token && typeof bodyToken === 'string' && !sameText(bodyToken, token)) {
           return { reply: { status: 403, body: 'verification token does not match\n' } };
         }
-        if (d.type === 'url_verification') {
-          if (typeof d.challenge !== 'string') throw new Error('url_verification without a challenge');
-          return { reply: { status: 200, body: d.challenge } };
+        if (type === 'url_verification') {
+          const challenge = field('challenge');
+          if (typeof challenge !== 'string') throw new Error('url_verification without a challenge');
+          return { reply: { status: 200, body: challenge } };
         }
-        if (d.type !== 'event_callback' || !d.event || typeof d.event !== 'object') {
-          return ack(`${d.type ?? 'untyped'} payload acknowledged, not published`);
+        const event = members(m.get('event'));
+        if (type !== 'event_callback' || !event) {
+          return ack(`${typeof type === 'string' ? type : 'untyped'} payload acknowledged, not published`);
         }
+        const eventId = field('event_id');
         return {
-          data: { type: d.event.type, Data: d.event },
-          ...(typeof d.event_id === 'string' ? { id: d.event_id } : requestId),
+          data: { type: event.get('type')?.value, Data: m.get('event') },
+          ...(typeof eventId === 'string' ? { id: eventId } : requestId),
         };
       },
     });

@@ -9,6 +9,7 @@
 // proxy or a test stand-in).
 import type { StripeEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
+import { members } from '../raw-json.ts';
 import { type ApiCall, apiClient, type HookSite, registerIfConfigured } from './hooks.ts';
 import { addSignedRoute, optionalSecret } from './signed.ts';
 
@@ -63,22 +64,26 @@ export const stripe: SourceAdapter<StripeEventSource> = {
     const metadata = ctx.spec.metadata;
     await addSignedRoute(ctx, {
       prepare: (_h, body) => {
-        const ev = body as { id?: unknown; type?: unknown; object?: unknown } | null;
+        // The delivery is published as sent (raw-json.ts); only the fields judged here are parsed.
+        const m = members(body);
+        const field = (k: string): unknown => m?.get(k)?.value;
+        const id = field('id');
+        const type = field('type');
+        const object = field('object');
         if (
-          !ev ||
-          typeof ev !== 'object' ||
-          typeof ev.id !== 'string' ||
-          typeof ev.type !== 'string' ||
-          (ev.object !== undefined && ev.object !== 'event')
+          !m ||
+          typeof id !== 'string' ||
+          typeof type !== 'string' ||
+          (object !== undefined && object !== 'event')
         ) {
           throw new Error('expected a Stripe event (a JSON object with "id" and "type")');
         }
-        if (types.size && !types.has(ev.type)) {
-          return { reply: { status: 200, body: `event type ${ev.type} is not in eventFilter; ignored\n` } };
+        if (types.size && !types.has(type)) {
+          return { reply: { status: 200, body: `event type ${type} is not in eventFilter; ignored\n` } };
         }
         return {
-          id: ev.id,
-          data: { event: ev, ...(metadata && Object.keys(metadata).length ? { metadata } : {}) },
+          id,
+          data: { event: body, ...(metadata && Object.keys(metadata).length ? { metadata } : {}) },
         };
       },
     });

@@ -3,11 +3,11 @@
 // the listed `value`s:
 //   string: values are Go regular expressions searched in the text;
 //   number: the field as a float compared with each value by =, ==, >, >=, <, <=;
-//   bool:   the field as a bool compared with each value.
+//   bool:   the field as a bool, equal to one of the values (the comparator is ignored, as upstream).
 // With "=" (or none) and the ordering comparators the filter passes when any one value
 // satisfies it; with "!=" it passes when the field matches none of them ("not in the list", for
-// every type: upstream passed as soon as one value differed, which made a list under "!="
-// useless; argoproj/argo-events#3808). A path that does not exist fails the filter.
+// strings and numbers: upstream passed as soon as one value differed, which made a list under
+// "!=" useless; argoproj/argo-events#3808). A path that does not exist fails the filter.
 import type { DataFilter } from '../../api/sensor.ts';
 import { compileTemplate, type GoTemplate } from '../params/template/index.ts';
 import { boolOf, compilePath, floatOf, MISSING, parseGoBool, parseGoFloat, textOf } from './path.ts';
@@ -95,10 +95,8 @@ function compileOne(f: DataFilter, where: string): Check {
       break;
     }
     case 'bool': {
-      if (!['', '=', '==', '!='].includes(cmp))
-        throw new DataFilterError(
-          `${where}: comparator "${cmp}" does not apply to booleans (use "=" or "!=")`,
-        );
+      // Upstream ignores the comparator of a bool filter (equality with any listed value): so does
+      // sluice, so an upstream manifest with "!=" on a bool behaves the same.
       const bools = f.value.map((v) => {
         const b = parseGoBool(v);
         if (b === undefined)
@@ -107,12 +105,10 @@ function compileOne(f: DataFilter, where: string): Check {
       });
       test = (v) => {
         const b = boolOf(v);
-        for (const want of bools) if (b === want) return !negate;
-        return negate;
+        for (const want of bools) if (b === want) return true;
+        return false;
       };
-      describe = negate
-        ? `equals one of ${JSON.stringify(f.value)}`
-        : `is not = any of ${JSON.stringify(f.value)}`;
+      describe = `is not = any of ${JSON.stringify(f.value)}`;
       break;
     }
     default:
@@ -129,7 +125,7 @@ function compileOne(f: DataFilter, where: string): Check {
       try {
         out = tpl.execute({ Input: textOf(v) });
       } catch (e) {
-        return new Fail(`${where}: ${(e as Error).message}`, true);
+        return new Fail(`${where}: ${(e as Error).message}`, true, e);
       }
       if (out === '' || out === '<no value>')
         return new Fail(`${where}: template ${JSON.stringify(f.template)} gave no value`, true);
@@ -167,6 +163,7 @@ export function combine(checks: readonly Check[], or: boolean, where: string): C
     return new Fail(
       `${where}: none passed (${fails.map((f) => f.reason).join('; ')})`,
       fails.some((f) => f.error),
+      fails.find((f) => f.error)?.cause,
     );
   };
 }

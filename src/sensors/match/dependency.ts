@@ -8,6 +8,7 @@
 // compiles it on first use and returns a Promise for that call.
 import type { EventDependency, EventDependencyFilter } from '../../api/sensor.ts';
 import type { CloudEvent } from '../../eventsources/envelope.ts';
+import { Meter, metered } from '../inline-budget.ts';
 import type { Sandbox } from '../sandbox/pool.ts';
 import { compileContextFilter } from './context.ts';
 import { type Check, combine, compileDataFilters } from './data.ts';
@@ -142,7 +143,7 @@ function compileExprs(f: EventDependencyFilter, where: string): Check | undefine
       try {
         ok = expr.evaluate(vars);
       } catch (err) {
-        return new Fail(`${w}: ${(err as Error).message}`, true);
+        return new Fail(`${w}: ${(err as Error).message}`, true, err);
       }
       return ok ? undefined : new Fail(`${w}: false`, false);
     });
@@ -211,11 +212,12 @@ function build(dep: EventDependency, host: ProgramHost): CompiledDependency {
     return new Fail(
       `dependency "${dep.name}": no filter passed (filtersLogicalOperator "or"): ${fails.map((x) => x.reason).join('; ')}`,
       fails.some((x) => x.error),
+      fails.find((x) => x.error)?.cause,
     );
   };
 
-  const evaluate = (ev: CloudEvent, now: Date | undefined): Fail | undefined | Promise<Fail | undefined> => {
-    const fails: Fail[] = [];
+  /** The inline checks (data, exprs, context, time) on one work budget; undefined: go on to the script. */
+  const inline = (ev: CloudEvent, now: Date | undefined, fails: Fail[]): Fail | 'passed-any' | undefined => {
     let passedAny = false;
     for (const c of checks) {
       const r = c(ev, now);
@@ -224,6 +226,13 @@ function build(dep: EventDependency, host: ProgramHost): CompiledDependency {
         fails.push(r);
       } else passedAny = true;
     }
+    return passedAny ? 'passed-any' : undefined;
+  };
+  const evaluate = (ev: CloudEvent, now: Date | undefined): Fail | undefined | Promise<Fail | undefined> => {
+    const fails: Fail[] = [];
+    const r = checks.length ? metered(new Meter(), () => inline(ev, now, fails)) : undefined;
+    if (r instanceof Fail) return r;
+    const passedAny = r === 'passed-any';
     if (!script) return finish(fails, passedAny, 'absent');
     if (or && passedAny) return undefined;
     let out: unknown;

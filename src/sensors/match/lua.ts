@@ -1,9 +1,9 @@
 // Lua for script filters and script transforms, run by wasmoon (Lua 5.4 compiled to WebAssembly)
 // in a sandbox: only the base, string, table, math and utf8 libraries, without load, dofile,
-// loadfile, print, collectgarbage or debug; no io, os, package or require. Each run gets a fresh
-// global table (nothing leaks from one event to the next, as upstream creates a new Lua state per
-// event), with the event payload as the global `event`. Runs are bounded by an instruction count
-// and each script's memory is capped.
+// loadfile, print, collectgarbage or debug; no io, os, package or require. Each run gets fresh
+// globals and library tables (nothing leaks from one event to the next, as upstream creates a new
+// Lua state per event; see WRAPPER), with the event payload as the global `event`. Runs are
+// bounded by an instruction count and each script's memory is capped.
 import { LuaEngine, LuaFactory, LuaLibraries } from 'wasmoon';
 
 export class LuaScriptError extends Error {
@@ -44,9 +44,15 @@ export function luaRuntimeBytes(m: LuaModule): number {
 
 // The wrapper keeps what the script must not reach in locals, loads the script once, and runs it
 // in a coroutine whose instruction hook stops it: an error (or the hook) ends the coroutine, never
-// the wrapper, so nothing escapes to the unprotected call from JavaScript.
+// the wrapper, so nothing escapes to the unprotected call from JavaScript. Nothing one run does
+// can run or change anything during a later run (the state is reused, as a fresh one per event
+// costs 15 times more): every run gets its own globals and its own copies of the string, table,
+// math and utf8 libraries; the string metatable is hidden, so the library behind ("x"):upper()
+// cannot be reached; and setmetatable never marks a table for finalization, so no __gc set up by
+// one event runs during another's (upstream's gopher-lua runs no finalizers either).
 const WRAPPER = `
 local sethook, setupvalue, setmetatable, pairs, tostring = debug.sethook, debug.setupvalue, setmetatable, pairs, tostring
+local rawget, rawset, type, pcall, error = rawget, rawset, type, pcall, error
 local create, resume = coroutine.create, coroutine.resume
 local fn, err = load(__sluice_src, "=script", "t")
 __sluice_src = nil
@@ -54,13 +60,28 @@ if not fn then error(err, 0) end
 local safe = {}
 for k, v in pairs(_G) do safe[k] = v end
 for _, k in pairs({ "debug", "load", "dofile", "loadfile", "print", "collectgarbage", "coroutine", "_G" }) do safe[k] = nil end
+local libs = {}
+for _, k in pairs({ "string", "table", "math", "utf8" }) do libs[k] = safe[k]; safe[k] = nil end
+local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
+getmetatable("").__metatable = false
+safe.setmetatable = function(t, mt)
+  local gc = type(mt) == "table" and rawget(mt, "__gc") or nil
+  if gc == nil then return setmetatable(t, mt) end
+  rawset(mt, "__gc", nil)
+  local ok, res = pcall(setmetatable, t, mt)
+  rawset(mt, "__gc", gc)
+  if not ok then error(res, 2) end
+  return res
+end
 local meta = { __index = safe, __metatable = false }
 local limit = __sluice_limit
 __sluice_limit = nil
 local function stop() error("script stopped: more than " .. limit .. " instructions", 0) end
 local function hook() sethook(stop, "", 1); stop() end
 function __sluice_run(event)
-  local env = setmetatable({ event = event }, meta)
+  local env = setmetatable({
+    event = event, string = copy(libs.string), table = copy(libs.table), math = copy(libs.math), utf8 = copy(libs.utf8),
+  }, meta)
   env._G = env
   setupvalue(fn, 1, env)
   local co = create(fn)

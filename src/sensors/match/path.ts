@@ -55,9 +55,57 @@ export function textOf(v: unknown): string {
     case 'bigint':
       return v.toString();
     default:
-      return JSON.stringify(v) ?? '';
+      return compactJson(v);
   }
 }
+
+/**
+ * JSON text of `v`. A value nested too deeply for JSON.stringify's recursion (what `@fromstr` can
+ * make of a string in the event: the decoder bounds the event itself) is written by a loop.
+ */
+export function compactJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? '';
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    return deepJson(v);
+  }
+}
+
+type Frame = { items: Array<[string | undefined, unknown]>; i: number; close: string };
+
+/** JSON.stringify without recursion (for values nested tens of thousands of levels deep). */
+function deepJson(root: unknown): string {
+  const out: string[] = [];
+  const stack: Frame[] = [];
+  const open = (v: unknown): void => {
+    if (v !== null && typeof v === 'object' && !isRawJson(v)) {
+      const arr = Array.isArray(v);
+      const items: Frame['items'] = arr
+        ? v.map((x) => [undefined, x] as [undefined, unknown])
+        : Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
+      out.push(arr ? '[' : '{');
+      stack.push({ items, i: 0, close: arr ? ']' : '}' });
+    } else out.push(JSON.stringify(v === undefined ? null : v) ?? 'null');
+  };
+  open(root);
+  while (stack.length) {
+    const f = stack.at(-1)!;
+    if (f.i >= f.items.length) {
+      out.push(f.close);
+      stack.pop();
+      continue;
+    }
+    const [k, x] = f.items[f.i++]!;
+    if (f.i > 1) out.push(',');
+    if (k !== undefined) out.push(`${JSON.stringify(k)}:`);
+    open(x);
+  }
+  return out.join('');
+}
+
+const isRawJson = (v: object): boolean =>
+  (JSON as unknown as { isRawJSON?: (x: unknown) => boolean }).isRawJSON?.(v) === true;
 
 const GO_FLOAT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 const GO_SPECIAL = /^[+-]?(inf|infinity|nan)$/i;

@@ -17,7 +17,7 @@ function applyAll(root: unknown, params: readonly TriggerParameter[], events: Ev
     try {
       r = resolveSource(p.src, events);
     } catch (e) {
-      throw new ParameterError(`${where}: ${(e as Error).message}`);
+      throw new ParameterError(`${where}: ${(e as Error).message}`, { cause: e });
     }
     if (!r) return;
     let value: unknown = p.src.useRawData && r.kind !== 'string' ? r.raw : r.text;

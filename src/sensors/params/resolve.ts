@@ -9,6 +9,7 @@
 // that type for `useRawData` (the JSON value is inserted instead of its text).
 import type { TriggerParameterSource } from '../../api/sensor.ts';
 import type { CloudEvent } from '../../eventsources/envelope.ts';
+import { EvalBudgetError } from '../inline-budget.ts';
 import { lookup, MISSING, textOf } from '../match/path.ts';
 import { compileTemplate, type GoTemplate } from './template/index.ts';
 
@@ -104,6 +105,8 @@ export function resolveSource(
       if (out !== '' && out !== '<no value>') return text(out);
       problems.push(`${which}Template ${JSON.stringify(tpl)} gave no value`);
     } catch (e) {
+      // Over the work budget is not "the template gave nothing": no fallback to the key or value.
+      if (e instanceof EvalBudgetError) throw e;
       problems.push((e as Error).message);
     }
   }

@@ -23,6 +23,12 @@ export interface SandboxLimits {
   luaInstructions: number;
   /** Longest a call may wait for a free worker before it fails as "busy" (retried later) (ms). */
   maxQueueWaitMs: number;
+  /**
+   * Largest result one call may hand back, as JSON bytes (the runtime sets the bus's max_payload:
+   * a transformed event must fit where any event fits). Checked in the worker, before the result
+   * is copied to the Sensor's heap; over it the call fails as EvalMemory.
+   */
+  outputBytes: number;
 }
 
 export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = {
@@ -31,6 +37,7 @@ export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = {
   workers: 2,
   luaInstructions: 10_000_000,
   maxQueueWaitMs: 30_000,
+  outputBytes: 1024 * 1024,
 };
 
 export type EvalErrorCode = 'EvalProgramError' | 'EvalTimeout' | 'EvalMemory' | 'EvalCrash' | 'EvalBusy';
@@ -100,7 +107,7 @@ export class Sandbox {
   }
 
   private async call(
-    t: Omit<EvalTask, 'memoryBytes' | 'luaInstructions' | 'started'>,
+    t: Omit<EvalTask, 'memoryBytes' | 'luaInstructions' | 'started' | 'outputBytes'>,
     maxQueueWaitMs = this.limits.maxQueueWaitMs,
   ): Promise<unknown> {
     if (this.closed) throw new SandboxError('EvalBusy', 'the sandbox is closed (the Sensor is stopping)');
@@ -117,6 +124,7 @@ export class Sandbox {
           started,
           memoryBytes: this.limits.memoryMiB * 1048576,
           luaInstructions: this.limits.luaInstructions,
+          outputBytes: this.limits.outputBytes,
         },
         { signal: ac.signal },
       )) as EvalReply;

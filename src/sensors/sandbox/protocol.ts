@@ -17,6 +17,8 @@ export interface EvalTask {
   memoryBytes: number;
   /** Lua instructions per run. */
   luaInstructions: number;
+  /** Largest result a run may hand back, as JSON bytes; over it the run fails as "memory". */
+  outputBytes: number;
 }
 
 /** Why a program failed: its own error, memory exhausted, or the engine trapped. */

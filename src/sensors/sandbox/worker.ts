@@ -6,6 +6,7 @@
 import { workerData } from 'node:worker_threads';
 import { compileJq, isJqError, type JqProgram, type JqRuntime, newJqRuntime } from '../match/jq.ts';
 import type { LuaModule, LuaProgram } from '../match/lua.ts';
+import { exceedsJsonSize } from './output-size.ts';
 import type { EvalFailure, EvalReply, EvalTask, SandboxWorkerData } from './protocol.ts';
 import { Wasm } from './wasm.ts';
 
@@ -111,6 +112,16 @@ const startClock = (t: EvalTask) => {
   if (t.started) Atomics.store(t.started, 1, BigInt(Date.now()));
 };
 
+/** The reply for a run's result: refused when it is larger than the task allows. */
+const resultReply = (t: EvalTask, value: unknown): EvalReply =>
+  exceedsJsonSize(value, t.outputBytes)
+    ? {
+        ok: false,
+        failure: 'memory',
+        message: `the result is larger than ${t.outputBytes} bytes as JSON (the largest a program may hand back)`,
+      }
+    : { ok: true, value };
+
 export default async function evaluate(t: EvalTask): Promise<EvalReply> {
   if (t.started) Atomics.store(t.started, 0, BigInt(Date.now()));
   let trapped = false;
@@ -118,11 +129,11 @@ export default async function evaluate(t: EvalTask): Promise<EvalReply> {
     if (t.lang === 'jq') {
       const p = await jqProgram(t);
       startClock(t);
-      return { ok: true, value: t.op === 'run' ? p.run(t.input) : null };
+      return t.op === 'run' ? resultReply(t, p.run(t.input)) : { ok: true, value: null };
     }
     const p = await luaProgram(t);
     startClock(t);
-    return { ok: true, value: t.op === 'run' ? p.run(t.input) : null };
+    return t.op === 'run' ? resultReply(t, p.run(t.input)) : { ok: true, value: null };
   } catch (e) {
     const msg = message(e);
     if (t.lang === 'jq') {

@@ -1,8 +1,10 @@
 // KV helpers on a real server: the processed-set is atomic across concurrent callers and forgets
 // after its TTL; trigger state updates are compare-and-set.
+
+import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusConnection } from '../../../src/bus/connection.ts';
-import { JsonState, openKv, ProcessedSet } from '../../../src/bus/kv.ts';
+import { ensureKv, followKv, JsonState, openKv, ProcessedSet } from '../../../src/bus/kv.ts';
 import { kvBucketName } from '../../../src/bus/subjects.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
@@ -31,6 +33,29 @@ describe.skipIf(natsMissing())(`KV helpers${skipNote(natsMissing())}`, () => {
     expect(await set.markIfAbsent(key)).toBe(true);
     await waitFor('the key to expire', async () => !(await set.has(key)), { timeoutMs: 10_000 });
     expect(await set.markIfAbsent(key)).toBe(true);
+  });
+
+  it('followKv: existing values, then new ones, without a consumer; deletes skipped', async () => {
+    const bucket = kvBucketName(uniqueName('ns'), 'hooks', 'webhook-ids');
+    const jsm = await jetstreamManager(conn.nc);
+    await ensureKv(jsm, bucket, { maxBytes: 1024 * 1024, ttl: 60_000, whenFull: 'forget-oldest' });
+    expect((await jsm.streams.info(`KV_${bucket}`)).config).toMatchObject({
+      allow_direct: false,
+      discard: 'old',
+    });
+    const kv = await openKv(conn, bucket);
+    await kv.put('a', '1');
+    await kv.put('b', '2');
+    await kv.delete('a');
+    const seen: string[] = [];
+    const f = followKv(conn.nc, bucket, (e) => seen.push(`${e.key}=${e.string()}`), 50);
+    await f.caughtUp;
+    expect(seen).toEqual(['b=2']);
+    await kv.put('c', '3');
+    await waitFor('the new value', async () => seen.includes('c=3'), { timeoutMs: 5000 });
+    const consumers = await jsm.consumers.list(`KV_${bucket}`).next();
+    expect(consumers).toEqual([]);
+    f.stop();
   });
 
   it('trigger state: update only succeeds from the revision that was read', async () => {

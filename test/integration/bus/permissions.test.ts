@@ -3,7 +3,7 @@
 // own credential without a single permission violation, and each credential is refused
 // everything else: reading, consuming another Sensor's events, deleting, purging, snooping on
 // replies. Outsiders without a credential, with an unknown key or without TLS get nothing.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import {
   eventSourceBucketSpecs,
   eventSourceBuckets,
   provisionBuckets,
+  sftpBucket,
 } from '../../../src/bus/source-state.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
 import {
@@ -43,6 +44,7 @@ import { sensorDependencyMatcher, sensorParameters } from '../../../src/sensors/
 import { type NatsCluster, newCredential, startNatsCluster } from '../../harness/nats-cluster.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, skipNote } from '../../harness/shared.ts';
+import { type Sshd, sshdMissing, startSshd } from '../../harness/sshd.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 const bus: BusRef = { namespace: 'team-a', busName: 'default' };
@@ -85,6 +87,22 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
   const es = newCredential();
   const sa = newCredential();
   const sb = newCredential();
+  // An sftp EventSource keeps its last listing in a bucket of its own (made by the controller).
+  const fc = newCredential();
+  let sshd: Sshd | undefined;
+  const filesSpec = (dir: string) =>
+    EventSourceSpec.parse({
+      sftp: {
+        drop: {
+          eventType: 'CREATE|REMOVE',
+          watchPathConfig: { directory: `${dir}/`, pathRegexp: '\\.csv$' },
+          address: { name: 's', key: 'address' },
+          username: { name: 's', key: 'user' },
+          sshKeySecret: { name: 's', key: 'key' },
+          pollIntervalDuration: '300ms',
+        },
+      },
+    });
   const sinkHits: string[] = [];
   const sink = createServer((req, res) => {
     let body = '';
@@ -108,14 +126,25 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
     await provisionSensorState(jsm, admin.nc, { bus, sensor: 'b', dependencies: depB });
     // As the controller does: the EventSource's buckets are made for it, and its permissions name them.
     await provisionBuckets(
-      admin.nc,
+      jsm,
       eventSourceBucketSpecs(bus.namespace, 'hooks', esSpec, streamConfigDuplicatesMs('')),
+      1,
+    );
+    if (!sshdMissing()) sshd = await startSshd();
+    const files = filesSpec(sshd ? join(sshd.root, 'in') : '/in');
+    await provisionBuckets(
+      jsm,
+      eventSourceBucketSpecs(bus.namespace, 'files', files, streamConfigDuplicatesMs('')),
       1,
     );
     await cl.setUsers([
       {
         publicKey: es.publicKey,
         permissions: eventSourcePermissions(bus, 'hooks', eventSourceBuckets(bus.namespace, 'hooks', esSpec)),
+      },
+      {
+        publicKey: fc.publicKey,
+        permissions: eventSourcePermissions(bus, 'files', eventSourceBuckets(bus.namespace, 'files', files)),
       },
       { publicKey: sa.publicKey, permissions: sensorPermissions(bus, 'a', depA) },
       { publicKey: sb.publicKey, permissions: sensorPermissions(bus, 'b', depB) },
@@ -124,6 +153,7 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
   }, 60_000);
   afterAll(async () => {
     sink.close();
+    await sshd?.stop();
     await admin?.close();
     await cl?.stop();
   });
@@ -220,6 +250,52 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
       await saConn.close();
     }
   }, 60_000);
+
+  it.skipIf(sshdMissing())(
+    'the sftp EventSource keeps its listing in its own bucket under its credential',
+    async () => {
+      const dir = join(sshd!.root, 'in');
+      mkdirSync(dir, { recursive: true });
+      const conn = await cl.connect(fc.seed, inboxPrefixFor('eventsource', bus.namespace, 'files'));
+      const secrets: Record<string, string> = { address: sshd!.address, user: sshd!.user, key: sshd!.key };
+      const warned: string[] = [];
+      const esLog = createLogger({
+        level: 'warn',
+        destination: new Writable({
+          write(chunk, _enc, done) {
+            warned.push(String(chunk));
+            done();
+          },
+        }),
+      });
+      const before = violations(cl).length;
+      const source = await startEventSource({
+        name: 'files',
+        namespace: bus.namespace,
+        spec: filesSpec(dir),
+        bus,
+        publisher: new Publisher(conn),
+        nc: conn.nc,
+        registry: newRegistry(),
+        log: esLog,
+        resolveSecret: async (sel) => secrets[sel.key] ?? '',
+      });
+      try {
+        await new Promise((r) => setTimeout(r, 800));
+        writeFileSync(join(dir, 'a.csv'), '1');
+        const kv = await new Kvm(admin.nc).open(sftpBucket(bus.namespace, 'files'));
+        await waitFor('listing saved with the new file', async () =>
+          ((await kv.get('drop'))?.string() ?? '').includes('a.csv'),
+        );
+        expect(violations(cl).slice(before)).toEqual([]);
+        expect(warned).toEqual([]);
+      } finally {
+        await source.stop();
+        await conn.close();
+      }
+    },
+    60_000,
+  );
 
   it("an EventSource's credential cannot read, consume, delete or purge, nor publish as another source", async () => {
     const c = await cl.connect(es.seed, inboxPrefixFor('eventsource', bus.namespace, 'hooks'));

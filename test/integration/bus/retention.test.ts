@@ -11,7 +11,7 @@ import { headDrops, sampleStream } from '../../../src/bus/drops.ts';
 import type { BusError } from '../../../src/bus/errors.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
-import { eventStreamName, subjectFor } from '../../../src/bus/subjects.ts';
+import { dlqSubject, eventStreamName, subjectFor } from '../../../src/bus/subjects.ts';
 import { busOperations } from '../../../src/controller/bus-ops.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -172,6 +172,86 @@ describe.skipIf(natsMissing())(`interest retention${skipNote(natsMissing())}`, (
       expect(warnings[0]).toMatchObject({ reason: 'discardOld' });
     } finally {
       await ops.close();
+    }
+  });
+
+  it("the monitor also counts purges and deletions by hand (not the controller's own) and expired dead letters", async () => {
+    const registry = newRegistry();
+    const warnings: Array<{ reason: string; by?: string }> = [];
+    const log = { warn: (o: { reason: string; by?: string }) => warnings.push(o) } as unknown as Logger;
+    const ops = busOperations({ registry, log, monitorEveryMs: 100 });
+    const bus = newBus();
+    const c = { ...bus, url: natsUrl(), streamConfig: 'dlqMaxAge: 1s', replicas: 1 };
+    const operator = await BusConnection.open({ url: natsUrl(), name: 'operator' });
+    const itself = await BusConnection.open({ url: natsUrl(), name: 'sluice-controller' });
+    const count = async (reason: string) =>
+      ((await registry.getSingleMetric('sluice_bus_events_dropped_total')?.get())?.values ?? [])
+        .filter((v) => v.labels.reason === reason)
+        .reduce((n, v) => n + v.value, 0);
+    try {
+      expect((await ops.ensureStreams(c)).ok).toBe(true);
+      await dependency(bus); // never consumes
+      ops.monitor(c);
+      const pub = new Publisher(conn_());
+      for (let i = 0; i < 10; i++)
+        await pub.publish(subjectFor(bus, 'es', 'ev'), enc(`m${i}`), { msgId: `m${i}` });
+      await expect
+        .poll(
+          async () => (await sampleStream(await jetstreamManager(conn.nc), eventStreamName(bus)))?.messages,
+        )
+        .toBe(10);
+      const jsm = await jetstreamManager(operator.nc);
+      await jsm.streams.deleteMessage(eventStreamName(bus), 1);
+      await jsm.streams.purge(eventStreamName(bus), { seq: 6 }); // removes 2..5
+      await (await jetstreamManager(itself.nc)).streams.purge(eventStreamName(bus), { seq: 8 }); // 6, 7: not counted
+      await expect.poll(() => count('deleted'), { timeout: 5000 }).toBe(1);
+      await expect.poll(() => count('purged'), { timeout: 5000 }).toBe(4);
+      expect(warnings.find((w) => w.reason === 'purged')?.by).toContain('operator');
+      // Three dead letters left to expire.
+      for (let i = 0; i < 3; i++)
+        await pub.publish(dlqSubject(bus, 's', 't'), enc(`d${i}`), { msgId: `d${i}` });
+      await expect.poll(() => count('dlqMaxAge'), { timeout: 10_000 }).toBe(3);
+      expect(await count('purged')).toBe(4);
+    } finally {
+      await ops.close();
+      await operator.close();
+      await itself.close();
+    }
+  });
+
+  it('maxMsgsPerSubject: a source whose Sensor is down fills only its own share; other sources keep being accepted', async () => {
+    // Adversary break 5: with one maxMsgs budget, "other" (its Sensor down) took all of it and
+    // "hooks" was refused although its Sensor was caught up. The per-event limit keeps them apart.
+    const jsm = await jetstreamManager(conn.nc);
+    for (const [perSubject, hooksAccepted] of [
+      ['', false],
+      ['\nmaxMsgsPerSubject: 20', true],
+    ] as const) {
+      const bus = newBus();
+      await ensureStreams(jsm, bus, settings(`maxMsgs: 50${perSubject}`));
+      for (const [sensor, eventSourceName, eventName] of [
+        ['a', 'hooks', 'orders'],
+        ['b', 'other', 'payments'],
+      ] as const)
+        await ensureDependencyConsumer(jsm, { bus, sensor, dependency: 'd', eventSourceName, eventName });
+      const pub = new Publisher(conn);
+      const results = await Promise.allSettled(
+        Array.from({ length: 60 }, (_, i) =>
+          pub.publish(subjectFor(bus, 'other', 'payments'), enc(`o${i}`), { msgId: `o${i}` }),
+        ),
+      );
+      const stored = results.filter((r) => r.status === 'fulfilled').length;
+      for (const r of results)
+        if (r.status === 'rejected') expect((r.reason as BusError).code).toBe('StreamFull');
+      const hooks = await pub.publish(subjectFor(bus, 'hooks', 'orders'), enc('h'), { msgId: 'h' }).then(
+        () => 'accepted',
+        (e: BusError) => e.code,
+      );
+      expect(stored).toBe(perSubject ? 20 : 50);
+      expect(hooks).toBe(hooksAccepted ? 'accepted' : 'StreamFull');
+      process.stdout.write(
+        `fairness${perSubject.replace('\n', ' ') || ' (one budget)'}: "other" stored ${stored}/60, "hooks" ${hooks}\n`,
+      );
     }
   });
 

@@ -35,7 +35,12 @@ describe.skipIf(natsMissing())(`ensureStreams${skipNote(natsMissing())}`, () => 
       max_msgs: 100,
       retention: 'limits',
     });
-    expect((await jsm.streams.info(dlqStreamName(bus))).config).toMatchObject({ discard: 'new', max_age: 0 });
+    // Dead letters are bounded (a full DLQ refuses, never drops) and expire after dlqMaxAge.
+    expect((await jsm.streams.info(dlqStreamName(bus))).config).toMatchObject({
+      discard: 'new',
+      max_age: 14 * 24 * 3600 * 1e9,
+      max_bytes: 64 * 1024 ** 2,
+    });
   });
 
   it('updates limits in place, keeping the stored events', async () => {

@@ -42,12 +42,17 @@ describe.skipIf(natsMissing())(`managed bus config${skipNote(natsMissing())}`, (
         reloaderImage: 'reloader',
         secrets: { adminSeed: admin.seed, adminPublicKey: admin.publicKey, routePassword: 'p@ss"word' },
         users: [
-          { publicKey: newCredential().publicKey, permissions: eventSourcePermissions(bus, 'hooks', ['b1']) },
+          {
+            publicKey: newCredential().publicKey,
+            permissions: eventSourcePermissions(bus, 'hooks', ['b1']),
+            slot: 0,
+          },
           {
             publicKey: newCredential().publicKey,
             permissions: sensorPermissions(bus, 's.with dots', [
               { name: 'd', eventSourceName: 'hooks', eventName: 'e' },
             ]),
+            slot: 5,
           },
         ],
         tls: { secretName: 'tls' },

@@ -145,7 +145,7 @@ describe.skipIf(natsMissing())(`managed bus config reloader${skipNote(natsMissin
     // A new EventSource's user: only the config Secret changes; the server reloads it.
     const bus = { namespace: owner.namespace, busName: owner.name };
     const second = render(
-      [{ publicKey: role.publicKey, permissions: eventSourcePermissions(bus, 'hooks') }],
+      [{ publicKey: role.publicKey, permissions: eventSourcePermissions(bus, 'hooks'), slot: 0 }],
       pki1,
     );
     projectSecret(paths['/etc/nats-config'], { 'nats-js.conf': second.config }, 2);

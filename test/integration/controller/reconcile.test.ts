@@ -6,6 +6,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  NetworkingV1Api,
   PolicyV1Api,
 } from '@kubernetes/client-node';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -13,7 +14,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sensorBuckets } from '../../../src/bus/sensor-state.ts';
-import { calendarBucket } from '../../../src/bus/source-state.ts';
+import { calendarBucket, webhookIdsBucket } from '../../../src/bus/source-state.ts';
 import { consumerName, eventStreamName, subjectFor } from '../../../src/bus/subjects.ts';
 import { busOperations } from '../../../src/controller/bus-ops.ts';
 import { Controller } from '../../../src/controller/controller.ts';
@@ -206,6 +207,15 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     expect(admin).toMatch(/^SU[A-Z2-7]+$/);
     expect((await text(`${base}-client-auth`, 'route.password'))?.length).toBeGreaterThan(20);
     expect(await text(`${base}-tls`, 'ca.crt')).toContain('BEGIN CERTIFICATE');
+    // The CA key is in its own Secret, which no pod mounts; the mounted one has none.
+    expect(await text(`${base}-ca`, 'ca.key')).toContain('PRIVATE KEY');
+    expect(await text(`${base}-tls`, 'ca.key')).toBeUndefined();
+    const np = await kc
+      .makeApiClient(NetworkingV1Api)
+      .readNamespacedNetworkPolicy({ name: base, namespace: ns });
+    expect(np.metadata?.ownerReferences).toEqual([owner]);
+    expect(np.spec?.ingress?.map((r) => r.ports?.[0]?.port)).toEqual([4222, 6222, 8222]);
+    expect(np.spec?.ingress?.[1]?._from).toEqual([{ podSelector: np.spec?.podSelector }]);
     // The EventSource's own credential: a Secret it owns, its public key a user of the bus.
     const cred = 'eventsource-mhooks-bus-credential';
     await waitFor('EventSource credential', async () => (await text(cred, 'nkey')) !== undefined);
@@ -215,6 +225,10 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       (await text(`${base}-config`, 'nats-js.conf'))?.includes(first),
     );
     const conf = (await text(`${base}-config`, 'nats-js.conf'))!;
+    // Its own account slot, recorded in its Secret; JetStream only in the bus account.
+    expect(await text(cred, 'account')).toBe('W0');
+    expect(conf).toMatch(new RegExp(`\\n  W0: \\{\\n    users: \\[\\n      \\{ nkey: "${first}"`));
+    expect(conf).toMatch(/\n {2}SLUICE: \{\n {4}jetstream: \{ max_file: \d+/);
     expect(conf).toContain('cluster {');
     expect(conf).toMatch(/password: "[0-9a-f]{48}"/);
     expect(conf).toContain('verify: true');
@@ -271,8 +285,16 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       async () =>
         (await dep()).spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'] !== hash,
     );
-    // Generated secrets survive reconciles (no churn).
+    // Generated secrets survive reconciles (no churn). A TLS Secret of an older version, with the
+    // CA key in it, is re-made without it (the CA stays the same).
     const tlsCa = await text(`${base}-tls`, 'ca.crt');
+    const caKey = await text(`${base}-ca`, 'ca.key');
+    await core.patchNamespacedSecret({
+      name: `${base}-tls`,
+      namespace: ns,
+      body: [{ op: 'add', path: '/data/ca.key', value: Buffer.from(caKey!).toString('base64') }],
+    });
+    expect(await text(`${base}-tls`, 'ca.key')).toBe(caKey);
     await patchSpec('EventBus', 'managed', {
       jetstream: { version: '2.12', replicas: 3, persistence: { volumeSize: '5Gi' }, maxPayload: '2MB' },
     });
@@ -281,6 +303,8 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     );
     expect(await text(`${base}-client-auth`, 'admin.nkey')).toBe(admin);
     expect(await text(`${base}-tls`, 'ca.crt')).toBe(tlsCa);
+    expect(await text(`${base}-tls`, 'ca.key')).toBeUndefined();
+    expect(await text(`${base}-ca`, 'ca.key')).toBe(caKey);
     await custom.deleteNamespacedCustomObject({
       ...G,
       namespace: ns,
@@ -318,14 +342,23 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
     // The log trigger is run by this build; a cloud-only trigger type would make this False.
     expect((await condition('Sensor', 'waiting', 'TriggersSupported'))?.status).toBe('True');
 
+    // One replica: no overlap in a rollout (Recreate); two elect a leader (RollingUpdate), and
+    // back (the API server's defaulted rollingUpdate settings must not block the switch).
+    expect(d.spec?.strategy?.type).toBe('Recreate');
     const hash = d.spec!.template.metadata!.annotations!['sluice.argoproj.io/spec-hash'];
     await patchSpec('Sensor', 'waiting', { replicas: 2 });
     await waitFor('Deployment to roll', async () => {
       const d2 = await apps.readNamespacedDeployment({ name: 'sensor-waiting', namespace: ns });
       return (
         d2.spec?.replicas === 2 &&
+        d2.spec.strategy?.type === 'RollingUpdate' &&
         d2.spec.template.metadata?.annotations?.['sluice.argoproj.io/spec-hash'] !== hash
       );
+    });
+    await patchSpec('Sensor', 'waiting', { replicas: 1 });
+    await waitFor('Deployment back to Recreate', async () => {
+      const d3 = await apps.readNamespacedDeployment({ name: 'sensor-waiting', namespace: ns });
+      return d3.spec?.replicas === 1 && d3.spec.strategy?.type === 'Recreate';
     });
   });
 
@@ -466,18 +499,23 @@ describe.skipIf(missing)(`controller reconcilers${skipNote(missing)}`, () => {
       timeoutMs: 30_000,
     });
 
-    // A calendar that persists its last fire: the controller makes its bucket, and removes it.
+    // A calendar that persists its last fire and a webhook (its shared request ids): the controller
+    // makes their buckets (the ids expiring after the duplicates window), and removes them.
     await create('EventSource', 'cal', {
       calendar: { tick: { interval: '1h', persistence: { catchup: { enabled: true } } } },
+      webhook: { orders: { port: '12000', endpoint: '/orders', method: 'POST' } },
     });
     await waitCondition('EventSource', 'cal', 'Deployed', { status: 'True' });
     expect((await get('EventSource', 'cal'))?.metadata.finalizers).toContain(EVENTSOURCE_FINALIZER);
-    expect(await streamNames()).toContain(`KV_${calendarBucket(ns, 'cal')}`);
+    const sourceBuckets = [`KV_${calendarBucket(ns, 'cal')}`, `KV_${webhookIdsBucket(ns, 'cal')}`];
+    expect(await streamNames()).toEqual(expect.arrayContaining(sourceBuckets));
+    const ids = await (await jetstreamManager(nc)).streams.info(sourceBuckets[1]!);
+    expect(ids.config).toMatchObject({ max_age: 120_000 * 1e6, discard: 'old', allow_direct: false });
     await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, plural: 'eventsources', name: 'cal' });
     await waitFor('EventSource gone', async () => (await get('EventSource', 'cal')) === undefined, {
       timeoutMs: 30_000,
     });
-    expect(await streamNames()).not.toContain(`KV_${calendarBucket(ns, 'cal')}`);
+    for (const b of sourceBuckets) expect(await streamNames()).not.toContain(b);
   });
 
   it('a bus in use refuses deletion; once unused its streams and finalizer go', async () => {

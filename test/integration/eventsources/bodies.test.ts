@@ -15,7 +15,7 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { compileDependency } from '../../../src/sensors/match/dependency.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
-import { busWithStreams, type TestBus } from './fixtures.ts';
+import { busWithStreams, storedTexts, type TestBus } from './fixtures.ts';
 import { head, raw } from './raw-http.ts';
 
 const log = createLogger({ level: 'error' });
@@ -206,5 +206,46 @@ describe.skipIf(natsMissing())(`webhook bodies and upstream shapes${skipNote(nat
       'content-type': 'application/x-www-form-urlencoded',
     });
     expect(bad.status).toBe(400);
+  });
+
+  it('publishes the body as sent and header values as UTF-8 (on main: numbers, keys and é rewritten)', async () => {
+    const bodies = [
+      '{"t":"bytes-1","n":1234567890123456789}',
+      '{"t":"bytes-2","n":1e400}',
+      '{"t":"bytes-3","n":-0,"f":1.0,"e":1E2}',
+      '{"t":"bytes-4","a":1,"a":2}',
+      '{"t":"bytes-5","b":1,"2":0}',
+      ' {"t":"bytes-6"}\n',
+    ];
+    for (const b of bodies) expect((await post('/plain', b)).status).toBe(200);
+    const head = Buffer.from(
+      'POST /plain HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 14\r\nX-Name: caf\u00c3\u00a9 \u00e2\u009c\u0093\r\nX-Raw: \u00ff\r\n\r\n{"t":"bytes7"}',
+      'latin1',
+    );
+    expect((await raw(port, [head], { responses: 1 })).status).toBe(200);
+    const texts = await storedTexts(tb.jsm, tb.bus);
+    for (const b of bodies)
+      expect(
+        texts.filter((t) => t.includes(`"body":${b}`)),
+        b,
+      ).toHaveLength(1);
+    const withHeader = texts.find((t) => t.includes('bytes7'))!;
+    expect(withHeader).toContain('"X-Name":["café ✓"]');
+    expect(withHeader).toContain('"X-Raw":["ÿ"]'); // not UTF-8: one character per byte, as received
+    // Header names in sorted order, as Go's json.Marshal writes http.Header.
+    const names = Object.keys((JSON.parse(withHeader) as { data: { header: object } }).data.header);
+    expect(names).toEqual([...names].sort());
+  });
+
+  it('routes as the Go server does: absolute-form and percent-encoded paths; HTTP/2.0 505; two Hosts 400', async () => {
+    const body = '{"route":1}';
+    const req = (target: string, extra = '', version = 'HTTP/1.1') =>
+      `POST ${target} ${version}\r\nHost: t\r\n${extra}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+    const status = async (text: string) => (await raw(port, [text], { responses: 1 })).status;
+    expect(await status(req('http://example.com/plain'))).toBe(200);
+    expect(await status(req('/%70lain'))).toBe(200);
+    expect(await status(req('/plain', '', 'HTTP/2.0'))).toBe(505);
+    expect(await status(req('/plain', 'Host: other\r\n'))).toBe(400);
+    expect(await status(req('/%zz'))).toBe(400);
   });
 });

@@ -46,3 +46,14 @@ export async function storedEvents(jsm: JetStreamManager, bus: BusRef): Promise<
   }
   return out;
 }
+
+/** The stored messages of `bus`'s stream as the exact text stored, oldest first. */
+export async function storedTexts(jsm: JetStreamManager, bus: BusRef): Promise<string[]> {
+  const info = await jsm.streams.info(eventStreamName(bus));
+  const out: string[] = [];
+  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
+    if (m) out.push(new TextDecoder().decode(m.data));
+  }
+  return out;
+}

@@ -1,7 +1,9 @@
 // A `sluice eventsource` process with one plain webhook, run from the container spec the controller
 // generates, against its own nats-server (which the front-door tests pause with SIGSTOP). Used by
 // the abort, slow-client, ambiguous-503 and stop tests here and by e2e/reliability/abuse.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { parseStreamConfig } from '../../../src/api/stream-config.ts';
@@ -14,13 +16,20 @@ import { freePort } from '../../harness/ports.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { uniqueName } from '../../harness/shared.ts';
 import { type SluiceProcess, startSluice } from '../../harness/sluice-process.ts';
-import { storedEvents } from './fixtures.ts';
+import { storedEvents, storedTexts } from './fixtures.ts';
+
+export { storedTexts };
 
 export interface FrontDoorOptions {
   /** Extra env of the eventsource process (SLUICE_WEBHOOK_* bounds). */
   env?: Record<string, string>;
   /** Extra fields of the webhook entry. */
   webhook?: Record<string, unknown>;
+  /**
+   * More source types on other endpoints of the same port (e.g. `stripe`): `{type: {name: entry}}`
+   * where each entry's `webhook.port` may be left out (the door's port is used).
+   */
+  sources?: Record<string, Record<string, Record<string, unknown>>>;
   streamConfig?: string;
 }
 
@@ -66,17 +75,32 @@ export async function startFrontDoor(o: FrontDoorOptions = {}) {
     apiVersion: 'argoproj.io/v1alpha1',
     kind: 'EventSource' as const,
     metadata: { name: 'hooks', namespace: bus.namespace, uid: 'hooks-uid' },
-    spec: { webhook: { orders: { port: String(port), endpoint: '/orders', method: 'POST', ...o.webhook } } },
+    spec: {
+      webhook: { orders: { port: String(port), endpoint: '/orders', method: 'POST', ...o.webhook } },
+      ...Object.fromEntries(
+        Object.entries(o.sources ?? {}).map(([type, entries]) => [
+          type,
+          Object.fromEntries(
+            Object.entries(entries).map(([name, e]) => [
+              name,
+              { ...e, webhook: { port: String(port), method: 'POST', ...(e.webhook as object) } },
+            ]),
+          ),
+        ]),
+      ),
+    },
   };
   const d = deploymentFor({ ...obj, ...obj.metadata, kind: 'EventSource' }, obj, {
     image: 'sluice:test',
     bus: { busName: bus.busName, namespace: bus.namespace, url: nats.url },
   });
   const ctr = d.spec!.template.spec!.containers[0]!;
-  const env = {
+  const env: Record<string, string> = {
     ...Object.fromEntries(ctr.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!])),
     POD_NAME: 'hooks-0',
     POD_NAMESPACE: bus.namespace,
+    // Each door keeps its local state apart (a pod's own disk).
+    SLUICE_STATE_DIR: mkdtempSync(join(tmpdir(), 'door-state-')),
     ...o.env,
   };
   const args = ctr.args!.map((a) => (a === '7777' ? '0' : a));
@@ -91,6 +115,7 @@ export async function startFrontDoor(o: FrontDoorOptions = {}) {
 
   const storedCount = async () => (await jsm.streams.info(eventStreamName(bus))).state.messages;
   const stored = (): Promise<CloudEvent[]> => storedEvents(jsm, bus);
+  const texts = (): Promise<string[]> => storedTexts(jsm, bus);
 
   return {
     nats,
@@ -107,6 +132,10 @@ export async function startFrontDoor(o: FrontDoorOptions = {}) {
     rss: () => rssMiB(es.proc.pid!),
     storedCount,
     stored,
+    /** Stored messages as the exact text stored. */
+    texts,
+    /** How many stored messages contain `marker`. */
+    copies: async (marker: string) => (await texts()).filter((t) => t.includes(marker)).length,
     /** SIGSTOP / SIGCONT the nats-server (TCP stays open; nothing is answered meanwhile). */
     pauseNats: () => process.kill(natsPid(nats.port), 'SIGSTOP'),
     resumeNats: () => process.kill(natsPid(nats.port), 'SIGCONT'),
@@ -115,6 +144,18 @@ export async function startFrontDoor(o: FrontDoorOptions = {}) {
       es = await startSluice(args, env);
       await up();
     },
+    /**
+     * Starts the process again after it ended (killed or stopped); `newPod`: on a fresh disk (a
+     * replacement pod: no local state of the previous process).
+     */
+    async start(newPod = false) {
+      if (newPod) env.SLUICE_STATE_DIR = mkdtempSync(join(tmpdir(), 'door-state-'));
+      es = await startSluice(args, env);
+      await up();
+    },
+    /** Probes an ops endpoint (/healthz, /readyz) of the process: its status. */
+    ops: async (path: string) =>
+      (await fetch(`http://127.0.0.1:${es.metricsPort}${path}`).catch(() => undefined))?.status ?? 0,
     async stop() {
       try {
         process.kill(natsPid(nats.port), 'SIGCONT');

@@ -396,4 +396,49 @@ describe.skipIf(natsMissing())(`hook registration with provider APIs${skipNote(n
       await es.stop();
     }
   });
+
+  it('bitbucketserver: project and slug from the delivery never build another API path; lookups are bounded', async () => {
+    const es = await start(false);
+    try {
+      const base = `http://127.0.0.1:${es.ports.get('0')}`;
+      const { hmacHex } = await import('../../../src/eventsources/webhook/signed.ts');
+      const { MAX_PR_LOOKUPS } = await import('../../../src/eventsources/webhook/bitbucketserver.ts');
+      const change = (ref: string) => ({ ref: { id: ref, type: 'BRANCH' }, refId: ref, type: 'UPDATE' });
+      const send = (id: string, repository: unknown, refs: string[]) => {
+        const body = JSON.stringify({ eventKey: 'repo:refs_changed', repository, changes: refs.map(change) });
+        return fetch(`${base}/bbs`, {
+          method: 'POST',
+          body,
+          headers: {
+            'content-type': 'application/json',
+            'x-request-id': id,
+            'x-hub-signature': `sha256=${hmacHex('sha256', SECRETS.bbsSecret!, body)}`,
+          },
+        });
+      };
+      const before = calls.length;
+      // Path tricks in the (possibly unsigned) body: nothing is asked, every change is kept.
+      for (const [i, repo] of [
+        { slug: '..', project: { key: 'X' } },
+        { slug: 'y', project: { key: '../../admin' } },
+        { slug: 'a/b', project: { key: 'X' } },
+        { slug: 'y', project: { key: 'X..' } },
+      ].entries()) {
+        expect((await send(`t-${i}`, repo, ['refs/heads/feature'])).status).toBe(200);
+      }
+      expect(calls.slice(before)).toEqual([]);
+      // 200 branch updates: at most MAX_PR_LOOKUPS calls; the rest are kept unchecked.
+      const refs = Array.from({ length: 200 }, (_, i) => `refs/heads/b${i}`);
+      const started = Date.now();
+      expect((await send('many', { slug: 'y', project: { key: 'X' } }, refs)).status).toBe(200);
+      const asked = calls.slice(before).filter((c) => c.path.endsWith('/pull-requests'));
+      process.stdout.write(
+        `bitbucketserver lookups: ${JSON.stringify({ changes: 200, calls: asked.length, ms: Date.now() - started })}\n`,
+      );
+      expect(asked.length).toBe(MAX_PR_LOOKUPS);
+      expect(asked.every((c) => c.path.includes('/projects/X/repos/y/'))).toBe(true);
+    } finally {
+      await es.stop();
+    }
+  });
 });

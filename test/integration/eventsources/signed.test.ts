@@ -93,6 +93,17 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
     }
     return out.filter((e) => e.type === type);
   };
+  /** Stored messages of `type` as the exact text stored. */
+  const texts = async (type: string): Promise<string[]> => {
+    const jsm = await jetstreamManager(conn.nc);
+    const info = await jsm.streams.info(eventStreamName(bus));
+    const out: string[] = [];
+    for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(eventStreamName(bus), { seq }).catch(() => null);
+      if (m && decodeEvent(m.data).type === type) out.push(new TextDecoder().decode(m.data));
+    }
+    return out;
+  };
   const post = (path: string, body: string, headers: Record<string, string>, type = 'application/json') =>
     fetch(`${base}${path}`, { method: 'POST', body, headers: { 'content-type': type, ...headers } });
 
@@ -294,5 +305,46 @@ describe.skipIf(natsMissing())(`signed webhook EventSources${skipNote(natsMissin
       subject: 'pay',
       data: { event: { id: 'evt_1', type: 'charge.succeeded' }, metadata: { env: 'test' } },
     });
+  });
+
+  it('every provider publishes the delivery as sent: numbers, duplicate keys and key order unchanged', async () => {
+    // What JSON.parse + JSON.stringify would change: 1234567890123456789 → ...800, 1e400 → null,
+    // -0 / 1.0 → 0 / 1, the first "dup" dropped, "2" moved before "b".
+    const tricky = '"n":1234567890123456789,"x":1e400,"z":-0,"f":1.0,"dup":1,"dup":2,"b":1,"2":0';
+    const gh = `{"ref":"refs/heads/raw",${tricky}}`;
+    // go-github decodes the signature's hex: upper case is accepted as well.
+    const ghSig = `sha256=${hmacHex('sha256', SECRETS.gh!, gh).toUpperCase()}`;
+    expect(
+      (await post('/github', gh, { 'x-hub-signature-256': ghSig, 'x-github-delivery': 'gh-raw' })).status,
+    ).toBe(200);
+    const stripe = `{"id":"evt_raw","object":"event","type":"charge.succeeded",${tricky}}`;
+    expect((await post('/stripe', stripe, {})).status).toBe(200);
+    const ts = String(Math.floor(Date.now() / 1000));
+    const slack = `{"token":"${SECRETS.slt}","type":"event_callback","event_id":"EvRaw","event":{"type":"message",${tricky}}}`;
+    const slackSig = `v0=${hmacHex('sha256', SECRETS.sl!, `v0:${ts}:${slack}`)}`;
+    expect(
+      (await post('/slack', slack, { 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSig }))
+        .status,
+    ).toBe(200);
+    const change = (ref: string) =>
+      `{"ref":{"id":"${ref}","type":"TAG"},"refId":"${ref}","type":"ADD",${tricky}}`;
+    const bbs = `{"eventKey":"repo:refs_changed",${tricky},"changes":[${change('refs/tags/r1')}, ${change('refs/tags/r2')}]}`;
+    expect((await post('/bbs-split', bbs, { 'x-request-id': 'rc-raw' })).status).toBe(200);
+
+    expect((await texts('github')).filter((t) => t.includes(`"body":${gh}`))).toHaveLength(1);
+    expect((await texts('stripe')).filter((t) => t.includes(`"event":${stripe}`))).toHaveLength(1);
+    expect(
+      (await texts('slack')).filter((t) => t.includes(`"Data":{"type":"message",${tricky}}`)),
+    ).toHaveLength(1);
+    const split = (await texts('bitbucketserver')).filter((t) => t.includes('"rc-raw-'));
+    expect(split).toHaveLength(2);
+    expect(split[0]).toContain(
+      `"body":{"eventKey":"repo:refs_changed",${tricky},"changes":[${change('refs/tags/r1')}]}`,
+    );
+    expect(split[1]).toContain(
+      `"body":{"eventKey":"repo:refs_changed",${tricky},"changes":[${change('refs/tags/r2')}]}`,
+    );
+    // Still one valid JSON document per event, with the same layout as before.
+    for (const t of [...(await texts('github')), ...split]) expect(() => JSON.parse(t)).not.toThrow();
   });
 });

@@ -15,7 +15,7 @@ import { newRegistry } from '../../../src/observability/metrics.ts';
 import { type NatsServer, startNats } from '../../harness/nats.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { kubeConfig, kubeMissing, natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
-import { busWithStreams } from './fixtures.ts';
+import { busWithStreams, storedTexts } from './fixtures.ts';
 
 const log = createLogger({ level: 'silent' });
 
@@ -32,7 +32,7 @@ describe.skipIf(natsMissing())(`nats EventSource${skipNote(natsMissing())}`, () 
   });
 
   it('turns messages into events; Nats-Msg-Id makes a resend one event; requests get "ok" after storing', async () => {
-    const { bus, stored } = await busWithStreams(conn, 'natsrc');
+    const { bus, stored, jsm } = await busWithStreams(conn, 'natsrc');
     const es = await startEventSource({
       name: 'ext',
       namespace: bus.namespace,
@@ -69,6 +69,18 @@ describe.skipIf(natsMissing())(`nats EventSource${skipNote(natsMissing())}`, () 
       expect(deep.string()).toBe('error: body is not JSON');
       await new Promise((r) => setTimeout(r, 200));
       expect(await stored()).toHaveLength(2);
+      // The message's JSON is carried as sent; an id that cannot travel in a NATS header line
+      // (here too long) becomes a digest of itself, so a resend is still one event.
+      const long = headers();
+      long.set('Nats-Msg-Id', `order-${'x'.repeat(300)}`);
+      for (let i = 0; i < 2; i++)
+        nc.publish('orders.eu', '{"n":1234567890123456789, "n2":1.0}', { headers: long });
+      await waitFor('three events', async () => (await stored()).length === 3);
+      await new Promise((r) => setTimeout(r, 200));
+      const last = (await stored())[2]!;
+      expect(last.id).toMatch(/^sha256-[\w-]{43}$/);
+      expect((await storedTexts(jsm, bus)).pop()).toContain('"data":{"n":1234567890123456789, "n2":1.0}');
+      expect(await stored()).toHaveLength(3);
     } finally {
       await nc.close();
       await es.stop();

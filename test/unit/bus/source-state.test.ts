@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { streamConfigDuplicatesMs } from '../../../src/api/stream-config.ts';
+import { eventSourcePermissions, kvSubjects } from '../../../src/bus/permissions.ts';
 import {
   allEventSourceBuckets,
   calendarBucket,
   eventSourceBucketSpecs,
   eventSourceBuckets,
+  sftpBucket,
   webhookIdsBucket,
 } from '../../../src/bus/source-state.ts';
 
@@ -28,6 +30,22 @@ describe('EventSource buckets', () => {
     expect(allEventSourceBuckets('ns', 'es')).toEqual(
       eventSourceBuckets('ns', 'es', { ...cal, webhook: hook, sftp: { s: {} } }),
     );
+  });
+  it("an sftp source gets its listing bucket, and its credential may use that bucket and no other's", () => {
+    const spec = { sftp: { drop: { watchPathConfig: { directory: '/in/' } } } };
+    expect(eventSourceBucketSpecs('ns', 'es', spec, 120_000)).toEqual([{ name: sftpBucket('ns', 'es') }]);
+    const p = eventSourcePermissions(
+      { namespace: 'ns', busName: 'default' },
+      'es',
+      eventSourceBuckets('ns', 'es', spec),
+    );
+    for (const s of kvSubjects(sftpBucket('ns', 'es'))) expect(p.publish).toContain(s);
+    expect(p.publish.filter((s) => s.includes(sftpBucket('ns', 'other')))).toEqual([]);
+    expect(
+      p.publish.filter(
+        (s) => s.startsWith('$JS.API.STREAM.CREATE') || s.startsWith('$JS.API.CONSUMER.CREATE'),
+      ),
+    ).toEqual([]);
   });
   it('takes the duplicates window from streamConfig, capped at maxAge', () => {
     expect(streamConfigDuplicatesMs(undefined)).toBe(120_000);

@@ -32,6 +32,8 @@ describe('streamConfig parsing', () => {
       duplicates: 300_000,
       retention: 'limits',
       discard: 'old',
+      maxMsgsPerSubject: -1,
+      dlqMaxAge: 14 * 24 * 3_600_000,
     });
   });
 
@@ -49,6 +51,18 @@ describe('streamConfig parsing', () => {
       discard: 'new',
     });
     expect(ok('retention: 1\ndiscard: 1')).toMatchObject({ retention: 'interest', discard: 'new' });
+  });
+
+  it('reads the sluice bus limits: per-subject backlog, dead letters, KV buckets', () => {
+    expect(ok('maxMsgsPerSubject: 100\ndlqMaxBytes: 2GB\ndlqMaxAge: 720h\nkvMaxBytes: 64MB')).toMatchObject({
+      maxMsgsPerSubject: 100,
+      dlqMaxBytes: 2 * 1024 ** 3,
+      dlqMaxAge: 720 * 3_600_000,
+      kvMaxBytes: 64 * 1024 ** 2,
+    });
+    expect(ok('dlqMaxAge: 0').dlqMaxAge).toBe(0);
+    expect(errors('maxMsgsPerSubject: 10\ndiscard: old')[0]).toMatch(/needs discard: new/);
+    expect(errors('kvMaxBytes: lots')[0]).toMatch(/^streamConfig\.kvMaxBytes: /);
   });
 
   it('matches keys without regard to case, like upstream', () => {

@@ -35,6 +35,7 @@ describe('managed EventBus children', () => {
     {
       publicKey: 'USENSOR',
       permissions: { publish: ['$JS.API.CONSUMER.MSG.NEXT.s.c'], subscribe: ['_INBOX_s1.>'] },
+      slot: 2,
     },
   ];
   const base = { defaultImage: 'nats:2.12-alpine', reloaderImage: 'reloader:1', secrets, users };
@@ -65,7 +66,7 @@ describe('managed EventBus children', () => {
     expect(conf).toContain('max_payload: 2MB');
     expect(conf).toContain('{ nkey: "UADMIN" }');
     expect(conf).toContain(
-      '{ nkey: "USENSOR", permissions: { publish: { allow: ["$JS.API.CONSUMER.MSG.NEXT.s.c"] }, subscribe: { allow: ["_INBOX_s1.>"] } } }',
+      '{ nkey: "USENSOR", permissions: { publish: { allow: ["$JS.API.INFO", "$JS.API.CONSUMER.MSG.NEXT.s.c"] }, subscribe: { allow: ["_INBOX_s1.>"] } } }',
     );
     expect(conf).toContain(`"nats://route:route-pw@${n.statefulSet}-2.${n.headless}.ns1.svc:6222"`);
     expect(conf).toMatch(/cluster \{[\s\S]*authorization \{\n {4}user: "route"\n {4}password: "route-pw"/);
@@ -76,12 +77,55 @@ describe('managed EventBus children', () => {
     // Secrets live in Secrets: the credentials, the config (route password) and the TLS material.
     expect(c.secret.stringData).toEqual({ 'admin.nkey': 'SUADMINSEED', 'route.password': 'route-pw' });
     expect(c.configSecret.kind).toBe('Secret');
-    expect(c.tlsSecret?.stringData).toEqual({
-      'tls.crt': 'CERT',
-      'tls.key': 'KEY',
-      'ca.crt': 'CA',
-      'ca.key': 'CAKEY',
-    });
+    expect(c.tlsSecret?.stringData).toEqual({ 'tls.crt': 'CERT', 'tls.key': 'KEY', 'ca.crt': 'CA' });
+  });
+
+  it('puts JetStream in the bus account and each role in its own account slot, importing only its subjects', () => {
+    const block = (name: string) =>
+      new RegExp(`\n  ${name.replace('$', '\\$')}: \\{[\\s\\S]*?\\n  \\}`).exec(conf)?.[0] ?? '';
+    const bus = block('SLUICE');
+    expect(bus).toContain('{ nkey: "UADMIN" }');
+    expect(bus).not.toContain('USENSOR');
+    expect(bus).toMatch(/jetstream: \{ max_file: \d+, max_mem: \d+ \}/);
+    expect(bus).toContain(
+      '{ service: "$JS.API.CONSUMER.MSG.NEXT.s.c", response_type: "stream", accounts: ["W2"] }',
+    );
+    expect(bus).toMatch(/\{ service: "\$JS\.API\.INFO", accounts: \["W0", "W1", "W2", [^\]]*"W31"\] \}/);
+    const role = block('W2');
+    expect(role).toContain('USENSOR');
+    expect(role).toContain('{ service: { account: SLUICE, subject: "$JS.API.CONSUMER.MSG.NEXT.s.c" } }');
+    expect(role).not.toContain('jetstream');
+    // Free slots exist from the start (a reload cannot add accounts) and import only $JS.API.INFO.
+    expect(block('W31')).toBe(
+      '\n  W31: {\n    imports: [{ service: { account: SLUICE, subject: "$JS.API.INFO" } }]\n  }',
+    );
+    expect(conf).not.toContain('authorization {\n  users');
+  });
+
+  it('keeps the CA key out of every pod: its own Secret, and only the certificate files are mounted', () => {
+    expect(c.caSecret?.metadata?.name).toBe(n.ca);
+    expect(c.caSecret?.stringData).toEqual({ 'ca.crt': 'CA', 'ca.key': 'CAKEY' });
+    const pod = c.statefulSet.spec!.template.spec!;
+    const tls = pod.volumes?.find((v) => v.name === 'tls');
+    expect(tls?.secret?.items?.map((i) => i.key)).toEqual(['tls.crt', 'tls.key', 'ca.crt']);
+    expect(pod.volumes?.some((v) => v.secret?.secretName === n.ca)).toBe(false);
+    for (const ctr of pod.containers) expect(JSON.stringify(ctr)).not.toContain('ca.key');
+  });
+
+  it('gives JetStream explicit limits from the volume, and admits routes and the monitor port only from whom it names', () => {
+    // 75% of the 5Gi claim.
+    expect(conf).toContain(`max_file_store: ${Math.floor(5 * 1024 ** 3 * 0.75)}`);
+    expect(conf).toMatch(/max_memory_store: \d+/);
+    const np = c.networkPolicy;
+    expect(np.apiVersion).toBe('networking.k8s.io/v1');
+    const rules = np.spec!.ingress as unknown as Array<{ from?: unknown[]; ports: Array<{ port: number }> }>;
+    const byPort = new Map(rules.map((r) => [r.ports[0]!.port, r.from]));
+    expect(byPort.get(4222)).toBeUndefined();
+    expect(byPort.get(6222)).toEqual([{ podSelector: { matchLabels: np.spec!.podSelector!.matchLabels } }]);
+    expect(byPort.get(8222)).toEqual([
+      { namespaceSelector: {}, podSelector: { matchLabels: { 'sluice.argoproj.io/bus-monitor': 'true' } } },
+    ]);
+    expect(np.spec!.podSelector!.matchLabels).toEqual(c.statefulSet.spec!.selector.matchLabels);
   });
 
   it('builds a hardened StatefulSet: restricted security context, limits, reloader, no secrets in env', () => {
@@ -167,6 +211,11 @@ describe('managed EventBus children', () => {
       'pid',
       'data',
     ]);
+    // The emptyDir is bounded, and JetStream is told to stay well inside it.
+    expect(one.statefulSet.spec!.template.spec!.volumes?.[2]?.emptyDir).toEqual({ sizeLimit: '4Gi' });
+    expect(one.configSecret.stringData!['nats-js.conf']).toContain(
+      `max_file_store: ${Math.floor(4 * 1024 ** 3 * 0.75)}`,
+    );
     const text = one.configSecret.stringData!['nats-js.conf']!;
     expect(text).not.toContain('cluster {');
     expect(text).not.toContain('tls {');
@@ -181,6 +230,13 @@ describe('managed EventBus children', () => {
     expect(hashOf({ replicas: 3 })).toBe(hashOf({ replicas: 3, streamConfig: 'maxMsgs: 5' }));
     expect(hashOf({ replicas: 3 })).toBe(hashOf({ replicas: 3 }, []));
     expect(hashOf({ replicas: 3 })).not.toBe(hashOf({ replicas: 3, version: '2.11' }));
+    // More account slots need a restart (a reload cannot add accounts).
+    const slots = (accountSlots: number) =>
+      managedBusChildren(busOwner, EventBusSpec.parse({ jetstream: { replicas: 3 } }), {
+        ...base,
+        accountSlots,
+      }).statefulSet.spec!.template.metadata!.annotations![ANNOTATION_SPEC_HASH];
+    expect(slots(32)).not.toBe(slots(64));
   });
 });
 
@@ -216,6 +272,15 @@ describe('EventSource / Sensor workloads', () => {
     const d = deploymentFor(owner, sensor, opts);
     expect(d.metadata?.name).toBe('sensor-s1');
     expect(d.spec?.replicas).toBe(2);
+    // replicas > 1 elect a leader: pods may overlap in a rollout; one replica must not (rateLimit,
+    // orderingKey): the old pod stops before the new one starts
+    expect(d.spec?.strategy).toEqual({ type: 'RollingUpdate' });
+    expect(
+      deploymentFor(owner, { ...sensor, spec: { ...sensor.spec, replicas: 1 } }, opts).spec?.strategy,
+    ).toEqual({ type: 'Recreate' });
+    expect(
+      deploymentFor(owner, { ...sensor, spec: { ...sensor.spec, replicas: undefined } }, opts).spec?.strategy,
+    ).toEqual({ type: 'Recreate' });
     const pod = d.spec!.template.spec!;
     expect(pod.serviceAccountName).toBe('runner');
     expect(pod.nodeSelector).toEqual({ disk: 'ssd' });

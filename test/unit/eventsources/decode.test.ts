@@ -1,6 +1,7 @@
 // How a webhook body becomes the event's `body` (src/eventsources/webhook/decode.ts), as
 // upstream's webhook source reads it, and the header names events carry (headers.ts).
 import { describe, expect, it } from 'vitest';
+import { RawJson } from '../../../src/eventsources/raw-json.ts';
 import {
   decodeProviderBody,
   decodeWebhookBody,
@@ -9,6 +10,7 @@ import {
 } from '../../../src/eventsources/webhook/decode.ts';
 import {
   canonicalHeaderName,
+  headerText,
   MASKED_VALUE,
   publishedHeaders,
 } from '../../../src/eventsources/webhook/headers.ts';
@@ -19,23 +21,60 @@ const input = (raw: string | Buffer, contentType?: string, method = 'POST', quer
   raw: typeof raw === 'string' ? Buffer.from(raw) : raw,
   query,
   maxDepth: 128,
+  maxNodes: 20_000,
 });
+
+/** The text and value of a decoded JSON body. */
+const json = (d: ReturnType<typeof decodeWebhookBody>) => {
+  if (!d.ok || !(d.body instanceof RawJson)) throw new Error(`not JSON: ${JSON.stringify(d)}`);
+  return { text: d.body.text, value: d.body.value };
+};
 
 describe('webhook body decoding', () => {
   it('JSON of any content type is parsed; anything that is not JSON is refused', () => {
-    expect(decodeWebhookBody(input('{"a":1}', 'application/json'))).toEqual({ ok: true, body: { a: 1 } });
-    expect(decodeWebhookBody(input('{"a":1}', 'text/plain'))).toEqual({ ok: true, body: { a: 1 } });
-    expect(decodeWebhookBody(input('null', 'application/json'))).toEqual({ ok: true, body: null });
+    expect(json(decodeWebhookBody(input('{"a":1}', 'application/json')))).toEqual({
+      text: '{"a":1}',
+      value: { a: 1 },
+    });
+    expect(json(decodeWebhookBody(input('{"a":1}', 'text/plain'))).value).toEqual({ a: 1 });
+    expect(json(decodeWebhookBody(input('null', 'application/json'))).value).toBe(null);
     for (const bad of ['', 'hello', '{"a":', '\uFEFF{}']) {
       const d = decodeWebhookBody(input(bad, 'application/json'));
       expect(d.ok, JSON.stringify(bad)).toBe(false);
     }
-    expect(decodeWebhookBody(input(''))).toEqual({ ok: false, message: 'body is empty; expected JSON' });
+    expect(decodeWebhookBody(input(''))).toEqual({
+      ok: false,
+      status: 400,
+      message: 'body is empty; expected JSON',
+    });
+  });
+
+  it('JSON is carried as the exact text sent: numbers, duplicate keys and key order unchanged', () => {
+    for (const text of [
+      '{"n":1234567890123456789}',
+      '{"n":1e400,"m":-0,"f":1.0,"e":1E2}',
+      '{"a":1,"a":2}',
+      '{"b":1,"2":0}',
+      ' [ 1 ,\n 2 ] ',
+    ]) {
+      expect(json(decodeWebhookBody(input(text, 'application/json'))).text).toBe(text);
+    }
+  });
+
+  it('more objects, arrays and members than the node bound: 413; so is a form with too many fields', () => {
+    const many = `[${Array.from({ length: 20_001 }, () => '[]').join(',')}]`;
+    const d = decodeWebhookBody(input(many, 'application/json'));
+    expect(d.ok === false && d.status).toBe(413);
+    const keys = `{${Array.from({ length: 20_000 }, (_, i) => `"k${i}":0`).join(',')}}`;
+    expect(decodeWebhookBody(input(keys, 'application/json')).ok).toBe(false);
+    const form = Array.from({ length: 20_001 }, (_, i) => `k${i}=`).join('&');
+    const f = decodeWebhookBody(input(form, 'application/x-www-form-urlencoded'));
+    expect(f.ok === false && f.status).toBe(413);
   });
 
   it('bytes that are not UTF-8 are refused, never rewritten', () => {
     const d = decodeWebhookBody(input(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d])));
-    expect(d).toEqual({ ok: false, message: 'body is not valid UTF-8' });
+    expect(d).toEqual({ ok: false, status: 400, message: 'body is not valid UTF-8' });
     expect(decodeWebhookBody(input(Buffer.from('a=%FF'), 'application/x-www-form-urlencoded')).ok).toBe(
       false,
     );
@@ -46,7 +85,11 @@ describe('webhook body decoding', () => {
     expect(jsonDepthExceeds(Buffer.from(`${'['.repeat(128)}${']'.repeat(128)}`), 128)).toBe(false);
     expect(jsonDepthExceeds(Buffer.from(`{"s":"${'['.repeat(500)}\\"{{"}`), 128)).toBe(false);
     const deep = decodeWebhookBody(input(`{"x":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`));
-    expect(deep).toEqual({ ok: false, message: 'JSON nested deeper than 128 levels' });
+    expect(deep).toMatchObject({
+      ok: false,
+      status: 400,
+      message: expect.stringMatching(/^JSON nested deeper than 128 levels/),
+    });
   });
 
   it('forms and GET queries become {"key": ["value", ...]} as Go reads them', () => {
@@ -111,5 +154,14 @@ describe('published headers', () => {
       ['__proto__']: ['p'],
     });
     expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
+  });
+
+  it('are in sorted order, as Go writes a map, with UTF-8 values decoded as UTF-8', () => {
+    const h = publishedHeaders({ 'x-b': ['1'], accept: ['2'], 'x-a': ['3'] }, new Set());
+    expect(Object.keys(h)).toEqual(['Accept', 'X-A', 'X-B']);
+    // Node reads header bytes as latin1: the UTF-8 bytes of "café ✓" arrive as 8 characters.
+    expect(headerText(Buffer.from('café ✓').toString('latin1'))).toBe('café ✓');
+    expect(headerText('caf\u00e9')).toBe('caf\u00e9'); // one latin1 byte is not UTF-8: kept
+    expect(headerText('plain')).toBe('plain');
   });
 });

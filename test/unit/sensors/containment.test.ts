@@ -174,10 +174,11 @@ describe('reason codes', () => {
 });
 
 describe('Redactor', () => {
-  const r = new Redactor();
+  const warnings: string[] = [];
+  const r = new Redactor((m) => warnings.push(m));
   r.add('sinkuser');
   r.add('SINKPASS-s3cr3t-CCCC');
-  r.add('abc'); // too short to redact
+  r.add('abc'); // short: redacted only where it stands alone
   it('removes values, their base64 and the basic-auth pair, Bearer/Basic forms included', () => {
     const basic = Buffer.from('sinkuser:SINKPASS-s3cr3t-CCCC').toString('base64');
     const msg = `HTTP 401: invalid credentials: Basic ${basic}; Bearer SINKPASS-s3cr3t-CCCC; ${Buffer.from('SINKPASS-s3cr3t-CCCC').toString('base64')}; ${encodeURIComponent('SINKPASS-s3cr3t-CCCC')}`;
@@ -198,10 +199,50 @@ describe('Redactor', () => {
     const out = r.redact('HTTP 500: echo SINKPASS-s3c');
     expect(out).toBe(`HTTP 500: echo ${REDACTED}`);
   });
-  it('leaves text without secrets alone', () => {
-    expect(r.redact('HTTP 503 from POST http://x/y: busy, abc')).toBe(
-      'HTTP 503 from POST http://x/y: busy, abc',
+  it('leaves text without secrets alone; a short secret only as a whole word, with a warning', () => {
+    expect(r.redact('HTTP 503 from POST http://x/y: busy, abcdef xabc')).toBe(
+      'HTTP 503 from POST http://x/y: busy, abcdef xabc',
     );
+    expect(r.redact('{"password":"abc"} abc.')).toBe(`{"password":"${REDACTED}"} ${REDACTED}.`);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/3 character/);
+  });
+  it('finds the escape forms targets echo with (report break 7): Go JSON, \\/, HTML, percent, twice escaped', () => {
+    const q = new Redactor();
+    const go = 'GOKEY<s3cr3t>&DDDD';
+    const php = 'PHPKEY/s3cr3t/EEEE';
+    const html = 'HTMLKEY"s3cr3t&FFFF';
+    for (const v of [go, php, html]) q.add(v);
+    const goJson = (v: string) =>
+      JSON.stringify(v).replace(/[<>&]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const forms = [
+      goJson(go),
+      JSON.stringify(php).replaceAll('/', '\\/'),
+      html.replaceAll('&', '&amp;').replaceAll('"', '&quot;'),
+      html.replaceAll('&', '&#38;').replaceAll('"', '&#34;'),
+      html.replaceAll('&', '&#x26;').replaceAll('"', '&#X22;'),
+      encodeURIComponent(go).replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()),
+      encodeURIComponent(php),
+      JSON.stringify(goJson(go)), // JSON inside JSON
+      Buffer.from(`user:${php}`).toString('base64url'),
+      `${Buffer.from(`{"k":"${go}"}`).toString('base64')}`,
+    ];
+    for (const f of forms) {
+      const out = q.redact(`ERR 401 echo: {"header":${f}} end`);
+      expect(out, f).toContain(REDACTED);
+      expect(out, f).not.toMatch(/s3cr3t|KEY/);
+      expect(out, f).toMatch(/^ERR 401 echo: \{"header":.*\} end$/);
+    }
+  });
+  it('registers every value: no cap (a Sensor with 200 secrets)', () => {
+    const q = new Redactor();
+    for (let i = 0; i < 200; i++) q.add(`MANYSECRET-${i}-zz9\n`);
+    for (const i of [0, 63, 64, 65, 199]) {
+      const out = q.redact(
+        `echo MANYSECRET-${i}-zz9 and Basic ${Buffer.from(`MANYSECRET-${i}-zz9:MANYSECRET-7-zz9`).toString('base64')}`,
+      );
+      expect(out).toBe(`echo ${REDACTED} and Basic ${REDACTED}`);
+    }
   });
 });
 

@@ -306,7 +306,7 @@ describe('data filters', () => {
     expect(d.matches(data({ a: 'x' }))).toBe(false);
   });
 
-  it('"!=" with several values means "not in the list" for strings, numbers and booleans', () => {
+  it('"!=" with several values means "not in the list" for strings and numbers', () => {
     // argoproj/argo-events#3808: a value equal to one of the listed ones must not pass.
     const str = compileDependency(
       dep({ data: [{ path: 'id', type: 'string', value: ['acme', 'globex'], comparator: '!=' }] }),
@@ -320,11 +320,12 @@ describe('data filters', () => {
     expect(num.matches(data({ n: 10 }))).toBe(false);
     expect(num.matches(data({ n: '20' }))).toBe(false);
     expect(num.matches(data({ n: 30 }))).toBe(true);
+    // booleans: upstream ignores the comparator (equality with any listed value); so does sluice
     const bool = compileDependency(
       dep({ data: [{ path: 'b', type: 'bool', value: ['true', 'false'], comparator: '!=' }] }),
     );
-    expect(bool.matches(data({ b: true }))).toBe(false);
-    expect(bool.matches(data({ b: false }))).toBe(false);
+    expect(bool.matches(data({ b: true }))).toBe(true);
+    expect(bool.matches(data({ b: false }))).toBe(true);
     // "=" and the ordering comparators still pass when any one value satisfies them.
     const any = compileDependency(
       dep({ data: [{ path: 'n', type: 'number', value: ['10', '20'], comparator: '>' }] }),
@@ -399,15 +400,16 @@ describe('data filters', () => {
     }
   });
 
-  it('booleans accept Go spellings, and "!=" negates', () => {
+  it('booleans accept Go spellings; the comparator is ignored (equality), as upstream', () => {
     const t = compileDependency(dep({ data: [{ path: 'b', type: 'bool', value: ['True'] }] }));
     expect(t.matches(data({ b: true }))).toBe(true);
     expect(t.matches(data({ b: 'true' }))).toBe(true);
     expect(t.matches(data({ b: false }))).toBe(false);
-    const ne = compileDependency(
-      dep({ data: [{ path: 'b', type: 'bool', value: ['true'], comparator: '!=' }] }),
-    );
-    expect(ne.matches(data({ b: false }))).toBe(true);
+    for (const comparator of ['!=', '>', '<='] as const) {
+      const c = compileDependency(dep({ data: [{ path: 'b', type: 'bool', value: ['true'], comparator }] }));
+      expect(c.matches(data({ b: true })), comparator).toBe(true);
+      expect(c.matches(data({ b: false })), comparator).toBe(false);
+    }
   });
 
   it('a missing path fails the filter with a reason, not an error', async () => {

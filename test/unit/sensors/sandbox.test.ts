@@ -125,9 +125,53 @@ describe('Sandbox', () => {
     }
   });
 
+  it('nothing one Lua run sets up runs or changes anything during a later run (report break 8)', async () => {
+    const one = new Sandbox({ timeoutMs: 1000, workers: 1 });
+    // The adversary's filter: a __gc finalizer that loops forever, set up by a few events; then
+    // innocent events that allocate enough for the collector to run (on one reused state).
+    const script = [
+      'if event.cleanup then setmetatable({}, {__gc = function() while true do end end}) end',
+      'if event.poison then string.upper = function() return "poisoned" end end',
+      'local t = {}',
+      'for i = 1, 200 do t[i] = string.rep("b", 500) .. i end',
+      'return ("a"):upper() == "A" and string.upper("a") == "A"',
+    ].join('\n');
+    try {
+      for (let i = 0; i < 3; i++) expect(await one.run('lua', script, { cleanup: true })).toBe(true);
+      expect(await one.run('lua', script, { poison: true })).toBe(false);
+      const outcomes = { ok: 0, failed: [] as string[] };
+      for (let i = 0; i < 150; i++) {
+        await one.run('lua', script, { n: i }).then(
+          (v) => (v === true ? outcomes.ok++ : outcomes.failed.push(String(v))),
+          (e: SandboxError) => outcomes.failed.push(e.code),
+        );
+      }
+      expect(outcomes).toEqual({ ok: 150, failed: [] });
+      // the real string library cannot be reached through the string metatable
+      expect(await one.run('lua', 'return getmetatable("")', {})).toBe(false);
+      const meta = setmetatableKept(one);
+      expect(await meta).toBe(true);
+    } finally {
+      await one.close();
+    }
+  });
+
   it('a closed sandbox refuses calls as busy (the event is retried, not blamed)', async () => {
     const s = new Sandbox();
     await s.close();
     expect((await err(s.run('jq', '.', {}))).code).toBe('EvalBusy');
   });
 });
+
+/** setmetatable with a __gc field still returns the table and keeps the metatable as given. */
+function setmetatableKept(sb: Sandbox): Promise<unknown> {
+  return sb.run(
+    'lua',
+    [
+      'local mt = { __gc = function() end, __index = { x = 1 } }',
+      'local t = setmetatable({}, mt)',
+      'return getmetatable(t) == mt and mt.__gc ~= nil and t.x == 1',
+    ].join('\n'),
+    {},
+  );
+}

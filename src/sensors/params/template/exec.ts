@@ -1,7 +1,9 @@
 // Runs a parsed Go template over plain JSON data. Field access follows text/template on
 // map[string]interface{}: a missing key gives "<no value>", a field of null is an error, a field
-// of a string is an error. Bounded: output size and steps are capped so a template cannot stall
-// the Sensor.
+// of a string is an error. Bounded: output size and steps are capped, and every step and function
+// call (by the size of what it takes and gives) is charged to the evaluation's work budget
+// (../../inline-budget.ts), so a template cannot stall the Sensor whatever the event carries.
+import { currentMeter, type Meter, metered, UNITS_PER_STEP } from '../../inline-budget.ts';
 import { FUNCS, FuncError } from './funcs.ts';
 import { type Arg, type Cmd, type Node, type Pipe, TemplateError } from './parse.ts';
 import { goType, NO_VALUE, printValue, truthy } from './print.ts';
@@ -18,6 +20,7 @@ const NO_FINAL: unique symbol = Symbol('no final');
 interface State {
   out: string;
   steps: number;
+  meter: Meter;
   vars: Array<{ name: string; value: unknown }>;
 }
 
@@ -40,7 +43,12 @@ const chain = (v: unknown, names: readonly string[]) => names.reduce(field, v);
 
 function step(st: State) {
   if (++st.steps > MAX_STEPS) throw new TemplateError(`template ran more than ${MAX_STEPS} steps`);
+  st.meter.charge(UNITS_PER_STEP, 'template');
 }
+
+/** Units for handling `v` in a function call: its length (16 characters or one item per unit). */
+const sizeUnits = (v: unknown): number =>
+  typeof v === 'string' ? v.length >>> 4 : Array.isArray(v) ? v.length : 0;
 
 function variable(st: State, name: string): unknown {
   for (let i = st.vars.length - 1; i >= 0; i--) if (st.vars[i]!.name === name) return st.vars[i]!.value;
@@ -93,8 +101,14 @@ function call(st: State, dot: unknown, name: string, rest: Arg[], final: unknown
   if (!fn) throw new TemplateError(`function "${name}" not defined`);
   const args = rest.map((r) => evalArg(st, dot, r));
   if (final !== NO_FINAL) args.push(final);
+  let units = 0;
+  for (const a of args) units += sizeUnits(a);
+  if (units) st.meter.charge(units, name);
   try {
-    return fn(args);
+    const out = fn(args);
+    const outUnits = sizeUnits(out);
+    if (outUnits) st.meter.charge(outUnits, name);
+    return out;
   } catch (e) {
     if (e instanceof FuncError) {
       const msg = e.message.startsWith(`${name}: `) ? e.message.slice(name.length + 2) : e.message;
@@ -237,8 +251,13 @@ function execRange(st: State, dot: unknown, n: Extract<Node, { k: 'range' }>) {
   st.vars.length = mark;
 }
 
+/**
+ * Runs `nodes` over `data` on the evaluation's meter (a fresh one outside any evaluation); throws
+ * TemplateError, or EvalBudgetError when the template needs more work than the budget allows.
+ */
 export function execute(nodes: readonly Node[], data: unknown): string {
-  const st: State = { out: '', steps: 0, vars: [{ name: '$', value: data }] };
-  execList(st, data, nodes);
+  const meter = currentMeter();
+  const st: State = { out: '', steps: 0, meter, vars: [{ name: '$', value: data }] };
+  metered(meter, () => execList(st, data, nodes));
   return st.out;
 }

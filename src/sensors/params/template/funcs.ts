@@ -3,6 +3,8 @@
 // Deliberately absent: env / expandenv (they would expose the Sensor's environment, which holds
 // credentials) and anything that reaches the network or the file system.
 import { createHash, randomUUID } from 'node:crypto';
+import { activeMeter } from '../../inline-budget.ts';
+import { type GoMatch, type GoRegex, goRegex } from '../../match/regex.ts';
 import { goQuote, goSprintf, goType, NO_VALUE, printValue, truthy } from './print.ts';
 
 export class FuncError extends Error {}
@@ -59,6 +61,31 @@ function list(fn: string, v: unknown): unknown[] {
   throw new FuncError(`${fn}: expected a list, got ${goType(v)}`);
 }
 
+/** Charges a sort of `n` items (n log n) to the evaluation's budget. */
+function chargeSort(fn: string, n: number): void {
+  if (n > 1) activeMeter()?.charge(Math.ceil(n * Math.log2(n)), fn);
+}
+
+/** A key equal for values goEqual calls equal (type and value; JSON text for maps and lists). */
+function equalityKey(v: unknown): string {
+  const x = v === NO_VALUE || v === undefined ? null : v;
+  if (x !== null && typeof x === 'object') return `o${JSON.stringify(x)}`;
+  return `${typeof x}:${String(x)}`;
+}
+
+/** sprig's uniq (first of each equal run kept, order kept) in linear time. */
+function uniq(l: readonly unknown[]): unknown[] {
+  const seen = new Set<string>();
+  const out: unknown[] = [];
+  for (const e of l) {
+    const k = equalityKey(e);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(e);
+  }
+  return out;
+}
+
 /** sprig's empty: the zero value of its type. */
 export const empty = (v: unknown): boolean => !truthy(v);
 
@@ -96,13 +123,43 @@ function b64dec(s: string): string {
 const title = (s: string) =>
   s.replace(/(^|[^\p{L}\p{N}_'])(\p{L})/gu, (_m, sep: string, l: string) => sep + l.toUpperCase());
 
-const regex = (fn: string, pattern: string): RegExp => {
+/** A Go (RE2) regular expression (re2js: linear time, charged to the evaluation's budget). */
+const regex = (fn: string, pattern: string): GoRegex => {
   try {
-    return new RegExp(pattern);
+    return goRegex(pattern);
   } catch (e) {
-    throw new FuncError(`${fn}: invalid regular expression: ${(e as Error).message}`);
+    throw new FuncError(`${fn}: ${(e as Error).message}`);
   }
 };
+
+/** Go's Regexp.ReplaceAllString (expand) or ReplaceAllLiteralString over `s`. */
+function regexReplace(re: GoRegex, s: string, repl: string, literal: boolean): string {
+  let out = '';
+  let at = 0;
+  for (const m of re.matches(s)) {
+    out += s.slice(at, m.start) + (literal ? repl : expandGo(repl, m));
+    at = m.end;
+    if (out.length > MAX_REPEAT) throw new FuncError(`result longer than ${MAX_REPEAT} characters`);
+  }
+  return out + s.slice(at);
+}
+
+/** Go's Regexp.Split(s, n). */
+function regexSplitGo(re: GoRegex, s: string, n: number): string[] {
+  if (n === 0) return [];
+  if (re.source.length > 0 && s.length === 0) return [''];
+  const parts: string[] = [];
+  let beg = 0;
+  let end = 0;
+  for (const m of re.matches(s, n)) {
+    if (n > 0 && parts.length === n - 1) break;
+    end = m.start;
+    if (m.end !== 0) parts.push(s.slice(beg, end));
+    beg = m.end;
+  }
+  if (end !== s.length) parts.push(s.slice(beg));
+  return parts;
+}
 
 const MAX_REPEAT = 1 << 20;
 
@@ -127,19 +184,12 @@ function indentWidth(name: string, n: unknown, text: string): number {
 }
 
 /** Go's Regexp.Expand: $1, ${1}, $name, ${name} and $$ in a replacement. */
-function expandGo(tpl: string, m: unknown[]): string {
-  const groups = (typeof m.at(-1) === 'object' ? m.at(-1) : undefined) as Record<string, string> | undefined;
-  // The replacer gets (match, ...captures, offset, input[, groups]): offset is the first number.
-  const captures = m.findIndex((x, i) => i > 0 && typeof x === 'number') - 1;
+function expandGo(tpl: string, m: GoMatch): string {
   return tpl.replace(/\$(\$|\{(\w+)\}|(\w+))/g, (_all, _x, braced?: string, bare?: string) => {
     const name = braced ?? bare;
     if (name === undefined) return '$';
-    if (/^\d+$/.test(name)) {
-      const i = Number(name);
-      const v = i <= captures ? m[i] : undefined;
-      return typeof v === 'string' ? v : '';
-    }
-    return groups?.[name] ?? '';
+    if (/^\d+$/.test(name)) return m.groups[Number(name)] ?? '';
+    return m.named[name] ?? '';
   });
 }
 
@@ -339,7 +389,11 @@ export const FUNCS: Record<string, TemplateFunc> = {
       .map(strval)
       .join(str('join', sep));
   },
-  sortAlpha: ([v]) => list('sortAlpha', v).map(strval).sort(),
+  sortAlpha: ([v]) => {
+    const l = list('sortAlpha', v);
+    chargeSort('sortAlpha', l.length);
+    return l.map(strval).sort();
+  },
   snakecase: ([s]) =>
     str('snakecase', s)
       .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
@@ -444,7 +498,7 @@ export const FUNCS: Record<string, TemplateFunc> = {
   initial: ([v]) => list('initial', v).slice(0, -1),
   has: ([x, v]) => list('has', v).some((e) => goEqual(e, x)),
   compact: ([v]) => list('compact', v).filter((e) => !empty(e)),
-  uniq: ([v]) => list('uniq', v).filter((e, i, a) => a.findIndex((o) => goEqual(o, e)) === i),
+  uniq: ([v]) => uniq(list('uniq', v)),
   dict: (args) => {
     const out: Record<string, unknown> = {};
     for (let i = 0; i < args.length; i += 2) out[strval(args[i])] = args[i + 1] ?? '';
@@ -452,36 +506,37 @@ export const FUNCS: Record<string, TemplateFunc> = {
   },
   get: ([m, k]) => (isMap(m) && Object.hasOwn(m, str('get', k)) ? m[str('get', k)] : ''),
   hasKey: ([m, k]) => isMap(m) && Object.hasOwn(m, str('hasKey', k)),
-  keys: (args) => args.flatMap((m) => (isMap(m) ? Object.keys(m) : [])).sort(),
+  keys: (args) => {
+    const ks = args.flatMap((m) => (isMap(m) ? Object.keys(m) : []));
+    chargeSort('keys', ks.length);
+    return ks.sort();
+  },
   values: ([m]) => (isMap(m) ? Object.values(m) : []),
 
   // ----------------------------------------------------------------------- sprig: regex
   regexMatch: ([r, s]) => regex('regexMatch', str('regexMatch', r)).test(str('regexMatch', s)),
-  regexFind: ([r, s]) => regex('regexFind', str('regexFind', r)).exec(str('regexFind', s))?.[0] ?? '',
-  regexFindAll: ([r, s, n]) => {
-    const all = [
-      ...str('regexFindAll', s).matchAll(new RegExp(regex('regexFindAll', str('regexFindAll', r)), 'g')),
-    ].map((m) => m[0]);
-    const lim = toInt(n);
-    return lim < 0 ? all : all.slice(0, lim);
-  },
-  regexReplaceAll: ([r, s, repl]) => {
-    const tpl = str('regexReplaceAll', repl);
-    return str('regexReplaceAll', s).replace(
-      new RegExp(regex('regexReplaceAll', str('regexReplaceAll', r)), 'g'),
-      (...m) => expandGo(tpl, m),
-    );
-  },
-  regexReplaceAllLiteral: ([r, s, repl]) =>
-    str('regexReplaceAllLiteral', s).replace(
-      new RegExp(regex('regexReplaceAllLiteral', str('regexReplaceAllLiteral', r)), 'g'),
-      () => str('regexReplaceAllLiteral', repl),
+  regexFind: ([r, s]) =>
+    regex('regexFind', str('regexFind', r)).matches(str('regexFind', s), 1)[0]?.groups[0] ?? '',
+  regexFindAll: ([r, s, n]) =>
+    regex('regexFindAll', str('regexFindAll', r))
+      .matches(str('regexFindAll', s), toInt(n))
+      .map((m) => m.groups[0] ?? ''),
+  regexReplaceAll: ([r, s, repl]) =>
+    regexReplace(
+      regex('regexReplaceAll', str('regexReplaceAll', r)),
+      str('regexReplaceAll', s),
+      str('regexReplaceAll', repl),
+      false,
     ),
-  regexSplit: ([r, s, n]) => {
-    const parts = str('regexSplit', s).split(regex('regexSplit', str('regexSplit', r)));
-    const lim = toInt(n);
-    return lim < 0 ? parts : parts.slice(0, lim);
-  },
+  regexReplaceAllLiteral: ([r, s, repl]) =>
+    regexReplace(
+      regex('regexReplaceAllLiteral', str('regexReplaceAllLiteral', r)),
+      str('regexReplaceAllLiteral', s),
+      str('regexReplaceAllLiteral', repl),
+      true,
+    ),
+  regexSplit: ([r, s, n]) =>
+    regexSplitGo(regex('regexSplit', str('regexSplit', r)), str('regexSplit', s), toInt(n)),
 
   // ----------------------------------------------------------------------- sprig: time
   now: () => new Date(),
