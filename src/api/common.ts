@@ -243,6 +243,14 @@ export const Condition = z
   .describe('One aspect of the object state.');
 export type Condition = z.infer<typeof Condition>;
 
+/** Status fields of EventSources and Sensors beside their conditions. */
+export const workloadStatusFields = () => ({
+  eventBusName: z
+    .string()
+    .optional()
+    .describe('The EventBus this object uses ("default" when spec.eventBusName is unset).'),
+});
+
 export const conditionsField = () =>
   z
     .array(Condition)

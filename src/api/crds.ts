@@ -1,10 +1,21 @@
 // The three sluice CRDs, generated from the zod schemas. Names, short names and plurals match
 // upstream Argo Events so `kubectl get eventbus,eventsources,sensors` works as users expect.
 import { stringify } from 'yaml';
-import { buildCrd, type CrdDefinition, type JsonSchema } from './crd.ts';
+import { buildCrd, type CrdDefinition, type JsonSchema, type PrinterColumn } from './crd.ts';
 import { EventBusSpec, EventBusStatus } from './eventbus.ts';
 import { EventSourceSpec, EventSourceStatus } from './eventsource.ts';
 import { SensorSpec, SensorStatus } from './sensor.ts';
+
+/** The bus as the controller resolved it (the implicit "default" included), then the workload's pods. */
+const busColumns: PrinterColumn[] = [
+  { name: 'Bus', type: 'string', jsonPath: '.status.eventBusName', description: 'EventBus used' },
+  {
+    name: 'Available',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Available")].message',
+    description: 'Pods of its Deployment that are available',
+  },
+];
 
 export const CRD_DEFINITIONS: CrdDefinition[] = [
   {
@@ -33,7 +44,7 @@ export const CRD_DEFINITIONS: CrdDefinition[] = [
       'An EventSource turns outside happenings (webhooks, schedules, object changes, messages) into events on an EventBus.',
     spec: EventSourceSpec,
     status: EventSourceStatus,
-    columns: [{ name: 'Bus', type: 'string', jsonPath: '.spec.eventBusName', description: 'EventBus used' }],
+    columns: busColumns,
   },
   {
     kind: 'Sensor',
@@ -44,7 +55,7 @@ export const CRD_DEFINITIONS: CrdDefinition[] = [
       'A Sensor waits for events matching its dependencies and fires its triggers when their conditions hold.',
     spec: SensorSpec,
     status: SensorStatus,
-    columns: [{ name: 'Bus', type: 'string', jsonPath: '.spec.eventBusName', description: 'EventBus used' }],
+    columns: busColumns,
   },
 ];
 

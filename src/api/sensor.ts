@@ -15,6 +15,7 @@ import {
   SecureHeader,
   Template,
   TLSConfig,
+  workloadStatusFields,
 } from './common.ts';
 import { CONDITIONS_CEL, ConditionSyntaxError, conditionNames, parseConditions } from './conditions.ts';
 import { ConfigMapKeySelector, secretRef } from './k8s.ts';
@@ -686,6 +687,7 @@ export type SensorSpec = z.infer<typeof SensorSpec>;
 export const SensorStatus = z
   .looseObject({
     conditions: conditionsField(),
+    ...workloadStatusFields(),
     observedGeneration: count('The spec generation last acted on.'),
   })
   .describe('What the controller observed.');

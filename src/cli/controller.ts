@@ -2,6 +2,7 @@
 
 import { busOperations } from '../controller/bus-ops.ts';
 import { Controller } from '../controller/controller.ts';
+import { selfRefsFromEnv } from '../controller/uninstall.ts';
 import { SimpleKubeConfig } from '../kube/config.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
@@ -48,6 +49,8 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     natsImage: flags.natsImage,
     ...(flags.natsReloaderImage ? { natsReloaderImage: flags.natsReloaderImage } : {}),
     workers: Number(flags.workers),
+    // Its own Deployment, ClusterRoleBinding and ServiceAccount (uninstall; see controller/uninstall.ts).
+    self: selfRefsFromEnv(),
     ...(namespace ? { namespace } : {}),
     leaderElection: {
       enabled: flags.leaderElect,

@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import { parseStreamConfig } from '../api/stream-config.ts';
 import { BusConnection } from '../bus/connection.ts';
 import { deleteConsumers } from '../bus/consumer.ts';
+import { watchDeadLetters } from '../bus/dead-letters.ts';
 import { type Drop, dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
 import { busLimits } from '../bus/placement.ts';
 import { deleteOrphanConsumers, deleteSensorState, provisionSensorState } from '../bus/sensor-state.ts';
@@ -13,7 +14,12 @@ import { allEventSourceBuckets, deleteBuckets, provisionBuckets } from '../bus/s
 import { deleteStreams, ensureStreams } from '../bus/streams.ts';
 import { consumerSensor, dlqStreamName, eventStreamName } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { BusOperations, BusConnection as Conn, StreamOutcome } from './reconcile/context.ts';
+import type {
+  BusOperations,
+  BusConnection as Conn,
+  MonitorHooks,
+  StreamOutcome,
+} from './reconcile/context.ts';
 
 export interface BusOperationsOptions {
   connectTimeoutMs?: number;
@@ -111,7 +117,7 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
     async deleteOrphanConsumers(c, live) {
       return deleteOrphanConsumers(await jsmOf(c), ref(c), live);
     },
-    monitor(c: Conn) {
+    monitor(c: Conn, hooks?: MonitorHooks) {
       const parsed = parseStreamConfig(c.streamConfig);
       if (!parsed.ok) return;
       const bounds = c.limits ?? busLimits({}, parsed.settings);
@@ -158,6 +164,11 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
             (d) => report({ ...d, reason: 'dlqMaxAge' }),
             opts.monitorEveryMs,
           ),
+        );
+      const deadLettered = hooks?.deadLettered;
+      if (deadLettered)
+        stops.push(
+          watchDeadLetters(() => jsmOf(c), dlqStreamName(ref(c)), deadLettered, opts.monitorEveryMs),
         );
       watches.set(key, {
         key: id,

@@ -5,13 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { KubeAccess } from '../kube/config.ts';
+import { EventRecorder, type EventSink } from '../kube/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Applier, collectionOf } from './apply.ts';
 import { Informer } from './informer.ts';
 import { KubeHttp, type KubeObject, objectKey } from './kube-http.ts';
 import { LeaderElector } from './leader.ts';
 import { informerMetrics, leaderMetric, workQueueMetrics } from './metrics.ts';
-import { ownerKey } from './owners.ts';
+import { groupOf, ownerKey } from './owners.ts';
 import { LABEL_EVENTBUS } from './reconcile/bus-security.ts';
 import {
   type BusOperations,
@@ -22,7 +23,15 @@ import {
 } from './reconcile/context.ts';
 import { reconcileEventBus } from './reconcile/eventbus.ts';
 import { reconcileEventSource, reconcileSensor } from './reconcile/workload.ts';
-import { LABEL_MANAGED_BY, MANAGED_BY } from './resources/common.ts';
+import { LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY } from './resources/common.ts';
+import {
+  departureReason,
+  holdRbac,
+  releaseFinalizers,
+  releaseRbac,
+  type SelfRefs,
+  terminatingCrds,
+} from './uninstall.ts';
 import { controllerRateLimiter, type ReconcileResult, runWorkers, WorkQueue } from './workqueue.ts';
 
 /** Cached objects drop managedFields: large, and never read by the controller. */
@@ -44,6 +53,8 @@ function metadataOnly(o: KubeObject): KubeObject {
       namespace: m.namespace,
       uid: m.uid,
       resourceVersion: m.resourceVersion,
+      generation: m.generation,
+      ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
       labels: m.labels,
       ownerReferences: m.ownerReferences,
     },
@@ -68,9 +79,34 @@ export interface ControllerConfig extends ControllerOptions {
   workers?: number;
   /** Called when leadership is lost (not on stop()); the CLI exits so a fresh process campaigns. */
   onLostLeadership?: () => void;
+  /** Record Kubernetes Events (events.k8s.io/v1) about the objects; default true. */
+  events?: boolean;
+  /** Watch the sluice CRDs for an uninstall (needs list/watch on CRDs); default true. */
+  watchCrds?: boolean;
+  /** The controller's own Deployment and RBAC objects (see uninstall.ts); none by default. */
+  self?: SelfRefs;
 }
 
+/** Workloads made by Argo Events' controllers carry this label (upstream's `controller` label). */
+const UPSTREAM_CHILDREN = 'controller in (eventsource-controller,sensor-controller,eventbus-controller)';
+/** How long a departing controller spends on releasing finalizers (its pod has 30 s to stop). */
+const DEPART_BUDGET_MS = 15_000;
+
 type Kind = 'EventBus' | 'EventSource' | 'Sensor';
+
+/** Kubernetes Events through the controller's own HTTP layer. */
+function eventSink(http: KubeHttp): EventSink {
+  const base = (ns: string) => `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/events`;
+  return {
+    create: (ns, body) => http.request('POST', base(ns), { body, timeoutMs: 10_000 }),
+    patch: (ns, name, body) =>
+      http.request('PATCH', `${base(ns)}/${encodeURIComponent(name)}`, {
+        body,
+        contentType: 'application/merge-patch+json',
+        timeoutMs: 10_000,
+      }),
+  };
+}
 const GROUP = 'argoproj.io';
 
 export class Controller {
@@ -86,6 +122,8 @@ export class Controller {
   private synced = false;
   private stopping = false;
   private leading = false;
+  private readonly crds?: Informer<SluiceObject>;
+  private departing: string | undefined;
   private readonly reconciles: Counter<'kind' | 'result'>;
   private readonly durations: Histogram<'kind'>;
 
@@ -130,6 +168,18 @@ export class Controller {
     const buses = informer(`/apis/${GROUP}/v1alpha1/eventbus`, 'eventbus');
     const sources = informer(`/apis/${GROUP}/v1alpha1/eventsources`, 'eventsources');
     const sensors = informer(`/apis/${GROUP}/v1alpha1/sensors`, 'sensors');
+    const children = new Map<string, Informer<SluiceObject>>();
+    const foreign: Informer<SluiceObject>[] = [];
+    if (cfg.watchCrds !== false) {
+      this.crds = new Informer<SluiceObject>({
+        kubeConfig: cfg.kubeConfig,
+        path: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+        labelSelector: `${LABEL_PART_OF}=sluice`,
+        transform: metadataOnly,
+        hooks: informerMetrics(cfg.registry, 'customresourcedefinitions'),
+        logger: cfg.logger,
+      });
+    }
     this.ctx = {
       http: this.http,
       applier: new Applier(this.http),
@@ -137,8 +187,34 @@ export class Controller {
       now: () => new Date(),
       options: cfg,
       bus: cfg.bus,
-      caches: { buses, sources, sensors },
+      caches: { buses, sources, sensors, children, foreign },
+      appliedVersions: new Map(),
+      uninstalling: () => (this.crds ? terminatingCrds(this.crds.list()) : undefined) ?? this.departing,
+      ...(cfg.events !== false
+        ? {
+            events: new EventRecorder({
+              sink: eventSink(this.http),
+              controller: 'sluice.argoproj.io/controller',
+              instance: process.env.POD_NAME ?? hostname(),
+              onError: (err, what) =>
+                this.log.debug({ err: (err as Error).message, what }, 'could not record a Kubernetes Event'),
+            }),
+          }
+        : {}),
     };
+    if (this.crds) {
+      let told = false;
+      const crdChanged = (crd: SluiceObject) => {
+        if (!crd.metadata.deletionTimestamp || told) return;
+        told = true;
+        this.log.warn(
+          { crd: crd.metadata.name },
+          'sluice CRDs are being deleted: releasing finalizers after one bounded clean-up attempt each',
+        );
+        this.enqueueAll();
+      };
+      this.crds.addEventHandler({ onAdd: crdChanged, onUpdate: (_, c) => crdChanged(c) });
+    }
 
     const enqueueSelf = (kind: Kind) => ({
       onAdd: (o: SluiceObject) => this.queues[kind].add(objectKey(o)),
@@ -182,6 +258,7 @@ export class Controller {
     ] as const) {
       // Only the owner references of children are used: cache nothing else (memory per object).
       const inf = informer(collectionOf(apiVersion, kind), kind.toLowerCase(), managed, metadataOnly);
+      children.set(kind, inf);
       const toOwner = (child: SluiceObject) => {
         for (const k of ['EventBus', 'EventSource', 'Sensor'] as const) {
           const key = ownerKey(child, { group: GROUP, kind: k });
@@ -193,11 +270,44 @@ export class Controller {
       };
       inf.addEventHandler({ onAdd: toOwner, onUpdate: (_, c) => toOwner(c), onDelete: toOwner });
     }
+    // Argo Events' workloads for the same objects: while they exist sluice does not run its own.
+    for (const [apiVersion, kind] of [
+      ['apps/v1', 'Deployment'],
+      ['apps/v1', 'StatefulSet'],
+    ] as const) {
+      const inf = informer(
+        collectionOf(apiVersion, kind),
+        `upstream-${kind.toLowerCase()}`,
+        UPSTREAM_CHILDREN,
+        metadataOnly,
+      );
+      foreign.push(inf);
+      const toOwner = (child: SluiceObject) => {
+        for (const r of child.metadata.ownerReferences ?? []) {
+          const k = r.kind as Kind;
+          if (groupOf(r.apiVersion) === GROUP && k in this.queues)
+            this.queues[k].add(`${child.metadata.namespace}/${r.name}`);
+        }
+      };
+      inf.addEventHandler({ onAdd: toOwner, onUpdate: (_, c) => toOwner(c), onDelete: toOwner });
+    }
+  }
+
+  private enqueueAll(): void {
+    for (const [kind, inf] of [
+      ['EventBus', this.ctx.caches.buses],
+      ['EventSource', this.ctx.caches.sources],
+      ['Sensor', this.ctx.caches.sensors],
+    ] as const) {
+      for (const o of inf.list()) this.queues[kind].add(objectKey(o));
+    }
   }
 
   /** Ready when the caches are synced and (with leader election) we know who leads. */
   notReady(): string | undefined {
-    return this.synced ? undefined : 'caches not synced yet';
+    if (this.synced) return undefined;
+    const failing = this.informers.map((i) => i.listProblem()).filter((p) => p !== undefined);
+    return failing.length ? `caches not synced yet: ${failing.join('; ')}` : 'caches not synced yet';
   }
 
   isLeader(): boolean {
@@ -243,9 +353,12 @@ export class Controller {
 
   async start(): Promise<void> {
     for (const inf of this.informers) inf.start();
+    // Not waited for: a controller without rights on CRDs (namespaced install) works without it.
+    this.crds?.start();
     await Promise.all(this.informers.map((i) => i.waitForSync()));
     this.synced = true;
     this.log.info({ namespace: this.cfg.namespace ?? '(all)' }, 'caches synced');
+    if (this.cfg.self) await holdRbac(this.http, this.cfg.self, this.log);
     const le = this.cfg.leaderElection;
     if (!le?.enabled) {
       this.leading = true;
@@ -268,13 +381,7 @@ export class Controller {
         registryLeader(true);
         this.log.info('became leader; reconciling');
         // Everything known is worth a look after a hand-over.
-        for (const [kind, inf] of [
-          ['EventBus', this.ctx.caches.buses],
-          ['EventSource', this.ctx.caches.sources],
-          ['Sensor', this.ctx.caches.sensors],
-        ] as const) {
-          for (const o of inf.list()) this.queues[kind].add(objectKey(o));
-        }
+        this.enqueueAll();
         this.startWorkers(signal);
       },
       onStoppedLeading: () => {
@@ -289,13 +396,30 @@ export class Controller {
     this.elector.start();
   }
 
+  /**
+   * Stops. A controller that is leaving for good (see uninstall.ts: its Deployment deleted or scaled
+   * to 0, its CRDs terminating, its rights gone) first finalizes what is being deleted, takes its
+   * finalizers off everything else and releases its RBAC hold, within about 15 s.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
+    const leaving = this.synced
+      ? await departureReason(this.http, this.cfg.self ?? {}, this.ctx.uninstalling?.())
+      : undefined;
     this.leadership?.abort();
     for (const q of Object.values(this.queues)) q.shutDown();
     await this.elector?.stop();
-    for (const inf of this.informers) inf.stop();
     await Promise.allSettled(this.running);
+    if (leaving) {
+      this.departing = leaving;
+      this.log.warn({ why: leaving }, 'leaving for good: releasing finalizers');
+      const r = await releaseFinalizers(this.ctx, (kind, key) => this.handler(kind)(key), DEPART_BUDGET_MS);
+      (r.failed.length ? this.log.error : this.log.info).call(this.log, r, 'finalizers released');
+      if (this.cfg.self) await releaseRbac(this.http, this.cfg.self, this.log);
+    }
+    await this.ctx.events?.flush();
+    for (const inf of this.informers) inf.stop();
+    await this.crds?.stop();
     await this.cfg.bus.close();
   }
 }

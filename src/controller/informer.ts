@@ -107,6 +107,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private resyncTimer: NodeJS.Timeout | undefined;
   /** The list's kind and apiVersion, stamped on items (LIST items come without them). */
   private itemKind: { apiVersion?: string; kind?: string } = {};
+  private listFailure: { text: string; count: number; loggedAt: number } | undefined;
 
   constructor(opts: InformerOptions) {
     this.opts = opts;
@@ -197,6 +198,37 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.store.size;
   }
 
+  /**
+   * Why the last LIST failed (until one succeeds), in words for /readyz and logs: a 404 on a
+   * custom resource means its CRD is not installed (or being deleted), a 401/403 missing rights.
+   */
+  listProblem(): string | undefined {
+    return this.listFailure?.text;
+  }
+
+  /** Logs a LIST failure at warn the first time and when it changes, then once every 5 minutes. */
+  private reportListFailure(err: unknown): void {
+    const code = err instanceof KubeApiError ? err.code : undefined;
+    const hint =
+      code === 404
+        ? ' (not served: is its CustomResourceDefinition installed, or being deleted?)'
+        : code === 401 || code === 403
+          ? ' (the controller lacks the right to list it: check its RBAC)'
+          : '';
+    const text = `list ${this.path} failed: ${(err as Error).message}${hint}`;
+    const now = Date.now();
+    const prev = this.listFailure;
+    const same = prev?.text === text;
+    const count = same ? prev.count + 1 : 1;
+    if (!same || now - prev.loggedAt >= 5 * 60_000) {
+      this.log?.warn({ err, path: this.path, failures: count }, `list failed; retrying with backoff${hint}`);
+      this.listFailure = { text, count, loggedAt: now };
+    } else {
+      this.log?.debug({ path: this.path, failures: count }, 'list failed again; retrying with backoff');
+      this.listFailure = { ...prev, count };
+    }
+  }
+
   /** The resourceVersion the next watch would resume from. */
   lastSyncResourceVersion(): string {
     return this.resourceVersion;
@@ -220,10 +252,12 @@ export class Informer<T extends KubeObject = KubeObject> {
           await this.relist(listReason, signal);
           listReason = undefined;
           failures = 0;
+          if (this.listFailure) this.log?.info({ path: this.path }, 'list works again');
+          this.listFailure = undefined;
         } catch (err) {
           if (signal.aborted) break;
           this.hooks.error?.(err, 'list');
-          this.log?.warn({ err }, 'list failed; retrying');
+          this.reportListFailure(err);
           await sleep(backoff(), signal);
           continue;
         }

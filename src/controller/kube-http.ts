@@ -121,6 +121,8 @@ export interface RequestOpts {
   timeoutMs?: number;
   signal?: AbortSignal;
   contentType?: string;
+  /** Accept header (default application/json), e.g. the server-side Table of `kubectl get`. */
+  accept?: string;
 }
 
 export interface WatchOpts {
@@ -187,7 +189,7 @@ export class KubeHttp {
     );
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    const headers: Record<string, string> = { Accept: 'application/json' };
+    const headers: Record<string, string> = { Accept: opts.accept ?? 'application/json' };
     if (body !== undefined) {
       headers['Content-Type'] = opts.contentType ?? 'application/json';
       // Always framed: Node neither chunks nor sizes the body of a DELETE (or GET) on its own, so

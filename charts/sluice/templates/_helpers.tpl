@@ -96,6 +96,10 @@ three kinds, write their status and finalizers, and manage their children.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
+# Kubernetes Events about the objects; a repeated event is a series whose count is patched.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
 {{- end }}
 
 {{/* EventSource pods: Lease election, calendar ConfigMaps, referenced Secrets. */}}

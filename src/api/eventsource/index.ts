@@ -2,7 +2,7 @@
 // spec holds one map per source type, from event name to that source's settings; the event name
 // is what Sensors refer to, so it must be unique across all types of one EventSource.
 import { z } from 'zod';
-import { conditionsField, Service, Template } from '../common.ts';
+import { conditionsField, Service, Template, workloadStatusFields } from '../common.ts';
 import { type CelRule, celRules, count, namedMap, obj, str, strMap } from '../kit.ts';
 import {
   AMQPEventSource,
@@ -174,6 +174,7 @@ export type EventSourceSpec = z.infer<typeof EventSourceSpec>;
 export const EventSourceStatus = z
   .looseObject({
     conditions: conditionsField(),
+    ...workloadStatusFields(),
     observedGeneration: count('The spec generation (metadata.generation) the status was computed from.'),
   })
   .describe('What the controller last observed about this EventSource.');

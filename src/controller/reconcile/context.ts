@@ -2,6 +2,7 @@
 // a clock. Reconcilers are functions of (context, key); all I/O goes through these members.
 import type { BusLimits } from '../../bus/placement.ts';
 import type { BucketSpec } from '../../bus/source-state.ts';
+import type { EventRecorder } from '../../kube/events.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Applier } from '../apply.ts';
 import type { Informer } from '../informer.ts';
@@ -48,6 +49,12 @@ export interface StreamOutcome {
   message: string;
 }
 
+/** What the bus monitor tells the controller besides its logs and metrics. */
+export interface MonitorHooks {
+  /** New dead-letter records since the previous look, by Sensor name. */
+  deadLettered?(bySensor: Map<string, number>): void;
+}
+
 /** Stream and consumer management the reconcilers need from the bus layer. */
 export interface BusOperations {
   ensureStreams(conn: BusConnection): Promise<StreamOutcome>;
@@ -72,7 +79,7 @@ export interface BusOperations {
    * Watches the bus's event stream for drops (every few seconds, until `unmonitor`): each is
    * logged and counted. Idempotent; a changed connection replaces the previous watch.
    */
-  monitor(conn: BusConnection): void;
+  monitor(conn: BusConnection, hooks?: MonitorHooks): void;
   unmonitor(conn: Pick<BusConnection, 'namespace' | 'busName'>): void;
   close(): Promise<void>;
 }
@@ -108,7 +115,20 @@ export interface ReconcileContext {
     buses: Informer<SluiceObject>;
     sources: Informer<SluiceObject>;
     sensors: Informer<SluiceObject>;
+    /** sluice's children by kind (metadata only), to skip a GET before applying what is ours. */
+    children?: Map<string, Informer<SluiceObject>>;
+    /** Workloads of another controller (Argo Events' `controller` label), metadata only. */
+    foreign?: Informer<SluiceObject>[];
   };
+  /** Kubernetes Events (absent in tests that do not look at them). */
+  events?: EventRecorder;
+  /** Version (generation or resourceVersion) each child had after our last apply, by kind/ns/name. */
+  appliedVersions?: Map<string, string>;
+  /**
+   * Set while the sluice CRDs are being deleted (uninstall): finalizers make one bounded attempt to
+   * clean bus state and then go, so the CRDs and namespaces are not held.
+   */
+  uninstalling?: () => string | undefined;
 }
 
 /** The EventBus name an EventSource/Sensor uses ("default" when unset). */
@@ -125,4 +145,18 @@ export function ownerOf(obj: SluiceObject) {
     namespace: obj.metadata.namespace ?? 'default',
     uid: obj.metadata.uid ?? '',
   };
+}
+
+/** How long one clean-up attempt may take while the CRDs are being deleted. */
+export const UNINSTALL_ATTEMPT_MS = 5_000;
+
+/** `p`, or a rejection after `ms` (the work itself is not cancelled; it ends on its own timeouts). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -18,6 +18,7 @@ import {
 } from '../resources/eventbus.ts';
 import type { ReconcileResult } from '../workqueue.ts';
 import { busSecrets, busTls, readSecret, roleUsers } from './bus-security.ts';
+import { applyChild, emitEvent, foreignChildren, forgetChild } from './children.ts';
 import {
   BUS_FINALIZER,
   type BusConnection,
@@ -27,6 +28,8 @@ import {
   type ReconcileContext,
   SENSOR_FINALIZER,
   type SluiceObject,
+  UNINSTALL_ATTEMPT_MS,
+  within,
 } from './context.ts';
 import { writeStatus } from './status.ts';
 
@@ -187,6 +190,23 @@ export async function busConnection(
   };
 }
 
+/** The finalizer Argo Events' controller puts on every EventBus. */
+export const UPSTREAM_BUS_FINALIZER = 'eventbus-controller';
+
+/**
+ * True when a deleted bus carries Argo Events' finalizer and none of Argo Events' workloads for it
+ * remain (its controller is not managing it): sluice removes that finalizer with its own, since no
+ * one else will. While upstream's children exist, upstream's controller is presumed alive and its
+ * finalizer is left to it.
+ */
+function upstreamFinalizerRemovable(ctx: ReconcileContext, bus: SluiceObject): boolean {
+  if (!bus.metadata.finalizers?.includes(UPSTREAM_BUS_FINALIZER)) return false;
+  for (const cache of ctx.caches.foreign ?? [])
+    for (const c of cache.list())
+      if (c.metadata.ownerReferences?.some((r) => r.uid === bus.metadata.uid)) return false;
+  return true;
+}
+
 export async function reconcileEventBus(
   ctx: ReconcileContext,
   key: string,
@@ -198,9 +218,19 @@ export async function reconcileEventBus(
   const parsed = EventBusSpec.safeParse(bus.spec ?? {});
 
   if (bus.metadata.deletionTimestamp) {
-    if (!bus.metadata.finalizers?.includes(BUS_FINALIZER)) return;
+    const upstream = upstreamFinalizerRemovable(ctx, bus);
+    if (!bus.metadata.finalizers?.includes(BUS_FINALIZER)) {
+      // Taken over from Argo Events: its finalizer guards children it is no longer there to run.
+      if (upstream)
+        await ctx.applier.setFinalizers(
+          bus,
+          bus.metadata.finalizers!.filter((f) => f !== UPSTREAM_BUS_FINALIZER),
+        );
+      return;
+    }
+    const leaving = ctx.uninstalling?.();
     const users = busUsers(ctx, namespace, name);
-    if (users.length) {
+    if (users.length && !leaving) {
       await writeStatus(ctx, bus, [
         {
           type: 'Ready',
@@ -218,7 +248,8 @@ export async function reconcileEventBus(
       (parsed.data.jetstream || parsed.data.jetstreamExotic)
     ) {
       try {
-        await ctx.bus.deleteStreams(await busConnection(ctx, bus, parsed.data));
+        const deleting = (async () => ctx.bus.deleteStreams(await busConnection(ctx, bus, parsed.data)))();
+        await (leaving ? within(deleting, UNINSTALL_ATTEMPT_MS, 'deleting streams') : deleting);
       } catch (err) {
         // A bus we cannot reach has nothing we can clean; a managed one loses its store with its pods.
         ctx.log.warn(
@@ -229,13 +260,23 @@ export async function reconcileEventBus(
     }
     await ctx.applier.setFinalizers(
       bus,
-      (bus.metadata.finalizers ?? []).filter((f) => f !== BUS_FINALIZER),
+      (bus.metadata.finalizers ?? []).filter(
+        (f) => f !== BUS_FINALIZER && !(upstream && f === UPSTREAM_BUS_FINALIZER),
+      ),
     );
     return;
   }
 
   if (!parsed.success) {
     const first = parsed.error.issues[0];
+    emitEvent(
+      ctx,
+      bus,
+      'Warning',
+      'InvalidSpec',
+      'Reconcile',
+      `spec.${formatPath(first?.path ?? [])}: ${first?.message ?? 'invalid'}`,
+    );
     await writeStatus(
       ctx,
       bus,
@@ -252,6 +293,14 @@ export async function reconcileEventBus(
   }
   const spec = parsed.data;
   if (spec.nats || spec.kafka) {
+    emitEvent(
+      ctx,
+      bus,
+      'Warning',
+      'UnsupportedBusType',
+      'Reconcile',
+      'nats (NATS Streaming) and kafka buses are not supported by sluice; use jetstream or jetstreamExotic',
+    );
     await writeStatus(
       ctx,
       bus,
@@ -273,6 +322,12 @@ export async function reconcileEventBus(
 
   const conditions: ConditionInput[] = [];
   let statusConfig: Record<string, unknown>;
+  const foreign = spec.jetstream ? foreignChildren(ctx, bus) : undefined;
+  if (foreign) {
+    emitEvent(ctx, bus, 'Warning', foreign.reason, 'Reconcile', foreign.message ?? '');
+    await writeStatus(ctx, bus, withReady([foreign]));
+    return { requeueAfterMs: 60_000 };
+  }
   if (spec.jetstream) {
     const owner = ownerOf(bus);
     const names = busNames(name);
@@ -298,9 +353,16 @@ export async function reconcileEventBus(
         : {}),
     });
     // The CA Secret first: the TLS Secret of an older version is then re-made without the CA key.
-    if (children.caSecret) await ctx.applier.apply(children.caSecret);
-    if (children.tlsSecret && (await readSecret(ctx, namespace, names.tls))?.[TLS_KEYS.caKey])
+    const conflicts: string[] = [];
+    const apply = async (child: Parameters<typeof applyChild>[2]) => {
+      const r = await applyChild(ctx, bus, child);
+      if (!r.ok) conflicts.push(r.conflict);
+    };
+    if (children.caSecret) await apply(children.caSecret);
+    if (children.tlsSecret && (await readSecret(ctx, namespace, names.tls))?.[TLS_KEYS.caKey]) {
       await ctx.applier.delete(children.tlsSecret);
+      forgetChild(ctx, children.tlsSecret);
+    }
     for (const child of [
       children.secret,
       children.configSecret,
@@ -311,7 +373,17 @@ export async function reconcileEventBus(
       children.statefulSet,
       children.pdb,
     ]) {
-      await ctx.applier.apply(child);
+      await apply(child);
+    }
+    if (conflicts.length) {
+      await writeStatus(
+        ctx,
+        bus,
+        withReady([
+          { type: 'Deployed', status: 'False', reason: 'ChildConflict', message: conflicts.join('; ') },
+        ]),
+      );
+      return { requeueAfterMs: 60_000 };
     }
     // The config was a ConfigMap before it held the route password: remove the old one.
     await ctx.applier.delete({
@@ -363,7 +435,22 @@ export async function reconcileEventBus(
     });
     if (!outcome.ok) requeueAfterMs = RETRY_UNREACHABLE_MS;
     else {
-      ctx.bus.monitor(conn);
+      ctx.bus.monitor(conn, {
+        deadLettered: (bySensor) => {
+          for (const [sensor, added] of bySensor) {
+            const s = ctx.caches.sensors.get(`${namespace}/${sensor}`);
+            if (s)
+              emitEvent(
+                ctx,
+                s,
+                'Warning',
+                'DeadLettered',
+                'Deliver',
+                `events were dead-lettered (${added > 1 ? 'several' : 'one'} since the last look); \`sluice dlq list\` shows them and why`,
+              );
+          }
+        },
+      });
       // Consumers of Sensors deleted before the controller owned their state would pin events.
       const orphans = await ctx.bus.deleteOrphanConsumers(conn, sensorsOf(ctx, namespace, name));
       if (orphans.length)
@@ -378,6 +465,8 @@ export async function reconcileEventBus(
     });
     requeueAfterMs = RETRY_UNREACHABLE_MS;
   }
+  for (const c of conditions)
+    if (c.status === 'False') emitEvent(ctx, bus, 'Warning', c.reason, 'Reconcile', c.message || c.reason);
   const warn = warnings(spec, spec.jetstream?.streamConfig ?? spec.jetstreamExotic?.streamConfig);
   for (const w of warn)
     if (w.status === 'False') ctx.log.warn({ bus: key, reason: w.reason }, w.message ?? w.reason);

@@ -15,7 +15,7 @@ import { eventSourceBucketSpecs } from '../../bus/source-state.ts';
 import { SUPPORTED_SOURCE_TYPES } from '../../eventsources/supported.ts';
 import { SUPPORTED_TRIGGER_TYPES } from '../../sensors/supported.ts';
 import { type ConditionInput, withReady } from '../conditions.ts';
-import { splitKey } from '../kube-http.ts';
+import { type KubeObject, splitKey } from '../kube-http.ts';
 import { LABEL_OWNER_NAME } from '../resources/common.ts';
 import {
   deploymentFor,
@@ -26,6 +26,7 @@ import {
 } from '../resources/workload.ts';
 import type { ReconcileResult } from '../workqueue.ts';
 import { CREDENTIAL_KEY, credentialSecretName, publicKeyOf, readSecret } from './bus-security.ts';
+import { applyChild, emitEvent, foreignChildren } from './children.ts';
 import {
   type BusConnection,
   busNameOf,
@@ -34,8 +35,11 @@ import {
   type ReconcileContext,
   SENSOR_FINALIZER,
   type SluiceObject,
+  UNINSTALL_ATTEMPT_MS,
+  within,
 } from './context.ts';
 import { busConnection } from './eventbus.ts';
+import { busReadiness, type DeploymentLike, workloadAvailability } from './readiness.ts';
 import { writeStatus } from './status.ts';
 
 function firstIssue(err: z.ZodError): string {
@@ -170,7 +174,9 @@ async function deploy(
   obj: SluiceObject,
   spec: Record<string, unknown>,
   prepare?: () => Promise<ConditionInput | undefined>,
-): Promise<{ condition: ConditionInput; requeueAfterMs?: number }> {
+): Promise<{ condition: ConditionInput; requeueAfterMs?: number; deployment?: DeploymentLike }> {
+  const foreign = foreignChildren(ctx, obj);
+  if (foreign) return { condition: foreign, requeueAfterMs: 60_000 };
   const found = busFor(ctx, obj);
   if (!found.bus) return { condition: found.problem!, requeueAfterMs: 30_000 };
   // Its own credential on a managed bus: the pod rolls when it is rotated (public key in the hash).
@@ -215,12 +221,16 @@ async function deploy(
     ...(credentialVersion ? { busCredentialVersion: credentialVersion } : {}),
     ...(ctx.options.runtimeLogLevel ? { logLevel: ctx.options.runtimeLogLevel } : {}),
   });
-  await applyDeployment(ctx, deployment);
+  const applied = await applyChild<DeploymentLike & KubeObject>(ctx, obj, deployment, {
+    retryAfter: (err) => dropRollingUpdate(ctx, deployment, err),
+  });
+  if (!applied.ok) return childConflict(applied.conflict);
   const keepServices = new Set<string>();
   if (obj.kind === 'EventSource') {
     const svc = eventSourceService(owner, runnable);
     if (svc) {
-      await ctx.applier.apply(svc);
+      const s = await applyChild(ctx, obj, svc);
+      if (!s.ok) return childConflict(s.conflict);
       keepServices.add(svc.metadata!.name!);
     }
     await pruneChildren(ctx, obj, 'v1', 'Service', '/api/v1/services', keepServices);
@@ -232,8 +242,14 @@ async function deploy(
       reason: 'Deployed',
       message: `Deployment ${workloadName(obj as { kind: string; metadata: { name: string } })} applied`,
     },
+    deployment: applied.object,
   };
 }
+
+const childConflict = (message: string) => ({
+  condition: { type: 'Deployed', status: 'False', reason: 'ChildConflict', message } as ConditionInput,
+  requeueAfterMs: 60_000,
+});
 
 /** The connection to the bus of `obj` when it is a JetStream bus we know, else undefined. */
 async function stateBus(ctx: ReconcileContext, obj: SluiceObject): Promise<BusConnection | undefined> {
@@ -265,15 +281,23 @@ async function finalize(
 ): Promise<ReconcileResult | undefined> {
   if (!obj.metadata.finalizers?.includes(finalizer)) return;
   const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+  const leaving = ctx.uninstalling?.();
   try {
     const conn = await stateBus(ctx, obj);
     if (conn) {
-      const removed = await clean(conn);
+      const removed = leaving
+        ? await within(clean(conn), UNINSTALL_ATTEMPT_MS, 'removing bus state')
+        : await clean(conn);
       ctx.log.info({ object: `${obj.kind}/${key}`, removed }, 'removed bus state');
     }
   } catch (err) {
     const since = Date.parse(String(obj.metadata.deletionTimestamp ?? '')) || ctx.now().getTime();
-    if (managedBusGoing(ctx, obj)) {
+    if (leaving) {
+      ctx.log.warn(
+        { object: `${obj.kind}/${key}`, err: (err as Error).message, why: leaving },
+        'uninstalling: could not remove its bus state in one attempt; it stays on the bus',
+      );
+    } else if (managedBusGoing(ctx, obj)) {
       // Deleting a namespace deletes the bus's pods, Secrets and volumes beside this object: the
       // state is gone with the store, and waiting would hold the namespace for the give-up time.
       ctx.log.warn(
@@ -323,6 +347,7 @@ export async function reconcileEventSource(
     );
   const parsed = EventSourceSpec.safeParse(obj.spec ?? {});
   if (!parsed.success) {
+    emitEvent(ctx, obj, 'Warning', 'InvalidSpec', 'Reconcile', firstIssue(parsed.error));
     await writeStatus(
       ctx,
       obj,
@@ -363,8 +388,32 @@ export async function reconcileEventSource(
     }
   });
   conditions.push(d.condition, unsupported('source', used, SUPPORTED_SOURCE_TYPES));
-  await writeStatus(ctx, obj, withReady(conditions));
+  await report(ctx, obj, conditions, d.deployment);
   return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
+}
+
+/**
+ * Writes status: the object's own conditions, its bus's readiness and its Deployment's availability,
+ * with Ready their conjunction, and `eventBusName` (the implicit "default" included) for the BUS
+ * column. Every False condition but availability (which a rollout passes through) is also a Warning
+ * event, deduplicated by the recorder.
+ */
+async function report(
+  ctx: ReconcileContext,
+  obj: SluiceObject,
+  own: ConditionInput[],
+  deployment: DeploymentLike | undefined,
+): Promise<void> {
+  const bus = busNameOf(obj);
+  const all = [
+    ...own,
+    busReadiness(ctx.caches.buses.get(`${obj.metadata.namespace}/${bus}`), bus),
+    workloadAvailability(deployment),
+  ];
+  for (const c of all)
+    if (c.status === 'False' && c.type !== 'Available')
+      emitEvent(ctx, obj, 'Warning', c.reason, 'Reconcile', c.message || c.reason);
+  await writeStatus(ctx, obj, withReady(all), { eventBusName: bus });
 }
 
 interface SensorSpecLike {
@@ -385,6 +434,7 @@ export async function reconcileSensor(
   const parsed = SensorSpec.safeParse(obj.spec ?? {});
   if (!parsed.success) {
     const msg = firstIssue(parsed.error);
+    emitEvent(ctx, obj, 'Warning', 'InvalidSpec', 'Reconcile', msg);
     const onTriggers = parsed.error.issues[0]?.path[0] === 'triggers';
     await writeStatus(
       ctx,
@@ -469,7 +519,7 @@ export async function reconcileSensor(
       'bus not reachable for state cleanup; will retry',
     );
   }
-  await writeStatus(ctx, obj, withReady(conditions));
+  await report(ctx, obj, conditions, d.deployment);
   return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
 }
 
@@ -478,14 +528,14 @@ export async function reconcileSensor(
  * Deployment made before Sensors used it) first drops the rollingUpdate settings the API server
  * defaulted: Recreate forbids them, and an apply cannot remove a field it does not own.
  */
-async function applyDeployment(ctx: ReconcileContext, d: V1Deployment): Promise<void> {
-  try {
-    await ctx.applier.apply(d);
-  } catch (err) {
-    if (d.spec?.strategy?.type !== 'Recreate' || !/rollingUpdate/.test((err as Error).message)) throw err;
-    await ctx.applier.mergePatch(d, { spec: { strategy: { type: 'Recreate', rollingUpdate: null } } });
-    await ctx.applier.apply(d);
-  }
+/**
+ * Switching to Recreate first drops the API server's defaulted rollingUpdate (apply cannot remove
+ * a field it does not own): true when that was the error and the field is now gone.
+ */
+async function dropRollingUpdate(ctx: ReconcileContext, d: V1Deployment, err: unknown): Promise<boolean> {
+  if (d.spec?.strategy?.type !== 'Recreate' || !/rollingUpdate/.test((err as Error).message)) return false;
+  await ctx.applier.mergePatch(d, { spec: { strategy: { type: 'Recreate', rollingUpdate: null } } });
+  return true;
 }
 
 export { splitKey };

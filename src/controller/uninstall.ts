@@ -1,0 +1,232 @@
+// Leaving cleanly. Finalizers are only worth having while a controller can honour them, so:
+//  - while it runs, the controller holds a finalizer on its own ClusterRole, ClusterRoleBinding and
+//    ServiceAccount: `kubectl delete -f install.yaml` deletes those in the same breath as the CRDs,
+//    and without them it could no longer remove the finalizers of the objects the CRD deletion is
+//    removing (the CRDs then stayed Terminating for good);
+//  - when the sluice CRDs are terminating, every finalizer makes one bounded attempt to clean bus
+//    state and then goes (see `uninstalling` in the reconcile context);
+//  - when it stops and is not coming back (its Deployment deleted or scaled to 0, its CRDs
+//    terminating, its rights gone), it finalizes the objects being deleted, takes its finalizers off
+//    the others (a controller that comes back puts them on again), and releases the hold.
+// A rolling update, a crash or a node drain keeps everything: a new pod continues.
+import type { Logger } from '../observability/logger.ts';
+import { isConflict, isNotFound, KubeApiError, type KubeHttp, type KubeObject } from './kube-http.ts';
+import {
+  BUS_FINALIZER,
+  EVENTSOURCE_FINALIZER,
+  type ReconcileContext,
+  SENSOR_FINALIZER,
+  type SluiceObject,
+} from './reconcile/context.ts';
+
+/** Put on the controller's ClusterRoleBinding and ServiceAccount while it runs. */
+export const HOLD_FINALIZER = 'sluice.argoproj.io/controller-cleanup';
+const OURS = new Set([BUS_FINALIZER, SENSOR_FINALIZER, EVENTSOURCE_FINALIZER]);
+
+/** The controller's own objects (names from the Deployment's environment). */
+export interface SelfRefs {
+  /** Its Deployment: gone, being deleted or scaled to 0 means it is being uninstalled. */
+  deployment?: { namespace: string; name: string };
+  /** Its ClusterRole, ClusterRoleBinding and ServiceAccount, held with HOLD_FINALIZER while it runs. */
+  clusterRole?: string;
+  clusterRoleBinding?: string;
+  serviceAccount?: { namespace: string; name: string };
+}
+
+/**
+ * Reads the names from SLUICE_DEPLOYMENT, SLUICE_CLUSTER_ROLE, SLUICE_CLUSTER_ROLE_BINDING,
+ * SLUICE_SERVICE_ACCOUNT and POD_NAMESPACE.
+ */
+export function selfRefsFromEnv(env: NodeJS.ProcessEnv = process.env): SelfRefs {
+  const ns = env.POD_NAMESPACE;
+  return {
+    ...(ns && env.SLUICE_DEPLOYMENT ? { deployment: { namespace: ns, name: env.SLUICE_DEPLOYMENT } } : {}),
+    ...(env.SLUICE_CLUSTER_ROLE ? { clusterRole: env.SLUICE_CLUSTER_ROLE } : {}),
+    ...(env.SLUICE_CLUSTER_ROLE_BINDING ? { clusterRoleBinding: env.SLUICE_CLUSTER_ROLE_BINDING } : {}),
+    ...(ns && env.SLUICE_SERVICE_ACCOUNT
+      ? { serviceAccount: { namespace: ns, name: env.SLUICE_SERVICE_ACCOUNT } }
+      : {}),
+  };
+}
+
+function holdPaths(self: SelfRefs): string[] {
+  const rbac = '/apis/rbac.authorization.k8s.io/v1';
+  return [
+    ...(self.clusterRole ? [`${rbac}/clusterroles/${encodeURIComponent(self.clusterRole)}`] : []),
+    ...(self.clusterRoleBinding
+      ? [
+          `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${encodeURIComponent(self.clusterRoleBinding)}`,
+        ]
+      : []),
+    ...(self.serviceAccount
+      ? [`/api/v1/namespaces/${self.serviceAccount.namespace}/serviceaccounts/${self.serviceAccount.name}`]
+      : []),
+  ];
+}
+
+async function editFinalizers(
+  http: KubeHttp,
+  path: string,
+  edit: (f: string[], obj: KubeObject) => string[] | undefined,
+): Promise<void> {
+  const obj = await http.request<KubeObject>('GET', path, { timeoutMs: 10_000 });
+  const next = edit(obj.metadata?.finalizers ?? [], obj);
+  if (!next) return;
+  await http.request('PATCH', path, {
+    body: { metadata: { finalizers: next, resourceVersion: obj.metadata?.resourceVersion } },
+    contentType: 'application/merge-patch+json',
+    timeoutMs: 10_000,
+  });
+}
+
+/** Adds HOLD_FINALIZER to the controller's RBAC objects; a missing right or object is logged, not fatal. */
+export async function holdRbac(http: KubeHttp, self: SelfRefs, log: Logger): Promise<void> {
+  for (const path of holdPaths(self)) {
+    try {
+      await editFinalizers(http, path, (f, obj) =>
+        f.includes(HOLD_FINALIZER) || obj.metadata?.deletionTimestamp ? undefined : [...f, HOLD_FINALIZER],
+      );
+    } catch (err) {
+      log.warn(
+        { path, err: (err as Error).message },
+        'cannot hold this RBAC object while running; an uninstall that deletes it beside the CRDs may need the documented order',
+      );
+    }
+  }
+}
+
+/**
+ * Removes HOLD_FINALIZER again. When all three are being deleted, the first release to land ends
+ * the controller's rights (role, binding or identity gone), so the objects are read first and the
+ * three PATCHes are sent at once: each is authorized on arrival, before the API server's RBAC and
+ * token caches see the first deletion. What still fails is logged with the command that finishes it.
+ */
+export async function releaseRbac(http: KubeHttp, self: SelfRefs, log: Logger): Promise<void> {
+  const read = await Promise.all(
+    holdPaths(self).map((path) =>
+      http.request<KubeObject>('GET', path, { timeoutMs: 10_000 }).then(
+        (obj) => ({ path, obj }),
+        (err: unknown) => ({ path, err }),
+      ),
+    ),
+  );
+  await Promise.all(
+    read.map(async (r) => {
+      try {
+        if ('err' in r) throw r.err;
+        const f = r.obj.metadata?.finalizers ?? [];
+        if (!f.includes(HOLD_FINALIZER)) return;
+        await http.request('PATCH', r.path, {
+          body: {
+            metadata: {
+              finalizers: f.filter((x) => x !== HOLD_FINALIZER),
+              resourceVersion: r.obj.metadata?.resourceVersion,
+            },
+          },
+          contentType: 'application/merge-patch+json',
+          timeoutMs: 10_000,
+        });
+      } catch (err) {
+        if (isNotFound(err)) return;
+        log.error(
+          { path: r.path, err: (err as Error).message },
+          `could not release the RBAC hold; finish with: kubectl patch --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]' <the object at ${r.path}>`,
+        );
+      }
+    }),
+  );
+}
+
+/**
+ * Why the controller is leaving for good, or undefined when another pod will continue (rolling
+ * update, crash, drain). `crdsTerminating` is what the CRD watch saw.
+ */
+export async function departureReason(
+  http: KubeHttp,
+  self: SelfRefs,
+  crdsTerminating: string | undefined,
+): Promise<string | undefined> {
+  if (crdsTerminating) return crdsTerminating;
+  const d = self.deployment;
+  if (!d) return undefined;
+  try {
+    const dep = await http.request<KubeObject & { spec?: { replicas?: number } }>(
+      'GET',
+      `/apis/apps/v1/namespaces/${d.namespace}/deployments/${d.name}`,
+      { timeoutMs: 10_000 },
+    );
+    if (dep.metadata?.deletionTimestamp) return `Deployment ${d.namespace}/${d.name} is being deleted`;
+    if (dep.spec?.replicas === 0) return `Deployment ${d.namespace}/${d.name} is scaled to 0`;
+    return undefined;
+  } catch (err) {
+    if (isNotFound(err)) return `Deployment ${d.namespace}/${d.name} was deleted`;
+    if (err instanceof KubeApiError && (err.code === 401 || err.code === 403))
+      return `the controller lost its API rights (${err.code})`;
+    return undefined;
+  }
+}
+
+/**
+ * On departure: objects being deleted are finalized (one bounded attempt at their bus state, by the
+ * reconcilers in uninstall mode), the others just lose sluice's finalizers. Users before buses.
+ * Resolves within about `deadlineMs`.
+ */
+export async function releaseFinalizers(
+  ctx: ReconcileContext,
+  finalize: (kind: 'EventBus' | 'EventSource' | 'Sensor', key: string) => Promise<unknown>,
+  deadlineMs: number,
+): Promise<{ finalized: number; released: number; failed: string[] }> {
+  const out = { finalized: 0, released: 0, failed: [] as string[] };
+  const until = Date.now() + deadlineMs;
+  for (const [kind, cache] of [
+    ['Sensor', ctx.caches.sensors],
+    ['EventSource', ctx.caches.sources],
+    ['EventBus', ctx.caches.buses],
+  ] as const) {
+    for (const obj of cache.list() as SluiceObject[]) {
+      const mine = obj.metadata.finalizers?.filter((f) => OURS.has(f)) ?? [];
+      if (!mine.length) continue;
+      const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+      if (Date.now() > until) {
+        out.failed.push(`${kind}/${key}: out of time`);
+        continue;
+      }
+      // A 409 means the cache is a step behind the object: wait for the watch and try again.
+      for (let attempt = 1; ; attempt++) {
+        const cur = cache.get(key);
+        try {
+          if (!cur?.metadata.finalizers?.some((f) => OURS.has(f))) break;
+          if (cur.metadata.deletionTimestamp) {
+            await finalize(kind, key);
+            if (!cache.get(key)?.metadata.finalizers?.some((f) => OURS.has(f))) out.finalized++;
+          } else {
+            await ctx.applier.setFinalizers(
+              cur,
+              (cur.metadata.finalizers ?? []).filter((f) => !OURS.has(f)),
+            );
+            out.released++;
+          }
+          break;
+        } catch (err) {
+          if (isNotFound(err)) break;
+          if (isConflict(err) && attempt < 5 && Date.now() < until) {
+            await new Promise((r) => setTimeout(r, 200 * attempt));
+            continue;
+          }
+          out.failed.push(`${kind}/${key}: ${(err as Error).message}`);
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Metadata of the sluice CRDs as watched (label app.kubernetes.io/part-of=sluice). */
+export function terminatingCrds(crds: KubeObject[]): string | undefined {
+  const going = crds
+    .filter((c) => c.metadata?.deletionTimestamp)
+    .map((c) => c.metadata?.name ?? '')
+    .sort();
+  return going.length ? `CustomResourceDefinition ${going.join(', ')} is being deleted` : undefined;
+}
