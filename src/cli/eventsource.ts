@@ -71,9 +71,10 @@ export async function runEventSource(flags: { metricsPort: string; logLevel?: st
     log,
     resolveSecret,
   });
-  // Publishes that never settle: not ready, and the process cannot do its job any more (restart it).
+  // Not ready while publishes never settle (then not live either: restart it) or while a source
+  // reports that it cannot consume.
   ready(
-    () => publisher.wedged(),
+    () => publisher.wedged() ?? running.notReady(),
     () => publisher.wedged(),
   );
   log.info({ metricsPort: ops.port, webhookPorts: Object.fromEntries(running.ports) }, 'eventsource running');

@@ -47,6 +47,12 @@ export interface SourceContext<S = unknown> {
   emit(data: unknown, opts?: EmitOptions): Promise<EmitResult>;
   /** Counts a source-side failure (bad message, lost connection) for the upstream metric. */
   processingFailed(reason: string): void;
+  /**
+   * Reports that this source cannot consume right now (`problem`, e.g. "kafka consumer stopped;
+   * restarting in 4 s") or, with undefined, that it consumes again. While any source of the
+   * EventSource has a problem, the process's /readyz answers not ready with it.
+   */
+  degraded(problem: string | undefined): void;
   resolveSecret(sel: SecretKeySelector): Promise<string>;
   webhooks: WebhookHost;
   /** Kubernetes access (in-cluster, or the current kubeconfig); throws when there is none. */

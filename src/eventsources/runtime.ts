@@ -20,6 +20,7 @@ import { loadAdapter } from './adapters.ts';
 import { publishConfirmed } from './confirm.ts';
 import { encodeEvent, envelope } from './envelope.ts';
 import { publishableId } from './event-id.ts';
+import { validDate } from './fields.ts';
 import { compileFilter, type EventFilter } from './filter.ts';
 import { eventSourceMetrics } from './metrics.ts';
 import { DEFAULT_HIDDEN_HEADERS, DEFAULT_ID_HEADERS } from './webhook/headers.ts';
@@ -80,6 +81,8 @@ export interface RunningEventSource {
   ports: Map<string, number>;
   /** Source types in the spec that this build does not run. */
   unsupported: string[];
+  /** Why a running source cannot consume now (see SourceContext.degraded), or undefined. */
+  notReady(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -168,6 +171,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
     return o.kubeConfig();
   };
 
+  const problems = new Map<string, string>();
   const contextFor = (e: Entry, signal: AbortSignal): SourceContext<unknown> => {
     const filterSpec = e.spec.filter as { expression?: string } | undefined;
     const filter: EventFilter | undefined = filterSpec?.expression
@@ -190,6 +194,11 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
       webhooks,
       kubeConfig,
       processingFailed: (reason) => processingFailed.inc({ ...ev, status: reason }),
+      degraded: (problem) => {
+        const key = `${e.type}/${e.eventName}`;
+        if (problem === undefined) problems.delete(key);
+        else problems.set(key, problem);
+      },
       async emit(data: unknown, opts: EmitOptions = {}): Promise<EmitResult> {
         const start = performance.now();
         if (filter && !filter.matches(data)) {
@@ -203,7 +212,8 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
           type: e.type,
           subject: e.eventName,
           data,
-          ...(opts.time ? { time: opts.time } : {}),
+          // A source's out-of-range time (an invalid Date) falls back to now, never throws.
+          ...(validDate(opts.time) ? { time: opts.time } : {}),
           ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
           ...(opts.datacontenttype ? { datacontenttype: opts.datacontenttype } : {}),
         });
@@ -307,6 +317,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   return {
     ports,
     unsupported,
+    notReady: () => (problems.size ? [...problems].map(([k, why]) => `${k}: ${why}`).join('; ') : undefined),
     async stop() {
       lifetime.abort();
       await Promise.all([...servers.values()].map((s) => s.stop()));

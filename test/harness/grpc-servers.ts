@@ -103,6 +103,8 @@ export class CustomTriggerServer extends RestartableServer {
   resource = (spec: string): string => JSON.stringify({ spec, metadata: { namespace: 'default' } });
   fail: { code: grpc.status; times: number } | undefined;
   policy = { success: true, message: 'ok' };
+  /** ApplyPolicy answers this status `times` times before answering `policy`. */
+  policyFail: { code: grpc.status; times: number } | undefined;
 
   constructor(token?: string) {
     super();
@@ -148,6 +150,11 @@ export class CustomTriggerServer extends RestartableServer {
           resource: Buffer.from(call.request.request).toString(),
           metadata: meta(call.metadata),
         });
+        if (this.policyFail && this.policyFail.times > 0) {
+          this.policyFail.times--;
+          cb({ code: this.policyFail.code, details: 'policy failing as asked' });
+          return;
+        }
         cb(null, this.policy);
       },
     });

@@ -18,6 +18,7 @@ import {
 } from '@aws-sdk/client-sns';
 import type { SNSEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
+import { RawJson } from '../raw-json.ts';
 import { pause, retryUntil } from '../retry.ts';
 import { publicUrl } from '../webhook/hooks.ts';
 import { RetryLater } from '../webhook/route.ts';
@@ -48,7 +49,8 @@ export const adapter: SourceAdapter<SNSEventSource> = {
 
     await addSignedRoute(ctx, {
       prepare: async (_h, body, _raw, standard) => {
-        const m = (body ?? {}) as SnsMessage;
+        // Bodies arrive as sent (raw-json.ts); an SNS envelope is small: read its fields parsed.
+        const m = ((body instanceof RawJson ? body.value : body) ?? {}) as SnsMessage;
         if (typeof m !== 'object' || typeof m.Type !== 'string')
           throw new Error('expected an SNS message (JSON with "Type")');
         if (spec.validateSignature) {

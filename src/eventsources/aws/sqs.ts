@@ -3,9 +3,12 @@
 // one that reappears after a crash (visibility timeout) is stored once within the bus's
 // duplicates window. While an event cannot be stored the message is held: its visibility is
 // extended and the publish retried with backoff, so the queue's receive count does not grow and
-// a redrive policy does not dead-letter messages for a bus outage. Messages that can never be
-// published (not JSON with jsonBody) are deleted and counted, or, with `dlq: true`, left for the
-// queue's redrive policy. Receivers of one queue share its messages, so every replica runs.
+// a redrive policy does not dead-letter messages for a bus outage. Every message of a receive
+// stays invisible until it is deleted (stored ones too, until the batch's delete). Messages that
+// can never be published (not JSON with jsonBody) are deleted and counted, or, with `dlq: true`,
+// left for the queue's redrive policy; one the bus refuses for good (too large) is counted and
+// left: no longer extended, so the queue's redrive policy (maxReceiveCount) moves it to its DLQ.
+// Binary attribute values are published as base64, as upstream does. Receivers of one queue share its messages, so every replica runs.
 // Wrong credentials or a missing queue fail the start with a clear error; an unreachable
 // endpoint is retried with backoff.
 import {
@@ -18,17 +21,15 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { base64Binary, dateFromMs } from '../fields.ts';
 import { parseJsonText } from '../json.ts';
-import { Backoff, pause, retryUntil } from '../retry.ts';
+import { Backoff, pause, queueHold, reportRefusal, retryUntil, storeHeld } from '../retry.ts';
 import { awsClientConfig, describeAwsError, isFatalAwsError } from './credentials.ts';
-
-const VISIBILITY_S = 60;
-const EXTEND_EVERY_MS = 20_000;
 
 /** Upstream's SQSEventData. */
 function eventData(m: Message, body: unknown, metadata: Record<string, string> | undefined) {
   return {
-    messageAttributes: m.MessageAttributes ?? {},
+    messageAttributes: base64Binary(m.MessageAttributes ?? {}),
     messageId: m.MessageId ?? '',
     body,
     ...(metadata && Object.keys(metadata).length ? { metadata } : {}),
@@ -57,24 +58,21 @@ async function publishOne(
     }
   }
   const data = eventData(m, body, ctx.spec.metadata);
-  const backoff = new Backoff(500, 10_000);
-  for (;;) {
-    if (signal.aborted) return 'stopped';
-    try {
-      const sent = Number(m.Attributes?.SentTimestamp);
-      await ctx.emit(data, {
-        ...(m.MessageId ? { id: m.MessageId } : {}),
-        ...(sent ? { time: new Date(sent) } : {}),
-      });
-      return 'stored';
-    } catch (err) {
-      ctx.log.warn(
-        { messageId: m.MessageId, err: (err as Error).message },
-        'sqs: event not stored; message held, retrying',
-      );
-      await pause(backoff.take(), signal);
-    }
-  }
+  const sent = dateFromMs(m.Attributes?.SentTimestamp);
+  const r = await storeHeld(
+    () => ctx.emit(data, { ...(m.MessageId ? { id: m.MessageId } : {}), ...(sent ? { time: sent } : {}) }),
+    {
+      signal,
+      onHold: (err, waitMs) =>
+        ctx.log.warn(
+          { messageId: m.MessageId, err: (err as Error).message, retryInMs: waitMs },
+          'sqs: event not stored; message held, retrying',
+        ),
+    },
+  );
+  if (r.outcome !== 'refused') return r.outcome;
+  reportRefusal(ctx, { messageId: m.MessageId }, r.err, "left for the queue's redrive policy");
+  return 'leave';
 }
 
 export const adapter: SourceAdapter<SQSEventSource> = {
@@ -105,22 +103,27 @@ export const adapter: SourceAdapter<SQSEventSource> = {
     }
 
     const handleBatch = async (qurl: string, messages: Message[]) => {
+      // Held until deleted: the one being published, the ones waiting, the stored ones.
       const pending = new Set(messages.map((m) => m.ReceiptHandle ?? ''));
       const extend = setInterval(() => {
-        const entries = [...pending]
-          .slice(0, 10)
-          .map((h, i) => ({ Id: String(i), ReceiptHandle: h, VisibilityTimeout: VISIBILITY_S }));
-        if (entries.length)
+        const all = [...pending];
+        for (let at = 0; at < all.length; at += 10) {
+          const entries = all.slice(at, at + 10).map((h, i) => ({
+            Id: String(i),
+            ReceiptHandle: h,
+            VisibilityTimeout: queueHold.visibilitySeconds,
+          }));
           void client
             .send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: qurl, Entries: entries }))
             .catch(() => {});
-      }, EXTEND_EVERY_MS);
+        }
+      }, queueHold.extendEveryMs);
       const done: Message[] = [];
       try {
         for (const m of messages) {
           const outcome = await publishOne(ctx, m, signal);
-          pending.delete(m.ReceiptHandle ?? '');
           if (outcome === 'stopped') break;
+          if (outcome === 'leave') pending.delete(m.ReceiptHandle ?? '');
           if (outcome === 'stored' || outcome === 'drop') done.push(m);
         }
       } finally {
@@ -156,7 +159,7 @@ export const adapter: SourceAdapter<SQSEventSource> = {
               QueueUrl: url,
               MaxNumberOfMessages: 10,
               WaitTimeSeconds: spec.waitTimeSeconds ?? 3,
-              VisibilityTimeout: VISIBILITY_S,
+              VisibilityTimeout: queueHold.visibilitySeconds,
               MessageAttributeNames: ['All'],
               MessageSystemAttributeNames: ['All'],
             }),

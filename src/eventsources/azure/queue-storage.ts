@@ -2,21 +2,21 @@
 // a time, with a visibility timeout of 60 s; a message is deleted only after the bus stored its
 // event, whose id is the queue's message id (the same when the message becomes visible again
 // after a crash, so it is stored once within the bus's duplicates window). While the bus
-// refuses, the message is held: its visibility is extended (the dequeue count does not grow)
-// and the publish retried with backoff. Messages that can never be published (not JSON with
-// jsonBody, not base64 with decodeMessage) are deleted and counted, or left for a dead-letter
-// process with `dlq: true`. After an empty read it waits `waitTimeInSeconds` (default 3).
+// refuses, every message of the received batch not yet deleted is held: its visibility is
+// extended (the dequeue count does not grow, no other consumer gets it) and the publish retried
+// with backoff. Messages that can never be published (not JSON with jsonBody, not base64 with
+// decodeMessage, refused for good by the bus as too large) are deleted and counted, or left
+// for a dead-letter process with `dlq: true`. After an empty read it waits `waitTimeInSeconds` (default 3).
 // Wrong credentials or a missing queue fail the start with a clear error; an unreachable
 // endpoint is retried with backoff. Azure AD access (`storageAccountName` alone) is not
 // supported by this build: use `connectionString`.
 import { type DequeuedMessageItem, type QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import type { AzureQueueStorageEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { validDate } from '../fields.ts';
 import { parseJsonText } from '../json.ts';
-import { Backoff, pause } from '../retry.ts';
+import { Backoff, pause, queueHold, reportRefusal, storeHeld } from '../retry.ts';
 
-const VISIBILITY_S = 60;
-const EXTEND_EVERY_MS = 20_000;
 const FATAL = new Set([
   'AuthenticationFailed',
   'AuthorizationFailure',
@@ -49,52 +49,118 @@ function decode(spec: AzureQueueStorageEventSource, text: string): Decoded {
   }
 }
 
-/** Publishes one message, holding it (visibility extended) while the bus refuses. */
+/**
+ * The messages of one receive not yet deleted, kept invisible: every `queueHold.extendEveryMs`
+ * each one's visibility is extended (the newest popReceipt kept). Updates and deletes of one
+ * batch run one at a time, so a delete always uses the current popReceipt.
+ */
+class HeldBatch {
+  private readonly receipts = new Map<string, string>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  private readonly queue: QueueClient;
+
+  constructor(queue: QueueClient, messages: DequeuedMessageItem[]) {
+    this.queue = queue;
+    for (const m of messages) this.receipts.set(m.messageId, m.popReceipt);
+    this.timer = setInterval(() => void this.serial(() => this.extendAll()), queueHold.extendEveryMs);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async extendAll(): Promise<void> {
+    for (const [id, receipt] of this.receipts) {
+      const r = await this.queue
+        .updateMessage(id, receipt, undefined, queueHold.visibilitySeconds)
+        .catch(() => undefined);
+      if (r?.popReceipt && this.receipts.has(id)) this.receipts.set(id, r.popReceipt);
+    }
+  }
+
+  /** Stops holding `id`; deletes it from the queue when `remove`. Rejects when the delete fails. */
+  release(id: string, remove: boolean): Promise<void> {
+    return this.serial(async () => {
+      const receipt = this.receipts.get(id);
+      this.receipts.delete(id);
+      if (remove && receipt) await this.queue.deleteMessage(id, receipt);
+    });
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+type Outcome = 'stored' | 'drop' | 'leave' | 'stopped';
+
+/** Publishes one message, retrying while the bus refuses (the batch keeps it invisible). */
 async function publishOne(
   ctx: SourceContext<AzureQueueStorageEventSource>,
-  queue: QueueClient,
   m: DequeuedMessageItem,
   signal: AbortSignal,
-): Promise<{ popReceipt: string; outcome: 'stored' | 'drop' | 'leave' | 'stopped' }> {
+): Promise<Outcome> {
   const spec = ctx.spec;
+  const unpublishable = spec.dlq ? 'left in the queue' : 'deleted';
   const decoded = decode(spec, m.messageText);
   if ('error' in decoded) {
     ctx.processingFailed(decoded.error);
     ctx.log.warn(
       { messageId: m.messageId, reason: decoded.error },
-      `azureQueueStorage: message cannot be published; ${spec.dlq ? 'left in the queue' : 'deleted'}`,
+      `azureQueueStorage: message cannot be published; ${unpublishable}`,
     );
-    return { popReceipt: m.popReceipt, outcome: spec.dlq ? 'leave' : 'drop' };
+    return spec.dlq ? 'leave' : 'drop';
   }
+  const inserted = validDate(m.insertedOn);
   const data = {
     messageID: m.messageId,
-    insertionTime: m.insertedOn.toISOString(),
+    insertionTime: (inserted ?? new Date()).toISOString(),
     body: decoded.body,
     ...(spec.metadata && Object.keys(spec.metadata).length ? { metadata: spec.metadata } : {}),
   };
-  let popReceipt = m.popReceipt;
-  let extendedAt = Date.now();
-  const backoff = new Backoff(500, 10_000);
-  while (!signal.aborted) {
-    try {
-      await ctx.emit(data, { id: m.messageId, time: m.insertedOn });
-      return { popReceipt, outcome: 'stored' };
-    } catch (err) {
-      ctx.log.warn(
-        { messageId: m.messageId, err: (err as Error).message },
-        'azureQueueStorage: event not stored; message held, retrying',
-      );
-      if (Date.now() - extendedAt > EXTEND_EVERY_MS) {
-        const r = await queue
-          .updateMessage(m.messageId, popReceipt, undefined, VISIBILITY_S)
-          .catch(() => undefined);
-        if (r?.popReceipt) popReceipt = r.popReceipt;
-        extendedAt = Date.now();
-      }
-      await pause(backoff.take(), signal);
+  const r = await storeHeld(
+    () => ctx.emit(data, { id: m.messageId, ...(inserted ? { time: inserted } : {}) }),
+    {
+      signal,
+      onHold: (err, waitMs) =>
+        ctx.log.warn(
+          { messageId: m.messageId, err: (err as Error).message, retryInMs: waitMs },
+          'azureQueueStorage: event not stored; message held, retrying',
+        ),
+    },
+  );
+  if (r.outcome !== 'refused') return r.outcome;
+  reportRefusal(ctx, { messageId: m.messageId }, r.err, unpublishable);
+  return spec.dlq ? 'leave' : 'drop';
+}
+
+/** Publishes a received batch in order, deleting each message once stored (or dropped). */
+async function handleBatch(
+  ctx: SourceContext<AzureQueueStorageEventSource>,
+  queue: QueueClient,
+  messages: DequeuedMessageItem[],
+  signal: AbortSignal,
+): Promise<void> {
+  const held = new HeldBatch(queue, messages);
+  try {
+    for (const m of messages) {
+      const outcome = await publishOne(ctx, m, signal);
+      if (outcome === 'stopped') break;
+      await held
+        .release(m.messageId, outcome !== 'leave')
+        .catch((err: unknown) =>
+          ctx.log.warn(
+            { messageId: m.messageId, err: (err as Error).message },
+            'azureQueueStorage: delete failed; the message will be read again (same event id)',
+          ),
+        );
     }
+  } finally {
+    held.close();
   }
-  return { popReceipt, outcome: 'stopped' };
 }
 
 export const adapter: SourceAdapter<AzureQueueStorageEventSource> = {
@@ -137,7 +203,7 @@ export const adapter: SourceAdapter<AzureQueueStorageEventSource> = {
         try {
           const res = await queue.receiveMessages({
             numberOfMessages: 16,
-            visibilityTimeout: VISIBILITY_S,
+            visibilityTimeout: queueHold.visibilitySeconds,
             abortSignal: signal,
           });
           backoff.reset();
@@ -145,11 +211,7 @@ export const adapter: SourceAdapter<AzureQueueStorageEventSource> = {
             await pause(idleMs, signal);
             continue;
           }
-          for (const m of res.receivedMessageItems) {
-            const { popReceipt, outcome } = await publishOne(ctx, queue, m, signal);
-            if (outcome === 'stopped') break;
-            if (outcome !== 'leave') await queue.deleteMessage(m.messageId, popReceipt);
-          }
+          await handleBatch(ctx, queue, res.receivedMessageItems, signal);
         } catch (err) {
           if (signal.aborted) break;
           const wait = backoff.take();

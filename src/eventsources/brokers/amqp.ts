@@ -8,6 +8,7 @@ import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqp
 import type { AMQPEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
 import { parseJsonRaw } from '../json.ts';
+import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 const REQUEUE_PAUSE_MS = 1000;
 
@@ -80,6 +81,13 @@ export const adapter: SourceAdapter<AMQPEventSource> = {
           await ctx.emit(data, p.messageId ? { id: String(p.messageId) } : {});
           if (!autoAck) ch?.ack(msg);
         } catch (err) {
+          if (isDefiniteRefusal(err)) {
+            // Requeued it would come back for ever: rejected without requeue, the queue's
+            // dead-letter exchange (if any) takes it.
+            reportRefusal(ctx, { routingKey: msg.fields.routingKey }, err, 'rejected (dead-letter exchange)');
+            if (!autoAck) ch?.nack(msg, false, false);
+            return;
+          }
           ctx.log.warn(
             { routingKey: msg.fields.routingKey, err: (err as Error).message },
             'amqp: event not stored; message returned to the queue',

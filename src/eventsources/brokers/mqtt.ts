@@ -8,6 +8,7 @@ import mqttLib from 'mqtt';
 import type { MQTTEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
 import { parseJsonRaw } from '../json.ts';
+import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 export const adapter: SourceAdapter<MQTTEventSource> = {
   type: 'mqtt',
@@ -53,6 +54,12 @@ export const adapter: SourceAdapter<MQTTEventSource> = {
             });
             done(0);
           } catch (err) {
+            if (isDefiniteRefusal(err)) {
+              // Redelivered it would be refused again, for ever: acknowledged, counted, logged.
+              reportRefusal(ctx, { topic }, err, 'acknowledged without an event');
+              done(0);
+              return;
+            }
             // No PUBACK: the broker keeps the message and sends it again on the next connection.
             ctx.log.warn(
               { topic, err: (err as Error).message },

@@ -15,6 +15,7 @@ import {
 import type { NATSEventsSource } from '../../api/eventsource.ts';
 import type { SourceAdapter } from '../adapter.ts';
 import { parseJsonRaw } from '../json.ts';
+import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 export const adapter: SourceAdapter<NATSEventsSource> = {
   type: 'nats',
@@ -80,7 +81,9 @@ export const adapter: SourceAdapter<NATSEventsSource> = {
           );
           if (m.reply) m.respond(new TextEncoder().encode('ok'));
         } catch (err) {
-          const h = natsHeaders(503, 'not stored');
+          const refused = isDefiniteRefusal(err);
+          if (refused) reportRefusal(ctx, { subject: m.subject }, err, 'answered with an error');
+          const h = refused ? natsHeaders(413, 'refused') : natsHeaders(503, 'not stored');
           if (m.reply)
             m.respond(new TextEncoder().encode(`error: ${(err as Error).message}`), { headers: h });
           ctx.log.warn({ subject: m.subject, err: (err as Error).message }, 'nats: event not stored');

@@ -9,6 +9,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisEventSource, RedisStreamEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
 import { parseJsonRaw } from '../json.ts';
+import { isDefiniteRefusal, reportRefusal } from '../retry.ts';
 
 type Common = Pick<RedisEventSource, 'hostAddress' | 'password' | 'db' | 'tls' | 'username'>;
 
@@ -69,10 +70,12 @@ export const redis: SourceAdapter<RedisEventSource> = {
             ...(spec.metadata ? { metadata: spec.metadata } : {}),
           });
         } catch (err) {
-          ctx.log.warn(
-            { channel, err: (err as Error).message },
-            'redis: event not stored (pub/sub cannot redeliver)',
-          );
+          if (isDefiniteRefusal(err)) reportRefusal(ctx, { channel }, err, 'dropped');
+          else
+            ctx.log.warn(
+              { channel, err: (err as Error).message },
+              'redis: event not stored (pub/sub cannot redeliver)',
+            );
         }
       });
     };
@@ -138,11 +141,15 @@ export const redisStream: SourceAdapter<RedisStreamEventSource> = {
           { id: `${stream}:${id}` },
         );
       } catch (err) {
-        ctx.log.warn(
-          { stream, entry: id, err: (err as Error).message },
-          'redisStream: event not stored; entry stays pending',
-        );
-        return false;
+        if (!isDefiniteRefusal(err)) {
+          ctx.log.warn(
+            { stream, entry: id, err: (err as Error).message },
+            'redisStream: event not stored; entry stays pending',
+          );
+          return false;
+        }
+        // Pending it would be read and refused again for ever: acked past, counted, logged.
+        reportRefusal(ctx, { stream, entry: id }, err, 'acknowledged past it');
       }
       await client.xack(stream, group, id);
       return true;

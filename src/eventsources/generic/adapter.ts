@@ -3,18 +3,21 @@
 // paused while an event is being stored (HTTP/2 flow control then holds the server back) and the
 // publish retried with backoff while the bus refuses, so nothing read is dropped. When the
 // stream ends or fails, the call is made again with backoff (500 ms doubling to 30 s). The
-// protocol has no acknowledgement and no event id: what the server sends again after a
-// reconnect is a new event (ids are random), and what was in flight when this process died is
-// the server's to resend. `authSecret` is sent as "authorization: Bearer <token>"; a server that
+// protocol has no acknowledgement and no event id: each received message gets one random id,
+// kept for every retry of its publish (so a publish whose outcome was unknown, retried, is
+// stored once); what the server sends again after a reconnect is a new event, and what was in
+// flight when this process died is the server's to resend. A message the bus refuses for good
+// (too large) is counted, logged and dropped: the protocol has no way to answer it. `authSecret` is sent as "authorization: Bearer <token>"; a server that
 // answers UNAUTHENTICATED or PERMISSION_DENIED on the first call fails the start with a clear
 // error. Every replica would get the same events: the source runs in the elected replica only.
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { GenericEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
 import { parseJsonText } from '../json.ts';
-import { Backoff, pause } from '../retry.ts';
+import { Backoff, pause, reportRefusal, storeHeld } from '../retry.ts';
 
 interface GenericEvent {
   name: string;
@@ -87,16 +90,18 @@ export const adapter: SourceAdapter<GenericEventSource> = {
         body: decoded.body,
         ...(spec.metadata && Object.keys(spec.metadata).length ? { metadata: spec.metadata } : {}),
       };
-      const backoff = new Backoff(500, 10_000);
-      while (!signal.aborted) {
-        try {
-          await ctx.emit(data);
-          return;
-        } catch (err) {
-          ctx.log.warn({ err: (err as Error).message }, 'generic: event not stored; stream paused, retrying');
-          await pause(backoff.take(), signal);
-        }
-      }
+      // One id per received message, the same on every retry: a retry after an unknown outcome
+      // (publish deadline passed while the bus was stalled) dedupes on the bus.
+      const id = randomUUID();
+      const r = await storeHeld(() => ctx.emit(data, { id }), {
+        signal,
+        onHold: (err, waitMs) =>
+          ctx.log.warn(
+            { id, err: (err as Error).message, retryInMs: waitMs },
+            'generic: event not stored; stream paused, retrying',
+          ),
+      });
+      if (r.outcome === 'refused') reportRefusal(ctx, { id, name: ev.name }, r.err, 'dropped');
     };
 
     /** One call: resolves when its stream ends (with the error, if any). `onAnswer` fires on the first answer. */

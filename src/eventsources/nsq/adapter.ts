@@ -3,14 +3,16 @@
 // its event, whose id is nsqd's message id (the same on every redelivery, so a message requeued
 // after a crash or a timeout is stored once within the bus's duplicates window). While the bus
 // refuses, the message is held and touched (its timeout reset) and the publish retried with
-// backoff; on stop it is requeued at once. At most 16 messages are in flight per connection.
+// backoff; on stop it is requeued at once. A message the bus refuses for good (too large) is
+// counted, logged and FINished (requeueing it would loop for ever: maxAttempts is 0). At most 16 messages are in flight per connection.
 // Consumers of one channel share its messages, so every replica runs. nsqd connections that
 // drop are reconnected by the client; lookupd answers are retried at the poll interval.
 import { type NsqMessage, Reader } from 'nsqjs';
 import type { NSQEventSource } from '../../api/eventsource.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
+import { dateFromMs, msFromNanos } from '../fields.ts';
 import { parseJsonText } from '../json.ts';
-import { Backoff, pause } from '../retry.ts';
+import { reportRefusal, storeHeld } from '../retry.ts';
 
 const TOUCH_EVERY_MS = 20_000;
 
@@ -59,28 +61,27 @@ export const adapter: SourceAdapter<NSQEventSource> = {
           return;
         }
       }
+      const time = dateFromMs(msFromNanos(m.timestamp));
       const data = {
         body,
-        timestamp: new Date(Number(BigInt(m.timestamp) / 1_000_000n)).toISOString(),
+        timestamp: (time ?? new Date()).toISOString(),
         ...(spec.metadata && Object.keys(spec.metadata).length ? { metadata: spec.metadata } : {}),
       };
       const touch = setInterval(() => m.touch(), TOUCH_EVERY_MS);
-      const backoff = new Backoff(500, 10_000);
       try {
-        while (!signal.aborted) {
-          try {
-            await ctx.emit(data, { id: m.id, time: new Date(Number(BigInt(m.timestamp) / 1_000_000n)) });
-            m.finish();
-            return;
-          } catch (err) {
+        const r = await storeHeld(() => ctx.emit(data, { id: m.id, ...(time ? { time } : {}) }), {
+          signal,
+          onHold: (err, waitMs) =>
             ctx.log.warn(
-              { id: m.id, err: (err as Error).message },
+              { id: m.id, err: (err as Error).message, retryInMs: waitMs },
               'nsq: event not stored; message held, retrying',
-            );
-            await pause(backoff.take(), signal);
-          }
+            ),
+        });
+        if (r.outcome === 'stopped') m.requeue(0, false);
+        else {
+          if (r.outcome === 'refused') reportRefusal(ctx, { id: m.id }, r.err, 'finished without an event');
+          m.finish();
         }
-        m.requeue(0, false);
       } finally {
         clearInterval(touch);
       }

@@ -1,24 +1,25 @@
 // `sftp`: polls a directory on an SFTP server (ssh2-sftp-client) every `pollIntervalDuration`
 // (default 10 s) and reports files that appeared (CREATE) or vanished (REMOVE) since the last
 // listing, as upstream does. The last listing is kept in the bus (JetStream KV, one key per
-// entry, bucket made by the controller), so a restart reports what changed while the source was
-// down, and the first run only records a baseline. A change is reported with the id
-// "<op>:<path>:<modified>:<size>" and the listing is saved only after every event of that poll is
-// stored, so a crash in between reports the same changes again, with the same ids (stored once
-// within the bus's duplicates window). While the bus refuses, the poll's events are retried with
-// backoff before the listing moves on. Wrong credentials fail the start with a clear error; an
+// file, see state.ts; bucket made by the controller), so a restart reports what changed while
+// the source was down, and the first run only records a baseline. A change is reported with the
+// id "<op>:<path>:<modified>:<size>" and saved right after its event is stored, so a crash in
+// between reports that one change again, with the same id (stored once within the bus's
+// duplicates window), and a huge directory progresses change by change. While the bus refuses,
+// the event is retried with backoff before the listing moves on; one refused for good is
+// counted, logged and passed. Wrong credentials fail the start with a clear error; an
 // unreachable server is retried at the next poll (with backoff).
 import { posix } from 'node:path';
 import { RE2JS } from 're2js';
 import SftpClient from 'ssh2-sftp-client';
 import type { SFTPEventSource } from '../../api/eventsource.ts';
 import { parseDurationMs } from '../../api/stream-config.ts';
-import { JsonState, openKv } from '../../bus/kv.ts';
+import { openKv } from '../../bus/kv.ts';
 import { sftpBucket } from '../../bus/source-state.ts';
 import type { SourceAdapter, SourceContext } from '../adapter.ts';
-import { Backoff, pause } from '../retry.ts';
+import { Backoff, pause, reportRefusal, storeHeld } from '../retry.ts';
+import { type Listing, ListingState } from './state.ts';
 
-type Listing = Record<string, { size: number; modified: number }>;
 interface Change {
   name: string;
   op: 'CREATE' | 'REMOVE';
@@ -78,8 +79,9 @@ export const adapter: SourceAdapter<SFTPEventSource> = {
     );
     const intervalMs = (spec.pollIntervalDuration && parseDurationMs(spec.pollIntervalDuration)) || 10_000;
     const options = await connectOptions(ctx);
-    const state = new JsonState<Listing>(
+    const state = new ListingState(
       await openKv(ctx.nc, sftpBucket(ctx.namespace, ctx.eventSourceName)),
+      ctx.eventName,
     );
     let sftp: SftpClient | undefined;
 
@@ -117,26 +119,45 @@ export const adapter: SourceAdapter<SFTPEventSource> = {
     const stop = new AbortController();
     const signal = AbortSignal.any([stop.signal, ctx.signal]);
 
-    /** Publishes every change of one poll, retrying while the bus refuses; false when stopping. */
-    const publish = async (changes: Change[]): Promise<boolean> => {
-      for (const c of changes) {
-        if (ops.size && !ops.has(c.op)) continue;
+    /** Publishes one change (if its op is watched), then saves it; false when stopping. */
+    const publish = async (c: Change, f: Listing[string]): Promise<boolean> => {
+      if (!ops.size || ops.has(c.op)) {
         const data = {
           name: posix.join(dir, c.name),
           op: c.op,
           ...(spec.metadata ? { metadata: spec.metadata } : {}),
         };
-        const backoff = new Backoff(500, 10_000);
-        for (;;) {
-          if (signal.aborted) return false;
-          try {
-            await ctx.emit(data, { id: c.id });
-            break;
-          } catch (err) {
-            ctx.log.warn({ ...data, err: (err as Error).message }, 'sftp: event not stored; retrying');
-            await pause(backoff.take(), signal);
-          }
-        }
+        const r = await storeHeld(() => ctx.emit(data, { id: c.id }), {
+          signal,
+          onHold: (err, waitMs) =>
+            ctx.log.warn(
+              { ...data, err: (err as Error).message, retryInMs: waitMs },
+              'sftp: event not stored; retrying',
+            ),
+        });
+        if (r.outcome === 'stopped') return false;
+        if (r.outcome === 'refused') reportRefusal(ctx, { id: c.id }, r.err, 'passed');
+      }
+      if (c.op === 'CREATE') await state.saveFile(c.name, f);
+      else await state.removeFile(c.name);
+      return true;
+    };
+
+    /** One poll: baseline on the first, else every change published and saved in turn. */
+    let saved: Listing | undefined;
+    const poll = async (): Promise<boolean> => {
+      const now = await list();
+      saved ??= await state.load();
+      if (!saved) {
+        await state.saveBaseline(now);
+        saved = now;
+        return true;
+      }
+      for (const c of diffListings(saved, now)) {
+        const f = c.op === 'CREATE' ? now[c.name]! : saved[c.name]!;
+        if (!(await publish(c, f))) return false;
+        if (c.op === 'CREATE') saved[c.name] = f;
+        else delete saved[c.name];
       }
       return true;
     };
@@ -145,14 +166,12 @@ export const adapter: SourceAdapter<SFTPEventSource> = {
       const backoff = new Backoff(intervalMs, Math.max(intervalMs, 60_000));
       while (!signal.aborted) {
         try {
-          const now = await list();
-          const saved = await state.get(ctx.eventName);
-          if (saved && !(await publish(diffListings(saved.value, now)))) break;
-          await state.put(ctx.eventName, now);
+          if (!(await poll())) break;
           backoff.reset();
           await pause(intervalMs, signal);
         } catch (err) {
           if (signal.aborted) break;
+          saved = undefined; // read the bucket again: what was saved before the failure counts
           await drop();
           const wait = backoff.take();
           ctx.log.warn({ err: (err as Error).message, retryInMs: wait }, 'sftp: poll failed; retrying');

@@ -7,7 +7,9 @@
 // RESOURCE_EXHAUSTED, ABORTED, INTERNAL and UNKNOWN are transient; UNAUTHENTICATED,
 // PERMISSION_DENIED and UNIMPLEMENTED mean the setup is wrong; others reject the input.
 // ApplyPolicy answering success=false fails the trigger (dead-letter; upstream only logs it), and
-// a server without ApplyPolicy (UNIMPLEMENTED) passes. One channel per server, TLS and CA.
+// a server without ApplyPolicy (UNIMPLEMENTED) passes. A retry after Execute succeeded but
+// ApplyPolicy failed skips Execute and asks the policy again with the kept answer, so success is
+// reported only once the policy's verdict is known. One channel per server, TLS and CA.
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -73,7 +75,8 @@ export function classifyStatus(err: grpc.ServiceError, what: string): TriggerErr
 
 export function customTrigger(): TriggerRunner<Spec> {
   const clients = new Map<string, TriggerClient>();
-  const done = new RecentKeys();
+  /** Per server + key: Execute's answer (policy not yet known) or 'settled' (policy passed). */
+  const done = new RecentKeys<Buffer | 'settled'>();
 
   const clientFor = async (spec: Spec, ctx: TriggerContext): Promise<TriggerClient> => {
     const id = JSON.stringify([
@@ -124,64 +127,78 @@ export function customTrigger(): TriggerRunner<Spec> {
       if (c) handle.cancel = () => c.cancel();
     });
 
+  /** FetchResource, parameters, Execute: the server's answer. */
+  const execute = async (client: TriggerClient, spec: Spec, ctx: TriggerContext): Promise<Buffer> => {
+    const fetched = await call<{ resource: Buffer }, { resource: Buffer }>(
+      client,
+      'FetchResource',
+      { resource: Buffer.from(stringify(spec.spec ?? {})) },
+      ctx,
+    );
+    let resource = Buffer.from(fetched.resource ?? []);
+    if (spec.parameters?.length) {
+      let obj: unknown;
+      try {
+        obj = JSON.parse(resource.toString('utf8'));
+      } catch {
+        throw new TriggerError(
+          'Rejected',
+          'custom trigger: the fetched resource is not JSON, so parameters cannot apply',
+        );
+      }
+      resource = Buffer.from(JSON.stringify(ctx.applyParameters(obj, spec.parameters)));
+    }
+    const payload = spec.payload?.length
+      ? Buffer.from(JSON.stringify(ctx.buildPayload(spec.payload)))
+      : Buffer.alloc(0);
+    const executed = await call<{ resource: Buffer; payload: Buffer }, { response: Buffer }>(
+      client,
+      'Execute',
+      { resource, payload },
+      ctx,
+    );
+    return Buffer.from(executed.response ?? []);
+  };
+
+  /** ApplyPolicy: resolves when it passes (or the server has none), else a TriggerError. */
+  const applyPolicy = async (client: TriggerClient, response: Buffer, ctx: TriggerContext): Promise<void> => {
+    try {
+      const verdict = await call<{ request: Buffer }, { success: boolean; message: string }>(
+        client,
+        'ApplyPolicy',
+        { request: response },
+        ctx,
+      );
+      if (!verdict.success) {
+        throw new TriggerError(
+          'Rejected',
+          `custom trigger: the server's policy judged the result a failure: ${verdict.message}`,
+        );
+      }
+    } catch (err) {
+      const unimplemented =
+        err instanceof TriggerError &&
+        (err.cause as grpc.ServiceError | undefined)?.code === grpc.status.UNIMPLEMENTED;
+      if (!unimplemented) throw err;
+    }
+  };
+
   return {
     type: 'custom',
     async fire(spec, ctx) {
       const dedupe = `${spec.serverURL}\u0000${ctx.idempotencyKey}`;
-      if (done.has(dedupe)) return { detail: `already executed on ${spec.serverURL} (same idempotency key)` };
+      const prior = done.get(dedupe);
+      if (prior === 'settled')
+        return { detail: `already executed on ${spec.serverURL} (same idempotency key)` };
       const client = await clientFor(spec, ctx);
-      const fetched = await call<{ resource: Buffer }, { resource: Buffer }>(
-        client,
-        'FetchResource',
-        { resource: Buffer.from(stringify(spec.spec ?? {})) },
-        ctx,
-      );
-      let resource = Buffer.from(fetched.resource ?? []);
-      if (spec.parameters?.length) {
-        let obj: unknown;
-        try {
-          obj = JSON.parse(resource.toString('utf8'));
-        } catch {
-          throw new TriggerError(
-            'Rejected',
-            'custom trigger: the fetched resource is not JSON, so parameters cannot apply',
-          );
-        }
-        resource = Buffer.from(JSON.stringify(ctx.applyParameters(obj, spec.parameters)));
-      }
-      const payload = spec.payload?.length
-        ? Buffer.from(JSON.stringify(ctx.buildPayload(spec.payload)))
-        : Buffer.alloc(0);
-      const executed = await call<{ resource: Buffer; payload: Buffer }, { response: Buffer }>(
-        client,
-        'Execute',
-        { resource, payload },
-        ctx,
-      );
-      done.set(dedupe, true);
-      try {
-        const verdict = await call<{ request: Buffer }, { success: boolean; message: string }>(
-          client,
-          'ApplyPolicy',
-          { request: Buffer.from(executed.response ?? []) },
-          ctx,
-        );
-        if (!verdict.success) {
-          throw new TriggerError(
-            'Rejected',
-            `custom trigger: the server's policy judged the result a failure: ${verdict.message}`,
-          );
-        }
-      } catch (err) {
-        if (
-          !(
-            err instanceof TriggerError &&
-            (err.cause as grpc.ServiceError | undefined)?.code === grpc.status.UNIMPLEMENTED
-          )
-        )
-          throw err;
-      }
-      return { detail: `executed on ${spec.serverURL} (${executed.response?.length ?? 0} bytes answered)` };
+      const response = prior ?? (await execute(client, spec, ctx));
+      // Kept before the policy call: a retry after a failed ApplyPolicy does not Execute again.
+      done.set(dedupe, response);
+      await applyPolicy(client, response, ctx);
+      done.set(dedupe, 'settled');
+      return {
+        detail: `${prior ? 'policy passed for the earlier execution' : 'executed'} on ${spec.serverURL} (${response.length} bytes answered)`,
+      };
     },
     async close() {
       for (const c of clients.values()) c.close();

@@ -2,7 +2,9 @@
 // queue message id as event id, base64 decoding, JSON body) and are deleted after storing; a
 // full bus holds a message (not deleted, dequeue count unchanged); a message that reappears
 // after a crash is stored once; an endpoint that goes away is retried; a wrong account key and
-// a missing queue fail the start with a clear error.
+// a missing queue fail the start with a clear error; while the bus refuses, the whole received
+// batch stays invisible; a message the bus refuses for good is deleted and counted (issue 20
+// review, 1 and 7).
 import { QueueServiceClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
@@ -11,6 +13,7 @@ import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
 import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
+import { queueHold } from '../../../src/eventsources/retry.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -161,4 +164,45 @@ describe.skipIf(skip)(`azureQueueStorage EventSource${skipNote(skip)}`, () => {
       /QueueNotFound|404/,
     );
   });
+
+  it('while the bus refuses, every message of the received batch stays invisible to other consumers', async () => {
+    const s = await setup('maxMsgs: 1');
+    const q = await queue();
+    for (const m of ['m1', 'm2', 'm3']) await q.sendMessage(m);
+    const saved = { ...queueHold };
+    Object.assign(queueHold, { visibilitySeconds: 2, extendEveryMs: 600 });
+    const es = await s.start({ azureQueueStorage: { batch: entry(q.name) } });
+    try {
+      await waitFor('m1 stored', async () => (await s.stored()).length === 1, { timeoutMs: 20_000 });
+      // Longer than the visibility timeout (2 s): m2 (held) and m3 (waiting) must stay hidden.
+      await new Promise((r) => setTimeout(r, 4_000));
+      const other = await q.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 1 });
+      expect(other.receivedMessageItems.map((m) => m.messageText)).toEqual([]);
+      for (const next of ['m2', 'm3']) {
+        await s.jsm.streams.purge(eventStreamName(s.bus));
+        await waitFor(`${next} stored`, async () => (await s.stored()).length === 1, { timeoutMs: 20_000 });
+        expect((await s.stored()).map((e) => e.data as { body: string })[0]!.body).toBe(next);
+      }
+      await waitFor('queue empty', async () => (await remaining(q)) === 0);
+    } finally {
+      await es.stop();
+      Object.assign(queueHold, saved);
+    }
+  }, 60_000);
+
+  it('a message too large for the bus is counted and deleted (no dlq); the queue moves on', async () => {
+    const s = await setup('maxMsgSize: 4KB');
+    const q = await queue();
+    const es = await s.start({ azureQueueStorage: { poison: entry(q.name) } });
+    try {
+      for (const m of ['small', 'x'.repeat(8_000), 'after']) await q.sendMessage(m);
+      await waitFor('small and after stored', async () => (await s.stored()).length === 2, {
+        timeoutMs: 20_000,
+      });
+      expect((await s.stored()).map((e) => (e.data as { body: string }).body)).toEqual(['small', 'after']);
+      await waitFor('queue empty', async () => (await remaining(q)) === 0);
+    } finally {
+      await es.stop();
+    }
+  }, 60_000);
 });

@@ -115,6 +115,30 @@ describe.skipIf(redisSkip)(`redis EventSources${skipNote(redisSkip)}`, () => {
     }
   }, 30_000);
 
+  it('streams: an entry too large for the bus is counted and acked past; the stream moves on', async () => {
+    const s = await setup(conn, 'maxMsgSize: 4KB');
+    const key = uniqueName('big');
+    const es = await s.start({
+      redisStream: { big: { hostAddress: `${redis.host}:${redis.port}`, streams: [key] } },
+    });
+    try {
+      for (const v of ['small', 'x'.repeat(8_000), 'after']) await client.xadd(key, '*', 'v', v);
+      await waitFor('small and after stored', async () => (await s.stored()).length === 2, {
+        timeoutMs: 15_000,
+      });
+      expect((await s.stored()).map((e) => (e.data as { values: { v: string } }).values.v)).toEqual([
+        'small',
+        'after',
+      ]);
+      await waitFor(
+        'all acked',
+        async () => ((await client.xpending(key, 'argo-events-cg')) as [number])[0] === 0,
+      );
+    } finally {
+      await es.stop();
+    }
+  }, 30_000);
+
   it('streams: an entry stored but not acked before a crash is read again and stored once', async () => {
     const s = await setup(conn);
     const key = uniqueName('replay');
@@ -213,6 +237,35 @@ describe.skipIf(amqpSkip)(`amqp EventSource${skipNote(amqpSkip)}`, () => {
     await conn?.close();
     await broker?.stop();
   });
+
+  it('a message too large for the bus is rejected without requeue (dead-letter exchange); the queue moves on', async () => {
+    const s = await setup(conn, 'maxMsgSize: 4KB');
+    const es = await s.start({
+      amqp: {
+        big: {
+          url: broker.url,
+          exchangeName: 'bulk',
+          exchangeType: 'topic',
+          routingKey: 'bulk.*',
+          queueDeclare: { name: 'sluice-bulk', durable: true },
+        },
+      },
+    });
+    const pub = await amqp.connect(broker.url);
+    const ch = await pub.createChannel();
+    try {
+      for (const [i, body] of ['small', 'x'.repeat(8_000), 'after'].entries())
+        ch.publish('bulk', 'bulk.item', Buffer.from(body), { messageId: `b-${i}` });
+      await waitFor('small and after stored', async () => (await s.stored()).length === 2, {
+        timeoutMs: 10_000,
+      });
+      expect((await s.stored()).map((e) => e.id)).toEqual(['b-0', 'b-2']);
+      await waitFor('queue drained', async () => (await ch.checkQueue('sluice-bulk')).messageCount === 0);
+    } finally {
+      await pub.close();
+      await es.stop();
+    }
+  }, 30_000);
 
   it('acks after storing; with the bus full the message goes back to the queue and is stored once room is made', async () => {
     const s = await setup(conn, 'maxMsgs: 2');

@@ -1,7 +1,10 @@
 // The generic EventSource against a gRPC server of our own speaking upstream's protocol: the
 // call carries the event name, config and bearer token; streamed events become events (JSON
 // body, metadata); a full bus pauses the stream and loses nothing; a server that dies and comes
-// back is called again with backoff; a wrong token fails the start with a clear error.
+// back is called again with backoff; a wrong token fails the start with a clear error; one
+// received event keeps its id across publish retries (a bus stalled past the publish deadline
+// stores it once); an event too large for the bus is dropped and counted, the stream goes on
+// (issue 20 review, 1 and 2).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
@@ -9,12 +12,15 @@ import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { eventStreamName } from '../../../src/bus/subjects.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
+import { defaultLimits } from '../../../src/eventsources/webhook/limits.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { GenericEventServer } from '../../harness/grpc-servers.ts';
+import { startNats } from '../../harness/nats.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { busWithStreams } from './fixtures.ts';
+import { natsPid } from './front-door.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 const secrets: Record<string, string> = { 'g/token': 'tok-1', 'g/wrong': 'nope' };
@@ -29,19 +35,20 @@ describe.skipIf(skip)(`generic EventSource${skipNote(skip)}`, () => {
   afterAll(async () => {
     await conn?.close();
   });
-  async function setup(streamConfig = '') {
-    const t = await busWithStreams(conn, 'gen', streamConfig);
+  async function setup(streamConfig = '', on = conn, publishDeadlineMs = defaultLimits().publishDeadlineMs) {
+    const t = await busWithStreams(on, 'gen', streamConfig);
     const start = (spec: Record<string, unknown>) =>
       startEventSource({
         name: 'gen-es',
         namespace: t.bus.namespace,
         spec: EventSourceSpec.parse(spec),
         bus: t.bus,
-        publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
-        nc: conn.nc,
+        publisher: new Publisher(on.nc, { timeoutMs: 2000 }),
+        nc: on.nc,
         registry: newRegistry(),
         log,
         resolveSecret,
+        limits: { ...defaultLimits(), publishDeadlineMs },
       });
     return { ...t, start };
   }
@@ -113,4 +120,62 @@ describe.skipIf(skip)(`generic EventSource${skipNote(skip)}`, () => {
       server.stop();
     }
   });
+
+  it('an event whose publish outlived the deadline (bus stalled) is retried with the same id: stored once', async () => {
+    const nats = await startNats();
+    const own = await BusConnection.open({ url: nats.url });
+    const server = new GenericEventServer('tok-1');
+    await server.start();
+    const pid = natsPid(nats.port);
+    const s = await setup('', own, 1_500);
+    const es = await s.start({ generic: { stall: { ...entry(server), jsonBody: false } } });
+    try {
+      await waitFor('stream open', () => server.open === 1);
+      server.push('one');
+      await waitFor('one stored', async () => (await s.stored()).length === 1, { timeoutMs: 10_000 });
+      process.kill(pid, 'SIGSTOP');
+      server.push('two');
+      // Several publish deadlines (1.5 s) pass while the server answers nothing.
+      await new Promise((r) => setTimeout(r, 6_000));
+      process.kill(pid, 'SIGCONT');
+      await waitFor('two stored', async () => (await s.stored()).length >= 2, { timeoutMs: 20_000 });
+      server.push('three');
+      await waitFor('three stored', async () =>
+        (await s.stored()).some((e) => (e.data as { body: string }).body === 'three'),
+      );
+      expect((await s.stored()).map((e) => (e.data as { body: string }).body)).toEqual([
+        'one',
+        'two',
+        'three',
+      ]);
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+      await es.stop();
+      server.stop();
+      await own.close();
+      await nats.stop();
+    }
+  }, 60_000);
+
+  it('an event too large for the bus is dropped and counted; the stream goes on', async () => {
+    const server = new GenericEventServer('tok-1');
+    await server.start();
+    const s = await setup('maxMsgSize: 4KB');
+    const es = await s.start({ generic: { big: { ...entry(server), jsonBody: false } } });
+    try {
+      await waitFor('stream open', () => server.open === 1);
+      for (const m of ['small', 'x'.repeat(8_000), 'after']) server.push(m);
+      await waitFor('small and after stored', async () => (await s.stored()).length === 2, {
+        timeoutMs: 20_000,
+      });
+      expect((await s.stored()).map((e) => (e.data as { body: string }).body)).toEqual(['small', 'after']);
+    } finally {
+      await es.stop();
+      server.stop();
+    }
+  }, 30_000);
 });

@@ -2,7 +2,9 @@
 // become events with upstream's payload and "<topic>:<partition>:<offset>" ids; offsets are
 // committed only after the bus stored the events (a full bus holds the partition, nothing is
 // skipped); a message re-read after a crash is stored once; the source rides out a broker crash;
-// wrong SASL credentials fail the start with a clear error.
+// wrong SASL credentials fail the start with a clear error; a message the bus refuses for good
+// (too large) is counted and committed past without holding the partition; a record whose
+// timestamp no Date can hold is published with the receive time (issue 20 review, 1 and 8).
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
@@ -17,6 +19,7 @@ import { newRegistry } from '../../../src/observability/metrics.ts';
 import { KAFKA_SASL_USER, type KafkaBroker, kafkaMissing, startKafka } from '../../harness/kafka.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
+import { TcpProxy } from '../../harness/tcp-proxy.ts';
 import { busWithStreams } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
@@ -29,6 +32,7 @@ const resolveSecret = async (sel: SecretKeySelector) => secrets[`${sel.name}/${s
 
 async function setup(conn: BusConnection, streamConfig = '') {
   const t = await busWithStreams(conn, 'kfk', streamConfig);
+  const registry = newRegistry();
   const start = (spec: Record<string, unknown>) =>
     startEventSource({
       name: 'kafka-es',
@@ -37,12 +41,12 @@ async function setup(conn: BusConnection, streamConfig = '') {
       bus: t.bus,
       publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
       nc: conn.nc,
-      registry: newRegistry(),
+      registry,
       log,
       resolveSecret,
       limits: undefined,
     });
-  return { ...t, start };
+  return { ...t, start, registry };
 }
 
 const skip = natsMissing() ?? kafkaMissing();
@@ -251,4 +255,94 @@ describe.skipIf(skip)(`kafka EventSource${skipNote(skip)}`, () => {
       await es.stop();
     }
   }, 60_000);
+
+  it('a message too large for the bus is counted and committed past; the partition moves on', async () => {
+    const s = await setup(conn, 'maxMsgSize: 4KB');
+    const t = await topic();
+    const group = uniqueName('g');
+    const es = await s.start({
+      kafka: {
+        poison: { url: broker.bootstrap, topic: t, consumerGroup: { groupName: group, oldest: true } },
+      },
+    });
+    try {
+      await produce(t, [
+        { value: 'before' },
+        { value: 'x'.repeat(8_000) },
+        { value: 'after-1' },
+        { value: 'after-2' },
+      ]);
+      await waitFor('the later messages stored', async () => (await s.stored()).length === 3, {
+        timeoutMs: 30_000,
+      });
+      expect((await s.stored()).map((e) => (e.data as { body: string }).body)).toEqual([
+        'before',
+        'after-1',
+        'after-2',
+      ]);
+      await waitFor('committed past the refused one', async () => (await committed(group, t))[0] === 4);
+      const failed = await s.registry.getSingleMetric('argo_events_events_processing_failed_total')?.get();
+      expect(failed?.values.find((v) => v.labels.status === 'too-large')?.value).toBe(1);
+    } finally {
+      await es.stop();
+    }
+  }, 60_000);
+
+  it('a record whose timestamp no Date can hold is published with the receive time; the consumer lives', async () => {
+    const s = await setup(conn);
+    const t = await topic();
+    const group = uniqueName('g');
+    const es = await s.start({
+      kafka: { ts: { url: broker.bootstrap, topic: t, consumerGroup: { groupName: group, oldest: true } } },
+    });
+    try {
+      const p = kafka.producer();
+      await p.connect();
+      await p.send({
+        topic: t,
+        acks: -1,
+        messages: [
+          { value: 'before' },
+          { value: 'weird-ts', timestamp: '-9000000000000000' },
+          { value: 'after' },
+        ],
+      });
+      await p.disconnect();
+      await waitFor('all three stored', async () => (await s.stored()).length === 3, { timeoutMs: 30_000 });
+      const evs = await s.stored();
+      expect(evs.map((e) => (e.data as { body: string }).body)).toEqual(['before', 'weird-ts', 'after']);
+      const weird = evs[1]!;
+      expect(Number.isNaN(Date.parse((weird.data as { timestamp: string }).timestamp))).toBe(false);
+      expect(Math.abs(Date.parse(weird.time) - Date.now())).toBeLessThan(60_000);
+      await waitFor('all committed', async () => (await committed(group, t))[0] === 3);
+    } finally {
+      await es.stop();
+    }
+  }, 60_000);
+
+  it('an unreachable broker makes the EventSource not ready (with the reason) until it consumes', async () => {
+    const s = await setup(conn);
+    const t = await topic();
+    const proxy = await TcpProxy.start(Number(broker.bootstrap.split(':').pop()));
+    await proxy.down();
+    const es = await s.start({
+      kafka: {
+        late: {
+          url: `127.0.0.1:${proxy.port}`,
+          topic: t,
+          consumerGroup: { groupName: uniqueName('g'), oldest: true },
+        },
+      },
+    });
+    try {
+      expect(es.notReady()).toMatch(/kafka\/late: kafka: cannot connect/);
+      await proxy.up();
+      await waitFor('ready again', async () => es.notReady() === undefined, { timeoutMs: 40_000 });
+      await produce(t, [{ value: 'late' }]);
+      await waitFor('event', async () => (await s.stored()).length === 1, { timeoutMs: 30_000 });
+    } finally {
+      await es.stop();
+      await proxy.down();
+    }
+  }, 90_000);
 });

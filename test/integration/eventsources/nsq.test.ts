@@ -2,7 +2,8 @@
 // a channel become events with nsqd's message id, FINished only after storing; a full bus holds
 // a message (touched, not lost); a message delivered to a consumer that died before FIN comes
 // back and is stored once; an nsqd crash and restart is ridden out. (NSQ's upstream spec has no
-// credentials: the connection is secured with TLS client certificates only.)
+// credentials: the connection is secured with TLS client certificates only.) A message the bus
+// refuses for good (too large) is counted and finished (issue 20 review, 1).
 import { Reader } from 'nsqjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
@@ -138,4 +139,26 @@ describe.skipIf(skip)(`nsq EventSource${skipNote(skip)}`, () => {
       await es.stop();
     }
   }, 60_000);
+
+  it('a message too large for the bus is counted and finished; the channel moves on', async () => {
+    const s = await setup('maxMsgSize: 4KB');
+    const topic = await topicWithChannel('sluice');
+    const es = await s.start({ nsq: { big: { hostAddress: nsq.lookupdHttp, topic, channel: 'sluice' } } });
+    try {
+      for (const m of ['small', 'x'.repeat(8_000), 'after']) await nsq.publish(topic, m);
+      await waitFor('small and after stored', async () => (await s.stored()).length === 2, {
+        timeoutMs: 20_000,
+      });
+      expect((await s.stored()).map((e) => (e.data as { body: string }).body).sort()).toEqual([
+        'after',
+        'small',
+      ]);
+      await waitFor('all finished', async () => {
+        const d = await depth(nsq, topic, 'sluice');
+        return d.depth === 0 && d.inFlight === 0;
+      });
+    } finally {
+      await es.stop();
+    }
+  }, 30_000);
 });

@@ -3,15 +3,17 @@
 // bus's KV bucket, so changes made while the source was stopped are reported after it starts,
 // and a poll whose events were stored but whose listing was not saved (a crash) reports them
 // again with the same ids (stored once); a server crash is ridden out; an unaccepted key fails
-// the start with a clear error.
+// the start with a clear error; a listing far over the bus's max_payload (saved one key per
+// file) baselines and reports each change once; a listing saved by an older build (one value)
+// is taken over (issue 20 review, 3).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kvm } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
-import { kvKey } from '../../../src/bus/kv.ts';
+import { kvKey, openKv } from '../../../src/bus/kv.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { sftpBucket } from '../../../src/bus/source-state.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
@@ -112,22 +114,27 @@ describe.skipIf(skip)(`sftp EventSource${skipNote(skip)}`, () => {
     }
   }, 40_000);
 
-  it('a poll whose events were stored but whose listing was not saved reports them again, stored once', async () => {
+  const fileKeys = async (kv: KV) => {
+    const keys: string[] = [];
+    for await (const k of await kv.keys(`${kvKey('drop')}.f.*`)) keys.push(k);
+    return keys;
+  };
+
+  it('a change whose event was stored but whose save was lost is reported again, stored once', async () => {
     const s = await setup();
     const dir = folder();
+    const kv = await openKv(conn.nc, sftpBucket(s.bus.namespace, 'sftp-es'));
     let es = await s.start(entry(dir));
     try {
-      await new Promise((r) => setTimeout(r, 800));
-      await es.stop();
-      // Save the baseline, then roll it back after the next poll, as a crash before the save would.
-      const kv = await new Kvm(conn.nc).open(sftpBucket(s.bus.namespace, 'sftp-es'));
-      const baseline = (await kv.get(kvKey('drop')))!.string();
-      es = await s.start(entry(dir));
+      await waitFor('baseline saved', async () => (await kv.get(`${kvKey('drop')}.baseline`)) !== null);
       writeFileSync(join(dir, 'once.csv'), '1');
       await waitFor('create', async () => (await s.stored()).length === 1);
+      await waitFor('saved', async () => (await fileKeys(kv)).length === 1);
       await es.stop();
-      await kv.put(kvKey('drop'), baseline);
+      // Roll the save back, as a crash between the PubAck and the save would leave it.
+      for (const k of await fileKeys(kv)) await kv.delete(k);
       es = await s.start(entry(dir));
+      await waitFor('saved again', async () => (await fileKeys(kv)).length === 1);
       await new Promise((r) => setTimeout(r, 1500));
       expect(await ops(s)).toEqual(['CREATE once.csv']);
     } finally {
@@ -154,4 +161,55 @@ describe.skipIf(skip)(`sftp EventSource${skipNote(skip)}`, () => {
       await es.stop();
     }
   }, 60_000);
+
+  it('a listing far over max_payload baselines and reports each change once (one key per file)', async () => {
+    const s = await setup('duplicates: 1s');
+    const dir = folder();
+    const pad = 'p'.repeat(230);
+    const names = Array.from({ length: 4_500 }, (_, i) => `${pad}-${String(i).padStart(5, '0')}.csv`);
+    for (const n of names) writeFileSync(join(dir, n), '');
+    const kv = await openKv(conn.nc, sftpBucket(s.bus.namespace, 'sftp-es'));
+    const es = await s.start(entry(dir));
+    try {
+      await waitFor(
+        'baseline (>1 MiB of names) saved',
+        async () => (await kv.get(`${kvKey('drop')}.baseline`)) !== null,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      for (const n of names) rmSync(join(dir, n));
+      writeFileSync(join(dir, 'new.csv'), '1');
+      await waitFor('every change stored', async () => (await s.stored()).length >= 4_501, {
+        timeoutMs: 40_000,
+      });
+      // Several polls later (past the 1 s duplicates window) nothing was published again.
+      await new Promise((r) => setTimeout(r, 2_500));
+      const ids = (await s.stored()).map((e) => e.id);
+      expect(ids).toHaveLength(4_501);
+      expect(new Set(ids).size).toBe(4_501);
+      expect(await fileKeys(kv)).toHaveLength(1);
+    } finally {
+      await es.stop();
+    }
+  }, 90_000);
+
+  it('a listing saved by an older build (one value) is taken over: only later changes are reported', async () => {
+    const s = await setup();
+    const dir = folder();
+    writeFileSync(join(dir, 'kept.csv'), '1');
+    const kv = await openKv(conn.nc, sftpBucket(s.bus.namespace, 'sftp-es'));
+    await kv.put(
+      kvKey('drop'),
+      JSON.stringify({ 'kept.csv': { size: 1, modified: 1 }, 'gone.csv': { size: 1, modified: 1 } }),
+    );
+    const es = await s.start(entry(dir));
+    try {
+      await waitFor('the removal', async () => (await s.stored()).length === 1);
+      expect(await ops(s)).toEqual(['REMOVE gone.csv']);
+      expect(await kv.get(kvKey('drop')).then((e) => e?.operation)).not.toBe('PUT');
+    } finally {
+      await es.stop();
+    }
+  }, 30_000);
 });

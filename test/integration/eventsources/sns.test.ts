@@ -6,7 +6,7 @@
 // unsigned one gets 403, a certificate from a non-SNS host 403; the subscription is retried while
 // the SNS API is unreachable; wrong keys fail the start with a clear error.
 import { execFileSync } from 'node:child_process';
-import { createSign, randomUUID } from 'node:crypto';
+import { createSign, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,12 @@ import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
-import { type SnsMessage, stringToSign } from '../../../src/eventsources/aws/sns-signature.ts';
+import {
+  resetSnsCertCache,
+  type SnsMessage,
+  snsSignatureProblem,
+  stringToSign,
+} from '../../../src/eventsources/aws/sns-signature.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -44,6 +49,7 @@ describe.skipIf(skip)(`sns EventSource${skipNote(skip)}`, () => {
   let certServer: Server;
   let certUrl: string;
   let signingKey: string;
+  let certFetches = 0;
   const secrets: Record<string, string> = {};
   const resolveSecret = async (sel: SecretKeySelector) => secrets[`${sel.name}/${sel.key}`] ?? '';
 
@@ -82,7 +88,10 @@ describe.skipIf(skip)(`sns EventSource${skipNote(skip)}`, () => {
     const pem = readFileSync(join(dir, 'sign.pem'));
     certServer = createServer(
       { cert: readFileSync(pki.servingCert), key: readFileSync(pki.servingKey) },
-      (_req, res) => res.end(pem),
+      (_req, res) => {
+        certFetches++;
+        res.end(pem);
+      },
     );
     const port = await freePort();
     await new Promise<void>((r) => certServer.listen(port, '127.0.0.1', () => r()));
@@ -239,4 +248,54 @@ describe.skipIf(skip)(`sns EventSource${skipNote(skip)}`, () => {
       /sns topic .*(access denied|InvalidClientTokenId|SignatureDoesNotMatch)/,
     );
   });
+
+  it('forged messages with ever new SigningCertURLs cost a bounded number of certificate fetches', async () => {
+    resetSnsCertCache();
+    certFetches = 0;
+    const base = new URL(certUrl);
+    const forged = (url: string, sig = randomBytes(256).toString('base64')) => ({
+      Type: 'Notification',
+      MessageId: 'm',
+      Message: 'forged',
+      Timestamp: '2026-01-01T00:00:00Z',
+      TopicArn: 'arn:aws:sns:us-east-1:1:t',
+      SignatureVersion: '1',
+      Signature: sig,
+      SigningCertURL: url,
+    });
+    const answers = new Map<string, number>();
+    const count = (a: string) => answers.set(a, (answers.get(a) ?? 0) + 1);
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 2_000; i += 100) {
+      const batch: Array<Promise<string>> = [];
+      for (let j = i; j < i + 100; j++) {
+        // Query strings, fragments, new file names, and a signature that is not one.
+        const url =
+          j % 4 === 0
+            ? `${certUrl}?n=${j}`
+            : j % 4 === 1
+              ? `${certUrl}#${j}`
+              : `${base.origin}/SimpleNotificationService-${j}.pem`;
+        const m = j % 4 === 3 ? forged(certUrl, Buffer.from('forged').toString('base64')) : forged(url);
+        batch.push(
+          snsSignatureProblem(m).then(
+            (p) => p ?? 'valid',
+            (e: Error) => `refused: ${e.message.split(';')[0]}`,
+          ),
+        );
+      }
+      for (const a of await Promise.all(batch)) count(a);
+    }
+    const growthMiB = (process.memoryUsage().heapUsed - before) / 1048576;
+    console.log(
+      'sns forged messages: 2000, certificate fetches:',
+      certFetches,
+      JSON.stringify([...answers]),
+      `heap +${growthMiB.toFixed(1)} MiB`,
+    );
+    expect(certFetches).toBeLessThanOrEqual(10);
+    expect(answers.get('valid')).toBeUndefined();
+    expect(answers.get('SigningCertURL has a query or fragment')).toBe(1_000);
+    expect(answers.get('Signature is not an RSA signature')).toBe(500);
+  }, 30_000);
 });

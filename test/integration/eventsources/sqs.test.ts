@@ -2,7 +2,10 @@
 // become events with upstream's payload and their MessageId as id, and are deleted only after
 // storing; a full bus holds a message (not deleted, not received again); a message received but
 // not deleted before a crash comes back and is stored once; an endpoint that goes away and comes
-// back is retried; a wrong key fails the start with AWS's reason.
+// back is retried; a wrong key fails the start with AWS's reason; binary attributes are base64;
+// a message the bus refuses for good is left to the queue's redrive policy (DLQ) while the rest
+// of the queue moves on; stored messages of a batch stay invisible while a later one is held
+// (issue 20 review, 1, 5 and 7).
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -17,6 +20,7 @@ import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
 import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
+import { queueHold } from '../../../src/eventsources/retry.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -213,4 +217,85 @@ describe.skipIf(skip)(`sqs EventSource${skipNote(skip)}`, () => {
       /no-such-queue.*NonExistentQueue|QueueDoesNotExist/,
     );
   }, 30_000);
+
+  /** Runs `fn` with queue visibility of 2 s, extended every 0.6 s (the defaults are 60 s / 20 s). */
+  const shortHold = async (fn: () => Promise<void>) => {
+    const saved = { ...queueHold };
+    Object.assign(queueHold, { visibilitySeconds: 2, extendEveryMs: 600 });
+    try {
+      await fn();
+    } finally {
+      Object.assign(queueHold, saved);
+    }
+  };
+
+  it('binary attributes are base64; a message too large for the bus goes to the DLQ, the queue moves on', async () => {
+    const s = await setup('maxMsgSize: 4KB');
+    const dlq = await queue();
+    const dlqArn = (
+      await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.url, AttributeNames: ['QueueArn'] }))
+    ).Attributes!.QueueArn!;
+    const name = uniqueName('q');
+    const url = (
+      await sqs.send(
+        new CreateQueueCommand({
+          QueueName: name,
+          Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 2 }) },
+        }),
+      )
+    ).QueueUrl!;
+    await shortHold(async () => {
+      const es = await s.start({ sqs: { poison: entry(name) } });
+      try {
+        const bin = { DataType: 'Binary', BinaryValue: Buffer.from('hi') };
+        await sqs.send(
+          new SendMessageCommand({ QueueUrl: url, MessageBody: 'small', MessageAttributes: { bin } }),
+        );
+        await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'x'.repeat(8_000) }));
+        await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'after' }));
+        await waitFor('small and after stored', async () => (await s.stored()).length === 2, {
+          timeoutMs: 20_000,
+        });
+        const evs = await s.stored();
+        expect(evs.map((e) => (e.data as { body: string }).body)).toEqual(['small', 'after']);
+        expect(evs[0]!.data).toMatchObject({
+          messageAttributes: { bin: { DataType: 'Binary', BinaryValue: 'aGk=' } },
+        });
+        await waitFor('the refused message in the DLQ', async () => (await counts(dlq.url)).visible === 1, {
+          timeoutMs: 20_000,
+        });
+        expect(await counts(url)).toEqual({ visible: 0, inFlight: 0 });
+      } finally {
+        await es.stop();
+      }
+    });
+  }, 60_000);
+
+  it('while a later message of a batch is held, the stored ones stay invisible until deleted', async () => {
+    const s = await setup('maxMsgs: 1');
+    const q = await queue();
+    await sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'one' }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'two' }));
+    await shortHold(async () => {
+      const es = await s.start({ sqs: { batch: entry(q.name) } });
+      try {
+        await waitFor('one stored', async () => (await s.stored()).length === 1, { timeoutMs: 20_000 });
+        // Longer than the visibility timeout (2 s): another receiver must still get nothing.
+        await new Promise((r) => setTimeout(r, 4_000));
+        const other = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q.url, MaxNumberOfMessages: 10 }));
+        expect(other.Messages ?? []).toHaveLength(0);
+        await s.jsm.streams.purge(eventStreamName(s.bus));
+        await waitFor('the held one stored', async () => (await s.stored()).length === 1, {
+          timeoutMs: 20_000,
+        });
+        await waitFor('queue empty', async () => {
+          const c = await counts(q.url);
+          return c.visible + c.inFlight === 0;
+        });
+        expect((await s.stored()).map((e) => (e.data as { body: string }).body)).toEqual(['two']);
+      } finally {
+        await es.stop();
+      }
+    });
+  }, 60_000);
 });

@@ -35,7 +35,20 @@ describe('sns signature', () => {
     expect(
       certUrlProblem('https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem'),
     ).toBeUndefined();
-    expect(certUrlProblem('https://sns.cn-north-1.amazonaws.com.cn/a.pem')).toBeUndefined();
+    expect(
+      certUrlProblem('https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-9c6465fa.pem'),
+    ).toBeUndefined();
+    const ok = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-x.pem';
+    expect(certUrlProblem(`${ok}?n=1`)).toMatch(/query or fragment/);
+    expect(certUrlProblem(`${ok}#1`)).toMatch(/query or fragment/);
+    expect(certUrlProblem(`${ok}?`)).toMatch(/query or fragment/);
+    expect(certUrlProblem('https://u:p@sns.us-east-1.amazonaws.com/SimpleNotificationService-x.pem')).toMatch(
+      /credentials/,
+    );
+    expect(
+      certUrlProblem('https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-x.pem'),
+    ).toMatch(/port/);
+    expect(certUrlProblem('https://sns.us-east-1.amazonaws.com/other/x.pem')).toMatch(/signing certificate/);
     expect(certUrlProblem('http://sns.eu-west-1.amazonaws.com/a.pem')).toMatch(/HTTPS/);
     expect(certUrlProblem('https://sns.eu-west-1.amazonaws.com.evil.example/a.pem')).toMatch(
       /not an SNS host/,

@@ -2,7 +2,9 @@
 // FetchResource gets the spec as YAML, parameters apply to the fetched JSON, Execute gets the
 // resource and payload with the idempotency key as metadata, ApplyPolicy judges the answer;
 // one Execute per idempotency key; UNAVAILABLE (server down) is transient and the next attempt
-// after it is back succeeds; UNAUTHENTICATED is Misconfigured; a failed policy is Rejected.
+// after it is back succeeds; UNAUTHENTICATED is Misconfigured; a failed policy is Rejected; a
+// retry after a transient ApplyPolicy failure asks the policy again without executing again
+// (issue 20 review, 6).
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CustomTrigger } from '../../../../src/api/sensor.ts';
@@ -103,6 +105,34 @@ describe('custom trigger', () => {
     } finally {
       server.policy = { success: true, message: 'ok' };
       guarded.stop();
+      await runner.close?.();
+    }
+  });
+
+  it('after a transient ApplyPolicy failure the retry asks the policy again (no second Execute)', async () => {
+    server.calls.length = 0;
+    const runner = customTrigger();
+    const ctx = makeCtx({ data: { dep: data }, key: 'policy-retry-key' });
+    try {
+      server.policyFail = { code: grpc.status.UNAVAILABLE, times: 1 };
+      server.policy = { success: false, message: 'result is bad' };
+      const first = await triggerError(runner.fire(spec(), ctx), 'Transient');
+      expect(first.message).toMatch(/ApplyPolicy.*UNAVAILABLE/);
+      const second = await triggerError(runner.fire(spec(), { ...ctx, attempt: 2 }), 'Rejected');
+      expect(second.message).toMatch(/result is bad/);
+      server.policy = { success: true, message: 'ok' };
+      expect((await runner.fire(spec(), { ...ctx, attempt: 3 })).detail).toMatch(/policy passed/);
+      expect((await runner.fire(spec(), { ...ctx, attempt: 4 })).detail).toMatch(/already executed/);
+      expect(server.calls.map((c) => c.method)).toEqual([
+        'FetchResource',
+        'Execute',
+        'ApplyPolicy',
+        'ApplyPolicy',
+        'ApplyPolicy',
+      ]);
+    } finally {
+      server.policyFail = undefined;
+      server.policy = { success: true, message: 'ok' };
       await runner.close?.();
     }
   });
