@@ -98,6 +98,8 @@ function containerRun(d: V1Deployment, podName: string) {
     if (e.value !== undefined) env[e.name] = e.value;
     else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = podName;
     else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = d.metadata!.namespace!;
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'spec.serviceAccountName')
+      env[e.name] = d.spec!.template.spec!.serviceAccountName!;
     else throw new Error(`env ${e.name}: no stand-in for ${JSON.stringify(e.valueFrom)}`);
   }
   const args = [...(ctr.args ?? [])];
@@ -307,6 +309,20 @@ describe.skipIf(skip)(`cluster install on the API server${skipNote(skip)}`, () =
       for (const s of (c.subjects as Array<{ namespace?: string }> | undefined) ?? []) {
         if (s.namespace === 'sluice-system') s.namespace = ns;
       }
+      // The controller's own cluster objects are named in its env and in its role's uninstall rules.
+      type Rule = { resources?: string[]; resourceNames?: string[] };
+      for (const r of (c.rules as Rule[] | undefined) ?? []) {
+        if (r.resources?.some((x) => x.startsWith('cluster')) && r.resourceNames)
+          r.resourceNames = r.resourceNames.map((n) => `${n}-${suffix}`);
+      }
+      if (c.kind === 'Deployment') {
+        const spec = c.spec as {
+          template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } };
+        };
+        for (const e of spec.template.spec.containers[0]?.env ?? []) {
+          if (/^SLUICE_CLUSTER_ROLE(_BINDING)?$/.test(e.name)) e.value = `${e.value}-${suffix}`;
+        }
+      }
       return c;
     });
     expect(JSON.stringify(renamed.filter((o) => o.kind !== 'CustomResourceDefinition'))).not.toContain(
@@ -340,19 +356,35 @@ describe.skipIf(skip)(`cluster install on the API server${skipNote(skip)}`, () =
       expect(d.spec!.template.spec!.containers[0]!.args).not.toContain('--namespaced');
       // The installed controller watches every namespace; here it is held to its own so that it
       // leaves other tests' objects alone.
-      ({ stop } = await exerciseController(d, ns, ['--managed-namespace', ns]));
-      await stop();
-      stop = undefined;
+      const ex = await exerciseController(d, ns, ['--managed-namespace', ns]);
+      stop = ex.stop;
 
+      // Deleted while the controller runs, as on a cluster: the Deployment goes, the kubelet then
+      // stops its pod (here: stop()), and the controller, leaving for good, releases the holds it
+      // keeps on its own ClusterRole, binding and ServiceAccount (controller/uninstall.ts).
       // --wait=false: no kube-controller-manager runs here, so a Namespace stays Terminating.
       const del = await run(kubectl.path!, [...kc(), 'delete', '-f', '-', '--wait=false'], {
         input: withoutCrds,
       });
       expect(del.code, del.stderr).toBe(0);
-      await waitFor('installed objects gone', async () => {
-        const left = await existing(withoutCrds);
-        return left.length === 1 && left[0] === `namespace/${ns}`;
-      });
+      await stop();
+      stop = undefined;
+      let left: string[] = [];
+      await waitFor(
+        'installed objects gone',
+        async () => {
+          left = await existing(withoutCrds);
+          return left.length === 1 && left[0] === `namespace/${ns}`;
+        },
+        {
+          onTimeout: () =>
+            `still there: ${left.join(', ')}\n${ex.controller
+              .logs()
+              .split('\n')
+              .filter((l) => /hold|RBAC|leaving|uninstall|final/i.test(l))
+              .join('\n')}`,
+        },
+      );
       const nsLeft = await kubeConfig().makeApiClient(CoreV1Api).readNamespace({ name: ns });
       expect(nsLeft.metadata?.deletionTimestamp, 'the Namespace is being deleted').toBeDefined();
       await expectCrdsKept();

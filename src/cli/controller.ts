@@ -52,6 +52,8 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     // Its own Deployment, ClusterRoleBinding and ServiceAccount (uninstall; see controller/uninstall.ts).
     self: selfRefsFromEnv(),
     ...(namespace ? { namespace } : {}),
+    // CRDs are cluster-scoped: a namespaced controller has no right to watch them.
+    watchCrds: namespace === undefined,
     leaderElection: {
       enabled: flags.leaderElect,
       namespace: flags.leaderElectNamespace ?? podNamespace ?? namespace ?? 'default',
