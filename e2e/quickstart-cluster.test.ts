@@ -156,6 +156,19 @@ describe.skipIf(skip)(`quickstart on the API server${skipNote(skip)}`, () => {
         async () =>
           (await fetch(`http://127.0.0.1:${hookPort}/orders`).catch(() => undefined))?.status === 405,
       );
+      // No deployment controller runs here: write what it would once the pods are available
+      // (Ready includes the workload's availability).
+      for (const name of ['eventsource-webhook', 'sensor-orders']) {
+        const d = await apps.readNamespacedDeployment({ name, namespace: ns });
+        d.status = {
+          observedGeneration: d.metadata!.generation!,
+          replicas: 1,
+          updatedReplicas: 1,
+          readyReplicas: 1,
+          availableReplicas: 1,
+        };
+        await apps.replaceNamespacedDeploymentStatus({ name, namespace: ns, body: d });
+      }
 
       const post = (body: unknown) =>
         fetch(`http://127.0.0.1:${hookPort}/orders`, {
