@@ -284,9 +284,13 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
         await new Promise((r) => setTimeout(r, 800));
         writeFileSync(join(dir, 'a.csv'), '1');
         const kv = await new Kvm(admin.nc).open(sftpBucket(bus.namespace, 'files'));
-        await waitFor('listing saved with the new file', async () =>
-          ((await kv.get('drop'))?.string() ?? '').includes('a.csv'),
-        );
+        // One entry per file ("<event>.f.<digest>", see sftp/state.ts).
+        await waitFor('listing saved with the new file', async () => {
+          for await (const k of await kv.keys('drop.f.>')) {
+            if (((await kv.get(k))?.string() ?? '').includes('a.csv')) return true;
+          }
+          return false;
+        });
         expect(violations(cl).slice(before)).toEqual([]);
         expect(warned).toEqual([]);
       } finally {
