@@ -29,7 +29,7 @@ export interface NatsUser {
   slot?: number;
 }
 
-/** JetStream storage limits of each server, in bytes; also the bus account's limits. */
+/** JetStream storage limits of each server, in bytes (the bus account gets them times the servers). */
 export interface StorageLimits {
   fileBytes: number;
   memoryBytes: number;
@@ -114,8 +114,12 @@ function accountsBlock(m: ServerConfigModel): string[] {
       e.accounts.push(slotAccount(i));
       exports.set(g.subject, e);
     }
+  // The account's limits are cluster-wide: JetStream charges a stream's max_bytes once per
+  // replica against them, so they are each server's limits times the servers (an R3 stream of half
+  // a server's store must fit; with one server's limits it was refused as insufficient storage).
+  const servers = Math.max(1, m.cluster?.peers.length ?? 1);
   const js = m.storage
-    ? `{ max_file: ${m.storage.fileBytes}, max_mem: ${m.storage.memoryBytes} }`
+    ? `{ max_file: ${m.storage.fileBytes * servers}, max_mem: ${m.storage.memoryBytes * servers} }`
     : 'enabled';
   const importOf = (subject: string) => `{ service: { account: ${BUS_ACCOUNT}, subject: ${q(subject)} } }`;
   const lines = [
