@@ -8,7 +8,7 @@
 // is freed the moment the request is answered or cut (detached, not left for a later full
 // garbage collection), so memory held for slow or abandoned uploads comes back at once.
 import type { IncomingMessage } from 'node:http';
-import { type BudgetHolder, type ByteBudget, SMALL_REQUEST_BYTES } from './budget.ts';
+import { type BudgetHolder, type ByteBudget, SMALL_REQUEST_BYTES, TINY_REQUEST_BYTES } from './budget.ts';
 import type { BodyCheck } from './decode.ts';
 import { noteBodyBytes } from './reclaim.ts';
 
@@ -44,6 +44,7 @@ export class BodyHold implements BudgetHolder {
   startedAt = this.lastDataAt;
   displaceable = true;
   readonly small: boolean;
+  readonly tiny: boolean;
   onDisplace: (() => void) | undefined;
   private readonly budget: ByteBudget;
   private readonly limit: number;
@@ -57,6 +58,7 @@ export class BodyHold implements BudgetHolder {
   constructor(budget: ByteBudget, declared: number | undefined, max = Number.POSITIVE_INFINITY) {
     this.budget = budget;
     this.small = declared !== undefined && declared <= SMALL_REQUEST_BYTES;
+    this.tiny = declared !== undefined && declared <= TINY_REQUEST_BYTES;
     this.limit = Math.min(max, declared ?? max);
   }
 

@@ -3,7 +3,8 @@
 // does not send). The connection bound is in connection-gate.ts.
 //
 // Small requests (declared size at most SMALL_REQUEST_BYTES, which is what webhooks send) have the
-// last quarter of the budget to themselves. When a request's next chunk does not fit, it may
+// last quarter of the budget to themselves, and tiny ones (at most TINY_REQUEST_BYTES) the last
+// sixteenth of it. When a request's next chunk does not fit, it may
 // displace uploads that are *stalling*, the slowest first:
 //   - slow: older than RATE_JUDGED_AFTER_MS and averaging under MIN_BODY_RATE (trickling, or
 //     sending just enough never to be quiet, whatever size they declared): any request that is
@@ -33,14 +34,23 @@ export interface BudgetHolder {
   displaceable: boolean;
   /** Declared at most SMALL_REQUEST_BYTES: may use the reserve. */
   small: boolean;
+  /** Declared at most TINY_REQUEST_BYTES: may also use the tiny requests' own reserve. */
+  tiny?: boolean;
   /** Called when it is displaced: it must answer 503, cut its connection and release its bytes. */
   displace(): void;
 }
 
 /** Requests up to this declared size count as small. */
 export const SMALL_REQUEST_BYTES = 64 * 1024;
+/** Requests up to this declared size count as tiny (most webhook deliveries). */
+export const TINY_REQUEST_BYTES = 8 * 1024;
 /** Share of the budget only small requests may use. */
 const SMALL_RESERVE = 0.25;
+/**
+ * Share of it only tiny requests may use: small holders (up to 64 KiB, each re-opened as it is
+ * displaced) can fill the small reserve, and a 1 KiB delivery must not wait behind them.
+ */
+const TINY_RESERVE = 1 / 16;
 /** Chunks of waiting requests may add up to this share of the capacity (beyond it). */
 const WAITING_SHARE = 0.125;
 
@@ -80,6 +90,8 @@ export class ByteBudget {
   readonly capacity: number;
   /** What large requests may use together: the capacity less the small requests' reserve. */
   private readonly largeLimit: number;
+  /** What small requests that are not tiny may use together. */
+  private readonly smallLimit: number;
   private usedBytes = 0;
   /** Bytes large requests have read but wait to add (one chunk each, see `wait`). */
   private waitingBytes = 0;
@@ -99,6 +111,12 @@ export class ByteBudget {
   constructor(capacity: number) {
     this.capacity = capacity;
     this.largeLimit = Math.floor(capacity * (1 - SMALL_RESERVE));
+    this.smallLimit = Math.floor(capacity * (1 - TINY_RESERVE));
+  }
+
+  /** The bytes `h`'s size class may fill the budget to. */
+  private limitFor(h: BudgetHolder): number {
+    return h.tiny ? this.capacity : h.small ? this.smallLimit : this.largeLimit;
   }
 
   /** Bytes held now by all requests. */
@@ -116,7 +134,7 @@ export class ByteBudget {
    * displacing every stalling upload (the caller waits for room, or answers 503).
    */
   take(holder: BudgetHolder, n: number, now = Date.now()): boolean {
-    const limit = holder.small ? this.capacity : this.largeLimit;
+    const limit = this.limitFor(holder);
     if (this.usedBytes + n > limit && !this.makeRoom(holder, n, limit, now)) return false;
     this.holders.add(holder);
     holder.held += n;
@@ -166,7 +184,7 @@ export class ByteBudget {
     let displaced = false;
     for (const w of [...this.waiters.values()]) {
       if (!this.waiters.has(w.holder)) continue; // displaced meanwhile
-      const limit = w.holder.small ? this.capacity : this.largeLimit;
+      const limit = this.limitFor(w.holder);
       let fits = this.usedBytes + w.n <= limit;
       if (!fits && !displaced && !stalling(w.holder, w.since)) {
         displaced = true;

@@ -29,6 +29,16 @@ function holder(
 const KiB = 1024;
 
 describe('ByteBudget', () => {
+  it('tiny requests keep the last sixteenth when small holders fill the rest (never-quiet 64 KiB uploads)', () => {
+    const b = new ByteBudget(1024 * KiB);
+    // 15 busy, fresh small uploads of 64 KiB: none is stalling, so none can be displaced.
+    for (let i = 0; i < 15; i++)
+      expect(b.take(holder(true, { startedAt: 0, lastDataAt: 0 }), 64 * KiB, 0)).toBe(true);
+    expect(b.take(holder(true, { startedAt: 0 }), 64 * KiB, 0)).toBe(false);
+    const tiny = { ...holder(true), tiny: true };
+    expect(b.take(tiny, 1 * KiB, 0)).toBe(true);
+    expect(b.used).toBe(15 * 64 * KiB + 1 * KiB);
+  });
   it('large requests use at most three quarters; the last quarter is for small ones', () => {
     const b = new ByteBudget(400 * KiB);
     const big = holder(false);
