@@ -1,11 +1,22 @@
 // Shared by the EventSource tests: a bus of its own (fresh namespace) with streams on the shared
 // nats-server, and a reader of every event stored in it.
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import type { Registry } from 'prom-client';
+import { EventSourceSpec } from '../../../src/api/eventsource.ts';
+import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { parseStreamConfig } from '../../../src/api/stream-config.ts';
 import type { BusConnection } from '../../../src/bus/connection.ts';
+import { Publisher } from '../../../src/bus/publisher.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
 import { type BusRef, eventStreamName } from '../../../src/bus/subjects.ts';
 import { type CloudEvent, decodeEvent } from '../../../src/eventsources/envelope.ts';
+import {
+  type EventSourceRuntimeOptions,
+  type RunningEventSource,
+  startEventSource,
+} from '../../../src/eventsources/runtime.ts';
+import type { Logger } from '../../../src/observability/logger.ts';
+import { newRegistry } from '../../../src/observability/metrics.ts';
 import { uniqueName } from '../../harness/shared.ts';
 
 export interface TestBus {
@@ -34,6 +45,46 @@ export async function busWithStreams(
     jsm,
     stored: () => storedEvents(jsm, bus),
   };
+}
+
+/** What `sourceBed` needs beside the connection: the EventSource's name and its runtime's parts. */
+export interface SourceBedOptions {
+  /** Namespace prefix of the bus (a fresh namespace per bed). */
+  prefix: string;
+  /** The EventSource's name. */
+  name: string;
+  log: Logger;
+  streamConfig?: string;
+  resolveSecret?: (sel: SecretKeySelector) => Promise<string>;
+  /** One registry for every start (default: a fresh one per start). */
+  registry?: Registry;
+  /** Further runtime options (limits, host, …). */
+  runtime?: Partial<EventSourceRuntimeOptions>;
+}
+
+/**
+ * A bus of its own (busWithStreams) and `start(spec)`, which runs the EventSource `o.name` on it
+ * over `conn` with a publisher that waits 2 s for each PubAck.
+ */
+export async function sourceBed(
+  conn: BusConnection,
+  o: SourceBedOptions,
+): Promise<TestBus & { start(spec: Record<string, unknown>): Promise<RunningEventSource> }> {
+  const t = await busWithStreams(conn, o.prefix, o.streamConfig);
+  const start = (spec: Record<string, unknown>) =>
+    startEventSource({
+      name: o.name,
+      namespace: t.bus.namespace,
+      spec: EventSourceSpec.parse(spec),
+      bus: t.bus,
+      publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
+      nc: conn.nc,
+      registry: o.registry ?? newRegistry(),
+      log: o.log,
+      resolveSecret: o.resolveSecret ?? (async () => ''),
+      ...o.runtime,
+    });
+  return { ...t, start };
 }
 
 /** Every event in `bus`'s stream, oldest first. */

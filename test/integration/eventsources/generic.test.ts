@@ -6,20 +6,16 @@
 // stores it once); an event too large for the bus is dropped and counted, the stream goes on
 // (issue 20 review, 1 and 2).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
-import { Publisher } from '../../../src/bus/publisher.ts';
 import { eventStreamName } from '../../../src/bus/subjects.ts';
-import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { defaultLimits } from '../../../src/eventsources/webhook/limits.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { newRegistry } from '../../../src/observability/metrics.ts';
 import { GenericEventServer } from '../../harness/grpc-servers.ts';
 import { startNats } from '../../harness/nats.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
-import { busWithStreams } from './fixtures.ts';
+import { sourceBed } from './fixtures.ts';
 import { natsPid } from './front-door.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
@@ -35,23 +31,15 @@ describe.skipIf(skip)(`generic EventSource${skipNote(skip)}`, () => {
   afterAll(async () => {
     await conn?.close();
   });
-  async function setup(streamConfig = '', on = conn, publishDeadlineMs = defaultLimits().publishDeadlineMs) {
-    const t = await busWithStreams(on, 'gen', streamConfig);
-    const start = (spec: Record<string, unknown>) =>
-      startEventSource({
-        name: 'gen-es',
-        namespace: t.bus.namespace,
-        spec: EventSourceSpec.parse(spec),
-        bus: t.bus,
-        publisher: new Publisher(on.nc, { timeoutMs: 2000 }),
-        nc: on.nc,
-        registry: newRegistry(),
-        log,
-        resolveSecret,
-        limits: { ...defaultLimits(), publishDeadlineMs },
-      });
-    return { ...t, start };
-  }
+  const setup = (streamConfig = '', on = conn, publishDeadlineMs = defaultLimits().publishDeadlineMs) =>
+    sourceBed(on, {
+      prefix: 'gen',
+      name: 'gen-es',
+      log,
+      streamConfig,
+      resolveSecret,
+      runtime: { limits: { ...defaultLimits(), publishDeadlineMs } },
+    });
   const entry = (server: GenericEventServer, key = 'token') => ({
     url: server.address,
     insecure: true,

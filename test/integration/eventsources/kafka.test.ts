@@ -7,20 +7,18 @@
 // timestamp no Date can hold is published with the receive time (issue 20 review, 1 and 8).
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
 import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
-import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { KAFKA_SASL_USER, type KafkaBroker, kafkaMissing, startKafka } from '../../harness/kafka.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
 import { TcpProxy } from '../../harness/tcp-proxy.ts';
-import { busWithStreams } from './fixtures.ts';
+import { sourceBed } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 const secrets: Record<string, string> = {
@@ -31,22 +29,16 @@ const secrets: Record<string, string> = {
 const resolveSecret = async (sel: SecretKeySelector) => secrets[`${sel.name}/${sel.key}`] ?? '';
 
 async function setup(conn: BusConnection, streamConfig = '') {
-  const t = await busWithStreams(conn, 'kfk', streamConfig);
   const registry = newRegistry();
-  const start = (spec: Record<string, unknown>) =>
-    startEventSource({
-      name: 'kafka-es',
-      namespace: t.bus.namespace,
-      spec: EventSourceSpec.parse(spec),
-      bus: t.bus,
-      publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
-      nc: conn.nc,
-      registry,
-      log,
-      resolveSecret,
-      limits: undefined,
-    });
-  return { ...t, start, registry };
+  const t = await sourceBed(conn, {
+    prefix: 'kfk',
+    name: 'kafka-es',
+    log,
+    streamConfig,
+    resolveSecret,
+    registry,
+  });
+  return { ...t, registry };
 }
 
 const skip = natsMissing() ?? kafkaMissing();

@@ -6,18 +6,15 @@
 // refuses for good (too large) is counted and finished (issue 20 review, 1).
 import { Reader } from 'nsqjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
 import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
-import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { newRegistry } from '../../../src/observability/metrics.ts';
 import { type Nsq, nsqMissing, startNsq } from '../../harness/nsq.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
-import { busWithStreams } from './fixtures.ts';
+import { sourceBed } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 
@@ -42,22 +39,7 @@ describe.skipIf(skip)(`nsq EventSource${skipNote(skip)}`, () => {
     await conn?.close();
     await nsq?.stop();
   });
-  async function setup(streamConfig = '') {
-    const t = await busWithStreams(conn, 'nsq', streamConfig);
-    const start = (spec: Record<string, unknown>) =>
-      startEventSource({
-        name: 'nsq-es',
-        namespace: t.bus.namespace,
-        spec: EventSourceSpec.parse(spec),
-        bus: t.bus,
-        publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
-        nc: conn.nc,
-        registry: newRegistry(),
-        log,
-        resolveSecret: async () => '',
-      });
-    return { ...t, start };
-  }
+  const setup = (streamConfig = '') => sourceBed(conn, { prefix: 'nsq', name: 'nsq-es', log, streamConfig });
   const topicWithChannel = async (channel: string) => {
     const topic = uniqueName('t');
     // Create the topic and channel first so nothing published before the source connects is lost.

@@ -10,19 +10,15 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KV } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { kvKey, openKv } from '../../../src/bus/kv.ts';
-import { Publisher } from '../../../src/bus/publisher.ts';
 import { sftpBucket } from '../../../src/bus/source-state.ts';
-import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { newRegistry } from '../../../src/observability/metrics.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
 import { type Sshd, sshdMissing, startSshd } from '../../harness/sshd.ts';
-import { busWithStreams } from './fixtures.ts';
+import { sourceBed } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 type FileEvent = { name: string; op: string };
@@ -47,22 +43,8 @@ describe.skipIf(skip)(`sftp EventSource${skipNote(skip)}`, () => {
     await conn?.close();
     await sshd?.stop();
   });
-  async function setup(streamConfig = '') {
-    const t = await busWithStreams(conn, 'sftp', streamConfig);
-    const start = (spec: Record<string, unknown>) =>
-      startEventSource({
-        name: 'sftp-es',
-        namespace: t.bus.namespace,
-        spec: EventSourceSpec.parse(spec),
-        bus: t.bus,
-        publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
-        nc: conn.nc,
-        registry: newRegistry(),
-        log,
-        resolveSecret,
-      });
-    return { ...t, start };
-  }
+  const setup = (streamConfig = '') =>
+    sourceBed(conn, { prefix: 'sftp', name: 'sftp-es', log, streamConfig, resolveSecret });
   const folder = () => {
     const d = join(sshd.root, uniqueName('in'));
     mkdirSync(d);

@@ -18,26 +18,22 @@ import {
   SNSClient,
 } from '@aws-sdk/client-sns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
-import { Publisher } from '../../../src/bus/publisher.ts';
 import {
   resetSnsCertCache,
   type SnsMessage,
   snsSignatureProblem,
   stringToSign,
 } from '../../../src/eventsources/aws/sns-signature.ts';
-import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { newRegistry } from '../../../src/observability/metrics.ts';
 import { ensurePki } from '../../harness/certs.ts';
 import { type Moto, motoMissing, startMoto } from '../../harness/moto.ts';
 import { freePort } from '../../harness/ports.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
 import { TcpProxy } from '../../harness/tcp-proxy.ts';
-import { busWithStreams } from './fixtures.ts';
+import { sourceBed } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 
@@ -109,21 +105,15 @@ describe.skipIf(skip)(`sns EventSource${skipNote(skip)}`, () => {
   });
 
   async function setup() {
-    const t = await busWithStreams(conn, 'sns');
+    const t = await sourceBed(conn, {
+      prefix: 'sns',
+      name: 'sns-es',
+      log,
+      resolveSecret,
+      runtime: { host: '127.0.0.1' },
+    });
     const port = await freePort();
-    const start = (entry: Record<string, unknown>) =>
-      startEventSource({
-        name: 'sns-es',
-        namespace: t.bus.namespace,
-        spec: EventSourceSpec.parse({ sns: { topic: entry } }),
-        bus: t.bus,
-        publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
-        nc: conn.nc,
-        registry: newRegistry(),
-        log,
-        resolveSecret,
-        host: '127.0.0.1',
-      });
+    const start = (entry: Record<string, unknown>) => t.start({ sns: { topic: entry } });
     return { ...t, start, port, url: `http://127.0.0.1:${port}` };
   }
   const entry = (

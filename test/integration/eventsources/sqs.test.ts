@@ -14,21 +14,18 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import type { SecretKeySelector } from '../../../src/api/k8s.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { eventStreamName, eventSubject } from '../../../src/bus/subjects.ts';
 import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
 import { queueHold } from '../../../src/eventsources/retry.ts';
-import { startEventSource } from '../../../src/eventsources/runtime.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { newRegistry } from '../../../src/observability/metrics.ts';
 import { type Moto, motoMissing, startMoto } from '../../harness/moto.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
 import { TcpProxy } from '../../harness/tcp-proxy.ts';
-import { busWithStreams } from './fixtures.ts';
+import { sourceBed } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 
@@ -40,22 +37,8 @@ describe.skipIf(skip)(`sqs EventSource${skipNote(skip)}`, () => {
   const secrets: Record<string, string> = {};
   const resolveSecret = async (sel: SecretKeySelector) => secrets[`${sel.name}/${sel.key}`] ?? '';
 
-  async function setup(streamConfig = '') {
-    const t = await busWithStreams(conn, 'sqs', streamConfig);
-    const start = (spec: Record<string, unknown>) =>
-      startEventSource({
-        name: 'sqs-es',
-        namespace: t.bus.namespace,
-        spec: EventSourceSpec.parse(spec),
-        bus: t.bus,
-        publisher: new Publisher(conn.nc, { timeoutMs: 2000 }),
-        nc: conn.nc,
-        registry: newRegistry(),
-        log,
-        resolveSecret,
-      });
-    return { ...t, start };
-  }
+  const setup = (streamConfig = '') =>
+    sourceBed(conn, { prefix: 'sqs', name: 'sqs-es', log, streamConfig, resolveSecret });
   const queue = async () => {
     const name = uniqueName('q');
     const r = await sqs.send(new CreateQueueCommand({ QueueName: name }));
