@@ -148,6 +148,8 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
     const refuse = (status: 400 | 408 | 413 | 503, message: string) =>
       finish({ kind: 'refused', status, message });
     let idle: NodeJS.Timeout | undefined;
+    /** Time (ms) this request has waited for room so far. */
+    let waitedMs = 0;
     const armIdle = () => {
       clearTimeout(idle);
       idle = setTimeout(() => refuse(408, `no body data for ${o.idleMs} ms`), o.idleMs);
@@ -168,14 +170,20 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
       // the client's bytes stay in the network), for at most the idle time: then 503 +
       // Retry-After rather than a client left hanging until the request deadline. It is refused
       // at once when too many bytes wait already.
+      // The idle time bounds the request's waits *together*: a large body may not fit several
+      // times over, and a client must still have its answer within about the idle time.
       if (!o.budget.canWait(c.length)) return refuse(503, BUDGET_FULL);
+      const left = o.idleMs - waitedMs;
+      if (left <= 0) return refuse(503, BUDGET_FULL);
       req.pause();
       clearTimeout(idle);
-      idle = setTimeout(() => refuse(503, BUDGET_FULL), o.idleMs);
+      idle = setTimeout(() => refuse(503, BUDGET_FULL), left);
       idle.unref();
+      const waitFrom = Date.now();
       const retry = () => {
         if (settled) return;
         if (!hold.append(c)) return o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);
+        waitedMs += Date.now() - waitFrom;
         armIdle();
         req.resume();
       };
