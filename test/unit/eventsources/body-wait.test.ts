@@ -57,11 +57,13 @@ describe('readBody waiting for room', () => {
     const req = fakeRequest();
     const hold = new BodyHold(budget, undefined);
     let outcome: BodyOutcome | undefined;
-    void readBody(req as unknown as IncomingMessage, hold, { max: 10 * 1024 * KiB, budget, idleMs: 5_000 }).then(
-      (o) => {
-        outcome = o;
-      },
-    );
+    void readBody(req as unknown as IncomingMessage, hold, {
+      max: 10 * 1024 * KiB,
+      budget,
+      idleMs: 5_000,
+    }).then((o) => {
+      outcome = o;
+    });
     req.emit('data', Buffer.alloc(16 * KiB)); // does not fit: waits
     expect(req.paused).toBe(true);
     await vi.advanceTimersByTimeAsync(3_000);
@@ -84,11 +86,13 @@ describe('readBody waiting for room', () => {
     const req = fakeRequest();
     const hold = new BodyHold(budget, undefined);
     let outcome: BodyOutcome | undefined;
-    void readBody(req as unknown as IncomingMessage, hold, { max: 10 * 1024 * KiB, budget, idleMs: 5_000 }).then(
-      (o) => {
-        outcome = o;
-      },
-    );
+    void readBody(req as unknown as IncomingMessage, hold, {
+      max: 10 * 1024 * KiB,
+      budget,
+      idleMs: 5_000,
+    }).then((o) => {
+      outcome = o;
+    });
     req.emit('data', Buffer.alloc(1 * KiB));
     await vi.advanceTimersByTimeAsync(100);
     for (const b of blockers) budget.release(b);
