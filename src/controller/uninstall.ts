@@ -7,7 +7,8 @@
 //    state and then goes (see `uninstalling` in the reconcile context);
 //  - when it stops and is not coming back (its Deployment deleted or scaled to 0, its CRDs
 //    terminating, its rights gone), it finalizes the objects being deleted, takes its finalizers off
-//    the others (a controller that comes back puts them on again), and releases the hold.
+//    the others (a controller that comes back puts them on again), and releases the hold in an
+//    order that cannot cut its own rights half-way (release-grant.ts).
 // A rolling update, a crash or a node drain keeps everything: a new pod continues.
 import type { Logger } from '../observability/logger.ts';
 import { isConflict, isNotFound, KubeApiError, type KubeHttp, type KubeObject } from './kube-http.ts';
@@ -18,6 +19,7 @@ import {
   SENSOR_FINALIZER,
   type SluiceObject,
 } from './reconcile/context.ts';
+import { grantRelease, heldPaths, type ReleaseGrant, whileForbidden } from './release-grant.ts';
 
 /** Put on the controller's ClusterRoleBinding and ServiceAccount while it runs. */
 export const HOLD_FINALIZER = 'sluice.argoproj.io/controller-cleanup';
@@ -50,18 +52,8 @@ export function selfRefsFromEnv(env: NodeJS.ProcessEnv = process.env): SelfRefs 
 }
 
 function holdPaths(self: SelfRefs): string[] {
-  const rbac = '/apis/rbac.authorization.k8s.io/v1';
-  return [
-    ...(self.clusterRole ? [`${rbac}/clusterroles/${encodeURIComponent(self.clusterRole)}`] : []),
-    ...(self.clusterRoleBinding
-      ? [
-          `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${encodeURIComponent(self.clusterRoleBinding)}`,
-        ]
-      : []),
-    ...(self.serviceAccount
-      ? [`/api/v1/namespaces/${self.serviceAccount.namespace}/serviceaccounts/${self.serviceAccount.name}`]
-      : []),
-  ];
+  const p = heldPaths(self);
+  return [p.role, p.binding, p.account].filter((x): x is string => x !== undefined);
 }
 
 async function editFinalizers(
@@ -95,46 +87,76 @@ export async function holdRbac(http: KubeHttp, self: SelfRefs, log: Logger): Pro
   }
 }
 
+/** Removes HOLD_FINALIZER from the object at `path` (read first: the finalizers are replaced). */
+async function release(http: KubeHttp, path: string): Promise<void> {
+  try {
+    await editFinalizers(http, path, (f) =>
+      f.includes(HOLD_FINALIZER) ? f.filter((x) => x !== HOLD_FINALIZER) : undefined,
+    );
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
 /**
- * Removes HOLD_FINALIZER again. When all three are being deleted, the first release to land ends
- * the controller's rights (role, binding or identity gone), so the objects are read first and the
- * three PATCHes are sent at once: each is authorized on arrival, before the API server's RBAC and
- * token caches see the first deletion. What still fails is logged with the command that finishes it.
+ * Removes HOLD_FINALIZER again. When none of the held objects is being deleted, the order does
+ * not matter. When they are (`kubectl delete -f install.yaml`, `helm uninstall`), each release
+ * ends part of the controller's rights, so it first grants itself a release grant that does not
+ * depend on them and releases the role, the binding and, last, the ServiceAccount (see
+ * release-grant.ts). What still fails is logged with the command that finishes it.
  */
 export async function releaseRbac(http: KubeHttp, self: SelfRefs, log: Logger): Promise<void> {
-  const read = await Promise.all(
-    holdPaths(self).map((path) =>
+  const paths = heldPaths(self);
+  const held = holdPaths(self);
+  const going = await Promise.all(
+    held.map((path) =>
       http.request<KubeObject>('GET', path, { timeoutMs: 10_000 }).then(
-        (obj) => ({ path, obj }),
-        (err: unknown) => ({ path, err }),
+        (o) => !!o.metadata?.deletionTimestamp && (o.metadata.finalizers ?? []).includes(HOLD_FINALIZER),
+        () => false,
       ),
     ),
   );
-  await Promise.all(
-    read.map(async (r) => {
-      try {
-        if ('err' in r) throw r.err;
-        const f = r.obj.metadata?.finalizers ?? [];
-        if (!f.includes(HOLD_FINALIZER)) return;
-        await http.request('PATCH', r.path, {
-          body: {
-            metadata: {
-              finalizers: f.filter((x) => x !== HOLD_FINALIZER),
-              resourceVersion: r.obj.metadata?.resourceVersion,
-            },
-          },
-          contentType: 'application/merge-patch+json',
-          timeoutMs: 10_000,
-        });
-      } catch (err) {
-        if (isNotFound(err)) return;
-        log.error(
-          { path: r.path, err: (err as Error).message },
-          `could not release the RBAC hold; finish with: kubectl patch --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]' <the object at ${r.path}>`,
-        );
-      }
-    }),
-  );
+  const step = async (path: string | undefined) => {
+    if (!path) return;
+    try {
+      await whileForbidden(() => release(http, path));
+    } catch (err) {
+      log.error(
+        { path, err: (err as Error).message },
+        `could not release the RBAC hold; finish with: kubectl patch --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]' <the object at ${path}>`,
+      );
+    }
+  };
+  if (!going.some(Boolean) || !self.serviceAccount) {
+    for (const path of held) await step(path);
+    return;
+  }
+  let grant: ReleaseGrant | undefined;
+  try {
+    grant = await grantRelease(http, self, log);
+    log.info(
+      { namespaceGoing: grant.namespaceGoing, namespacedGrant: grant.namespaced },
+      'releasing the RBAC holds in order through a release grant',
+    );
+  } catch (err) {
+    log.error(
+      { err: (err as Error).message },
+      'cannot grant the release of the RBAC holds; releasing them in order anyway',
+    );
+  }
+  await step(paths.role);
+  await step(paths.binding);
+  if (grant && !grant.namespaceGoing && grant.namespaced) {
+    try {
+      await whileForbidden(() => grant.dropClusterGrant());
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message },
+        'could not delete the cluster-wide release grant; it goes with the namespace',
+      );
+    }
+  }
+  await step(paths.account);
 }
 
 /**

@@ -72,16 +72,33 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
   };
   const args = (objs: K8sObject[]) =>
     one<V1Deployment>(objs, 'Deployment').spec!.template.spec!.containers[0]!.args!;
-  // config/ alone holds its own named objects during an uninstall: the chart names its objects
-  // after the release and does not carry those rules yet (README: Uninstall). The CRD watch is in
-  // both (cluster-wide only: a namespaced controller does not watch CRDs).
+  // The chart's controller rules are config/'s with the names of the release: its own objects held
+  // during an uninstall and its release grant (README: Uninstall and rollback). A namespaced
+  // controller has neither, nor the CRD watch.
   const chartRule = (r: { apiGroups?: string[]; resourceNames?: string[] }) => !r.resourceNames;
   const configRules = (name: string) =>
     (
       parseDocs(
         read('config/rbac/controller-role.yaml') + '\n---\n' + read('config/rbac/runtime-roles.yaml'),
       ).find((o) => o.metadata.name === name) as unknown as V1ClusterRole
-    ).rules?.filter(chartRule);
+    ).rules;
+  /** config/'s name `n` for `resources` as release `rel` in namespace `ops` names it. */
+  const releaseNames = (n: string, resources: string[]) => {
+    const cluster = resources.some((r) => r.startsWith('cluster'));
+    const local = resources.some((r) => !r.startsWith('cluster'));
+    if (n === 'sluice-system') return ['ops'];
+    const base = n.replace(/^sluice-controller/, 'rel-sluice-controller');
+    return [
+      ...(cluster ? [`ops-${base}`] : []),
+      ...(local && (n !== 'sluice-controller' || !cluster) ? [base] : []),
+    ];
+  };
+  const asRelease = (rules: V1ClusterRole['rules']) =>
+    rules?.map((r) =>
+      r.resourceNames
+        ? { ...r, resourceNames: r.resourceNames.flatMap((n) => releaseNames(n, r.resources ?? [])) }
+        : r,
+    );
 
   it('passes helm lint --strict with default and namespaced values', async () => {
     for (const set of [[], ['namespaced=true'], ['namespaced=true,managedNamespace=apps']]) {
@@ -118,7 +135,7 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
     expect(args(objs)).not.toContain('--namespaced');
     expect(args(objs)).not.toContain('--no-leader-elect');
     expect(one<V1ClusterRole>(objs, 'ClusterRole', 'ops-rel-sluice-controller').rules).toEqual(
-      configRules('sluice-controller'),
+      asRelease(configRules('sluice-controller')),
     );
     expect(one<V1ClusterRole>(objs, 'ClusterRole', 'ops-rel-sluice-eventsource').rules).toEqual(
       configRules('sluice-eventsource'),
@@ -154,7 +171,12 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
       expect(a.slice(a.indexOf(flag[0]), a.indexOf(flag[0]) + flag.length)).toEqual(flag);
       expect(one<V1Role>(objs, 'Role', 'rel-sluice-controller').metadata!.namespace).toBe(ns);
       expect(one<V1Role>(objs, 'Role', 'rel-sluice-controller').rules).toEqual(
-        configRules('sluice-controller')?.filter((r) => !r.apiGroups?.includes('apiextensions.k8s.io')),
+        configRules('sluice-controller')?.filter(
+          (r) =>
+            chartRule(r) &&
+            !r.apiGroups?.includes('apiextensions.k8s.io') &&
+            !r.apiGroups?.includes('rbac.authorization.k8s.io'),
+        ),
       );
       for (const role of ['eventsource', 'sensor']) {
         expect(one<V1Role>(objs, 'Role', `rel-sluice-${role}`).metadata!.namespace).toBe(ns);

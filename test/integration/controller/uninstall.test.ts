@@ -243,6 +243,15 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
     expect(await apps.streamExists()).toBe(false);
     const ns = await kubectl('get', 'namespace', SYS);
     expect(ns.code).not.toBe(0);
+    // The release grant the controller gave itself goes with its namespace (garbage collector).
+    await waitFor(
+      'the release grant to be collected',
+      async () =>
+        !(await kubectl('get', 'clusterroles,clusterrolebindings', '-o', 'name')).stdout.includes('-release'),
+      { timeoutMs: 30_000 },
+    );
+    expect(ctl!.logs()).toContain('releasing the RBAC holds in order through a release grant');
+    expect(ctl!.logs()).not.toContain('could not release the RBAC hold');
     await kubectl('delete', 'namespace', 'apps-a', '--wait=false');
   });
 
