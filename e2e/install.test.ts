@@ -23,6 +23,7 @@ import {
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
+import { containerRun, serviceAccountKubeconfig } from '../test/harness/controller-pod.ts';
 import { installCrds } from '../test/harness/crds.ts';
 import { waitFor } from '../test/harness/proc.ts';
 import { run } from '../test/harness/run.ts';
@@ -53,62 +54,6 @@ interface Obj {
 
 const kc = () => ['--kubeconfig', kubeconfigPath()!];
 
-/** A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API. */
-async function serviceAccountKubeconfig(namespace: string, name: string): Promise<string> {
-  const config = kubeConfig();
-  const token = await config.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-    name,
-    namespace,
-    body: { spec: { expirationSeconds: 3600 } },
-  });
-  const cluster = config.getCurrentCluster()!;
-  const path = join(mkdtempSync(join(tmpdir(), 'sluice-sa-')), 'kubeconfig');
-  writeFileSync(
-    path,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'cluster',
-          cluster: {
-            server: cluster.server,
-            'certificate-authority-data': cluster.caData ?? readFileSync(cluster.caFile!).toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: name, user: { token: token.status!.token } }],
-      contexts: [{ name: 'sa', context: { cluster: 'cluster', user: name, namespace } }],
-      'current-context': 'sa',
-    }),
-  );
-  return path;
-}
-
-/**
- * What a kubelet would run for the Deployment's first container: the image entrypoint (`sluice`)
- * with the container args, literal env values and the downward-API fields the pod spec asks for.
- * The metrics port becomes 0 (any free port) since other tests share this host.
- */
-function containerRun(d: V1Deployment, podName: string) {
-  const ctr = d.spec!.template.spec!.containers[0]!;
-  expect(ctr.command, 'the container uses the image entrypoint (sluice)').toBeUndefined();
-  const env: Record<string, string> = {};
-  for (const e of ctr.env ?? []) {
-    if (e.value !== undefined) env[e.name] = e.value;
-    else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = podName;
-    else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = d.metadata!.namespace!;
-    else if (e.valueFrom?.fieldRef?.fieldPath === 'spec.serviceAccountName')
-      env[e.name] = d.spec!.template.spec!.serviceAccountName!;
-    else throw new Error(`env ${e.name}: no stand-in for ${JSON.stringify(e.valueFrom)}`);
-  }
-  const args = [...(ctr.args ?? [])];
-  const port = args.indexOf('--metrics-port');
-  expect(port, '--metrics-port is set').toBeGreaterThan(0);
-  args[port + 1] = '0';
-  return { args, env, serviceAccount: d.spec!.template.spec!.serviceAccountName! };
-}
-
 /** Runs the controller from its Deployment and checks it does its job in `ns`. */
 async function exerciseController(
   d: V1Deployment,
@@ -118,7 +63,7 @@ async function exerciseController(
   const podName = `${d.metadata!.name}-7d9f8c6b5-x2x4q`;
   const spec = containerRun(d, podName);
   expect(spec.args[0]).toBe('controller');
-  const saConfig = await serviceAccountKubeconfig(d.metadata!.namespace!, spec.serviceAccount);
+  const saConfig = await serviceAccountKubeconfig(kubeConfig(), d.metadata!.namespace!, spec.serviceAccount);
   const controller = await startSluice([...spec.args, ...extraArgs], {
     ...spec.env,
     KUBECONFIG: saConfig,
