@@ -541,6 +541,13 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
           (o) => o.kind === 'ServiceAccount' && o.metadata.name === n && o.metadata.namespace === 'apps',
         ),
       ).toBe(true);
+    expect(ns).toContain('in other namespaces and releases too');
+    // Namespaced with the CRDs kept: removal stays in the watched namespace (the CRDs are shared).
+    const nsKeep = await notes('namespaced=true,managedNamespace=apps');
+    expect(nsKeep).toContain('kubectl delete eventsources,sensors --all -n apps --wait');
+    expect(nsKeep).not.toContain(' -A ');
+    expect(nsKeep).not.toContain('kubectl delete crd');
+    expect(cluster).toContain('kubectl delete crd eventbus.argoproj.io');
     expect(await notes('crds.install=false')).toContain('Not managed by this release');
   });
 });
