@@ -4,13 +4,14 @@
 // Ctrl-C.
 import { mkdirSync, statSync, watch } from 'node:fs';
 import { resolve } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Gauge } from 'prom-client';
 import { loadManifests } from '../dev/manifests.ts';
 import { startLocalNats } from '../dev/nats.ts';
 import { DevSession, type NotStarted } from '../dev/session.ts';
 import { startDevSink } from '../dev/sink.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
-import { registry } from '../observability/metrics.ts';
+import { adopt, registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
 import { CliError } from './errors.ts';
 import { STOP_MARGIN_MS } from './runtime-env.ts';
@@ -88,6 +89,7 @@ export async function runDev(flags: DevFlags): Promise<void> {
   const sink = flags.sink !== undefined ? await startDevSink(Number(flags.sink), flags.host, say) : undefined;
   const nc = await connect({ servers: natsUrl, name: 'sluice dev', maxReconnectAttempts: -1 });
   if (sink) say(`sink listening on ${sink.url} (answers 500 to JSON bodies with "fail": true)`);
+  busConnectedGauge(nc);
 
   const session = new DevSession({ nc, registry: registry(), log, say, host: flags.host });
   say(
@@ -156,4 +158,30 @@ export async function runDev(flags: DevFlags): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown());
   process.on('SIGTERM', () => void shutdown());
+}
+
+/**
+ * `sluice_bus_connected` of the dev process (one connection for everything it runs): 1 while `nc`
+ * is connected, 0 while it reconnects or once it is closed. The same gauge as the EventSource and
+ * Sensor pods export (runtime-env.ts), so the `SluiceBusUnreachable` alert can be tried locally.
+ */
+function busConnectedGauge(nc: NatsConnection): void {
+  let connected = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') connected = false;
+      else if (s.type === 'reconnect') connected = true;
+    }
+  })();
+  adopt(
+    registry(),
+    new Gauge({
+      name: 'sluice_bus_connected',
+      help: '1 while this process is connected to its bus, else 0 (reconnecting, closed).',
+      registers: [],
+      collect() {
+        this.set(connected && !nc.isClosed() ? 1 : 0);
+      },
+    }),
+  );
 }

@@ -83,6 +83,9 @@ describe.skipIf(natsMissing())(`sluice dev start summary${skipNote(natsMissing()
       expect(lines[at + 3]).toMatch(/^started with problems: 1 object\(s\) running, 2 not; /);
       expect(out).toContain(`Sensor ${ns}/orders running: log`);
       expect(out).not.toMatch(/^ready/m);
+      // The bus gauge of the pods is there too, so SluiceBusUnreachable can be tried locally.
+      const metrics = out.match(/^metrics: (http:\S+)$/m)![1]!;
+      expect(await (await fetch(metrics)).text()).toMatch(/^sluice_bus_connected 1$/m);
     } finally {
       p.kill('SIGINT');
     }
