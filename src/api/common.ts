@@ -249,6 +249,12 @@ export const workloadStatusFields = () => ({
     .string()
     .optional()
     .describe('The EventBus this object uses ("default" when spec.eventBusName is unset).'),
+  available: z
+    .string()
+    .optional()
+    .describe(
+      'Available/wanted pods of its Deployment, e.g. "1/1" ("-": no Deployment); the Available condition says why.',
+    ),
 });
 
 export const conditionsField = () =>

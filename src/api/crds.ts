@@ -12,8 +12,8 @@ const busColumns: PrinterColumn[] = [
   {
     name: 'Available',
     type: 'string',
-    jsonPath: '.status.conditions[?(@.type=="Available")].message',
-    description: 'Pods of its Deployment that are available',
+    jsonPath: '.status.available',
+    description: 'Available/wanted pods of its Deployment (the Available condition says why)',
   },
 ];
 

@@ -39,7 +39,14 @@ import {
   within,
 } from './context.ts';
 import { busConnection } from './eventbus.ts';
-import { busReadiness, type DeploymentLike, workloadAvailability } from './readiness.ts';
+import {
+  availableCell,
+  busBlocks,
+  busReadiness,
+  type DeploymentLike,
+  workloadAvailability,
+} from './readiness.ts';
+import { ownDeployment, standDown } from './stand-down.ts';
 import { writeStatus } from './status.ts';
 
 function firstIssue(err: z.ZodError): string {
@@ -76,32 +83,28 @@ interface FoundBus {
   problem?: ConditionInput;
 }
 
+/** Why nothing runs while `obj`'s bus is not Ready, in the words of its `EventBusReady` condition. */
+function busCause(ctx: ReconcileContext, obj: SluiceObject): ConditionInput | undefined {
+  const namespace = obj.metadata.namespace ?? 'default';
+  const name = busNameOf(obj);
+  return busBlocks(ctx.caches.buses.get(`${namespace}/${name}`), name, namespace);
+}
+
 /** Finds the bus of `obj` and what runtimes need to reach it, or a condition saying why not. */
 function busFor(ctx: ReconcileContext, obj: SluiceObject): FoundBus {
   const namespace = obj.metadata.namespace ?? 'default';
   const name = busNameOf(obj);
   const bus = ctx.caches.buses.get(`${namespace}/${name}`);
-  if (!bus) {
+  const js = (bus?.status as BusStatus | undefined)?.config?.jetstream;
+  if (!bus || !js?.url)
     return {
-      problem: {
+      problem: busCause(ctx, obj) ?? {
         type: 'Deployed',
-        status: 'False',
-        reason: 'EventBusNotFound',
-        message: `EventBus "${name}" does not exist in namespace ${namespace}; create it (or set spec.eventBusName)`,
-      },
-    };
-  }
-  const js = (bus.status as BusStatus | undefined)?.config?.jetstream;
-  if (!js?.url) {
-    return {
-      problem: {
-        type: 'Deployed',
-        status: 'False',
+        status: 'Unknown',
         reason: 'EventBusNotReady',
-        message: `EventBus "${name}" has no connection details yet; see its status`,
+        message: `EventBus "${name}" has no URL in its status yet`,
       },
     };
-  }
   const managed = !!(bus.spec as { jetstream?: unknown } | undefined)?.jetstream;
   const role = obj.kind === 'Sensor' ? 'sensor' : 'eventsource';
   const tlsSecrets = {
@@ -176,7 +179,7 @@ async function deploy(
   prepare?: () => Promise<ConditionInput | undefined>,
 ): Promise<{ condition: ConditionInput; requeueAfterMs?: number; deployment?: DeploymentLike }> {
   const foreign = foreignChildren(ctx, obj);
-  if (foreign) return { condition: foreign, requeueAfterMs: 60_000 };
+  if (foreign) return standDown(ctx, obj, foreign);
   const found = busFor(ctx, obj);
   if (!found.bus) return { condition: found.problem!, requeueAfterMs: 30_000 };
   // Its own credential on a managed bus: the pod rolls when it is rotated (public key in the hash).
@@ -394,9 +397,10 @@ export async function reconcileEventSource(
 
 /**
  * Writes status: the object's own conditions, its bus's readiness and its Deployment's availability,
- * with Ready their conjunction, and `eventBusName` (the implicit "default" included) for the BUS
- * column. Every False condition but availability (which a rollout passes through) is also a Warning
- * event, deduplicated by the recorder.
+ * with Ready their conjunction, `eventBusName` (the implicit "default" included) for the BUS column
+ * and `available` (`1/1`, `-`) for the AVAILABLE one. Every False condition but availability (which
+ * a rollout passes through) is also a Warning event, once per reason and text (a missing bus is
+ * both `Deployed` and `EventBusReady`), deduplicated across reconciles by the recorder.
  */
 async function report(
   ctx: ReconcileContext,
@@ -405,15 +409,26 @@ async function report(
   deployment: DeploymentLike | undefined,
 ): Promise<void> {
   const bus = busNameOf(obj);
-  const all = [
-    ...own,
-    busReadiness(ctx.caches.buses.get(`${obj.metadata.namespace}/${bus}`), bus),
-    workloadAvailability(deployment),
-  ];
-  for (const c of all)
-    if (c.status === 'False' && c.type !== 'Available')
-      emitEvent(ctx, obj, 'Warning', c.reason, 'Reconcile', c.message || c.reason);
-  await writeStatus(ctx, obj, withReady(all), { eventBusName: bus });
+  const namespace = obj.metadata.namespace ?? 'default';
+  // Not applied this time (bus not ready, another controller, ...): the one that runs, if any.
+  const current = deployment ?? (await ownDeployment(ctx, obj));
+  // The bus before Deployed: Ready (and the REASON column) names the cause, e.g. a bus that is
+  // BusUnreachable rather than the consumers that could not be made on it.
+  const at = own.findIndex((c) => c.type === 'Deployed');
+  const all = [...own, workloadAvailability(current)];
+  all.splice(
+    at < 0 ? own.length : at,
+    0,
+    busReadiness(ctx.caches.buses.get(`${namespace}/${bus}`), bus, namespace),
+  );
+  const told = new Set<string>();
+  for (const c of all) {
+    const note = c.message || c.reason;
+    if (c.status !== 'False' || c.type === 'Available' || told.has(`${c.reason}|${note}`)) continue;
+    told.add(`${c.reason}|${note}`);
+    emitEvent(ctx, obj, 'Warning', c.reason, 'Reconcile', note);
+  }
+  await writeStatus(ctx, obj, withReady(all), { eventBusName: bus, available: availableCell(current) });
 }
 
 interface SensorSpecLike {

@@ -79,17 +79,17 @@ describe.skipIf(missing)(`status truth, events, foreign children${skipNote(missi
     });
     return Object.fromEntries(t.columnDefinitions.map((c, i) => [c.name, t.rows[0]!.cells[i]]));
   };
-  /** What the deployment controller would write once the pods are up. */
-  const podsAvailable = async (name: string) => {
+  /** What the deployment controller writes once `pods` pods are up (0: a Deployment scaled to 0). */
+  const podsAvailable = async (name: string, pods = 1) => {
     const d = await apps.readNamespacedDeployment({ name, namespace: ns });
     await http.request('PATCH', `/apis/apps/v1/namespaces/${ns}/deployments/${name}/status`, {
       body: {
         status: {
           observedGeneration: d.metadata!.generation,
-          replicas: 1,
-          updatedReplicas: 1,
-          readyReplicas: 1,
-          availableReplicas: 1,
+          replicas: pods,
+          updatedReplicas: pods,
+          readyReplicas: pods,
+          availableReplicas: pods,
         },
       },
       contentType: 'application/merge-patch+json',
@@ -136,14 +136,22 @@ describe.skipIf(missing)(`status truth, events, foreign children${skipNote(missi
     // Deployed, bus Ready, but the Deployment has not even observed its spec: not Ready.
     const r = await waitCond('sensors', 'truth', 'Ready', { status: 'False', reason: 'RolloutPending' });
     expect(r.message).toContain('not rolled out yet');
-    expect(await table('sensors', 'truth')).toMatchObject({ Ready: 'False', Bus: 'default' });
+    expect(await table('sensors', 'truth')).toMatchObject({
+      Ready: 'False',
+      Bus: 'default',
+      Available: '0/1',
+    });
     await podsAvailable('sensor-truth');
     await waitCond('sensors', 'truth', 'Ready', { status: 'True' });
+    // The column is short; the sentence stays in the condition.
     expect(await table('sensors', 'truth')).toMatchObject({
       Ready: 'True',
       Bus: 'default',
-      Available: '1/1 pods available',
+      Available: '1/1',
     });
+    expect((await conds('sensors', 'truth')).find((c) => c.type === 'Available')?.message).toBe(
+      '1/1 pods available',
+    );
 
     // A spec change the Deployment has not rolled out yet: not Ready again.
     await http.request('PATCH', `/apis/argoproj.io/v1alpha1/namespaces/${ns}/sensors/truth`, {
@@ -162,7 +170,13 @@ describe.skipIf(missing)(`status truth, events, foreign children${skipNote(missi
     await waitCond('eventbus', 'default', 'StreamReady', { status: 'False', reason: 'BusUnreachable' });
     const b = await waitCond('sensors', 'truth', 'EventBusReady', { status: 'False' });
     expect(b.message).toContain('BusUnreachable');
-    expect((await conds('sensors', 'truth')).find((c) => c.type === 'Ready')?.status).toBe('False');
+    // Ready names the bus as the cause, and the Deployment that still runs is reported as it is.
+    const ready = await waitCond('sensors', 'truth', 'Ready', {
+      status: 'False',
+      reason: 'EventBusNotReady',
+    });
+    expect(ready.message).toBe(b.message);
+    expect(await table('sensors', 'truth')).toMatchObject({ Reason: 'EventBusNotReady', Available: '1/2' });
   });
 
   it('Kubernetes Events: children created, bus unreachable, unsupported types; repeats deduplicated', async () => {
@@ -191,6 +205,64 @@ describe.skipIf(missing)(`status truth, events, foreign children${skipNote(missi
     for (const e of await events('truth'))
       byReason.set(`${e.reason}|${e.note}`, (byReason.get(`${e.reason}|${e.note}`) ?? 0) + 1);
     for (const [k, n] of byReason) expect(n, k).toBe(1);
+  });
+
+  it('a missing bus is one Warning series; an unreachable managed bus is named with its own reason', async () => {
+    const sensorSpec = (bus: string) => ({
+      eventBusName: bus,
+      dependencies: [{ name: 'd', eventSourceName: 'e', eventName: 'x' }],
+      triggers: [{ template: { name: 't', log: {} } }],
+    });
+    await create('sensors', 'Sensor', 'nobus', sensorSpec('absent'));
+    await waitCond('sensors', 'nobus', 'Ready', { status: 'False', reason: 'EventBusNotFound' });
+    // Deployed and EventBusReady say it in the same words: one cause, one text.
+    const text = `EventBus "absent" does not exist in namespace ${ns}; create it (or set spec.eventBusName)`;
+    const all = await conds('sensors', 'nobus');
+    expect(all.filter((c) => c.message === text).map((c) => c.type)).toEqual([
+      'EventBusReady',
+      'Deployed',
+      'Ready',
+    ]);
+    expect(await table('sensors', 'nobus')).toMatchObject({ Bus: 'absent', Available: '-' });
+    await waitFor('EventBusNotFound event', async () =>
+      (await events('nobus')).find((e) => e.reason === 'EventBusNotFound'),
+    );
+    // Reconciled again (a new generation): still one Event object for the cause.
+    await http.request('PATCH', `/apis/argoproj.io/v1alpha1/namespaces/${ns}/sensors/nobus`, {
+      body: { spec: { replicas: 1 } },
+      contentType: 'application/merge-patch+json',
+    });
+    await waitFor('generation 2 observed', async () => {
+      const o = (await custom.getNamespacedCustomObject({
+        ...G,
+        namespace: ns,
+        plural: 'sensors',
+        name: 'nobus',
+      })) as {
+        status?: { observedGeneration?: number };
+      };
+      return o.status?.observedGeneration === 2;
+    });
+    const found = (await events('nobus')).filter((e) => e.reason === 'EventBusNotFound');
+    expect(found.map((e) => e.note)).toEqual([text]);
+
+    // A managed bus whose servers cannot be reached (no pods here): its users say BusUnreachable,
+    // never "no connection details", and warn only once the bus itself has said so.
+    await create('eventbus', 'EventBus', 'managed', { jetstream: { replicas: 1 } });
+    await create('sensors', 'Sensor', 'onmanaged', sensorSpec('managed'));
+    await waitCond('eventbus', 'managed', 'StreamReady', { status: 'False', reason: 'BusUnreachable' });
+    const r = await waitCond('sensors', 'onmanaged', 'Ready', {
+      status: 'False',
+      reason: 'EventBusNotReady',
+    });
+    expect(r.message).toMatch(/^EventBus "managed" is not ready \(BusUnreachable\): cannot reach/);
+    const warned = (await events('onmanaged')).filter((e) => e.type === 'Warning');
+    expect(warned.filter((e) => /connection details|has no URL|not reported/.test(e.note ?? ''))).toEqual([]);
+    await waitFor('EventBusNotReady warning naming BusUnreachable', async () =>
+      (await events('onmanaged')).find(
+        (e) => e.reason === 'EventBusNotReady' && e.note?.includes('BusUnreachable'),
+      ),
+    );
   });
 
   it("refuses to overwrite a child it does not own, and to run beside Argo Events' workload", async () => {
@@ -269,6 +341,75 @@ describe.skipIf(missing)(`status truth, events, foreign children${skipNote(missi
     // Once upstream's workload is gone, sluice runs its own.
     await apps.deleteNamespacedDeployment({ name: 'migrating-eventsource-abcde', namespace: ns });
     await waitCond('eventsources', 'migrating', 'Deployed', { status: 'True' });
+  });
+
+  it("stands down beside Argo Events' workload that appears later, and comes back when it goes", async () => {
+    // (bus "ok" is Ready since the previous test)
+    for (const [plural, kind, name, controllerLabel, spec] of [
+      [
+        'sensors',
+        'Sensor',
+        'late-sn',
+        'sensor-controller',
+        {
+          eventBusName: 'ok',
+          dependencies: [{ name: 'd', eventSourceName: 'e', eventName: 'x' }],
+          triggers: [{ template: { name: 't', log: {} } }],
+        },
+      ],
+      [
+        'eventsources',
+        'EventSource',
+        'late-es',
+        'eventsource-controller',
+        { eventBusName: 'ok', webhook: { push: { port: '12001', endpoint: '/push', method: 'POST' } } },
+      ],
+    ] as const) {
+      const own = `${kind.toLowerCase()}-${name}`;
+      const obj = await create(plural, kind, name, spec);
+      await waitCond(plural, name, 'Deployed', { status: 'True' });
+      await podsAvailable(own);
+      await waitCond(plural, name, 'Ready', { status: 'True' });
+      // Argo Events' controller (still running) makes its own workload for the same object.
+      await apps.createNamespacedDeployment({
+        namespace: ns,
+        body: {
+          metadata: {
+            name: `${name}-abcde`,
+            labels: { controller: controllerLabel },
+            ownerReferences: [
+              { apiVersion: 'argoproj.io/v1alpha1', kind, name, uid: obj.metadata.uid, controller: true },
+            ],
+          },
+          spec: {
+            selector: { matchLabels: { upstream: name } },
+            template: {
+              metadata: { labels: { upstream: name } },
+              spec: { containers: [{ name: 'main', image: 'quay.io/argoproj/argo-events:v1.9.0' }] },
+            },
+          },
+        },
+      });
+      const f = await waitCond(plural, name, 'Deployed', { status: 'False', reason: 'ForeignController' });
+      expect(f.message).toContain(`${name}-abcde`);
+      expect(f.message).toContain(`Deployment ${own} is scaled to 0`);
+      // sluice's own Deployment runs nothing beside it (kept, not deleted)...
+      const d = await apps.readNamespacedDeployment({ name: own, namespace: ns });
+      expect(d.spec!.replicas).toBe(0);
+      expect((await events(name)).find((e) => e.reason === 'ScaledDown')?.type).toBe('Normal');
+      // ...and is reported as it is: one pod still up until the deployment controller acts, then none.
+      await waitFor(`${name} AVAILABLE 1/0`, async () => (await table(plural, name)).Available === '1/0');
+      await podsAvailable(own, 0);
+      await waitFor(`${name} AVAILABLE 0/0`, async () => (await table(plural, name)).Available === '0/0');
+      expect(await table(plural, name)).toMatchObject({ Ready: 'False', Reason: 'ForeignController' });
+      // The other controller's workload goes (rollback of the rollback): sluice scales back up by itself.
+      await apps.deleteNamespacedDeployment({ name: `${name}-abcde`, namespace: ns });
+      await waitCond(plural, name, 'Deployed', { status: 'True' });
+      await waitFor(`${own} scaled back to 1`, async () => {
+        const back = await apps.readNamespacedDeployment({ name: own, namespace: ns });
+        return back.spec!.replicas === 1;
+      });
+    }
   });
 
   it("a deleted EventBus that still carries Argo Events' finalizer goes once no upstream workload is left", async () => {
