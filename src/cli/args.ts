@@ -2,6 +2,7 @@
 // `--metrics-port abc` is a one-line usage error (exit 2) instead of NaN reaching a listen call.
 // Each returns the text unchanged: the subcommands read their flags as strings.
 import { InvalidArgumentError } from 'commander';
+import { isLogLevel, LOG_LEVELS } from '../observability/log-levels.ts';
 
 /** A TCP port, 0 (any free port) to 65535. */
 export function port(v: string): string {
@@ -15,5 +16,11 @@ export function port(v: string): string {
 export function count(v: string): string {
   if (!/^\d+$/.test(v) || Number(v) < 1)
     throw new InvalidArgumentError('expected a whole number greater than 0.');
+  return v;
+}
+
+/** A log level (`--log-level`): one of pino's, see LOG_LEVELS. */
+export function logLevel(v: string): string {
+  if (!isLogLevel(v)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}.`);
   return v;
 }

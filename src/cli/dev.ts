@@ -13,8 +13,9 @@ import { startDevSink } from '../dev/sink.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { adopt, registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
-import { CliError } from './errors.ts';
+import { CliError, natsConnectError } from './errors.ts';
 import { STOP_MARGIN_MS } from './runtime-env.ts';
+import { readStdin, readsStdin, STDIN, STDIN_NAME } from './stdin.ts';
 
 export interface DevFlags {
   file: string[];
@@ -57,9 +58,11 @@ export function startSummary(
 export async function runDev(flags: DevFlags): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   if (!flags.file?.length) throw new CliError('Usage', 'sluice dev needs at least one -f FILE|DIR');
-  for (const f of flags.file) statSync(f); // a missing path is a one-line error
+  for (const f of flags.file) if (f !== STDIN) statSync(f); // a missing path is a one-line error
+  // Read once: standard input is not reloaded (the files and folders beside it are).
+  const stdin = readsStdin(flags.file) ? await readStdin() : undefined;
   const log = createLogger({
-    level: flags.logLevel ?? 'info',
+    ...(flags.logLevel ? { level: flags.logLevel } : {}),
     destination: process.stderr,
     base: { role: 'dev' },
   });
@@ -67,13 +70,13 @@ export async function runDev(flags: DevFlags): Promise<void> {
   const stateDir = resolve(flags.stateDir);
   mkdirSync(stateDir, { recursive: true });
 
-  const first = loadManifests(flags.file);
+  const first = loadManifests(flags.file, 'default', stdin);
   if (first.objects.length === 0) {
     for (const p of first.problems) say(`problem: ${p}`);
     const why = first.problems.length ? ` (${first.problems.length} problem(s) above)` : '';
     throw new CliError(
       'BadInput',
-      `no valid EventBus, EventSource or Sensor in ${flags.file.join(', ')}${why}`,
+      `no valid EventBus, EventSource or Sensor in ${flags.file.map((f) => (f === STDIN ? STDIN_NAME : f)).join(', ')}${why}`,
     );
   }
   // Ports first: a taken one is a one-line error before anything has started.
@@ -87,7 +90,11 @@ export async function runDev(flags: DevFlags): Promise<void> {
       : `using the NATS server at ${natsUrl}`,
   );
   const sink = flags.sink !== undefined ? await startDevSink(Number(flags.sink), flags.host, say) : undefined;
-  const nc = await connect({ servers: natsUrl, name: 'sluice dev', maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: natsUrl, name: 'sluice dev', maxReconnectAttempts: -1 }).catch(
+    (err: unknown) => {
+      throw natsConnectError(natsUrl, err);
+    },
+  );
   if (sink) say(`sink listening on ${sink.url} (answers 500 to JSON bodies with "fail": true)`);
   busConnectedGauge(nc);
 
@@ -115,12 +122,13 @@ export async function runDev(flags: DevFlags): Promise<void> {
     let reloading = Promise.resolve();
     const reload = () => {
       reloading = reloading.then(async () => {
-        const m = loadManifests(flags.file);
+        const m = loadManifests(flags.file, 'default', stdin);
         say('manifests changed: reloading');
         startSummary(await session.apply(m), session.runningCount, say);
       });
     };
     for (const f of flags.file) {
+      if (f === STDIN) continue;
       try {
         watchers.push(
           watch(f, { recursive: true }, (_event, name) => {

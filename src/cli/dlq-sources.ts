@@ -10,6 +10,7 @@ import { SensorSpec } from '../api/sensor.ts';
 import { type DevManifests, loadManifests } from '../dev/manifests.ts';
 import { kubeConfigSource, loadClientKubeConfig } from '../kube/client-config.ts';
 import { CliError } from './errors.ts';
+import { readStdin, STDIN, STDIN_NAME } from './stdin.ts';
 
 export interface ReplaySources {
   spec: SensorSpec;
@@ -26,6 +27,8 @@ export interface SourceFlags {
   kubeconfig?: string;
 }
 
+const sourceName = (file: string) => (file === STDIN ? STDIN_NAME : file);
+
 /** The Sensor `name` of `namespace` in the -f manifests; a CliError naming what is wrong otherwise. */
 function sensorFromFiles(m: DevManifests, f: SourceFlags & { file: string; sensor: string }): SensorSpec {
   const o = m.objects.find((x) => x.kind === 'Sensor' && x.name === f.sensor && x.namespace === f.namespace);
@@ -35,7 +38,7 @@ function sensorFromFiles(m: DevManifests, f: SourceFlags & { file: string; senso
   const where =
     m.files.length === 0
       ? `${f.file} holds no .yaml, .yml or .json file`
-      : `${f.file} has no Sensor ${f.namespace}/${f.sensor}`;
+      : `${sourceName(f.file)} has no Sensor ${f.namespace}/${f.sensor}`;
   const unreadable = m.problems.length ? ` (${m.problems.length} problem(s), first: ${m.problems[0]})` : '';
   throw new CliError('NotFound', `${where}${unreadable}`);
 }
@@ -72,8 +75,11 @@ export async function replaySources(f: SourceFlags): Promise<ReplaySources> {
   let manifests: DevManifests | undefined;
   let spec: SensorSpec;
   if (f.file) {
-    statSync(f.file); // a missing path is a one-line error, not an empty folder
-    manifests = loadManifests([f.file], f.namespace);
+    // A missing path is a one-line error, not an empty folder; "-" is standard input.
+    let stdin: string | undefined;
+    if (f.file === STDIN) stdin = await readStdin();
+    else statSync(f.file);
+    manifests = loadManifests([f.file], f.namespace, stdin);
     spec = sensorFromFiles(manifests, { ...f, file: f.file, sensor });
   } else {
     kc = loadClientKubeConfig(f.kubeconfig, 'or give the Sensor manifest with -f FILE|DIR');
@@ -85,7 +91,7 @@ export async function replaySources(f: SourceFlags): Promise<ReplaySources> {
     );
     if (values && key in values) return values[key];
     if (!manifests || kubeConfigSource(f.kubeconfig)) return undefined;
-    const has = values ? `has no key ${key}` : `is not in ${f.file}`;
+    const has = values ? `has no key ${key}` : `is not in ${sourceName(f.file ?? '')}`;
     throw new Error(
       `${kind} ${f.namespace}/${name} ${has}, and there is no kubeconfig to read it from the cluster`,
     );

@@ -23,7 +23,7 @@ import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts'
 import { type BusFlags, busOptionsFrom } from './bus-flags.ts';
 import { confirm, interactive } from './confirm.ts';
 import { type ReplaySources, replaySources } from './dlq-sources.ts';
-import { CliError } from './errors.ts';
+import { CliError, natsConnectError } from './errors.ts';
 
 export interface DlqFlags extends BusFlags {
   namespace: string;
@@ -230,7 +230,10 @@ export async function runDlq(action: string, args: string[], f: DlqFlags): Promi
   // Everything replay reads from files or the cluster is checked before the bus is touched.
   const sources = action === 'replay' ? await replaySources(f) : undefined;
   const bus: BusRef = { namespace: f.namespace, busName: f.bus };
-  const conn = await BusConnection.open({ ...busOptionsFrom(f), name: 'sluice dlq' });
+  const busOptions = busOptionsFrom(f);
+  const conn = await BusConnection.open({ ...busOptions, name: 'sluice dlq' }).catch((err: unknown) => {
+    throw natsConnectError(busOptions.url, err);
+  });
   try {
     const jsm = await jetstreamManager(conn.nc);
     switch (action) {

@@ -7,6 +7,7 @@
 import { ZodError } from 'zod';
 import { BusError } from '../bus/errors.ts';
 import { KubeConfigError } from '../kube/config.ts';
+import { LogLevelError } from '../observability/log-levels.ts';
 
 /** Exit status of every user error (as getopt-style tools use 2 for usage). */
 export const USER_ERROR_EXIT = 2;
@@ -43,7 +44,7 @@ export class CliError extends Error {
   }
 }
 
-type Errno = NodeJS.ErrnoException & { address?: string; port?: number };
+type Errno = NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string };
 
 const FILE_CODES = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES', 'EPERM', 'ELOOP', 'ENAMETOOLONG']);
 const FILE_WORDS: Record<string, string> = {
@@ -52,16 +53,37 @@ const FILE_WORDS: Record<string, string> = {
   ENOTDIR: 'a part of the path is not a folder',
   EACCES: 'permission denied',
   EPERM: 'permission denied',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'name too long',
 };
-const NET_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNRESET',
-]);
+const NET_WORDS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'host name lookup failed for now',
+  ETIMEDOUT: 'timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset',
+};
+
+/** Why a file could not be read, in words (`no such file or folder`), else its code or message. */
+export function fileErrorText(err: unknown): string {
+  const e = err as Errno | undefined;
+  return (e?.code && FILE_WORDS[e.code]) || e?.code || (err as Error)?.message || String(err);
+}
+
+/**
+ * A network error in words with the host it was about (`cannot reach db:5432: connection
+ * refused`, `no such host notaurl (ENOTFOUND)`), or undefined when `e` is not one.
+ */
+export function networkErrorText(e: Errno): string | undefined {
+  const words = e.code ? NET_WORDS[e.code] : undefined;
+  if (!words) return undefined;
+  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN')
+    return `${words} ${e.hostname ?? '(no name given)'} (${e.code})`;
+  const where = e.address ? ` ${e.address}${e.port ? `:${e.port}` : ''}` : e.hostname ? ` ${e.hostname}` : '';
+  return `cannot reach${where}: ${words} (${e.code})`;
+}
 
 function chain(err: unknown): unknown[] {
   const out: unknown[] = [];
@@ -89,10 +111,24 @@ function fromErrno(e: Errno): CliError | undefined {
       cause: e,
     });
   }
+  if (e.code === 'EADDRNOTAVAIL') {
+    const where = e.address ? ` ${e.address}` : '';
+    return new CliError(
+      'PortUnavailable',
+      `cannot listen on${where}: no such address on this machine (check --host)`,
+      { cause: e },
+    );
+  }
+  if (e.code === 'ENOENT' && e.syscall?.startsWith('spawn')) {
+    return new CliError('BadInput', `cannot run ${e.path ?? 'a program'}: not found on PATH`, { cause: e });
+  }
   if (FILE_CODES.has(e.code)) {
-    const words = FILE_WORDS[e.code] ?? e.code;
     // Node leaves the path out of some of them (EISDIR from readFileSync).
-    const text = e.path ? `cannot read ${e.path}: ${words}` : `${words} (${e.message})`;
+    const words = fileErrorText(e);
+    const verb = /^(mkdir|rmdir|rename|unlink|symlink|copyfile|chmod|write)/.test(e.syscall ?? '')
+      ? 'cannot write'
+      : 'cannot read';
+    const text = e.path ? `${verb} ${e.path}: ${words}` : `${words} (${e.message})`;
     return new CliError('BadInput', text, { cause: e });
   }
   if (/CERT|SELF_SIGNED|UNABLE_TO_|LEAF_SIGNATURE|^ERR_TLS|^ERR_SSL/.test(e.code)) {
@@ -102,10 +138,8 @@ function fromErrno(e: Errno): CliError | undefined {
       { cause: e },
     );
   }
-  if (NET_CODES.has(e.code)) {
-    const where = e.address ? ` ${e.address}${e.port ? `:${e.port}` : ''}` : '';
-    return new CliError('ClusterUnreachable', `cannot reach${where}: ${e.code}`, { cause: e });
-  }
+  const net = networkErrorText(e);
+  if (net) return new CliError('ClusterUnreachable', net, { cause: e });
   return undefined;
 }
 
@@ -145,6 +179,7 @@ export function toCliError(err: unknown): CliError | undefined {
     if (e instanceof CliError) return e;
     if (e instanceof KubeConfigError) return new CliError('KubeConfig', e.message, { cause: e });
     if (e instanceof ZodError) return new CliError('BadInput', zodText(e), { cause: e });
+    if (e instanceof LogLevelError) return new CliError('Usage', e.message, { cause: e });
     if (e instanceof BusError && e.code === 'BusUnavailable')
       return new CliError('BusUnreachable', e.message, { cause: e });
     if (!(e instanceof Error)) continue;
@@ -162,6 +197,25 @@ export function toCliError(err: unknown): CliError | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * A failed first connection to the NATS server(s) `servers` (the URL list tried) as a user error
+ * that names them: a URL that does not parse, a host name that does not resolve. Other errors
+ * are returned as they are (toCliError maps them later).
+ */
+export function natsConnectError(servers: string, err: unknown): unknown {
+  if ((err as Errno | undefined)?.code === 'ERR_INVALID_URL')
+    return new CliError(
+      'Usage',
+      `"${servers}" is not a valid NATS server URL (nats://HOST:PORT, several separated by commas)`,
+      { cause: err },
+    );
+  const user = toCliError(err);
+  if (user?.code !== 'ClusterUnreachable') return err;
+  return new CliError('BusUnreachable', `cannot use the NATS server ${servers}: ${user.message}`, {
+    cause: err,
+  });
 }
 
 /** Writes one line for a user error and returns its exit status; a bug gets its stack (status 1). */

@@ -1,7 +1,8 @@
 // `sluice lint FILE|DIR|-...`: validates manifests offline with the sluice schemas (the same ones
 // the CRDs and the controller use, including cron, time zone, path and streamConfig checks) and
 // compiles each Sensor dependency's data filters and expressions as the Sensor would. Prints
-// `file: kind/name: spec.path: message` per problem; exit status 1 on any problem, 0 otherwise.
+// `file: kind/name: spec.path: message` per problem; exit status 1 on any problem, 0 otherwise,
+// 2 when a path given does not exist or a file cannot be read (a user mistake, see errors.ts).
 // "-" reads the manifests from standard input.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
@@ -10,13 +11,16 @@ import { parseStreamConfig, streamSettingWarnings } from '../api/stream-config.t
 import { type LoadedObject, type Problem, validateText } from '../api/validate.ts';
 import { compileDataFilters } from '../sensors/match/data.ts';
 import { compileExpr } from '../sensors/match/expr.ts';
+import { CliError, fileErrorText, USER_ERROR_EXIT } from './errors.ts';
 import { supportWarnings } from './lint-support.ts';
+import { readStdin, readsStdin, STDIN, STDIN_NAME } from './stdin.ts';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
-/** The name standard input goes by in messages. */
-export const STDIN = '-';
 
-/** Manifest files under `path` (a file, or a folder walked recursively), sorted. */
+/**
+ * Manifest files under `path` (a file, or a folder walked recursively), sorted. Throws the
+ * errno error when `path` itself cannot be looked at.
+ */
 export function collect(path: string, out: string[]): void {
   if (path === STDIN) {
     out.push(path);
@@ -27,7 +31,14 @@ export function collect(path: string, out: string[]): void {
     for (const entry of readdirSync(path).sort()) {
       if (entry.startsWith('.')) continue;
       const p = join(path, entry);
-      if (statSync(p).isDirectory() || EXTENSIONS.has(extname(entry))) collect(p, out);
+      let folder = false;
+      try {
+        folder = statSync(p).isDirectory();
+      } catch {
+        // A dangling link or a file that cannot be looked at: reading it names the problem.
+      }
+      if (folder) collect(p, out);
+      else if (EXTENSIONS.has(extname(entry))) out.push(p);
     }
   } else {
     out.push(path);
@@ -37,8 +48,11 @@ export function collect(path: string, out: string[]): void {
 export interface LintSummary {
   files: number;
   objects: number;
+  /** Findings, unreadable files included. */
   problems: number;
   warnings: number;
+  /** Files or folders that could not be read (missing, no permission): exit status 2. */
+  unreadable: number;
 }
 
 /**
@@ -90,10 +104,6 @@ export function sensorProblems(o: LoadedObject): Problem[] {
   return out;
 }
 
-function readInput(file: string): string {
-  return file === STDIN ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
-}
-
 /** One file's findings, printed and counted into `summary`. */
 function lintFile(name: string, text: string, write: (line: string) => void, summary: LintSummary): number {
   const result = validateText(text);
@@ -133,30 +143,37 @@ function lintFile(name: string, text: string, write: (line: string) => void, sum
 /**
  * Lints every manifest under `paths` (files, folders, "-" for standard input), writing one line
  * per finding. A path that holds no manifest at all (an empty file, folder or standard input)
- * is a problem: nothing was checked.
+ * is a problem: nothing was checked. `read` reads one file, "-" included (files only by default).
  */
-export function lint(paths: string[], write: (line: string) => void, read = readInput): LintSummary {
-  const summary: LintSummary = { files: 0, objects: 0, problems: 0, warnings: 0 };
+export function lint(
+  paths: string[],
+  write: (line: string) => void,
+  read: (file: string) => string = (file) => readFileSync(file, 'utf8'),
+): LintSummary {
+  const summary: LintSummary = { files: 0, objects: 0, problems: 0, warnings: 0, unreadable: 0 };
+  const cannotRead = (name: string, err: unknown) => {
+    write(`${(err as NodeJS.ErrnoException).path ?? name}: cannot read: ${fileErrorText(err)}`);
+    summary.problems++;
+    summary.unreadable++;
+  };
   for (const p of paths) {
     const files: string[] = [];
     try {
       collect(p, files);
     } catch (err) {
-      write(`${p}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      summary.problems++;
+      cannotRead(p, err);
       continue;
     }
     let documents = 0;
     let unreadable = false;
     for (const file of files) {
-      const name = file === STDIN ? '<stdin>' : file;
+      const name = file === STDIN ? STDIN_NAME : file;
       summary.files++;
       let text: string;
       try {
         text = read(file);
       } catch (err) {
-        write(`${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-        summary.problems++;
+        cannotRead(name, err);
         unreadable = true;
         continue;
       }
@@ -170,7 +187,7 @@ export function lint(paths: string[], write: (line: string) => void, read = read
       }
     }
     if (documents === 0 && !unreadable) {
-      const what = p === STDIN ? '<stdin>' : p;
+      const what = p === STDIN ? STDIN_NAME : p;
       write(
         `${what}: no manifests found${files.length === 0 ? ' (no .yaml, .yml or .json files)' : ' (empty input)'}`,
       );
@@ -180,20 +197,31 @@ export function lint(paths: string[], write: (line: string) => void, read = read
   return summary;
 }
 
-export function runLint(paths: string[], opts: { quiet?: boolean }): number {
+/**
+ * `sluice lint PATH...`: exit status 0 clean, 1 problems found, 2 a file that could not be read.
+ * A path given that does not exist throws (a one-line user error, nothing checked).
+ */
+export async function runLint(paths: string[], opts: { quiet?: boolean }): Promise<number> {
   if (paths.length === 0) {
-    process.stderr.write('sluice lint: give at least one file or folder, or "-" for standard input\n');
-    return 2;
+    throw new CliError('Usage', 'give at least one file or folder, or "-" for standard input');
   }
+  for (const p of paths) if (p !== STDIN) statSync(p);
+  const stdin = readsStdin(paths) ? await readStdin() : '';
   // A closed pipe (`sluice lint dir | head`) ends the output, not the process with a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(1);
   });
-  const summary = lint(paths, (line) => process.stdout.write(`${line}\n`));
+  const summary = lint(
+    paths,
+    (line) => process.stdout.write(`${line}\n`),
+    (file) => (file === STDIN ? stdin : readFileSync(file, 'utf8')),
+  );
   if (!opts.quiet) {
+    const unreadable = summary.unreadable ? `, ${summary.unreadable} unreadable` : '';
     process.stderr.write(
-      `${summary.files} file(s), ${summary.objects} valid object(s), ${summary.problems} problem(s), ${summary.warnings} warning(s)\n`,
+      `${summary.files} file(s), ${summary.objects} valid object(s), ${summary.problems} problem(s)${unreadable}, ${summary.warnings} warning(s)\n`,
     );
   }
+  if (summary.unreadable > 0) return USER_ERROR_EXIT;
   return summary.problems > 0 ? 1 : 0;
 }

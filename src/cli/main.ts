@@ -2,8 +2,9 @@
 // sluice: one binary, several roles (DESIGN.md §2). Each role lives in its own module and is
 // loaded only when invoked, so `sluice lint` does not pay for the NATS or Kubernetes clients.
 import { Command, CommanderError } from 'commander';
+import { LOG_LEVELS } from '../observability/log-levels.ts';
 import { VERSION } from '../version.ts';
-import { count, port } from './args.ts';
+import { count, logLevel, port } from './args.ts';
 import { exitOnError, USER_ERROR_EXIT } from './errors.ts';
 
 /**
@@ -50,7 +51,11 @@ program
     'config reloader sidecar of managed buses, taking nats-server-config-reloader flags (default: the sluice image running `sluice nats-reloader`)',
   )
   .option('--workers <n>', 'reconcile workers per kind', count, '4')
-  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .option(
+    '--log-level <level>',
+    `log level (${LOG_LEVELS.join(', ')}; default: $SLUICE_LOG_LEVEL or info)`,
+    logLevel,
+  )
   .action(async (flags) => {
     await runRole('controller', async () => {
       const { runController } = await import('./controller.ts');
@@ -62,7 +67,11 @@ program
   .command('eventsource')
   .description("run one EventSource's adapters and publish its events to the bus (started by the controller)")
   .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', port, '7777')
-  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .option(
+    '--log-level <level>',
+    `log level (${LOG_LEVELS.join(', ')}; default: $SLUICE_LOG_LEVEL or info)`,
+    logLevel,
+  )
   .action(async (flags) => {
     await runRole('eventsource', async () => {
       const { runEventSource } = await import('./eventsource.ts');
@@ -74,7 +83,11 @@ program
   .command('sensor')
   .description('run one Sensor: match dependencies and fire its triggers (started by the controller)')
   .option('--metrics-port <port>', 'port for /metrics, /healthz and /readyz', port, '7777')
-  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .option(
+    '--log-level <level>',
+    `log level (${LOG_LEVELS.join(', ')}; default: $SLUICE_LOG_LEVEL or info)`,
+    logLevel,
+  )
   .action(async (flags) => {
     await runRole('sensor', async () => {
       const { runSensor } = await import('./sensor.ts');
@@ -132,7 +145,7 @@ program
   .option('--until <when>', 'only dead letters before this time')
   .option(
     '-f, --file <path>',
-    'replay: read the Sensor (and the Secrets and ConfigMaps it uses) from this manifest file or folder instead of the cluster',
+    'replay: read the Sensor (and the Secrets and ConfigMaps it uses) from this manifest file or folder ("-": standard input) instead of the cluster',
   )
   .option('--kubeconfig <path>', 'kubeconfig for reading the Sensor, Secrets and ConfigMaps')
   .option('--json', 'list: print JSON')
@@ -149,7 +162,7 @@ program
 program
   .command('dev')
   .description('run EventBus/EventSource/Sensor manifests locally, with no cluster (sluice dev -f DIR)')
-  .requiredOption('-f, --file <path...>', 'manifest files or folders')
+  .requiredOption('-f, --file <path...>', 'manifest files or folders; "-" reads standard input (once)')
   .option('--nats-url <url>', 'use this NATS server instead of starting one')
   .option('--state-dir <dir>', 'where the local nats-server keeps its store', '.sluice')
   .option('--metrics-port <port>', 'port for /metrics (0 = any free port)', port, '7777')
@@ -157,7 +170,11 @@ program
   .option('--sink <port>', 'also start a demo HTTP sink on this port', port)
   .option('--strict', 'exit (status 2) when any object does not start, instead of running the rest')
   .option('--no-watch', 'do not reload manifests when they change')
-  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .option(
+    '--log-level <level>',
+    `log level (${LOG_LEVELS.join(', ')}; default: $SLUICE_LOG_LEVEL or info)`,
+    logLevel,
+  )
   .action(async (flags) => {
     await runRole('dev', async () => {
       const { runDev } = await import('./dev.ts');
@@ -173,7 +190,7 @@ program
   .action(async (paths: string[], opts: { quiet?: boolean }) => {
     await exitOnError('lint', async () => {
       const { runLint } = await import('./lint.ts');
-      process.exitCode = runLint(paths, opts);
+      process.exitCode = await runLint(paths, opts);
     });
   });
 

@@ -1,10 +1,13 @@
 // Reads the manifests `sluice dev` runs: EventBus, EventSource and Sensor objects (validated with
 // the same schemas as `sluice lint` and the CRDs), plus Secrets and ConfigMaps so credentials can
 // live next to the manifests on a laptop. Invalid objects are reported and left out; the rest run.
+// "-" stands for standard input, read by the caller beforehand (cli/stdin.ts) and passed in.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { validateText } from '../api/validate.ts';
+import { fileErrorText } from '../cli/errors.ts';
 import { collect } from '../cli/lint.ts';
+import { STDIN, STDIN_NAME } from '../cli/stdin.ts';
 
 export interface DevObject {
   kind: 'EventBus' | 'EventSource' | 'Sensor';
@@ -25,7 +28,12 @@ export interface DevManifests {
   files: string[];
 }
 
-export function loadManifests(paths: string[], defaultNamespace = 'default'): DevManifests {
+/**
+ * Reads the manifests under `paths` (files, folders walked as `sluice lint` walks them, "-" for
+ * `stdin`, the text of standard input). Never throws: what cannot be read or is not valid is
+ * listed in `problems`.
+ */
+export function loadManifests(paths: string[], defaultNamespace = 'default', stdin?: string): DevManifests {
   const out: DevManifests = {
     objects: [],
     secrets: new Map(),
@@ -37,17 +45,17 @@ export function loadManifests(paths: string[], defaultNamespace = 'default'): De
     try {
       collect(p, out.files);
     } catch (err) {
-      out.problems.push(
-        `${p}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
+      out.problems.push(`${(err as NodeJS.ErrnoException).path ?? p}: cannot read: ${fileErrorText(err)}`);
     }
   }
-  for (const file of out.files) {
+  for (const path of out.files) {
+    const file = path === STDIN ? STDIN_NAME : path;
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      if (path === STDIN && stdin === undefined) throw new Error('standard input was not read');
+      text = path === STDIN ? (stdin ?? '') : readFileSync(path, 'utf8');
     } catch (err) {
-      out.problems.push(`${file}: cannot read: ${(err as Error).message}`);
+      out.problems.push(`${file}: cannot read: ${fileErrorText(err)}`);
       continue;
     }
     const r = validateText(text);
@@ -75,7 +83,7 @@ export function loadManifests(paths: string[], defaultNamespace = 'default'): De
         data?: Record<string, string>;
         stringData?: Record<string, string>;
       } | null;
-      if (!d || d.apiVersion !== 'v1' || !d.metadata?.name) continue;
+      if (d?.apiVersion !== 'v1' || !d.metadata?.name) continue;
       const key = `${d.metadata.namespace ?? defaultNamespace}/${d.metadata.name}`;
       if (d.kind === 'Secret') {
         const values: Record<string, string> = {};

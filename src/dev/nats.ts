@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { CliError } from '../cli/errors.ts';
 
 const executable = (p: string) => {
   try {
@@ -67,7 +68,8 @@ export interface LocalNats {
 export async function startLocalNats(stateDir: string, preferredPort = 4222): Promise<LocalNats> {
   const binary = findNatsServer();
   if (!binary) {
-    throw new Error(
+    throw new CliError(
+      'NotFound',
       'no nats-server found: run `make tools` (builds one into the cache), put nats-server 2.10+ on PATH, ' +
         'set SLUICE_NATS_SERVER, or pass --nats-url for a server you already run',
     );

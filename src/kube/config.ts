@@ -10,6 +10,7 @@ import { Agent, type AgentOptions, type RequestOptions } from 'node:https';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { parse } from 'yaml';
+import { authPluginMessage, authPluginOf } from './auth-plugin.ts';
 
 export interface KubeAccess {
   getCurrentCluster(): { server: string; skipTLSVerify?: boolean } | null;
@@ -55,6 +56,7 @@ interface RawConfig {
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
+/** A kubeconfig that is missing or cannot be used; its message names the file and what to do. */
 export class KubeConfigError extends Error {
   readonly code = 'KubeConfigInvalid';
 }
@@ -113,9 +115,13 @@ export class SimpleKubeConfig implements KubeAccess {
     if (!cluster?.server)
       throw new KubeConfigError(`kubeconfig ${path}: cluster "${ctx.cluster}" has no server`);
     const user = raw.users?.find((x) => x.name === ctx.user)?.user ?? {};
-    if (user.exec || user['auth-provider']) {
+    const plugin = authPluginOf(user);
+    if (plugin) {
       throw new KubeConfigError(
-        `kubeconfig ${path}: user "${ctx.user}" uses an exec or auth-provider plugin, which sluice controller does not run; use a token or client certificate (or run in-cluster)`,
+        authPluginMessage(
+          { file: path, user: ctx.user ?? '', plugin },
+          'sluice controller does not run; use a token or client certificate (or run in-cluster)',
+        ),
       );
     }
     const c = new SimpleKubeConfig();

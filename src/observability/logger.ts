@@ -1,6 +1,7 @@
 // One pino logger per process; components take child loggers bound to their identity
 // (kind/namespace/name, trigger, ...). Secret-bearing keys are redacted wherever they appear.
 import { type Logger, pino } from 'pino';
+import { isLogLevel, LogLevelError } from './log-levels.ts';
 
 export type { Logger };
 
@@ -27,10 +28,18 @@ const REDACT = [
   '*.headers.authorization',
 ];
 
+/**
+ * A JSON-lines pino logger at `opts.level`, else $SLUICE_LOG_LEVEL, else info. Throws
+ * LogLevelError for a level that is not one of LOG_LEVELS (pino's own error has a stack trace
+ * and no list of the levels).
+ */
 export function createLogger(opts: LoggerOptions = {}): Logger {
+  const level = opts.level ?? process.env.SLUICE_LOG_LEVEL ?? 'info';
+  if (!isLogLevel(level))
+    throw new LogLevelError(opts.level !== undefined ? 'log level' : 'SLUICE_LOG_LEVEL', level);
   return pino(
     {
-      level: opts.level ?? process.env.SLUICE_LOG_LEVEL ?? 'info',
+      level,
       base: { ...opts.base },
       redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -1,13 +1,34 @@
 // Runs bin/sluice as a user would (a subprocess, standard input a pipe, so not a terminal) and
 // checks the shape of a user error: exit status 2, one line on stderr naming the subcommand, no
 // stack trace.
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 
-const bin = new URL('../../../bin/sluice', import.meta.url).pathname;
+export const bin = new URL('../../../bin/sluice', import.meta.url).pathname;
+
+/** A Sensor manifest `sluice lint` accepts (named orders, in the default namespace). */
+export const SENSOR = `apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {name: orders}
+spec:
+  dependencies: [{name: d, eventSourceName: hooks, eventName: orders}]
+  triggers: [{template: {name: log, log: {}}}]
+`;
+
+/** A fresh temp folder and a `write(relativePath, text)` into it that makes the folders and returns the path. */
+export function scratch(prefix: string): { dir: string; write: (name: string, text: string) => string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const write = (name: string, text: string) => {
+    const p = join(dir, name);
+    mkdirSync(join(p, '..'), { recursive: true });
+    writeFileSync(p, text);
+    return p;
+  };
+  return { dir, write };
+}
 
 export interface Result {
   code: number | null;
@@ -42,8 +63,24 @@ export function sluice(
   const [cmd, argv] = o.tty
     ? ['script', ['-qec', [bin, ...args].map(quote).join(' '), '/dev/null']]
     : [bin, args];
+  const p = spawn(cmd, argv, { env: o.env ?? bareEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  p.stdin.end(o.input ?? '');
+  return outcome(p, o.timeoutMs);
+}
+
+/** Runs `command` under bash (a pipeline into "$SLUICE", which is bin/sluice), as a user types it. */
+export function shell(
+  command: string,
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Result> {
+  const p = spawn('bash', ['-c', command], { env: { ...(o.env ?? bareEnv()), SLUICE: bin } });
+  p.stdin.end();
+  return outcome(p, o.timeoutMs);
+}
+
+/** Everything `p` printed and its exit status; it is killed after `timeoutMs`. */
+function outcome(p: ChildProcessWithoutNullStreams, timeoutMs = 60_000): Promise<Result> {
   return new Promise((resolve) => {
-    const p = spawn(cmd, argv, { env: o.env ?? bareEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (c: Buffer) => {
@@ -52,12 +89,11 @@ export function sluice(
     p.stderr.on('data', (c: Buffer) => {
       stderr += c.toString();
     });
-    const timer = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-    p.stdin.end(o.input ?? '');
   });
 }
 

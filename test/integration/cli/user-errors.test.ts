@@ -1,29 +1,15 @@
 // Every user mistake on the command line ends the same way, whatever the subcommand: exit
 // status 2, one clear line on stderr, no stack trace (bin/sluice as a subprocess, against the
 // real nats-server and kube-apiserver of the test harness where a server is involved).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../harness/ports.ts';
 import { kubeconfigPath, kubeMissing, natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
-import { bareEnv, expectUserError, sluice } from './run.ts';
+import { bareEnv, expectUserError, SENSOR, scratch, sluice } from './run.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'sluice-usererr-'));
-const write = (name: string, text: string) => {
-  const p = join(dir, name);
-  mkdirSync(join(p, '..'), { recursive: true });
-  writeFileSync(p, text);
-  return p;
-};
-const SENSOR = `apiVersion: argoproj.io/v1alpha1
-kind: Sensor
-metadata: {name: orders}
-spec:
-  dependencies: [{name: d, eventSourceName: hooks, eventName: orders}]
-  triggers: [{template: {name: log, log: {}}}]
-`;
+const { dir, write } = scratch('sluice-usererr-');
 
 let taken: Server;
 let takenPort: number;
