@@ -229,7 +229,8 @@ export class Controller {
       onAdd: (o: SluiceObject) => this.queues[kind].add(objectKey(o)),
       onUpdate: (_: SluiceObject, o: SluiceObject) => this.queues[kind].add(objectKey(o)),
       onDelete: (o: SluiceObject) => {
-        noteDeleted(this.ctx, o);
+        // Only the leader cleans: a standby's old tombstone could hit a same-named successor's state.
+        if (this.leading) noteDeleted(this.ctx, o);
         this.queues[kind].add(objectKey(o));
       },
     });
