@@ -186,6 +186,13 @@ export async function cleanDeleted(
       ctx.log.warn({ object, err: message }, 'cannot remove the bus state of a deleted object yet; retrying');
       return { requeueAfterMs: RETRY_MS };
     }
+    if (t.bus?.managed && !current) {
+      ctx.log.warn(
+        { object, err: message },
+        'its managed EventBus cannot be reached: the state goes with its store',
+      );
+      return void forget();
+    }
     ctx.log.error(
       { object, err: message },
       current
