@@ -165,20 +165,24 @@ export function consumerSensor(name: string): { sensor: string; dependency: stri
   return { sensor, dependency };
 }
 
+/** One part of a KV bucket name: [A-Za-z0-9] kept, other bytes as "-" + hex, "" as "-". */
+export function kvNamePart(s: string): string {
+  return s === ''
+    ? '-'
+    : [...Buffer.from(s, 'utf8')]
+        .map((b) => {
+          const c = String.fromCharCode(b);
+          return b < 128 && /[A-Za-z0-9]/.test(c) ? c : `-${b.toString(16).padStart(2, '0')}`;
+        })
+        .join('');
+}
+
 /**
  * KV bucket for one Sensor's state of one kind ("processed", "conditions", ...). Bucket names
  * allow only [-_A-Za-z0-9], so parts are escaped with "-" + hex and joined with "_".
  */
 export function kvBucketName(namespace: string, sensor: string, purpose: string): string {
-  const part = (s: string) =>
-    s === ''
-      ? '-'
-      : [...Buffer.from(s, 'utf8')]
-          .map((b) => {
-            const c = String.fromCharCode(b);
-            return b < 128 && /[A-Za-z0-9]/.test(c) ? c : `-${b.toString(16).padStart(2, '0')}`;
-          })
-          .join('');
+  const part = kvNamePart;
   // "KV_" is prepended by the server to form the stream name, hence the shorter limit.
   return boundedName(
     `sluice_${part(namespace)}_${part(sensor)}_${part(purpose)}`,

@@ -52,8 +52,12 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     // Its own Deployment, ClusterRoleBinding and ServiceAccount (uninstall; see controller/uninstall.ts).
     self: selfRefsFromEnv(),
     ...(namespace ? { namespace } : {}),
-    // CRDs are cluster-scoped: a namespaced controller has no right to watch them.
-    watchCrds: namespace === undefined,
+    // CRDs are cluster-scoped: a namespaced controller (rights from a Role) cannot watch them; one
+    // with cluster-wide rights given --managed-namespace alone can, and needs to for an uninstall.
+    watchCrds: !flags.namespaced,
+    // A Role lives in the namespace it grants rights in: deleting the managed namespace deletes the
+    // controller's rights with the objects, so it could not remove finalizers there (deleted.ts).
+    finalizers: !flags.namespaced,
     leaderElection: {
       enabled: flags.leaderElect,
       namespace: flags.leaderElectNamespace ?? podNamespace ?? namespace ?? 'default',

@@ -8,6 +8,7 @@ import { BusConnection } from '../bus/connection.ts';
 import { deleteConsumers } from '../bus/consumer.ts';
 import { watchDeadLetters } from '../bus/dead-letters.ts';
 import { type Drop, dropLimits, droppedCounter, watchDrops } from '../bus/drops.ts';
+import { deleteOrphanBuckets } from '../bus/orphan-state.ts';
 import { busLimits } from '../bus/placement.ts';
 import { deleteOrphanConsumers, deleteSensorState, provisionSensorState } from '../bus/sensor-state.ts';
 import { allEventSourceBuckets, deleteBuckets, provisionBuckets } from '../bus/source-state.ts';
@@ -116,6 +117,9 @@ export function busOperations(opts: BusOperationsOptions = {}): BusOperations {
     },
     async deleteOrphanConsumers(c, live) {
       return deleteOrphanConsumers(await jsmOf(c), ref(c), live);
+    },
+    async deleteOrphanBuckets(c, live) {
+      return deleteOrphanBuckets(await jsmOf(c), c.namespace, live);
     },
     monitor(c: Conn, hooks?: MonitorHooks) {
       const parsed = parseStreamConfig(c.streamConfig);

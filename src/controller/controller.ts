@@ -21,6 +21,7 @@ import {
   type ReconcileContext,
   type SluiceObject,
 } from './reconcile/context.ts';
+import { noteDeleted } from './reconcile/deleted.ts';
 import { reconcileEventBus } from './reconcile/eventbus.ts';
 import { reconcileEventSource, reconcileSensor } from './reconcile/workload.ts';
 import { LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY } from './resources/common.ts';
@@ -189,6 +190,9 @@ export class Controller {
       bus: cfg.bus,
       caches: { buses, sources, sensors, children, foreign },
       appliedVersions: new Map(),
+      knownBuses: new Map(),
+      deleted: new Map(),
+      swept: new Set(),
       uninstalling: () => (this.crds ? terminatingCrds(this.crds.list()) : undefined) ?? this.departing,
       ...(cfg.events !== false
         ? {
@@ -213,13 +217,22 @@ export class Controller {
         );
         this.enqueueAll();
       };
-      this.crds.addEventHandler({ onAdd: crdChanged, onUpdate: (_, c) => crdChanged(c) });
+      // CRDs (re)installed: informers waiting to list their kinds again try at once.
+      const crdAdded = (crd: SluiceObject, origin: string) => {
+        if (origin === 'watch') for (const inf of this.informers) inf.retryNow();
+        crdChanged(crd);
+      };
+      this.crds.addEventHandler({ onAdd: crdAdded, onUpdate: (_, c) => crdChanged(c) });
     }
 
     const enqueueSelf = (kind: Kind) => ({
       onAdd: (o: SluiceObject) => this.queues[kind].add(objectKey(o)),
       onUpdate: (_: SluiceObject, o: SluiceObject) => this.queues[kind].add(objectKey(o)),
-      onDelete: (o: SluiceObject) => this.queues[kind].add(objectKey(o)),
+      onDelete: (o: SluiceObject) => {
+        // Only the leader cleans: a standby's old tombstone could hit a same-named successor's state.
+        if (this.leading) noteDeleted(this.ctx, o);
+        this.queues[kind].add(objectKey(o));
+      },
     });
     buses.addEventHandler(enqueueSelf('EventBus'));
     sources.addEventHandler(enqueueSelf('EventSource'));
@@ -303,10 +316,13 @@ export class Controller {
     }
   }
 
-  /** Ready when the caches are synced and (with leader election) we know who leads. */
+  /**
+   * Ready when the caches are synced and every informer can still list (a LIST that fails after
+   * the sync, e.g. its CRD deleted under the running controller, says why, as before the sync).
+   */
   notReady(): string | undefined {
-    if (this.synced) return undefined;
     const failing = this.informers.map((i) => i.listProblem()).filter((p) => p !== undefined);
+    if (this.synced) return failing.length ? `caches out of date: ${failing.join('; ')}` : undefined;
     return failing.length ? `caches not synced yet: ${failing.join('; ')}` : 'caches not synced yet';
   }
 

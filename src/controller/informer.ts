@@ -39,7 +39,7 @@ export interface InformerHandlers<T extends KubeObject = KubeObject> {
 }
 
 export type WatchRestartReason = 'closed' | 'error' | 'gone';
-export type RelistReason = 'initial' | 'gone';
+export type RelistReason = 'initial' | 'gone' | 'unserved';
 
 /** Observation points for metrics; all optional. */
 export interface InformerHooks {
@@ -77,8 +77,8 @@ export interface InformerOptions {
   logger?: Logger;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after `ms`, at once when `signal` aborts, or when `wake` is called meanwhile. */
+function sleep(ms: number, signal: AbortSignal, onWake?: (wake: () => void) => void): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
@@ -88,7 +88,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
+    onWake?.(done);
   });
+}
+
+/**
+ * A watch answered 404 (the resource is no longer served: its CRD was deleted) or 401/403 (the
+ * rights are gone): resuming it cannot work, so LIST again (as client-go's reflector does), which
+ * keeps failing with the reason listProblem() reports until the resource or rights come back.
+ */
+function needsRelist(err: unknown): boolean {
+  return err instanceof KubeApiError && (err.code === 404 || err.code === 401 || err.code === 403);
 }
 
 export class Informer<T extends KubeObject = KubeObject> {
@@ -108,6 +118,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** The list's kind and apiVersion, stamped on items (LIST items come without them). */
   private itemKind: { apiVersion?: string; kind?: string } = {};
   private listFailure: { text: string; count: number; loggedAt: number } | undefined;
+  /** Ends the backoff wait after a failed LIST (see retryNow). */
+  private wake: (() => void) | undefined;
 
   constructor(opts: InformerOptions) {
     this.opts = opts;
@@ -229,6 +241,14 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
+  /**
+   * Ends the backoff before the next LIST when one is failing (e.g. its CRD was just installed
+   * again); a no-op otherwise.
+   */
+  retryNow(): void {
+    if (this.listFailure) this.wake?.();
+  }
+
   /** The resourceVersion the next watch would resume from. */
   lastSyncResourceVersion(): string {
     return this.resourceVersion;
@@ -258,7 +278,10 @@ export class Informer<T extends KubeObject = KubeObject> {
           if (signal.aborted) break;
           this.hooks.error?.(err, 'list');
           this.reportListFailure(err);
-          await sleep(backoff(), signal);
+          await sleep(backoff(), signal, (wake) => {
+            this.wake = wake;
+          });
+          this.wake = undefined;
           continue;
         }
       }
@@ -299,6 +322,12 @@ export class Informer<T extends KubeObject = KubeObject> {
         }
         this.hooks.watchRestart?.('error');
         this.hooks.error?.(err, 'watch');
+        if (needsRelist(err)) {
+          this.log?.info({ err: (err as Error).message }, 'watch refused (404/401/403); listing again');
+          listReason = 'unserved';
+          await sleep(backoff(), signal);
+          continue;
+        }
         this.log?.warn(
           { err, resourceVersion: this.resourceVersion },
           'watch failed; resuming after backoff',

@@ -163,7 +163,7 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
   it('renders Roles in the watched namespace only in namespaced mode', async () => {
     for (const [set, ns, flag] of [
       ['namespaced=true', 'ops', ['--namespaced']],
-      ['namespaced=true,managedNamespace=apps', 'apps', ['--managed-namespace', 'apps']],
+      ['namespaced=true,managedNamespace=apps', 'apps', ['--namespaced', '--managed-namespace', 'apps']],
     ] as const) {
       const objs = await template(set);
       expect(objs.filter((o) => o.kind.startsWith('Cluster'))).toEqual([]);

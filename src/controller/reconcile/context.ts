@@ -76,6 +76,14 @@ export interface BusOperations {
   /** Deletes consumers on the bus's stream whose Sensor is not in `live`. */
   deleteOrphanConsumers(conn: BusConnection, live: ReadonlySet<string>): Promise<string[]>;
   /**
+   * Deletes KV buckets of the bus's namespace on its server whose Sensor/EventSource is not in
+   * `live` (older than a minute; see bus/orphan-state.ts). Returns the streams removed.
+   */
+  deleteOrphanBuckets?(
+    conn: BusConnection,
+    live: { sensors: Iterable<string>; eventSources: Iterable<string> },
+  ): Promise<string[]>;
+  /**
    * Watches the bus's event stream for drops (every few seconds, until `unmonitor`): each is
    * logged and counted. Idempotent; a changed connection replaces the previous watch.
    */
@@ -94,6 +102,13 @@ export interface ControllerOptions {
   natsReloaderImage?: string;
   /** Log level handed to runtime pods. */
   runtimeLogLevel?: string;
+  /**
+   * Put sluice's finalizers on objects (default true). false (`--namespaced`: the controller's
+   * rights are a Role in the namespace it manages, deleted with it) puts none, removes any an
+   * earlier controller left, and cleans an object's bus state when its deletion is seen instead
+   * (see deleted.ts).
+   */
+  finalizers?: boolean;
 }
 
 export interface SluiceObject extends KubeObject {
@@ -129,6 +144,33 @@ export interface ReconcileContext {
    * clean bus state and then go, so the CRDs and namespaces are not held.
    */
   uninstalling?: () => string | undefined;
+  /**
+   * The last connection used for each bus, by `namespace/name`: the state of its users can still
+   * be cleaned when the bus object is already gone (uninstall, namespace deletion).
+   */
+  knownBuses?: Map<string, KnownBus>;
+  /** Objects seen deleted without a finalizer whose bus state is still to clean, by `Kind/ns/name`. */
+  deleted?: Map<string, Tombstone>;
+  /** Buses (by uid) whose server was swept for orphaned KV buckets since this process started. */
+  swept?: Set<string>;
+}
+
+/** A bus as last reached: its uid, whether sluice runs it (spec.jetstream) and the connection. */
+export interface KnownBus {
+  uid: string;
+  managed: boolean;
+  conn: BusConnection;
+}
+
+/** The last known state of an object deleted without sluice's finalizer, and its bus then. */
+export interface Tombstone {
+  obj: SluiceObject;
+  /** The bus it used (for an EventBus: itself) as known when its deletion was seen. */
+  bus?: KnownBus;
+  /** When the deletion was seen (ms since epoch). */
+  seenAt: number;
+  /** A deleted EventBus waiting for its users to go (logged once). */
+  waiting?: boolean;
 }
 
 /** The EventBus name an EventSource/Sensor uses ("default" when unset). */

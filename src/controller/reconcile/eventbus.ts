@@ -31,6 +31,7 @@ import {
   UNINSTALL_ATTEMPT_MS,
   within,
 } from './context.ts';
+import { cleanDeleted, dropFinalizers, finalizersOff, rememberBus } from './deleted.ts';
 import { writeStatus } from './status.ts';
 
 const RETRY_UNREACHABLE_MS = 15_000;
@@ -131,8 +132,21 @@ function warnings(spec: EventBusSpec, streamConfig: string | undefined): Conditi
   return out;
 }
 
-/** How the controller itself connects to a bus, or why it cannot yet. */
+/**
+ * How the controller itself connects to a bus, or why it cannot yet (reading its Secrets failed).
+ * The answer is remembered (ctx.knownBuses) for cleaning its users' state after the bus is gone.
+ */
 export async function busConnection(
+  ctx: ReconcileContext,
+  bus: SluiceObject,
+  spec: EventBusSpec,
+): Promise<BusConnection> {
+  const conn = await connectionOf(ctx, bus, spec);
+  rememberBus(ctx, bus, conn);
+  return conn;
+}
+
+async function connectionOf(
   ctx: ReconcileContext,
   bus: SluiceObject,
   spec: EventBusSpec,
@@ -207,12 +221,47 @@ function upstreamFinalizerRemovable(ctx: ReconcileContext, bus: SluiceObject): b
   return true;
 }
 
+/**
+ * Once per bus and process (after the caches are synced): KV buckets of Sensors and EventSources
+ * of its namespace that no longer exist are deleted from its server (objects deleted while no
+ * controller ran, e.g. a namespaced one, which has no finalizers). A failure is retried next time.
+ */
+async function sweepBuckets(ctx: ReconcileContext, bus: SluiceObject, conn: BusConnection): Promise<void> {
+  const uid = bus.metadata.uid ?? '';
+  if (!ctx.swept || ctx.swept.has(uid) || !ctx.bus.deleteOrphanBuckets) return;
+  const ns = bus.metadata.namespace;
+  const names = (cache: typeof ctx.caches.sensors) =>
+    cache
+      .list()
+      .filter((o) => o.metadata.namespace === ns)
+      .map((o) => o.metadata.name ?? '');
+  try {
+    const removed = await ctx.bus.deleteOrphanBuckets(conn, {
+      sensors: names(ctx.caches.sensors),
+      eventSources: names(ctx.caches.sources),
+    });
+    ctx.swept.add(uid);
+    if (removed.length)
+      ctx.log.info(
+        { bus: `${ns}/${bus.metadata.name}`, removed },
+        'removed KV buckets of Sensors/EventSources that no longer exist',
+      );
+  } catch (err) {
+    ctx.log.debug(
+      { bus: `${ns}/${bus.metadata.name}`, err: (err as Error).message },
+      'orphan bucket sweep failed',
+    );
+  }
+}
+
 export async function reconcileEventBus(
   ctx: ReconcileContext,
   key: string,
 ): Promise<ReconcileResult | undefined> {
   const bus = ctx.caches.buses.get(key);
-  if (!bus) return;
+  const gone = await cleanDeleted(ctx, 'EventBus', key, bus);
+  if (!bus) return gone;
+  await dropFinalizers(ctx, bus);
   const { namespace = 'default' } = splitKey(key);
   const name = bus.metadata.name ?? '';
   const parsed = EventBusSpec.safeParse(bus.spec ?? {});
@@ -316,7 +365,7 @@ export async function reconcileEventBus(
     return;
   }
 
-  if (!bus.metadata.finalizers?.includes(BUS_FINALIZER)) {
+  if (!finalizersOff(ctx) && !bus.metadata.finalizers?.includes(BUS_FINALIZER)) {
     await ctx.applier.setFinalizers(bus, [...(bus.metadata.finalizers ?? []), BUS_FINALIZER]);
   }
 
@@ -455,6 +504,7 @@ export async function reconcileEventBus(
       const orphans = await ctx.bus.deleteOrphanConsumers(conn, sensorsOf(ctx, namespace, name));
       if (orphans.length)
         ctx.log.info({ bus: key, removed: orphans }, 'removed consumers of Sensors that no longer exist');
+      await sweepBuckets(ctx, bus, conn);
     }
   } catch (err) {
     conditions.push({

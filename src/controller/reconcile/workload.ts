@@ -38,6 +38,7 @@ import {
   UNINSTALL_ATTEMPT_MS,
   within,
 } from './context.ts';
+import { cleanDeleted, dropFinalizers, finalizersOff, goneBusConnection } from './deleted.ts';
 import { busConnection } from './eventbus.ts';
 import {
   availableCell,
@@ -254,12 +255,16 @@ const childConflict = (message: string) => ({
   requeueAfterMs: 60_000,
 });
 
-/** The connection to the bus of `obj` when it is a JetStream bus we know, else undefined. */
+/**
+ * The connection to the bus of `obj` when it is a JetStream bus we know, else undefined. A bus
+ * object already gone (deleted beside its users by an uninstall or without finalizers) is reached
+ * with the last connection used for it, when it is an existing server.
+ */
 async function stateBus(ctx: ReconcileContext, obj: SluiceObject): Promise<BusConnection | undefined> {
   const bus = ctx.caches.buses.get(`${obj.metadata.namespace}/${busNameOf(obj)}`);
+  if (!bus) return goneBusConnection(ctx, obj.metadata.namespace ?? 'default', busNameOf(obj));
   const busSpec = bus && EventBusSpec.safeParse(bus.spec ?? {});
-  if (!bus || !busSpec?.success || !(busSpec.data.jetstream || busSpec.data.jetstreamExotic))
-    return undefined;
+  if (!busSpec?.success || !(busSpec.data.jetstream || busSpec.data.jetstreamExotic)) return undefined;
   return busConnection(ctx, bus, busSpec.data);
 }
 
@@ -327,6 +332,7 @@ async function finalize(
 }
 
 async function ensureFinalizer(ctx: ReconcileContext, obj: SluiceObject, finalizer: string): Promise<void> {
+  if (finalizersOff(ctx)) return;
   if (!obj.metadata.finalizers?.includes(finalizer))
     await ctx.applier.setFinalizers(obj, [...(obj.metadata.finalizers ?? []), finalizer]);
 }
@@ -343,7 +349,9 @@ export async function reconcileEventSource(
   key: string,
 ): Promise<ReconcileResult | undefined> {
   const obj = ctx.caches.sources.get(key);
-  if (!obj) return;
+  const gone = await cleanDeleted(ctx, 'EventSource', key, obj);
+  if (!obj) return gone;
+  await dropFinalizers(ctx, obj);
   if (obj.metadata.deletionTimestamp)
     return finalize(ctx, obj, EVENTSOURCE_FINALIZER, (conn) =>
       ctx.bus.deleteEventSourceState(conn, obj.metadata.name ?? ''),
@@ -441,7 +449,9 @@ export async function reconcileSensor(
   key: string,
 ): Promise<ReconcileResult | undefined> {
   const obj = ctx.caches.sensors.get(key);
-  if (!obj) return;
+  const gone = await cleanDeleted(ctx, 'Sensor', key, obj);
+  if (!obj) return gone;
+  await dropFinalizers(ctx, obj);
   if (obj.metadata.deletionTimestamp)
     return finalize(ctx, obj, SENSOR_FINALIZER, (conn) =>
       ctx.bus.deleteSensorState(conn, obj.metadata.name ?? ''),

@@ -152,6 +152,13 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
           () => true,
           () => false,
         ),
+      /** KV buckets of the namespace's EventSources and Sensors (KV_sluice_<ns>_...). */
+      buckets: async () => {
+        const out: string[] = [];
+        const prefix = `KV_sluice_${ns.replaceAll('-', '-2d')}_`;
+        for await (const n of jsm.streams.names()) if (n.startsWith(prefix)) out.push(n);
+        return out.sort();
+      },
       consumers: async () => {
         const out: string[] = [];
         for await (const c of jsm.consumers.list(eventStreamName({ namespace: ns, busName: 'default' })))
@@ -216,6 +223,7 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
     await startController();
     const apps = await objects('apps-ns');
     expect(await apps.streamExists()).toBe(true);
+    expect(await apps.buckets()).toHaveLength(3);
     const t0 = Date.now();
     const r = await kubectl('delete', 'namespace', 'apps-ns', '--timeout=90s');
     const ms = Date.now() - t0;
@@ -223,11 +231,14 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
     expect(r.code, r.stderr + ctl!.logs()).toBe(0);
     expect(ms).toBeLessThan(LIMIT_MS);
     expect(await apps.streamExists()).toBe(false);
+    expect(await apps.buckets()).toEqual([]);
   });
 
   it('kubectl delete -f install.yaml with objects present completes, cleaning streams while the controller lives', async () => {
     const apps = await objects('apps-a');
     expect(await apps.consumers()).not.toEqual([]);
+    // The Sensor's processed set and partial matches, the EventSource's webhook request ids.
+    expect(await apps.buckets()).toHaveLength(3);
     // The controller holds its ServiceAccount and binding while it runs.
     const sa = await core().readNamespacedServiceAccount({ name: 'sluice-controller', namespace: SYS });
     expect(sa.metadata?.finalizers).toContain(HOLD_FINALIZER);
@@ -241,6 +252,7 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
     expect(ms).toBeLessThan(LIMIT_MS);
     expect((await kubectl('get', 'crd', '-o', 'name')).stdout).not.toContain('argoproj.io');
     expect(await apps.streamExists()).toBe(false);
+    expect(await apps.buckets(), ctl!.logs()).toEqual([]);
     const ns = await kubectl('get', 'namespace', SYS);
     expect(ns.code).not.toBe(0);
     // The release grant the controller gave itself goes with its namespace (garbage collector).
