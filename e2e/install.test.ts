@@ -23,10 +23,11 @@ import {
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
-import { containerRun, serviceAccountKubeconfig } from '../test/harness/controller-pod.ts';
+import { containerRun } from '../test/harness/controller-pod.ts';
 import { installCrds } from '../test/harness/crds.ts';
 import { waitFor } from '../test/harness/proc.ts';
 import { run } from '../test/harness/run.ts';
+import { serviceAccountKubeconfig } from '../test/harness/service-account.ts';
 import {
   kubeConfig,
   kubeconfigPath,

@@ -99,6 +99,11 @@ export class Applier {
   }
 
   /** Replaces metadata.finalizers, guarded by resourceVersion (409 on a concurrent change). */
+  /** The object as the API server has it now (not from a cache). Throws KubeApiError (404: gone). */
+  read<T extends KubeObject = KubeObject>(obj: ObjectLike): Promise<T> {
+    return this.http.request<T>('GET', objectPath(obj), { timeoutMs: 10_000 });
+  }
+
   setFinalizers(obj: ObjectLike & { metadata?: { resourceVersion?: string } }, finalizers: string[]) {
     return this.http.request<KubeObject>('PATCH', objectPath(obj), {
       body: { metadata: { finalizers, resourceVersion: obj.metadata?.resourceVersion } },

@@ -31,6 +31,7 @@ import {
   releaseFinalizers,
   releaseRbac,
   type SelfRefs,
+  settledWithin,
   terminatingCrds,
 } from './uninstall.ts';
 import { controllerRateLimiter, type ReconcileResult, runWorkers, WorkQueue } from './workqueue.ts';
@@ -90,8 +91,15 @@ export interface ControllerConfig extends ControllerOptions {
 
 /** Workloads made by Argo Events' controllers carry this label (upstream's `controller` label). */
 const UPSTREAM_CHILDREN = 'controller in (eventsource-controller,sensor-controller,eventbus-controller)';
-/** How long a departing controller spends on releasing finalizers (its pod has 30 s to stop). */
-const DEPART_BUDGET_MS = 15_000;
+/**
+ * How long a departing controller spends on cleaning bus state before it just takes its finalizers
+ * off (its pod has 30 s to stop, and a deleted ServiceAccount's token works for 60 s).
+ */
+const DEPART_BUDGET_MS = 12_000;
+/** How long stop() waits for reconciles in progress (each makes bounded attempts of 5 s). */
+const IN_FLIGHT_GRACE_MS = 6_000;
+/** How long stop() waits for each of flushing Events, stopping watches and closing bus connections. */
+const CLOSE_GRACE_MS = 2_000;
 
 type Kind = 'EventBus' | 'EventSource' | 'Sensor';
 
@@ -423,9 +431,12 @@ export class Controller {
       ? await departureReason(this.http, this.cfg.self ?? {}, this.ctx.uninstalling?.())
       : undefined;
     this.leadership?.abort();
-    for (const q of Object.values(this.queues)) q.shutDown();
+    // Queued keys are dropped (the next controller lists everything again), and reconciles in
+    // progress get a bounded time to finish: a departure must end within the pod's grace period
+    // and within the 60 s the API server still accepts a deleted ServiceAccount's token.
+    for (const q of Object.values(this.queues)) q.shutDownNow();
     await this.elector?.stop();
-    await Promise.allSettled(this.running);
+    await settledWithin(Promise.allSettled(this.running), IN_FLIGHT_GRACE_MS);
     if (leaving) {
       this.departing = leaving;
       this.log.warn({ why: leaving }, 'leaving for good: releasing finalizers');
@@ -433,9 +444,11 @@ export class Controller {
       (r.failed.length ? this.log.error : this.log.info).call(this.log, r, 'finalizers released');
       if (this.cfg.self) await releaseRbac(this.http, this.cfg.self, this.log);
     }
-    await this.ctx.events?.flush();
+    // The rest is bounded too: a frozen bus or an API server that stopped answering must not keep
+    // the process past its grace period (what is left is cut when it exits).
+    await settledWithin(this.ctx.events?.flush(), CLOSE_GRACE_MS);
     for (const inf of this.informers) inf.stop();
-    await this.crds?.stop();
-    await this.cfg.bus.close();
+    await settledWithin(this.crds?.stop(), CLOSE_GRACE_MS);
+    await settledWithin(this.cfg.bus.close(), CLOSE_GRACE_MS);
   }
 }

@@ -188,60 +188,120 @@ export async function departureReason(
   }
 }
 
+type Kind = 'EventBus' | 'EventSource' | 'Sensor';
+type Cache = ReconcileContext['caches']['buses'];
+interface Released {
+  finalized: number;
+  released: number;
+  failed: string[];
+}
+/** Objects released at once (each finalize makes bounded attempts at its bus of up to 5 s). */
+const RELEASE_CONCURRENCY = 8;
+
 /**
  * On departure: objects being deleted are finalized (one bounded attempt at their bus state, by the
- * reconcilers in uninstall mode), the others just lose sluice's finalizers. Users before buses.
- * Resolves within about `deadlineMs`.
+ * reconcilers in uninstall mode), the others just lose sluice's finalizers. Users before buses,
+ * RELEASE_CONCURRENCY at a time. Cleaning stops at `deadlineMs`; whatever still carries a sluice
+ * finalizer then just loses it (its bus state stays on the server, and is listed in `failed`), so
+ * a departure with an unreachable bus and many objects still ends within the pod's grace period
+ * instead of leaving CRDs and the namespace Terminating for good.
  */
 export async function releaseFinalizers(
   ctx: ReconcileContext,
-  finalize: (kind: 'EventBus' | 'EventSource' | 'Sensor', key: string) => Promise<unknown>,
+  finalize: (kind: Kind, key: string) => Promise<unknown>,
   deadlineMs: number,
-): Promise<{ finalized: number; released: number; failed: string[] }> {
-  const out = { finalized: 0, released: 0, failed: [] as string[] };
+): Promise<Released> {
+  const out: Released = { finalized: 0, released: 0, failed: [] };
   const until = Date.now() + deadlineMs;
   for (const [kind, cache] of [
     ['Sensor', ctx.caches.sensors],
     ['EventSource', ctx.caches.sources],
     ['EventBus', ctx.caches.buses],
   ] as const) {
-    for (const obj of cache.list() as SluiceObject[]) {
-      const mine = obj.metadata.finalizers?.filter((f) => OURS.has(f)) ?? [];
-      if (!mine.length) continue;
-      const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
-      if (Date.now() > until) {
-        out.failed.push(`${kind}/${key}: out of time`);
-        continue;
-      }
-      // A 409 means the cache is a step behind the object: wait for the watch and try again.
-      for (let attempt = 1; ; attempt++) {
-        const cur = cache.get(key);
-        try {
-          if (!cur?.metadata.finalizers?.some((f) => OURS.has(f))) break;
-          if (cur.metadata.deletionTimestamp) {
-            await finalize(kind, key);
-            if (!cache.get(key)?.metadata.finalizers?.some((f) => OURS.has(f))) out.finalized++;
-          } else {
-            await ctx.applier.setFinalizers(
-              cur,
-              (cur.metadata.finalizers ?? []).filter((f) => !OURS.has(f)),
-            );
-            out.released++;
-          }
-          break;
-        } catch (err) {
-          if (isNotFound(err)) break;
-          if (isConflict(err) && attempt < 5 && Date.now() < until) {
-            await new Promise((r) => setTimeout(r, 200 * attempt));
-            continue;
-          }
-          out.failed.push(`${kind}/${key}: ${(err as Error).message}`);
-          break;
-        }
-      }
-    }
+    const keys = (cache.list() as SluiceObject[])
+      .filter((o) => o.metadata.finalizers?.some((f) => OURS.has(f)))
+      .map((o) => `${o.metadata.namespace}/${o.metadata.name}`);
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length)
+        await releaseOne(ctx, kind, cache as Cache, keys[next++]!, finalize, until, out);
+    };
+    await Promise.all(Array.from({ length: Math.min(RELEASE_CONCURRENCY, keys.length) }, worker));
   }
   return out;
+}
+
+/**
+ * Resolves `{done: true, err?}` once `p` settles, or `{done: false}` when `ms` pass first (`p` is
+ * then left running). Never rejects.
+ */
+export function settledWithin(
+  p: Promise<unknown> | undefined,
+  ms: number,
+): Promise<{ done: boolean; err?: unknown }> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.resolve(p).then(
+      () => ({ done: true }),
+      (err: unknown) => ({ done: true, err }),
+    ),
+    new Promise<{ done: boolean }>((r) => {
+      timer = setTimeout(() => r({ done: false }), Math.max(0, ms));
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** One object of releaseFinalizers: finalize it while there is time, then take off what is left. */
+async function releaseOne(
+  ctx: ReconcileContext,
+  kind: Kind,
+  cache: Cache,
+  key: string,
+  finalize: (kind: Kind, key: string) => Promise<unknown>,
+  until: number,
+  out: Released,
+): Promise<void> {
+  const deleting = !!cache.get(key)?.metadata.deletionTimestamp;
+  let cleaned = false;
+  if (deleting) {
+    const r =
+      Date.now() < until ? await settledWithin(finalize(kind, key), until - Date.now()) : { done: false };
+    if (!r.done) out.failed.push(`${kind}/${key}: out of time; its bus state stays on the server`);
+    else if (r.err) out.failed.push(`${kind}/${key}: ${(r.err as Error).message}; its bus state may stay`);
+    else cleaned = true;
+  }
+  // A 409 means the cache is a step behind the object (e.g. the finalize just removed the
+  // finalizer, or the CRDs are going and the watch is gone): read it from the API server.
+  let cur = cache.get(key) as SluiceObject | undefined;
+  for (let attempt = 1; ; attempt++) {
+    if (!cur?.metadata.finalizers?.some((f) => OURS.has(f))) {
+      if (cleaned) out.finalized++;
+      return;
+    }
+    try {
+      await ctx.applier.setFinalizers(
+        cur,
+        (cur.metadata.finalizers ?? []).filter((f) => !OURS.has(f)),
+      );
+      if (cleaned) out.finalized++;
+      else out.released++;
+      return;
+    } catch (err) {
+      if (isNotFound(err)) return;
+      if (isConflict(err) && attempt < 5) {
+        try {
+          cur = await ctx.applier.read<SluiceObject>(cur);
+        } catch (readErr) {
+          if (isNotFound(readErr)) return;
+          out.failed.push(`${kind}/${key}: ${(readErr as Error).message}`);
+          return;
+        }
+        continue;
+      }
+      out.failed.push(`${kind}/${key}: ${(err as Error).message}`);
+      return;
+    }
+  }
 }
 
 /** Metadata of the sluice CRDs as watched (label app.kubernetes.io/part-of=sluice). */

@@ -261,6 +261,20 @@ export class WorkQueue {
   }
 
   /**
+   * shutDown(), and the keys waiting in the queue are dropped too: workers finish what they hold
+   * and stop (a controller that is stopping: the next one lists everything again).
+   */
+  shutDownNow(): void {
+    this.shutDown();
+    for (let i = this.head; i < this.queue.length; i++) this.enqueuedAt.delete(this.queue[i] as string);
+    this.queue = [];
+    this.head = 0;
+    // Keys added again while being processed would go back into the queue at done().
+    this.dirty.clear();
+    this.hooks.depth?.(0);
+  }
+
+  /**
    * shutDown(), then resolves once every queued key has been taken and finished (needs running
    * workers to get there).
    */

@@ -1,47 +1,8 @@
 // Running the controller Deployment's container as a local process, standing in for a kubelet:
-// its args and env (downward-API fields filled in as a kubelet would) and a token of its own
-// ServiceAccount (TokenRequest API) in place of the in-cluster mount, so the installed RBAC is what
+// its args and env (downward-API fields filled in as a kubelet would); with a token of its own
+// ServiceAccount (service-account.ts) in place of the in-cluster mount, the installed RBAC is what
 // it runs with. Used by e2e/install.test.ts and the uninstall tests.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig, type V1Deployment } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
-
-/** A kubeconfig file that authenticates as ServiceAccount `namespace/name` of `config`'s cluster. */
-export async function serviceAccountKubeconfig(
-  config: KubeConfig,
-  namespace: string,
-  name: string,
-): Promise<string> {
-  const token = await config.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-    name,
-    namespace,
-    body: { spec: { expirationSeconds: 3600 } },
-  });
-  const cluster = config.getCurrentCluster()!;
-  const path = join(mkdtempSync(join(tmpdir(), 'sluice-sa-')), 'kubeconfig');
-  writeFileSync(
-    path,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'cluster',
-          cluster: {
-            server: cluster.server,
-            'certificate-authority-data': cluster.caData ?? readFileSync(cluster.caFile!).toString('base64'),
-          },
-        },
-      ],
-      users: [{ name, user: { token: token.status!.token } }],
-      contexts: [{ name: 'sa', context: { cluster: 'cluster', user: name, namespace } }],
-      'current-context': 'sa',
-    }),
-  );
-  return path;
-}
+import type { V1Deployment } from '@kubernetes/client-node';
 
 /**
  * What a kubelet would run for the Deployment's first container: the image entrypoint (`sluice`)

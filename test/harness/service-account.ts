@@ -1,7 +1,8 @@
 // Acting as a pod would on a control plane without kubelets: a kubeconfig that authenticates as
 // a ServiceAccount (a TokenRequest token, so RBAC applies as in the pod), and the
 // kube-controller-manager controllers that namespace deletion and owner references need.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -11,13 +12,14 @@ import { findTool } from './tools.ts';
 
 /**
  * Writes `<dir>/<namespace>-<name>.kubeconfig` for ServiceAccount `namespace/name` of the
- * cluster `kc` points at (token valid 1 h; the ServiceAccount may still be being created).
+ * cluster `kc` points at (token valid 1 h; the ServiceAccount may still be being created); `dir`
+ * defaults to a new temporary folder.
  */
 export async function serviceAccountKubeconfig(
   kc: KubeConfig,
   namespace: string,
   name: string,
-  dir: string,
+  dir: string = mkdtempSync(join(tmpdir(), 'sluice-sa-')),
 ): Promise<string> {
   const token = await waitFor(`a token for ServiceAccount ${namespace}/${name}`, () =>
     kc

@@ -2,14 +2,14 @@
 // kube-controller-manager running the namespace and garbage-collector controllers, objects with
 // sluice's finalizers in a namespace, and the kubelet's part of an uninstall (SIGTERM once the
 // controller's Deployment is deleted or scaled to 0).
-import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { eventStreamName } from '../../../src/bus/subjects.ts';
 import { type ControlPlane, startControlPlane } from '../../harness/controlplane.ts';
-import { ManagedProcess, waitFor } from '../../harness/proc.ts';
+import { waitFor } from '../../harness/proc.ts';
 import { run } from '../../harness/run.ts';
+import { startNamespaceControllers } from '../../harness/service-account.ts';
 import { natsUrl } from '../../harness/shared.ts';
 import type { SluiceProcess } from '../../harness/sluice-process.ts';
 import { findTool } from '../../harness/tools.ts';
@@ -23,9 +23,13 @@ export interface UninstallBed {
   cp: ControlPlane;
   kubectl(...args: string[]): ReturnType<typeof run>;
   /** Creates namespace `ns` with a bus, an EventSource and a Sensor, and waits for them to be deployed. */
-  objects(ns: string, logs: () => string): Promise<BusState>;
-  /** Waits until Deployment `ns/name` is deleted, being deleted or scaled to 0, then stops `ctl`. */
-  killWhenDeploymentGoes(ns: string, name: string, ctl: SluiceProcess | undefined): Promise<void>;
+  objects(ns: string, logs: () => string, busUrl?: string): Promise<BusState>;
+  /**
+   * Waits until Deployment `ns/name` is deleted, being deleted or scaled to 0, then stops `ctl` as
+   * a kubelet would (SIGTERM, SIGKILL after the pod's 30 s grace period). Resolves with the time
+   * from SIGTERM to its exit (ms).
+   */
+  killWhenDeploymentGoes(ns: string, name: string, ctl: SluiceProcess | undefined): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -39,33 +43,14 @@ export interface BusState {
 
 export async function startUninstallBed(nc: NatsConnection): Promise<UninstallBed> {
   const cp = await startControlPlane();
-  const kcm = new ManagedProcess(
-    'kube-controller-manager',
-    findTool('kube-controller-manager').path!,
-    [
-      '--kubeconfig',
-      cp.kubeconfigPath,
-      '--controllers',
-      'namespace,garbagecollector',
-      '--leader-elect=false',
-      '--secure-port',
-      '0',
-      '--use-service-account-credentials=false',
-      '--concurrent-gc-syncs',
-      '5',
-      '--v',
-      '1',
-    ],
-    join(cp.dir, 'kube-controller-manager.log'),
-  );
-  kcm.start();
+  const kcm = startNamespaceControllers(cp);
   const kubectl = (...args: string[]) =>
     run(findTool('kubectl').path!, ['--kubeconfig', cp.kubeconfigPath, ...args]);
   const custom = () => cp.kubeConfig().makeApiClient(CustomObjectsApi);
   const core = () => cp.kubeConfig().makeApiClient(CoreV1Api);
   const jsm = await jetstreamManager(nc);
 
-  const objects = async (ns: string, logs: () => string): Promise<BusState> => {
+  const objects = async (ns: string, logs: () => string, busUrl = natsUrl()): Promise<BusState> => {
     await core().createNamespace({ body: { metadata: { name: ns } } });
     const mk = (plural: string, kind: string, name: string, spec: unknown) =>
       custom().createNamespacedCustomObject({
@@ -74,7 +59,7 @@ export async function startUninstallBed(nc: NatsConnection): Promise<UninstallBe
         plural,
         body: { apiVersion: 'argoproj.io/v1alpha1', kind, metadata: { name }, spec },
       });
-    await mk('eventbus', 'EventBus', 'default', { jetstreamExotic: { url: natsUrl() } });
+    await mk('eventbus', 'EventBus', 'default', { jetstreamExotic: { url: busUrl } });
     await mk('eventsources', 'EventSource', 'hooks', {
       webhook: { push: { port: '12000', endpoint: '/push', method: 'POST' } },
     });
@@ -115,10 +100,9 @@ export async function startUninstallBed(nc: NatsConnection): Promise<UninstallBe
       },
       buckets: async () => {
         const out: string[] = [];
-        // (`ns` without dashes: bucket names escape them.)
-        for await (const s of jsm.streams.list())
-          if (s.config.name.startsWith(`KV_sluice_${ns}_`)) out.push(s.config.name);
-        return out;
+        const prefix = `KV_sluice_${ns.replaceAll('-', '-2d')}_`;
+        for await (const n of jsm.streams.names()) if (n.startsWith(prefix)) out.push(n);
+        return out.sort();
       },
     };
   };
@@ -137,7 +121,9 @@ export async function startUninstallBed(nc: NatsConnection): Promise<UninstallBe
       },
       { timeoutMs: LIMIT_MS, intervalMs: 100 },
     );
-    await ctl?.proc.stop();
+    const t0 = Date.now();
+    await ctl?.proc.stop(30_000);
+    return Date.now() - t0;
   };
 
   return {
