@@ -255,11 +255,32 @@ describe.skipIf(skip)(`cluster install on the API server${skipNote(skip)}`, () =
       for (const s of (c.subjects as Array<{ namespace?: string }> | undefined) ?? []) {
         if (s.namespace === 'sluice-system') s.namespace = ns;
       }
-      // The controller's own cluster objects are named in its env and in its role's uninstall rules.
+      // The controller's own cluster objects are named in its env and in its role's uninstall rules;
+      // its release grant is `<ClusterRole>-release` cluster-wide and `<ServiceAccount>-release` in
+      // its namespace; it reads its own Namespace.
       type Rule = { resources?: string[]; resourceNames?: string[] };
       for (const r of (c.rules as Rule[] | undefined) ?? []) {
-        if (r.resources?.some((x) => x.startsWith('cluster')) && r.resourceNames)
-          r.resourceNames = r.resourceNames.map((n) => `${n}-${suffix}`);
+        if (!r.resourceNames) continue;
+        const cluster = r.resources?.some((x) => x.startsWith('cluster'));
+        const local = r.resources?.some((x) => x === 'roles' || x === 'rolebindings');
+        r.resourceNames = r.resourceNames.flatMap((n) => {
+          if (n === 'sluice-system') return [ns];
+          if (n === 'sluice-controller-release')
+            return [...(cluster ? [`sluice-controller-${suffix}-release`] : []), ...(local ? [n] : [])];
+          return cluster ? [`${n}-${suffix}`] : [n];
+        });
+      }
+      // The admission policy narrowing the controller's RBAC `create` names all of these.
+      if (c.kind.startsWith('ValidatingAdmissionPolicy')) {
+        c.metadata.name = `${c.metadata.name}-${suffix}`;
+        const spec = JSON.stringify(c.spec)
+          .replace(
+            "object.metadata.name == 'sluice-controller-release'",
+            `object.metadata.name in ['sluice-controller-${suffix}-release', 'sluice-controller-release']`,
+          )
+          .replaceAll('sluice-controller-release-grant', `sluice-controller-release-grant-${suffix}`)
+          .replaceAll('sluice-system', ns);
+        c.spec = JSON.parse(spec);
       }
       if (c.kind === 'Deployment') {
         const spec = c.spec as {

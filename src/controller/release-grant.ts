@@ -61,15 +61,40 @@ const owner = (o: KubeObject, apiVersion: string, kind: string) => ({
   uid: o.metadata?.uid ?? '',
 });
 
-/** POSTs `body` to `path`; an object that exists already is read instead. Returns it. */
+/** What a grant object gives: its rules, or what it binds to whom (JSON, for comparison). */
+const grantOf = (o: KubeObject) => {
+  const g = o as KubeObject & {
+    rules?: unknown;
+    roleRef?: { kind?: string; name?: string };
+    subjects?: Array<{ kind?: string; name?: string; namespace?: string }>;
+  };
+  type Rule = { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs?: string[] };
+  return JSON.stringify([
+    (g.rules as Rule[] | undefined)?.map((r) => [r.apiGroups, r.resources, r.resourceNames, r.verbs]) ?? null,
+    g.roleRef ? [g.roleRef.kind, g.roleRef.name] : null,
+    g.subjects?.map((s) => [s.kind, s.name, s.namespace ?? null]) ?? null,
+  ]);
+};
+
+/**
+ * POSTs `body` to `path`; an object that exists already (e.g. from a departure that was cut short)
+ * is read instead, and used only when it grants exactly what `body` does: one made by someone else
+ * under that name is refused (thrown), never adopted. Returns the object.
+ */
 async function createOrGet(http: KubeHttp, path: string, body: KubeObject): Promise<KubeObject> {
   try {
     return await http.request<KubeObject>('POST', path, { body, timeoutMs: 10_000 });
   } catch (err) {
     if (!isConflict(err) || (err as KubeApiError).reason !== 'AlreadyExists') throw err;
-    return http.request<KubeObject>('GET', `${path}/${encodeURIComponent(body.metadata?.name ?? '')}`, {
+    const name = body.metadata?.name ?? '';
+    const found = await http.request<KubeObject>('GET', `${path}/${encodeURIComponent(name)}`, {
       timeoutMs: 10_000,
     });
+    if (grantOf(found) !== grantOf(body))
+      throw new Error(
+        `${body.kind} ${name} exists and grants something else; not using it (delete it if it is not yours)`,
+      );
+    return found;
   }
 }
 

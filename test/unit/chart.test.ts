@@ -127,7 +127,28 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
         'RoleBinding',
         'Service',
         'ServiceAccount',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
       ].sort(),
+    );
+    // The admission policy narrowing the controller's RBAC `create`: config/'s, with the release's names.
+    const guard = (o: K8sObject) => JSON.stringify((o as unknown as { spec: unknown }).spec);
+    const configGuard = parseDocs(read('config/rbac/release-grant-guard.yaml')).find(
+      (o) => o.kind === 'ValidatingAdmissionPolicy',
+    )!;
+    expect(guard(one<K8sObject>(objs, 'ValidatingAdmissionPolicy'))).toBe(
+      guard(configGuard)
+        .replace(
+          "object.metadata.name == 'sluice-controller-release'",
+          "object.metadata.name in ['ops-rel-sluice-controller-release', 'rel-sluice-controller-release']",
+        )
+        .replace(
+          '(sluice-controller-release)',
+          '(ops-rel-sluice-controller-release, rel-sluice-controller-release)',
+        )
+        .replaceAll('sluice-system:sluice-controller', 'ops:rel-sluice-controller')
+        .replace("name == 'sluice-controller'", "name == 'rel-sluice-controller'")
+        .replace("namespace == 'sluice-system'", "namespace == 'ops'"),
     );
     const d = one<V1Deployment>(objs, 'Deployment', 'rel-sluice-controller');
     expectHardenedController(d);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOLD_FINALIZER } from '../../../src/controller/uninstall.ts';
 import { startNats } from '../../harness/nats.ts';
 import { waitFor } from '../../harness/proc.ts';
+import { run } from '../../harness/run.ts';
 import { serviceAccountKubeconfig } from '../../harness/service-account.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { type SluiceProcess, startSluice } from '../../harness/sluice-process.ts';
@@ -98,6 +99,62 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
     expect(ms).toBeLessThan(LIMIT_MS);
     expect(await apps.streamExists()).toBe(false);
     expect(await apps.buckets()).toEqual([]);
+  });
+
+  // The adversary's break (issue 18, second pass, 4): with `create` on RBAC objects, a stolen
+  // controller token could bind any identity to the controller's rights for good. The admission
+  // policy in config/rbac leaves it its release grant only.
+  it("the controller's token can create its release grant and nothing else", async () => {
+    const sa = await serviceAccountKubeconfig(bed.cp.kubeConfig(), SYS, 'sluice-controller');
+    const asController = (...args: string[]) => run(findTool('kubectl').path!, ['--kubeconfig', sa, ...args]);
+    const refused = [
+      ['create', 'clusterrolebinding', 'adv-mallory', '--clusterrole=sluice-controller', '--user=mallory'],
+      ['create', 'clusterrole', 'adv-secrets', '--verb=get,list', '--resource=secrets'],
+      [
+        'create',
+        'rolebinding',
+        'sluice-controller-release',
+        '-n',
+        SYS,
+        '--clusterrole=sluice-controller',
+        '--user=mallory',
+      ],
+      ['create', 'clusterrole', 'sluice-controller-release', '--verb=list', '--resource=secrets'],
+      // Its own binding: patchable for the finalizer hold, not for its subjects.
+      [
+        'patch',
+        'clusterrolebinding',
+        'sluice-controller',
+        '--type=json',
+        '-p',
+        '[{"op":"add","path":"/subjects/-","value":{"kind":"User","name":"mallory","apiGroup":"rbac.authorization.k8s.io"}}]',
+      ],
+      [
+        'patch',
+        'clusterrole',
+        'sluice-controller',
+        '--type=json',
+        '-p',
+        '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["secrets"],"verbs":["list"]}}]',
+      ],
+    ];
+    for (const args of refused) {
+      const r = await asController(...args);
+      expect(r.code, `${args.join(' ')}: ${r.stdout}`).not.toBe(0);
+      expect(r.stderr).toContain('sluice-controller-release-grant');
+    }
+    const ok = await asController(
+      'create',
+      'role',
+      'sluice-controller-release',
+      '-n',
+      SYS,
+      '--verb=get,patch',
+      '--resource=serviceaccounts',
+      '--resource-name=sluice-controller',
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    await kubectl('delete', 'role', 'sluice-controller-release', '-n', SYS);
   });
 
   it('kubectl delete -f install.yaml with objects present completes, cleaning streams while the controller lives', async () => {
