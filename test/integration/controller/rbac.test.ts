@@ -1,13 +1,12 @@
 // The controller works with nothing but the RBAC in config/rbac: it runs as the
 // sluice-controller ServiceAccount (a real token from the TokenRequest API), reconciles every
 // kind, and its log shows no "forbidden".
-import { readFileSync, writeFileSync } from 'node:fs';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { installCrds } from '../../harness/crds.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { run } from '../../harness/run.ts';
+import { serviceAccountKubeconfig } from '../../harness/service-account.ts';
 import {
   kubeConfig,
   kubeconfigPath,
@@ -38,32 +37,7 @@ describe.skipIf(missing)(`controller with least-privilege RBAC${skipNote(missing
     }
     const applied = await run(kubectl.path!, ['--kubeconfig', kubeconfigPath()!, 'apply', '-k', rbacDir]);
     expect(applied.stderr).toBe('');
-    const token = await core.createNamespacedServiceAccountToken({
-      name: 'sluice-controller',
-      namespace: 'sluice-system',
-      body: { spec: { expirationSeconds: 3600 } },
-    });
-    const admin = kc.getCurrentCluster()!;
-    const saConfig = `${kubeconfigPath()}.sluice-controller`;
-    writeFileSync(
-      saConfig,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          {
-            name: 'c',
-            cluster: {
-              server: admin.server,
-              'certificate-authority-data': admin.caData ?? readFileSync(admin.caFile!).toString('base64'),
-            },
-          },
-        ],
-        users: [{ name: 'sa', user: { token: token.status?.token } }],
-        contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
-        'current-context': 'sa',
-      }),
-    );
+    const saConfig = await serviceAccountKubeconfig(kc, 'sluice-system', 'sluice-controller');
     ctl = await startSluice([
       'controller',
       '--kubeconfig',
