@@ -16,7 +16,9 @@ import { posix } from 'node:path';
  * - hostPath: hostPath volumes;
  * - root: runAsUser 0;
  * - runtime: environment variables and mounts that change the program the pod runs (NODE_*,
- *   LD_*, PATH, ..., envFrom without a safe prefix, mounts over the image's code and libraries).
+ *   LD_*, BASH_*, PATH, SLUICE_NODE*, ..., envFrom without a safe prefix, mounts over the image's
+ *   code and libraries). sluice's own tunables (SLUICE_WEBHOOK_*, SLUICE_STOP_GRACE_MS, ...) stay
+ *   the author's; a new variable that picks code (a binary, flags, module paths) belongs here.
  */
 export const POD_GRANTS = ['privileged', 'hostPath', 'root', 'runtime'] as const;
 export type PodGrant = (typeof POD_GRANTS)[number];
@@ -47,7 +49,11 @@ export const CONTROLLER_ENV: ReadonlySet<string> = new Set([
   'POD_NAMESPACE',
 ]);
 
+/** Of those, the ones an author may set for their own pods (the controller then leaves its value out). */
+export const AUTHOR_ENV: ReadonlySet<string> = new Set(['SLUICE_LOG_LEVEL']);
+
 const SHELL = 'the bash script that starts sluice';
+const NODE_BINARY = 'which Node.js binary sluice runs';
 /** Name prefixes read by what starts and runs the sluice runtime, and what they steer. */
 const RUNTIME_PREFIXES: ReadonlyArray<readonly [string, string]> = [
   ['NODE_', 'Node.js options, module paths and TLS checks'],
@@ -56,7 +62,7 @@ const RUNTIME_PREFIXES: ReadonlyArray<readonly [string, string]> = [
   ['OPENSSL_', 'OpenSSL configuration, which can load modules'],
   ['GCONV_', "glibc's character-set modules"],
   ['KUBERNETES_', 'where the pod sends its ServiceAccount token'],
-  ['SLUICE_', "sluice's own settings"],
+  ['SLUICE_NODE', NODE_BINARY],
 ];
 /** Whole names with the same effect. */
 const RUNTIME_NAMES: Readonly<Record<string, string>> = {
@@ -71,13 +77,16 @@ const RUNTIME_NAMES: Readonly<Record<string, string>> = {
   GLOBIGNORE: SHELL,
   KUBECONFIG: 'the Kubernetes client configuration, which can run programs',
   GLIBC_TUNABLES: 'glibc internals',
+  XDG_CACHE_HOME: NODE_BINARY,
+  SLUICE_CACHE: NODE_BINARY,
+  SLUICE_SENSOR_NODE_FLAGS: 'the Node.js flags of sluice sensor',
 };
 /** Runtime names that only add trust anchors for outgoing TLS: left to the author. */
 const RUNTIME_ALLOWED: ReadonlySet<string> = new Set(['NODE_EXTRA_CA_CERTS']);
 
 /** Why the variable `name` is refused, or undefined when the author may set it. */
 export function envNameRisk(name: string): Risk | undefined {
-  if (CONTROLLER_ENV.has(name))
+  if (CONTROLLER_ENV.has(name) && !AUTHOR_ENV.has(name))
     return { at: '', why: `${name} is set by the controller for the runtime and cannot be overridden` };
   if (RUNTIME_ALLOWED.has(name)) return undefined;
   const what = RUNTIME_NAMES[name] ?? RUNTIME_PREFIXES.find(([p]) => name.startsWith(p))?.[1];

@@ -13,6 +13,8 @@ export const ENV_OBJECT = 'SLUICE_OBJECT';
 export const ENV_BUS = 'SLUICE_BUS';
 /** Env var carrying the bus credential, from the bus Secret. */
 export const ENV_BUS_CREDENTIAL = 'SLUICE_BUS_CREDENTIAL';
+/** Env var with the runtime's log level (the controller's --log-level for runtimes, or the template's). */
+export const ENV_LOG_LEVEL = 'SLUICE_LOG_LEVEL';
 /** Env vars carrying a client certificate and key for the bus (jetstreamExotic.tls), from Secrets. */
 export const ENV_BUS_TLS_CERT = 'SLUICE_BUS_TLS_CERT';
 export const ENV_BUS_TLS_KEY = 'SLUICE_BUS_TLS_KEY';
@@ -125,6 +127,7 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
     },
     spec: obj.spec,
   };
+  const own = (tpl.container?.env as V1EnvVar[] | undefined) ?? [];
   const env: V1EnvVar[] = [
     { name: ENV_OBJECT, value: b64(handedOver) },
     { name: ENV_BUS, value: b64(opts.bus) },
@@ -147,8 +150,11 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
     ).flatMap(([name, sel]) =>
       sel ? [{ name, valueFrom: { secretKeyRef: { name: sel.name, key: sel.key } } }] : [],
     ),
-    ...(opts.logLevel ? [{ name: 'SLUICE_LOG_LEVEL', value: opts.logLevel }] : []),
-    ...((tpl.container?.env as V1EnvVar[] | undefined) ?? []),
+    // The template may choose its own pods' log level (the only variable of ours it may set).
+    ...(opts.logLevel && !own.some((e) => e.name === ENV_LOG_LEVEL)
+      ? [{ name: ENV_LOG_LEVEL, value: opts.logLevel }]
+      : []),
+    ...own,
   ];
   const c = tpl.container;
   const container: V1Container = {

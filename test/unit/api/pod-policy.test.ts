@@ -11,7 +11,13 @@ import {
   podPolicyFromEnv,
   podSettingRefusals,
 } from '../../../src/api/pod-policy.ts';
-import { CONTROLLER_ENV, envFromPrefixRisk, envNameRisk, mountPathRisk } from '../../../src/api/pod-risks.ts';
+import {
+  AUTHOR_ENV,
+  CONTROLLER_ENV,
+  envFromPrefixRisk,
+  envNameRisk,
+  mountPathRisk,
+} from '../../../src/api/pod-risks.ts';
 import { validateText } from '../../../src/api/validate.ts';
 import { lint } from '../../../src/cli/lint.ts';
 import { deploymentFor } from '../../../src/controller/resources/workload.ts';
@@ -100,6 +106,9 @@ describe('pod policy: environment', () => {
       'OPENSSL_CONF',
       'GCONV_PATH',
       'SLUICE_NODE',
+      'SLUICE_NODE_VERSION',
+      'SLUICE_CACHE',
+      'XDG_CACHE_HOME',
       'SLUICE_SENSOR_NODE_FLAGS',
     ])
       expect(envNameRisk(n)?.grant, n).toBe('runtime');
@@ -116,18 +125,22 @@ describe('pod policy: environment', () => {
       'TZ',
       'NODE_EXTRA_CA_CERTS',
       'MY_NODE_NAME',
+      'SLUICE_LOG_LEVEL',
+      'SLUICE_WEBHOOK_MAX_CONNECTIONS',
+      'SLUICE_STOP_GRACE_MS',
+      'SLUICE_ACK_WAIT_MS',
     ])
       expect(envNameRisk(n), n).toBeUndefined();
   });
 
-  it('every variable the controller puts on a runtime container is one an author cannot override', () => {
-    const d = deploymentFor(
+  const runtimeEnv = (template: Record<string, unknown>) =>
+    deploymentFor(
       { apiVersion: 'argoproj.io/v1alpha1', kind: 'Sensor', name: 's', namespace: 'n', uid: 'u' },
       {
         apiVersion: 'argoproj.io/v1alpha1',
         kind: 'Sensor',
         metadata: { name: 's', namespace: 'n', uid: 'u' },
-        spec: {},
+        spec: { template },
       },
       {
         image: 'sluice:test',
@@ -140,18 +153,48 @@ describe('pod policy: environment', () => {
         },
         logLevel: 'debug',
       },
-    );
-    const names = d.spec!.template.spec!.containers[0]!.env!.map((e) => e.name);
+    ).spec!.template.spec!.containers[0]!.env!;
+
+  it('every variable the controller puts on a runtime container is one an author cannot override', () => {
+    const names = runtimeEnv({}).map((e) => e.name);
     expect(names.length).toBeGreaterThan(6);
-    for (const n of names) expect(CONTROLLER_ENV.has(n), n).toBe(true);
+    for (const n of names) {
+      expect(CONTROLLER_ENV.has(n), n).toBe(true);
+      if (!AUTHOR_ENV.has(n)) expect(envNameRisk(n)?.grant, n).toBeUndefined();
+      if (!AUTHOR_ENV.has(n)) expect(envNameRisk(n), n).toBeDefined();
+    }
+  });
+
+  it("the template's SLUICE_LOG_LEVEL replaces the controller's, once", () => {
+    const env = runtimeEnv({ container: { env: [{ name: 'SLUICE_LOG_LEVEL', value: 'trace' }] } });
+    expect(env.filter((e) => e.name === 'SLUICE_LOG_LEVEL')).toEqual([
+      { name: 'SLUICE_LOG_LEVEL', value: 'trace' },
+    ]);
+    expect(runtimeEnv({}).filter((e) => e.name === 'SLUICE_LOG_LEVEL')).toEqual([
+      { name: 'SLUICE_LOG_LEVEL', value: 'debug' },
+    ]);
+  });
+
+  it('every variable the launch scripts (bin/sluice, scripts/node.sh) read is a runtime one', () => {
+    const root = new URL('../../../', import.meta.url).pathname;
+    const text = ['bin/sluice', 'scripts/node.sh'].map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
+    const read = new Set([...text.matchAll(/\$\{?([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!));
+    // The scripts' own variables (set before use, not from the environment).
+    for (const m of text.matchAll(/^\s*(?:export\s+)?([A-Z][A-Z0-9_]*)=(.*)$/gm))
+      if (!new RegExp(`\\$\\{?${m[1]}\\b`).test(m[2]!)) read.delete(m[1]!);
+    // glibc malloc tuning the script defaults: no code is chosen by it.
+    for (const n of ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_ARENA_MAX']) read.delete(n);
+    expect([...read]).toContain('SLUICE_SENSOR_NODE_FLAGS');
+    for (const n of read) expect(envNameRisk(n)?.grant, n).toBe('runtime');
   });
 
   it('envFrom needs a prefix that cannot spell a runtime variable', () => {
     expect(envFromPrefixRisk(undefined)?.grant).toBe('runtime');
     expect(envFromPrefixRisk('')?.grant).toBe('runtime');
-    for (const p of ['NODE_', 'NO', 'N', 'LD_', 'P', 'PA', 'KUBE', 'SLUICE_X_', 'BASH_FUNC_'])
+    for (const p of ['NODE_', 'NO', 'N', 'LD_', 'P', 'PA', 'KUBE', 'SLUICE_', 'SLUICE_N', 'BASH_FUNC_'])
       expect(envFromPrefixRisk(p)?.grant, p).toBe('runtime');
-    for (const p of ['APP_', 'AWS_', 'MY_', 'CONFIG_']) expect(envFromPrefixRisk(p), p).toBeUndefined();
+    for (const p of ['APP_', 'AWS_', 'MY_', 'CONFIG_', 'SLUICE_WEBHOOK_'])
+      expect(envFromPrefixRisk(p), p).toBeUndefined();
   });
 });
 
