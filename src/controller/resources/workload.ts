@@ -4,7 +4,15 @@
 // Pure: object in, manifests out.
 import type { V1Container, V1Deployment, V1EnvVar, V1Service } from '@kubernetes/client-node';
 import type { Template } from '../../api/common.ts';
-import { ANNOTATION_SPEC_HASH, childMeta, dnsName, type Owner, selectorLabels, specHash } from './common.ts';
+import {
+  ANNOTATION_SPEC_HASH,
+  childMeta,
+  dnsName,
+  type Owner,
+  selectorLabels,
+  specHash,
+  withSecurityDefaults,
+} from './common.ts';
 
 export const METRICS_PORT = 7777;
 /** Env var carrying the object (JSON, base64) the runtime runs. */
@@ -71,11 +79,16 @@ interface RunnableObject {
   spec: { template?: Template; replicas?: number; service?: unknown; [key: string]: unknown };
 }
 
+/**
+ * The restricted Pod Security Standard for the runtime container; a template's securityContext is
+ * laid over it field by field (withSecurityDefaults).
+ */
 const DEFAULT_CONTAINER_SECURITY = {
   allowPrivilegeEscalation: false,
   readOnlyRootFilesystem: true,
   runAsNonRoot: true,
   capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
 };
 
 export function workloadName(obj: { kind: string; metadata: { name: string } }): string {
@@ -177,7 +190,7 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
       timeoutSeconds: PROBE_TIMEOUT_S,
       failureThreshold: 3,
     },
-    securityContext: (c?.securityContext as never) ?? DEFAULT_CONTAINER_SECURITY,
+    securityContext: withSecurityDefaults(DEFAULT_CONTAINER_SECURITY, c?.securityContext) as never,
     ...(c?.resources ? { resources: c.resources as never } : {}),
   };
   const tmp = scratchTmp(c?.volumeMounts as Mount[] | undefined, tpl.volumes as Volume[] | undefined);
