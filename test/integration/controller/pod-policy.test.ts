@@ -3,7 +3,8 @@
 // Deployed=False/PodSettingRefused and a Warning event naming each field, and no Deployment; an
 // edit that adds a privilege leaves the running Deployment unchanged; a managed EventBus asking for
 // a privileged server makes nothing; an upstream manifest with volumes, env and resources deploys;
-// a cluster admin's grant (--allow-pod-settings) lets the refused Sensor through.
+// a cluster admin's grant (--allow-pod-settings) lets the refused Sensor through. The namespace
+// enforces the restricted Pod Security Standard, which the upstream manifest's pod passes.
 import { existsSync, readFileSync } from 'node:fs';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,7 +122,10 @@ describe.skipIf(missing)(`pod policy in the controller${skipNote(missing)}`, () 
     custom = kc.makeApiClient(CustomObjectsApi);
     apps = kc.makeApiClient(AppsV1Api);
     http = new KubeHttp(kc);
-    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+    // Pod Security Admission enforces "restricted" here: the runtime pods must pass it as made.
+    await kc.makeApiClient(CoreV1Api).createNamespace({
+      body: { metadata: { name: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+    });
     await start({});
     await create('EventBus', 'default', { jetstreamExotic: { url: natsUrl() } });
     await waitCond('EventBus', 'default', 'Ready', { status: 'True' });
@@ -226,6 +230,17 @@ describe.skipIf(missing)(`pod policy in the controller${skipNote(missing)}`, () 
       expect(main.envFrom).toEqual([{ prefix: 'APP_', configMapRef: { name: 'app-config' } }]);
       expect(main.resources?.limits).toEqual({ memory: '128Mi' });
       expect(main.securityContext?.runAsUser).toBe(1000);
+      // The pod the ReplicaSet would make passes the restricted Pod Security Standard (server dry run).
+      const core = kc.makeApiClient(CoreV1Api);
+      await core.createNamespacedServiceAccount({
+        namespace: ns,
+        body: { metadata: { name: 'operate-workflow-sa' } },
+      });
+      await core.createNamespacedPod({
+        namespace: ns,
+        dryRun: 'All',
+        body: { metadata: { name: 'restricted-check' }, spec: pod },
+      });
     },
   );
 
