@@ -48,14 +48,14 @@ export interface PodRefusal {
 
 /**
  * "privileged,hostPath" (commas or spaces; "" or undefined: none) → the grants. Throws an Error
- * naming the accepted words on an unknown one.
+ * naming `source` (the flag or the variable it came from) and the accepted words on an unknown one.
  */
-export function parsePodGrants(text: string | undefined): PodGrant[] {
+export function parsePodGrants(text: string | undefined, source: string = ALLOW_FLAG): PodGrant[] {
   const words = (text ?? '').split(/[\s,]+/).filter(Boolean);
   const bad = words.filter((w) => !(POD_GRANTS as readonly string[]).includes(w));
   if (bad.length)
     throw new Error(
-      `${ALLOW_FLAG}: unknown ${bad.map((b) => JSON.stringify(b)).join(', ')}; use a comma-separated list of ${POD_GRANTS.join(', ')}`,
+      `${source}: unknown ${bad.map((b) => JSON.stringify(b)).join(', ')}; use a comma-separated list of ${POD_GRANTS.join(', ')}`,
     );
   return [...new Set(words as PodGrant[])];
 }
@@ -72,7 +72,7 @@ export function podPolicyFromEnv(
   const ns = env.POD_NAMESPACE;
   const sa = env.SLUICE_SERVICE_ACCOUNT;
   return {
-    allow: parsePodGrants(allow ?? env[ALLOW_ENV]),
+    allow: allow !== undefined ? parsePodGrants(allow) : parsePodGrants(env[ALLOW_ENV], ALLOW_ENV),
     ...(ns && sa ? { controllerServiceAccount: { namespace: ns, name: sa } } : {}),
   };
 }

@@ -400,6 +400,9 @@ describe('pod policy: grants and sluice lint', () => {
       SLUICE_SERVICE_ACCOUNT: 'ctl',
     });
     expect(p).toEqual({ allow: ['root'], controllerServiceAccount: { namespace: 'sys', name: 'ctl' } });
+    expect(() => podPolicyFromEnv({ SLUICE_ALLOW_POD_SETTINGS: 'all' })).toThrow(
+      /^SLUICE_ALLOW_POD_SETTINGS: unknown "all"/,
+    );
     // The flag wins over the environment.
     expect(podPolicyFromEnv({ SLUICE_ALLOW_POD_SETTINGS: 'root' }, 'hostPath').allow).toEqual(['hostPath']);
   });
