@@ -15,11 +15,14 @@ import {
   containerSecurityRisks,
   envFromPrefixRisk,
   envNameRisk,
+  isRec,
+  list,
   mountPathRisk,
   POD_GRANTS,
   type PodGrant,
   podMetaRisk,
   podSecurityRisks,
+  type Rec,
   type Risk,
 } from './pod-risks.ts';
 
@@ -77,9 +80,6 @@ export function podPolicyFromEnv(
   };
 }
 
-type Rec = Record<string, unknown>;
-const isRec = (v: unknown): v is Rec => !!v && typeof v === 'object' && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 type Add = (base: string, risks: ReadonlyArray<Risk | undefined>) => void;
 
 /** `base` and a map key, as messages name fields: a.b, or a["k8s.io/x"] for other keys. */

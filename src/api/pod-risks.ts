@@ -32,9 +32,11 @@ export interface Risk {
   why: string;
 }
 
-type Rec = Record<string, unknown>;
-const isRec = (v: unknown): v is Rec => !!v && typeof v === 'object' && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+export type Rec = Record<string, unknown>;
+/** A JSON object (not an array, not null). */
+export const isRec = (v: unknown): v is Rec => !!v && typeof v === 'object' && !Array.isArray(v);
+/** The array `v`, or [] for anything else. */
+export const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** Variables the controller sets on every EventSource/Sensor container (resources/workload.ts). */
 export const CONTROLLER_ENV: ReadonlySet<string> = new Set([
