@@ -1,5 +1,6 @@
 // `sluice controller`: the operator process.
 
+import { type PodPolicy, podPolicyFromEnv } from '../api/pod-policy.ts';
 import { busOperations } from '../controller/bus-ops.ts';
 import { Controller } from '../controller/controller.ts';
 import { selfRefsFromEnv } from '../controller/uninstall.ts';
@@ -8,6 +9,7 @@ import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { startOpsServer } from '../observability/server.ts';
 import { VERSION } from '../version.ts';
+import { CliError } from './errors.ts';
 
 export interface ControllerFlags {
   kubeconfig?: string;
@@ -23,6 +25,7 @@ export interface ControllerFlags {
   natsImage: string;
   natsReloaderImage?: string;
   workers: string;
+  allowPodSettings?: string;
   logLevel?: string;
 }
 
@@ -32,6 +35,12 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     ...(flags.logLevel ? { level: flags.logLevel } : {}),
   });
   setRootLogger(log);
+  let podPolicy: PodPolicy;
+  try {
+    podPolicy = podPolicyFromEnv(process.env, flags.allowPodSettings);
+  } catch (err) {
+    throw new CliError('Usage', (err as Error).message);
+  }
   // Not client-node's KubeConfig: importing that library alone costs ~86 MiB of resident memory.
   const kc = flags.kubeconfig ? SimpleKubeConfig.loadFile(flags.kubeconfig) : SimpleKubeConfig.loadDefault();
   const podNamespace = process.env.POD_NAMESPACE;
@@ -49,6 +58,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     natsImage: flags.natsImage,
     ...(flags.natsReloaderImage ? { natsReloaderImage: flags.natsReloaderImage } : {}),
     workers: Number(flags.workers),
+    podPolicy,
     // Its own Deployment, ClusterRoleBinding and ServiceAccount (uninstall; see controller/uninstall.ts).
     self: selfRefsFromEnv(),
     ...(namespace ? { namespace } : {}),
@@ -81,6 +91,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
       metricsPort: ops.port,
       namespace: namespace ?? '(all)',
       leaderElect: flags.leaderElect,
+      allowPodSettings: [...(podPolicy.allow ?? [])].join(',') || '(none)',
     },
     'starting controller',
   );

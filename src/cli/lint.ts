@@ -6,6 +6,7 @@
 // "-" reads the manifests from standard input.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
+import { type PodPolicy, podPolicyFromEnv, podSettingRefusals } from '../api/pod-policy.ts';
 import type { SensorSpec } from '../api/sensor.ts';
 import { parseStreamConfig, streamSettingWarnings } from '../api/stream-config.ts';
 import { type LoadedObject, type Problem, validateText } from '../api/validate.ts';
@@ -104,12 +105,31 @@ export function sensorProblems(o: LoadedObject): Problem[] {
   return out;
 }
 
+/**
+ * Pod settings the controller would refuse under `policy` (the same check, pod-policy.ts): the
+ * object would be accepted by the API server and then never deployed.
+ */
+export function podProblems(o: LoadedObject, policy: PodPolicy): Problem[] {
+  const object = `${o.kind}/${o.name}`;
+  return podSettingRefusals(o.value as { kind: string }, policy).map((r) => ({
+    object,
+    path: r.path,
+    message: r.message,
+  }));
+}
+
 /** One file's findings, printed and counted into `summary`. */
-function lintFile(name: string, text: string, write: (line: string) => void, summary: LintSummary): number {
+function lintFile(
+  name: string,
+  text: string,
+  write: (line: string) => void,
+  summary: LintSummary,
+  policy: PodPolicy,
+): number {
   const result = validateText(text);
   const problems = [...result.problems];
   for (const o of result.objects) {
-    const more = sensorProblems(o).map((p) => ({ ...p, line: o.line }));
+    const more = [...sensorProblems(o), ...podProblems(o, policy)].map((p) => ({ ...p, line: o.line }));
     if (more.length) problems.push(...more);
     else summary.objects++;
   }
@@ -149,6 +169,7 @@ export function lint(
   paths: string[],
   write: (line: string) => void,
   read: (file: string) => string = (file) => readFileSync(file, 'utf8'),
+  policy: PodPolicy = {},
 ): LintSummary {
   const summary: LintSummary = { files: 0, objects: 0, problems: 0, warnings: 0, unreadable: 0 };
   const cannotRead = (name: string, err: unknown) => {
@@ -178,7 +199,7 @@ export function lint(
         continue;
       }
       try {
-        documents += lintFile(name, text, write, summary);
+        documents += lintFile(name, text, write, summary, policy);
       } catch (err) {
         // Every reader above reports its own problems; this is the guard against a stack trace.
         write(`${name}: cannot check: ${(err as Error).message}`);
@@ -201,9 +222,19 @@ export function lint(
  * `sluice lint PATH...`: exit status 0 clean, 1 problems found, 2 a file that could not be read.
  * A path given that does not exist throws (a one-line user error, nothing checked).
  */
-export async function runLint(paths: string[], opts: { quiet?: boolean }): Promise<number> {
+export async function runLint(
+  paths: string[],
+  opts: { quiet?: boolean; allowPodSettings?: string },
+): Promise<number> {
   if (paths.length === 0) {
     throw new CliError('Usage', 'give at least one file or folder, or "-" for standard input');
+  }
+  let policy: PodPolicy;
+  try {
+    // The controller's own environment (kubectl exec into it) gives the same answers it would.
+    policy = podPolicyFromEnv(process.env, opts.allowPodSettings);
+  } catch (err) {
+    throw new CliError('Usage', (err as Error).message);
   }
   for (const p of paths) if (p !== STDIN) statSync(p);
   const stdin = readsStdin(paths) ? await readStdin() : '';
@@ -215,6 +246,7 @@ export async function runLint(paths: string[], opts: { quiet?: boolean }): Promi
     paths,
     (line) => process.stdout.write(`${line}\n`),
     (file) => (file === STDIN ? stdin : readFileSync(file, 'utf8')),
+    policy,
   );
   if (!opts.quiet) {
     const unreadable = summary.unreadable ? `, ${summary.unreadable} unreadable` : '';

@@ -4,7 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { LOG_LEVELS } from '../observability/log-levels.ts';
 import { VERSION } from '../version.ts';
-import { count, logLevel, port } from './args.ts';
+import { count, logLevel, podGrants, port } from './args.ts';
 import { exitOnError, USER_ERROR_EXIT } from './errors.ts';
 
 /**
@@ -51,6 +51,11 @@ program
     'config reloader sidecar of managed buses, taking nats-server-config-reloader flags (default: the sluice image running `sluice nats-reloader`)',
   )
   .option('--workers <n>', 'reconcile workers per kind', count, '4')
+  .option(
+    '--allow-pod-settings <list>',
+    'pod settings EventSource/Sensor/EventBus authors may use, comma-separated: privileged, hostPath, root, runtime (default: $SLUICE_ALLOW_POD_SETTINGS or none; see README, Security)',
+    podGrants,
+  )
   .option(
     '--log-level <level>',
     `log level (${LOG_LEVELS.join(', ')}; default: $SLUICE_LOG_LEVEL or info)`,
@@ -187,7 +192,12 @@ program
   .description('validate manifests offline against the sluice schemas')
   .argument('<paths...>', 'manifest files or folders (YAML/JSON, multi-document); "-" reads standard input')
   .option('-q, --quiet', 'print problems only, no summary line')
-  .action(async (paths: string[], opts: { quiet?: boolean }) => {
+  .option(
+    '--allow-pod-settings <list>',
+    'check pod settings as a controller given this flag would (default: $SLUICE_ALLOW_POD_SETTINGS or none)',
+    podGrants,
+  )
+  .action(async (paths: string[], opts: { quiet?: boolean; allowPodSettings?: string }) => {
     await exitOnError('lint', async () => {
       const { runLint } = await import('./lint.ts');
       process.exitCode = await runLint(paths, opts);

@@ -1,5 +1,6 @@
 // What every reconciler gets: API access, the informer caches, options, the bus operations and
 // a clock. Reconcilers are functions of (context, key); all I/O goes through these members.
+import type { PodPolicy } from '../../api/pod-policy.ts';
 import type { BusLimits } from '../../bus/placement.ts';
 import type { BucketSpec } from '../../bus/source-state.ts';
 import type { EventRecorder } from '../../kube/events.ts';
@@ -102,6 +103,12 @@ export interface ControllerOptions {
   natsReloaderImage?: string;
   /** Log level handed to runtime pods. */
   runtimeLogLevel?: string;
+  /**
+   * Which pod settings of the objects' templates the controller copies into their pods (none of
+   * the privileged, hostPath, root and runtime ones by default; never its own ServiceAccount).
+   * An object asking for more is not deployed: `Deployed=False`, reason `PodSettingRefused`.
+   */
+  podPolicy?: PodPolicy;
   /**
    * Put sluice's finalizers on objects (default true). false (`--namespaced`: the controller's
    * rights are a Role in the namespace it manages, deleted with it) puts none, removes any an

@@ -32,6 +32,7 @@ import {
   within,
 } from './context.ts';
 import { cleanDeleted, dropFinalizers, finalizersOff, rememberBus } from './deleted.ts';
+import { podPolicyBlock } from './pod-policy.ts';
 import { writeStatus } from './status.ts';
 
 const RETRY_UNREACHABLE_MS = 15_000;
@@ -362,6 +363,13 @@ export async function reconcileEventBus(
         },
       ]),
     );
+    return;
+  }
+
+  const blocked = podPolicyBlock(ctx, bus);
+  if (blocked) {
+    emitEvent(ctx, bus, 'Warning', blocked.reason, 'Reconcile', blocked.message ?? '');
+    await writeStatus(ctx, bus, withReady([blocked]));
     return;
   }
 

@@ -40,6 +40,7 @@ import {
 } from './context.ts';
 import { cleanDeleted, dropFinalizers, finalizersOff, goneBusConnection } from './deleted.ts';
 import { busConnection } from './eventbus.ts';
+import { podPolicyBlock } from './pod-policy.ts';
 import {
   availableCell,
   busBlocks,
@@ -381,6 +382,12 @@ export async function reconcileEventSource(
   const conditions: ConditionInput[] = [
     { type: 'SourcesProvided', status: 'True', reason: 'Provided', message: `${used.join(', ')}` },
   ];
+  const blocked = podPolicyBlock(ctx, obj);
+  if (blocked) {
+    conditions.push(blocked, unsupported('source', used, SUPPORTED_SOURCE_TYPES));
+    await report(ctx, obj, conditions, undefined);
+    return;
+  }
   const d = await deploy(ctx, obj, obj.spec ?? {}, async () => {
     try {
       const conn = await stateBus(ctx, obj);
@@ -507,6 +514,12 @@ export async function reconcileSensor(
           message: 'spec.triggers is empty',
         },
   ];
+  const blocked = podPolicyBlock(ctx, obj);
+  if (blocked) {
+    conditions.push(blocked, unsupported('trigger', usedTypes, SUPPORTED_TRIGGER_TYPES));
+    await report(ctx, obj, conditions, undefined);
+    return;
+  }
   // Its consumers and KV buckets exist before it runs (and before it is deployed), owned by the
   // controller: the finalizer deletes them with the Sensor.
   const d = await deploy(ctx, obj, obj.spec ?? {}, async () => {

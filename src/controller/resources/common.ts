@@ -86,3 +86,30 @@ export function dnsName(base: string, max = 63): string {
   const h = createHash('sha256').update(base).digest('hex').slice(0, 8);
   return `${base.slice(0, max - 9)}-${h}`;
 }
+
+type SecurityContext = Record<string, unknown>;
+const caps = (sc: SecurityContext) =>
+  ((sc.capabilities as { add?: unknown[] } | undefined)?.add ?? []).map((c) =>
+    String(c).toUpperCase().replace(/^CAP_/, ''),
+  );
+
+/**
+ * The securityContext a template gives, over sluice's `defaults`: each field the template sets
+ * wins and the others keep their default, so a template that only sets `runAsUser` still drops
+ * every capability and keeps a read-only root (`capabilities` merge one level down). Defaults that
+ * would contradict what the template asks are left out: `runAsNonRoot` under `runAsUser: 0` (the
+ * kubelet would refuse to start it), `allowPrivilegeEscalation: false` under `privileged` or an
+ * added SYS_ADMIN (the API server refuses the pair). No template value: the defaults. Pure.
+ */
+export function withSecurityDefaults(defaults: SecurityContext, given: unknown): SecurityContext {
+  if (!given || typeof given !== 'object' || Array.isArray(given)) return defaults;
+  const sc = given as SecurityContext;
+  const base: SecurityContext = { ...defaults };
+  if (sc.runAsUser === 0 && sc.runAsNonRoot === undefined) delete base.runAsNonRoot;
+  if ((sc.privileged === true || caps(sc).includes('SYS_ADMIN')) && sc.allowPrivilegeEscalation === undefined)
+    delete base.allowPrivilegeEscalation;
+  const merged: SecurityContext = { ...base, ...sc };
+  if (base.capabilities && sc.capabilities && typeof sc.capabilities === 'object')
+    merged.capabilities = { ...(base.capabilities as object), ...(sc.capabilities as object) };
+  return merged;
+}

@@ -22,7 +22,15 @@ import type { Permissions } from '../../bus/permissions.ts';
 import type { BusPki } from '../../bus/pki.ts';
 import { busStoreLimits, EPHEMERAL_STORE_SIZE } from '../../bus/placement.ts';
 import { natsServerConfig, type TlsFiles } from '../../bus/server-config.ts';
-import { ANNOTATION_SPEC_HASH, childMeta, dnsName, type Owner, selectorLabels, specHash } from './common.ts';
+import {
+  ANNOTATION_SPEC_HASH,
+  childMeta,
+  dnsName,
+  type Owner,
+  selectorLabels,
+  specHash,
+  withSecurityDefaults,
+} from './common.ts';
 
 export const CLIENT_PORT = 4222;
 export const CLUSTER_PORT = 6222;
@@ -176,7 +184,7 @@ export function managedBusConfig(owner: Owner, spec: EventBusSpec, opts: Managed
   });
 }
 
-/** The restricted Pod Security Standard, for the server pods unless the spec sets its own. */
+/** The restricted Pod Security Standard for the server pods; the spec's own is laid over it (withSecurityDefaults). */
 const POD_SECURITY = {
   runAsNonRoot: true,
   runAsUser: 1000,
@@ -323,7 +331,7 @@ export function managedBusChildren(
           ...(js.nodeSelector ? { nodeSelector: js.nodeSelector } : {}),
           ...(js.tolerations ? { tolerations: js.tolerations as never } : {}),
           ...(js.affinity ? { affinity: js.affinity as never } : {}),
-          securityContext: (js.securityContext as never) ?? POD_SECURITY,
+          securityContext: withSecurityDefaults(POD_SECURITY, js.securityContext) as never,
           ...(js.imagePullSecrets ? { imagePullSecrets: js.imagePullSecrets } : {}),
           ...(js.priorityClassName ? { priorityClassName: js.priorityClassName } : {}),
           ...(js.priority !== undefined ? { priority: js.priority } : {}),
@@ -356,7 +364,7 @@ export function managedBusChildren(
               // Lame-duck mode on the way out, so clients move to other servers before this one stops.
               lifecycle: { preStop: { exec: { command: ['nats-server', '--signal', `ldm=${PID_FILE}`] } } },
               resources: (ct?.resources as never) ?? NATS_RESOURCES,
-              securityContext: (ct?.securityContext as never) ?? CONTAINER_SECURITY,
+              securityContext: withSecurityDefaults(CONTAINER_SECURITY, ct?.securityContext) as never,
             },
             {
               name: 'reloader',
@@ -380,7 +388,7 @@ export function managedBusChildren(
                 ...(opts.tls ? [{ name: 'tls', mountPath: TLS_DIR, readOnly: true }] : []),
               ],
               resources: (rt?.resources as never) ?? RELOADER_RESOURCES,
-              securityContext: (rt?.securityContext as never) ?? CONTAINER_SECURITY,
+              securityContext: withSecurityDefaults(CONTAINER_SECURITY, rt?.securityContext) as never,
             },
           ],
           volumes,

@@ -4,7 +4,15 @@
 // Pure: object in, manifests out.
 import type { V1Container, V1Deployment, V1EnvVar, V1Service } from '@kubernetes/client-node';
 import type { Template } from '../../api/common.ts';
-import { ANNOTATION_SPEC_HASH, childMeta, dnsName, type Owner, selectorLabels, specHash } from './common.ts';
+import {
+  ANNOTATION_SPEC_HASH,
+  childMeta,
+  dnsName,
+  type Owner,
+  selectorLabels,
+  specHash,
+  withSecurityDefaults,
+} from './common.ts';
 
 export const METRICS_PORT = 7777;
 /** Env var carrying the object (JSON, base64) the runtime runs. */
@@ -13,6 +21,8 @@ export const ENV_OBJECT = 'SLUICE_OBJECT';
 export const ENV_BUS = 'SLUICE_BUS';
 /** Env var carrying the bus credential, from the bus Secret. */
 export const ENV_BUS_CREDENTIAL = 'SLUICE_BUS_CREDENTIAL';
+/** Env var with the runtime's log level (the controller's --log-level for runtimes, or the template's). */
+export const ENV_LOG_LEVEL = 'SLUICE_LOG_LEVEL';
 /** Env vars carrying a client certificate and key for the bus (jetstreamExotic.tls), from Secrets. */
 export const ENV_BUS_TLS_CERT = 'SLUICE_BUS_TLS_CERT';
 export const ENV_BUS_TLS_KEY = 'SLUICE_BUS_TLS_KEY';
@@ -69,11 +79,16 @@ interface RunnableObject {
   spec: { template?: Template; replicas?: number; service?: unknown; [key: string]: unknown };
 }
 
+/**
+ * The restricted Pod Security Standard for the runtime container; a template's securityContext is
+ * laid over it field by field (withSecurityDefaults).
+ */
 const DEFAULT_CONTAINER_SECURITY = {
   allowPrivilegeEscalation: false,
   readOnlyRootFilesystem: true,
   runAsNonRoot: true,
   capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
 };
 
 export function workloadName(obj: { kind: string; metadata: { name: string } }): string {
@@ -125,6 +140,7 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
     },
     spec: obj.spec,
   };
+  const own = (tpl.container?.env as V1EnvVar[] | undefined) ?? [];
   const env: V1EnvVar[] = [
     { name: ENV_OBJECT, value: b64(handedOver) },
     { name: ENV_BUS, value: b64(opts.bus) },
@@ -147,8 +163,11 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
     ).flatMap(([name, sel]) =>
       sel ? [{ name, valueFrom: { secretKeyRef: { name: sel.name, key: sel.key } } }] : [],
     ),
-    ...(opts.logLevel ? [{ name: 'SLUICE_LOG_LEVEL', value: opts.logLevel }] : []),
-    ...((tpl.container?.env as V1EnvVar[] | undefined) ?? []),
+    // The template may choose its own pods' log level (the only variable of ours it may set).
+    ...(opts.logLevel && !own.some((e) => e.name === ENV_LOG_LEVEL)
+      ? [{ name: ENV_LOG_LEVEL, value: opts.logLevel }]
+      : []),
+    ...own,
   ];
   const c = tpl.container;
   const container: V1Container = {
@@ -171,7 +190,7 @@ export function deploymentFor(owner: Owner, obj: RunnableObject, opts: WorkloadO
       timeoutSeconds: PROBE_TIMEOUT_S,
       failureThreshold: 3,
     },
-    securityContext: (c?.securityContext as never) ?? DEFAULT_CONTAINER_SECURITY,
+    securityContext: withSecurityDefaults(DEFAULT_CONTAINER_SECURITY, c?.securityContext) as never,
     ...(c?.resources ? { resources: c.resources as never } : {}),
   };
   const tmp = scratchTmp(c?.volumeMounts as Mount[] | undefined, tpl.volumes as Volume[] | undefined);

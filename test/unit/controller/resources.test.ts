@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { EventBusSpec } from '../../../src/api/eventbus.ts';
 import { reloaderOptions } from '../../../src/controller/reconcile/eventbus.ts';
-import { ANNOTATION_SPEC_HASH, type Owner, specHash } from '../../../src/controller/resources/common.ts';
+import {
+  ANNOTATION_SPEC_HASH,
+  type Owner,
+  specHash,
+  withSecurityDefaults,
+} from '../../../src/controller/resources/common.ts';
 import { busNames, managedBusChildren, managedBusUrl } from '../../../src/controller/resources/eventbus.ts';
 import {
   deploymentFor,
@@ -126,6 +131,23 @@ describe('managed EventBus children', () => {
       { namespaceSelector: {}, podSelector: { matchLabels: { 'sluice.argoproj.io/bus-monitor': 'true' } } },
     ]);
     expect(np.spec!.podSelector!.matchLabels).toEqual(c.statefulSet.spec!.selector.matchLabels);
+  });
+
+  it('keeps the server pods non-root when the spec sets a securityContext of its own (fields laid over)', () => {
+    const own = EventBusSpec.parse({
+      jetstream: {
+        version: '2.12',
+        securityContext: { fsGroup: 2000 },
+        containerTemplate: { securityContext: { runAsUser: 2000 } },
+      },
+    });
+    const pod = managedBusChildren(busOwner, own, base).statefulSet.spec!.template.spec!;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, fsGroup: 2000 });
+    expect(pod.containers[0]!.securityContext).toMatchObject({
+      runAsUser: 2000,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
   });
 
   it('builds a hardened StatefulSet: restricted security context, limits, reloader, no secrets in env', () => {
@@ -332,6 +354,48 @@ describe('EventSource / Sensor workloads', () => {
     ]);
     expect(withVolumes('/tmp').volumes?.map((v) => v.name)).toEqual(['v']);
     expect(withVolumes('/tmp').containers[0]!.volumeMounts?.map((m) => m.mountPath)).toEqual(['/tmp']);
+  });
+
+  it("lays a template's securityContext over the restricted defaults instead of dropping them", () => {
+    const ctr = (securityContext?: Record<string, unknown>) =>
+      deploymentFor(owner, { ...sensor, spec: { template: { container: { securityContext } } } }, opts).spec!
+        .template.spec!.containers[0]!.securityContext;
+    const restricted = {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    };
+    expect(ctr()).toEqual(restricted);
+    // An upstream-style context that sets one field keeps the rest (it used to lose every default).
+    expect(ctr({ runAsUser: 1000 })).toEqual({ ...restricted, runAsUser: 1000 });
+    expect(ctr({ readOnlyRootFilesystem: false, capabilities: { add: ['NET_BIND_SERVICE'] } })).toEqual({
+      ...restricted,
+      readOnlyRootFilesystem: false,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+    });
+  });
+
+  it('leaves out defaults that contradict a granted privilege (pairs the API server or kubelet refuse)', () => {
+    const d = { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } };
+    expect(withSecurityDefaults(d, { privileged: true })).toEqual({
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+      privileged: true,
+    });
+    expect(withSecurityDefaults(d, { capabilities: { add: ['CAP_SYS_ADMIN'] } })).toEqual({
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'], add: ['CAP_SYS_ADMIN'] },
+    });
+    expect(withSecurityDefaults(d, { runAsUser: 0 })).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      runAsUser: 0,
+    });
+    // What the template says explicitly always wins.
+    expect(withSecurityDefaults(d, { runAsUser: 0, runAsNonRoot: true }).runAsNonRoot).toBe(true);
+    expect(withSecurityDefaults(d, undefined)).toBe(d);
   });
 
   it('rolls (new pod hash) on a spec change but not on a generation-only change', () => {
