@@ -16,7 +16,7 @@ import { posix } from 'node:path';
  * - hostPath: hostPath volumes;
  * - root: runAsUser 0;
  * - runtime: environment variables and mounts that change the program the pod runs (NODE_*,
- *   LD_*, BASH_*, PATH, SLUICE_NODE*, ..., envFrom without a safe prefix, mounts over the image's
+ *   LD_*, BASH_*, PATH, SLUICE_NODE*, ..., envFrom with a prefix that spells one, mounts over the image's
  *   code and libraries). sluice's own tunables (SLUICE_WEBHOOK_*, SLUICE_STOP_GRACE_MS, ...) stay
  *   the author's; a new variable that picks code (a binary, flags, module paths) belongs here.
  */
@@ -96,18 +96,15 @@ export function envNameRisk(name: string): Risk | undefined {
 }
 
 /**
- * Why an envFrom entry with this `prefix` is refused: without one (or with one that can spell a
- * runtime name, e.g. "NODE_" + "OPTIONS") the keys of a ConfigMap or Secret, which may change
- * after this check, choose the variable names. Variables the controller sets win over envFrom.
+ * Why an envFrom entry with this `prefix` is refused: a prefix that can spell a runtime name
+ * (e.g. "NODE_" + "OPTIONS"). Without a prefix the keys of the ConfigMap or Secret choose the
+ * names, as upstream allows: those objects are not the Sensor author's to write unless they may
+ * write the namespace's ConfigMaps or Secrets, and then they may usually run pods anyway (the
+ * README says so). Variables the controller sets win over envFrom.
  */
 export function envFromPrefixRisk(prefix: unknown): Risk | undefined {
   const p = typeof prefix === 'string' ? prefix : '';
-  if (!p)
-    return {
-      at: '',
-      grant: 'runtime',
-      why: 'envFrom without a prefix lets the keys of the ConfigMap or Secret name any variable (NODE_OPTIONS, LD_PRELOAD, ...); give it a prefix or list the variables under env',
-    };
+  if (!p) return undefined;
   const spells =
     RUNTIME_PREFIXES.some(([r]) => p.startsWith(r) || r.startsWith(p)) ||
     Object.keys(RUNTIME_NAMES).some((n) => n.startsWith(p));

@@ -212,6 +212,19 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
     }
   });
 
+  it('passes the pod settings the admin allows to the controller, and refuses unknown ones', async () => {
+    const env0 = (objs: K8sObject[]) =>
+      one<V1Deployment>(objs, 'Deployment').spec!.template.spec!.containers[0]!.env ?? [];
+    expect(env0(await template()).find((e) => e.name === 'SLUICE_ALLOW_POD_SETTINGS')).toBeUndefined();
+    const allowed = env0(await template('podSettings.allow={hostPath,root}'));
+    expect(allowed.find((e) => e.name === 'SLUICE_ALLOW_POD_SETTINGS')?.value).toBe('hostPath,root');
+    const bad = await run(helm.path!, ['template', 'rel', chart, '--set', 'podSettings.allow={bogus}'], {
+      env,
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('podSettings/allow/0');
+  });
+
   it('honours leader election, RBAC, metrics, image, placement and extra args/env values', async () => {
     const noLe = await template('leaderElection.enabled=false');
     expect(args(noLe)).toContain('--no-leader-elect');
