@@ -278,7 +278,12 @@ describe.skipIf(skip)(`cluster install on the API server${skipNote(skip)}`, () =
             "object.metadata.name == 'sluice-controller-release'",
             `object.metadata.name in ['sluice-controller-${suffix}-release', 'sluice-controller-release']`,
           )
+          .replace(
+            "n in ['sluice-controller', 'sluice-controller-release']",
+            `n in ['sluice-controller-${suffix}', 'sluice-controller', 'sluice-controller-${suffix}-release', 'sluice-controller-release']`,
+          )
           .replaceAll('sluice-controller-release-grant', `sluice-controller-release-grant-${suffix}`)
+          .replaceAll('sluice-controller-secrets', `sluice-controller-secrets-${suffix}`)
           .replaceAll('sluice-system', ns);
         c.spec = JSON.parse(spec);
       }

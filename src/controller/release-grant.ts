@@ -78,8 +78,8 @@ const grantOf = (o: KubeObject) => {
 
 /**
  * POSTs `body` to `path`; an object that exists already (e.g. from a departure that was cut short)
- * is read instead, and used only when it grants exactly what `body` does: one made by someone else
- * under that name is refused (thrown), never adopted. Returns the object.
+ * is read instead, and used only when it grants exactly what `body` does: a ClusterRole that grants
+ * something else is deleted and made again, anything else is refused (thrown). Returns the object.
  */
 async function createOrGet(http: KubeHttp, path: string, body: KubeObject): Promise<KubeObject> {
   try {
@@ -90,11 +90,16 @@ async function createOrGet(http: KubeHttp, path: string, body: KubeObject): Prom
     const found = await http.request<KubeObject>('GET', `${path}/${encodeURIComponent(name)}`, {
       timeoutMs: 10_000,
     });
-    if (grantOf(found) !== grantOf(body))
+    if (grantOf(found) === grantOf(body)) return found;
+    // Someone else's object under the grant's name (only the controller's own token could have
+    // made one, and the admission policy keeps it to this shape): never adopted. The ClusterRole
+    // the controller may delete and make again; anything else is refused.
+    if (body.kind !== 'ClusterRole')
       throw new Error(
         `${body.kind} ${name} exists and grants something else; not using it (delete it if it is not yours)`,
       );
-    return found;
+    await http.request('DELETE', `${path}/${encodeURIComponent(name)}`, { timeoutMs: 10_000 });
+    return http.request<KubeObject>('POST', path, { body, timeoutMs: 10_000 });
   }
 }
 

@@ -128,28 +128,36 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
         'Service',
         'ServiceAccount',
         'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
         'ValidatingAdmissionPolicyBinding',
       ].sort(),
     );
-    // The admission policy narrowing the controller's RBAC `create`: config/'s, with the release's names.
+    // The admission policies narrowing the controller's writes: config/'s, with the release's names.
     const guard = (o: K8sObject) => JSON.stringify((o as unknown as { spec: unknown }).spec);
-    const configGuard = parseDocs(read('config/rbac/release-grant-guard.yaml')).find(
+    const configGuards = parseDocs(read('config/rbac/release-grant-guard.yaml')).filter(
       (o) => o.kind === 'ValidatingAdmissionPolicy',
-    )!;
-    expect(guard(one<K8sObject>(objs, 'ValidatingAdmissionPolicy'))).toBe(
-      guard(configGuard)
-        .replace(
-          "object.metadata.name == 'sluice-controller-release'",
-          "object.metadata.name in ['ops-rel-sluice-controller-release', 'rel-sluice-controller-release']",
-        )
-        .replace(
-          '(sluice-controller-release)',
-          '(ops-rel-sluice-controller-release, rel-sluice-controller-release)',
-        )
-        .replaceAll('sluice-system:sluice-controller', 'ops:rel-sluice-controller')
-        .replace("name == 'sluice-controller'", "name == 'rel-sluice-controller'")
-        .replace("namespace == 'sluice-system'", "namespace == 'ops'"),
     );
+    expect(configGuards).toHaveLength(2);
+    for (const c of configGuards)
+      expect(guard(one<K8sObject>(objs, 'ValidatingAdmissionPolicy', `ops-rel-${c.metadata.name}`))).toBe(
+        guard(c)
+          .replace(
+            "object.metadata.name == 'sluice-controller-release'",
+            "object.metadata.name in ['ops-rel-sluice-controller-release', 'rel-sluice-controller-release']",
+          )
+          .replace(
+            '(sluice-controller-release)',
+            '(ops-rel-sluice-controller-release, rel-sluice-controller-release)',
+          )
+          .replace(
+            "n in ['sluice-controller', 'sluice-controller-release']",
+            "n in ['ops-rel-sluice-controller', 'rel-sluice-controller', 'ops-rel-sluice-controller-release', 'rel-sluice-controller-release']",
+          )
+          .replaceAll('sluice-system:sluice-controller', 'ops:rel-sluice-controller')
+          .replace("name == 'sluice-controller'", "name == 'rel-sluice-controller'")
+          .replace("namespace == 'sluice-system'", "namespace == 'ops'"),
+      );
     const d = one<V1Deployment>(objs, 'Deployment', 'rel-sluice-controller');
     expectHardenedController(d);
     expect(d.spec!.template.spec!.containers[0]!.image).toBe(`sluice:${version}`);

@@ -5,6 +5,9 @@
 // kubelet's part: when the controller's Deployment is deleted or scaled to 0, the process gets
 // SIGTERM. Measured: how long each uninstall path takes with objects present; checked: the bus
 // streams and the Sensor's consumers are gone from NATS when the controller was alive.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOLD_FINALIZER } from '../../../src/controller/uninstall.ts';
@@ -104,8 +107,22 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
   // The adversary's break (issue 18, second pass, 4): with `create` on RBAC objects, a stolen
   // controller token could bind any identity to the controller's rights for good. The admission
   // policy in config/rbac leaves it its release grant only.
-  it("the controller's token can create its release grant and nothing else", async () => {
+  it("the controller's token can create only the shape of its release grant, and change no RBAC object but its finalizers", async () => {
     const sa = await serviceAccountKubeconfig(bed.cp.kubeConfig(), SYS, 'sluice-controller');
+    const tokenSecret = join(mkdtempSync(join(tmpdir(), 'sluice-adv-')), 'secret.json');
+    writeFileSync(
+      tokenSecret,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'kubernetes.io/service-account-token',
+        metadata: {
+          name: 'adv-token',
+          namespace: 'kube-system',
+          annotations: { 'kubernetes.io/service-account.name': 'default' },
+        },
+      }),
+    );
     const asController = (...args: string[]) => run(findTool('kubectl').path!, ['--kubeconfig', sa, ...args]);
     const refused = [
       ['create', 'clusterrolebinding', 'adv-mallory', '--clusterrole=sluice-controller', '--user=mallory'],
@@ -137,24 +154,58 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
         '-p',
         '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["secrets"],"verbs":["list"]}}]',
       ],
+      // Round 3: aggregating its own role into `view`, or giving it an owner the GC would follow.
+      ['label', 'clusterrole', 'sluice-controller', 'rbac.authorization.k8s.io/aggregate-to-view=true'],
+      [
+        'patch',
+        'clusterrole',
+        'sluice-controller',
+        '--type=merge',
+        '-p',
+        '{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Namespace","name":"gone","uid":"00000000-0000-0000-0000-000000000000"}]}}',
+      ],
+      // A release grant that would reach other objects, or is aggregated, or has no owner.
+      [
+        'create',
+        'clusterrole',
+        'sluice-controller-release',
+        '--verb=get,patch',
+        '--resource=deployments',
+        '--resource-name=important',
+      ],
+      // A token of another ServiceAccount, minted through a Secret.
+      ['create', '-f', tokenSecret],
     ];
     for (const args of refused) {
       const r = await asController(...args);
       expect(r.code, `${args.join(' ')}: ${r.stdout}`).not.toBe(0);
-      expect(r.stderr).toContain('sluice-controller-release-grant');
+      expect(r.stderr).toMatch(/sluice-controller-(release-grant|secrets)/);
     }
-    const ok = await asController(
-      'create',
-      'role',
-      'sluice-controller-release',
-      '-n',
-      SYS,
-      '--verb=get,patch',
-      '--resource=serviceaccounts',
-      '--resource-name=sluice-controller',
+    // What it may create: the shape of its release grant. Left in place, with other rules than the
+    // controller's own grant, for the uninstall below: the controller must not adopt it.
+    const nsUid = (await kubectl('get', 'namespace', SYS, '-o', 'jsonpath={.metadata.uid}')).stdout;
+    const squat = join(mkdtempSync(join(tmpdir(), 'sluice-squat-')), 'role.json');
+    writeFileSync(
+      squat,
+      JSON.stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: {
+          name: 'sluice-controller-release',
+          ownerReferences: [{ apiVersion: 'v1', kind: 'Namespace', name: SYS, uid: nsUid }],
+        },
+        rules: [
+          {
+            apiGroups: [''],
+            resources: ['serviceaccounts'],
+            resourceNames: ['sluice-controller'],
+            verbs: ['get'],
+          },
+        ],
+      }),
     );
+    const ok = await asController('create', '-f', squat);
     expect(ok.code, ok.stderr).toBe(0);
-    await kubectl('delete', 'role', 'sluice-controller-release', '-n', SYS);
   });
 
   it('kubectl delete -f install.yaml with objects present completes, cleaning streams while the controller lives', async () => {

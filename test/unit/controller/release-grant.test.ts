@@ -17,8 +17,14 @@ const exists = () => new KubeApiError(409, { reason: 'AlreadyExists' } as never,
 /** An API server holding `existing` (by path) where every POST of those paths is refused 409. */
 function api(existing: Record<string, KubeObject>) {
   const posted: string[] = [];
+  const deleted: string[] = [];
   const http = {
     request: async (method: string, path: string, o: { body?: KubeObject } = {}) => {
+      if (method === 'DELETE') {
+        deleted.push(path);
+        delete existing[path];
+        return {};
+      }
       if (path === '/api/v1/namespaces/sluice-system')
         return { metadata: { name: 'sluice-system', uid: 'ns-uid', deletionTimestamp: 'now' } };
       if (method === 'POST') {
@@ -31,20 +37,32 @@ function api(existing: Record<string, KubeObject>) {
       throw new KubeApiError(404, undefined, `${method} ${path}`);
     },
   } as unknown as KubeHttp;
-  return { http, posted };
+  return { http, posted, deleted };
 }
 
 const ROLE = '/apis/rbac.authorization.k8s.io/v1/clusterroles/sluice-controller-release';
 
 describe('release grant', () => {
-  it('refuses a ClusterRole of its name that grants something else (never adopts it)', async () => {
+  it('never adopts a ClusterRole of its name that grants something else: deletes it and makes its own', async () => {
     const squatted = {
       metadata: { name: 'sluice-controller-release', uid: 'x' },
       rules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }],
     } as KubeObject;
-    const { http, posted } = api({ [ROLE]: squatted });
+    const { http, posted, deleted } = api({ [ROLE]: squatted });
+    await grantRelease(http, held, log);
+    expect(deleted).toEqual([ROLE]);
+    expect(posted).toContain(ROLE);
+  });
+
+  it('refuses a binding of its name that binds something else', async () => {
+    const BINDING = '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/sluice-controller-release';
+    const squatted = {
+      metadata: { name: 'sluice-controller-release', uid: 'x' },
+      roleRef: { kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'User', name: 'mallory' }],
+    } as KubeObject;
+    const { http } = api({ [BINDING]: squatted });
     await expect(grantRelease(http, held, log)).rejects.toThrow(/grants something else/);
-    expect(posted).toEqual([]);
   });
 
   it('reuses the grant an earlier departure left (same rules, whatever the key order)', async () => {
