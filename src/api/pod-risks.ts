@@ -1,11 +1,11 @@
 // What in a pod template gives its author more than running sluice: one classifier per kind of
-// value (an environment variable name, an envFrom prefix, a mount path, a security context, a pod
-// annotation). Pure; pod-policy.ts walks the objects and applies the cluster admin's grants.
+// value (an environment variable name, an envFrom prefix, a mount path, a volume type, a security
+// context, a pod annotation). Pure; pod-policy.ts walks the objects and applies the admin's grants.
 //
 // The lines drawn follow Kubernetes' Pod Security Standards ("baseline" for privileges and host
-// access, "restricted" for root, added capabilities and volume types) plus what is particular to the sluice
-// image: it starts through a bash script into Node.js, so variables and files those read at start
-// decide what code runs.
+// access, "restricted" for root, added capabilities and volume types) plus what is particular to
+// the sluice image: it starts through a bash script into Node.js, so variables and files those
+// read at start decide what code runs.
 import { posix } from 'node:path';
 
 /**
@@ -187,7 +187,7 @@ export function volumeKeyRisk(key: string, value: unknown): Risk | undefined {
   return {
     at: '',
     grant: 'volumes',
-    why: `a ${key} volume has the node mount storage the author names (the restricted Pod Security Standard allows only ${RESTRICTED_VOLUME_TYPES.join(', ')})`,
+    why: `volume type ${key} has the node mount storage the author names (the restricted Pod Security Standard allows only ${RESTRICTED_VOLUME_TYPES.join(', ')})`,
   };
 }
 

@@ -290,7 +290,7 @@ describe('pod policy: volume types', () => {
       });
       const r = podSettingRefusals(s);
       expect(summary(r)).toEqual([`spec.template.volumes[0].${type} volumes`]);
-      expect(r[0]!.message).toContain(`not allowed: a ${type} volume has the node mount storage`);
+      expect(r[0]!.message).toContain(`not allowed: volume type ${type} has the node mount storage`);
       expect(r[0]!.message).toContain('--allow-pod-settings=volumes');
       expect(podSettingRefusals(s, { allow: ['hostPath', 'privileged', 'root', 'runtime'] })).toHaveLength(1);
       expect(podSettingRefusals(s, { allow: ['volumes'] })).toEqual([]);
