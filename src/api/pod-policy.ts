@@ -6,7 +6,7 @@
 // narrowing `template.container` from a whole Kubernetes Container to resources, imagePullPolicy,
 // securityContext, volumeMounts, env and envFrom (pkg/apis/events/v1alpha1 `Container`); sluice's
 // schema has the same six fields. Upstream still copies privileged security contexts, hostPath
-// volumes and any environment into the pod; sluice refuses those (pod-risks.ts) unless a cluster
+// and other node-mounted volumes and any environment into the pod; sluice refuses those (pod-risks.ts) unless a cluster
 // admin allows them with `sluice controller --allow-pod-settings` (or SLUICE_ALLOW_POD_SETTINGS).
 // One function serves the controller (a Deployed=False condition, nothing applied) and
 // `sluice lint`, so both refuse the same things with the same words.
@@ -24,6 +24,7 @@ import {
   podSecurityRisks,
   type Rec,
   type Risk,
+  volumeKeyRisk,
 } from './pod-risks.ts';
 
 export { POD_GRANTS, type PodGrant };
@@ -50,7 +51,7 @@ export interface PodRefusal {
 }
 
 /**
- * "privileged,hostPath" (commas or spaces; "" or undefined: none) → the grants. Throws an Error
+ * "privileged,hostPath,volumes" (commas or spaces; "" or undefined: none) → the grants. Throws an Error
  * naming `source` (the flag or the variable it came from) and the accepted words on an unknown one.
  */
 export function parsePodGrants(text: string | undefined, source: string = ALLOW_FLAG): PodGrant[] {
@@ -107,10 +108,9 @@ function templateRisks(t: Rec, base: string, add: Add): void {
   metaRisks(t.metadata, `${base}.metadata`, add);
   add(`${base}.securityContext`, podSecurityRisks(t.securityContext));
   list(t.volumes).forEach((v, i) => {
-    if (isRec(v) && v.hostPath !== undefined && v.hostPath !== null)
-      add(`${base}.volumes[${i}].hostPath`, [
-        { at: '', grant: 'hostPath', why: "a hostPath volume gives the pod the node's files" },
-      ]);
+    if (!isRec(v)) return;
+    for (const [k, val] of Object.entries(v))
+      add(keyPath(`${base}.volumes[${i}]`, k), [volumeKeyRisk(k, val)]);
   });
   const c = isRec(t.container) ? t.container : {};
   const cb = `${base}.container`;

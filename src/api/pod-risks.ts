@@ -1,11 +1,11 @@
 // What in a pod template gives its author more than running sluice: one classifier per kind of
-// value (an environment variable name, an envFrom prefix, a mount path, a security context, a pod
-// annotation). Pure; pod-policy.ts walks the objects and applies the cluster admin's grants.
+// value (an environment variable name, an envFrom prefix, a mount path, a volume type, a security
+// context, a pod annotation). Pure; pod-policy.ts walks the objects and applies the admin's grants.
 //
 // The lines drawn follow Kubernetes' Pod Security Standards ("baseline" for privileges and host
-// access, "restricted" for root and added capabilities) plus what is particular to the sluice
-// image: it starts through a bash script into Node.js, so variables and files those read at start
-// decide what code runs.
+// access, "restricted" for root, added capabilities and volume types) plus what is particular to
+// the sluice image: it starts through a bash script into Node.js, so variables and files those
+// read at start decide what code runs.
 import { posix } from 'node:path';
 
 /**
@@ -14,13 +14,15 @@ import { posix } from 'node:path';
  *   NET_BIND_SERVICE, unconfined seccomp or AppArmor, SELinux user/role/type, unsafe sysctls,
  *   Windows host processes, unmasked /proc, bidirectional mount propagation;
  * - hostPath: hostPath volumes;
+ * - volumes: volume types outside the restricted Pod Security Standard's list (nfs, iscsi,
+ *   flexVolume, gitRepo, cephfs, rbd, ... and any type Kubernetes adds later), hostPath aside;
  * - root: runAsUser 0;
  * - runtime: environment variables and mounts that change the program the pod runs (NODE_*,
  *   LD_*, BASH_*, PATH, SLUICE_NODE*, ..., envFrom with a prefix that spells one, mounts over the image's
  *   code and libraries). sluice's own tunables (SLUICE_WEBHOOK_*, SLUICE_STOP_GRACE_MS, ...) stay
  *   the author's; a new variable that picks code (a binary, flags, module paths) belongs here.
  */
-export const POD_GRANTS = ['privileged', 'hostPath', 'root', 'runtime'] as const;
+export const POD_GRANTS = ['privileged', 'hostPath', 'volumes', 'root', 'runtime'] as const;
 export type PodGrant = (typeof POD_GRANTS)[number];
 
 /** One thing refused: where (relative to the value classified), why, and which grant allows it. */
@@ -153,6 +155,40 @@ export function mountPathRisk(mountPath: unknown): Risk | undefined {
       ? `${hit}, part of the image the runtime is started from`
       : `a parent of ${hit}, part of the image the runtime is started from`;
   return { at: 'mountPath', grant: 'runtime', why: `${JSON.stringify(mountPath)} mounts over ${what}` };
+}
+
+/**
+ * Volume types the restricted Pod Security Standard allows: storage the cluster already governs
+ * (its ConfigMaps, Secrets and claims, the pod's own data, its CSI drivers and StorageClasses).
+ */
+export const RESTRICTED_VOLUME_TYPES: readonly string[] = [
+  'configMap',
+  'csi',
+  'downwardAPI',
+  'emptyDir',
+  'ephemeral',
+  'persistentVolumeClaim',
+  'projected',
+  'secret',
+];
+const VOLUME_KEYS: ReadonlySet<string> = new Set(['name', ...RESTRICTED_VOLUME_TYPES]);
+
+/**
+ * Why the key `key` (with `value`) of one `volumes[]` entry is refused. An allow-list: `name` and
+ * the restricted types pass, hostPath needs the `hostPath` grant, and every other key (nfs, iscsi,
+ * flexVolume, gitRepo, cephfs, rbd, a type Kubernetes adds later, a misspelling) needs `volumes`:
+ * the node mounts storage the author names, its kernel parsing a remote filesystem or a driver
+ * acting for the pod. An absent (null) value is no volume source.
+ */
+export function volumeKeyRisk(key: string, value: unknown): Risk | undefined {
+  if (VOLUME_KEYS.has(key) || value === undefined || value === null) return undefined;
+  if (key === 'hostPath')
+    return { at: '', grant: 'hostPath', why: "a hostPath volume gives the pod the node's files" };
+  return {
+    at: '',
+    grant: 'volumes',
+    why: `volume type ${key} has the node mount storage the author names (the restricted Pod Security Standard allows only ${RESTRICTED_VOLUME_TYPES.join(', ')})`,
+  };
 }
 
 /** Sysctls the Pod Security Standards call safe (namespaced, no effect beyond the pod). */

@@ -224,8 +224,8 @@ describe.skipIf(helm.missing)('helm lint and template', { timeout: 60_000 }, () 
     const env0 = (objs: K8sObject[]) =>
       one<V1Deployment>(objs, 'Deployment').spec!.template.spec!.containers[0]!.env ?? [];
     expect(env0(await template()).find((e) => e.name === 'SLUICE_ALLOW_POD_SETTINGS')).toBeUndefined();
-    const allowed = env0(await template('podSettings.allow={hostPath,root}'));
-    expect(allowed.find((e) => e.name === 'SLUICE_ALLOW_POD_SETTINGS')?.value).toBe('hostPath,root');
+    const allowed = env0(await template('podSettings.allow={hostPath,volumes,root}'));
+    expect(allowed.find((e) => e.name === 'SLUICE_ALLOW_POD_SETTINGS')?.value).toBe('hostPath,volumes,root');
     const bad = await run(helm.path!, ['template', 'rel', chart, '--set', 'podSettings.allow={bogus}'], {
       env,
     });

@@ -1,6 +1,7 @@
 // The pod policy in the controller, against the real kube-apiserver and nats-server: the Sensor of
 // the adversary report (hostPath /, root, privileged, NODE_OPTIONS, another ServiceAccount) gets
-// Deployed=False/PodSettingRefused and a Warning event naming each field, and no Deployment; an
+// Deployed=False/PodSettingRefused and a Warning event naming each field, and no Deployment, as
+// does one with an nfs volume; an
 // edit that adds a privilege leaves the running Deployment unchanged; a managed EventBus asking for
 // a privileged server makes nothing; an upstream manifest with volumes, env and resources deploys;
 // a cluster admin's grant (--allow-pod-settings) lets the refused Sensor through. The namespace
@@ -154,6 +155,21 @@ describe.skipIf(missing)(`pod policy in the controller${skipNote(missing)}`, () 
     expect(await deployment('sensor-evil')).toBeUndefined();
   });
 
+  it('refuses a Sensor with an nfs volume (a node-side mount), naming the volumes grant', async () => {
+    await create('Sensor', 'nfs', {
+      template: {
+        volumes: [{ name: 'data', nfs: { server: '10.0.0.99', path: '/' } }],
+        container: { volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+      },
+      dependencies: DEPS,
+      triggers: TRIGGERS,
+    });
+    const c = await waitCond('Sensor', 'nfs', 'Deployed', { status: 'False', reason: 'PodSettingRefused' });
+    expect(c.message).toContain('spec.template.volumes[0].nfs: not allowed: volume type nfs');
+    expect(c.message).toContain('--allow-pod-settings=volumes');
+    expect(await deployment('sensor-nfs')).toBeUndefined();
+  });
+
   it("refuses the controller's own ServiceAccount in its namespace, with nothing else asked", async () => {
     await create('Sensor', 'borrow', {
       template: { serviceAccountName: 'sluice-controller' },
@@ -245,13 +261,18 @@ describe.skipIf(missing)(`pod policy in the controller${skipNote(missing)}`, () 
   );
 
   it("a cluster admin's grant lets the refused Sensor through; its own ServiceAccount stays refused", async () => {
-    await start({ allow: ['privileged', 'hostPath', 'root', 'runtime'] });
+    await start({ allow: ['privileged', 'hostPath', 'volumes', 'root', 'runtime'] });
     await waitCond('Sensor', 'evil', 'Deployed', { status: 'True' });
     const pod = (await deployment('sensor-evil'))!.spec!.template.spec!;
     expect(pod.containers[0]?.securityContext?.privileged).toBe(true);
     expect(pod.volumes).toContainEqual(
       expect.objectContaining({ hostPath: expect.objectContaining({ path: '/' }) }),
     );
+    await waitCond('Sensor', 'nfs', 'Deployed', { status: 'True' });
+    expect((await deployment('sensor-nfs'))!.spec!.template.spec!.volumes).toContainEqual({
+      name: 'data',
+      nfs: { server: '10.0.0.99', path: '/' },
+    });
     // A resync of every object on start: the one that asks for the controller's identity is refused again.
     const c = await waitCond('Sensor', 'borrow', 'Deployed', { reason: 'PodSettingRefused' });
     expect(c.message).toContain('serviceAccountName');

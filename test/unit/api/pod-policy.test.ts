@@ -17,6 +17,8 @@ import {
   envFromPrefixRisk,
   envNameRisk,
   mountPathRisk,
+  RESTRICTED_VOLUME_TYPES,
+  volumeKeyRisk,
 } from '../../../src/api/pod-risks.ts';
 import { validateText } from '../../../src/api/validate.ts';
 import { lint } from '../../../src/cli/lint.ts';
@@ -59,7 +61,7 @@ describe('pod policy: the adversary Sensor', () => {
     );
   });
 
-  it('each grant lifts only its own refusals; all four lift them all', () => {
+  it('each grant lifts only its own refusals; all of them lift them all', () => {
     const left = (allow: PodPolicy['allow']) => summary(podSettingRefusals(sensor(ADVERSARY), { allow }));
     expect(left(['root'])).not.toContain('spec.template.securityContext.runAsUser root');
     expect(left(['root'])).toHaveLength(3);
@@ -68,11 +70,15 @@ describe('pod policy: the adversary Sensor', () => {
       'spec.template.container.env[0].name runtime',
     ]);
     expect(left(['privileged', 'hostPath', 'root', 'runtime'])).toEqual([]);
+    // `volumes` is not hostPath: an admin who allows nfs has not allowed the node's files.
+    expect(left(['privileged', 'volumes', 'root', 'runtime'])).toEqual([
+      'spec.template.volumes[0].hostPath hostPath',
+    ]);
   });
 
   it("refuses the controller's own ServiceAccount in the controller's namespace, whatever is granted", () => {
     const policy: PodPolicy = {
-      allow: ['privileged', 'hostPath', 'root', 'runtime'],
+      allow: ['privileged', 'hostPath', 'volumes', 'root', 'runtime'],
       controllerServiceAccount: { namespace: 'sluice-system', name: 'sluice-controller' },
     };
     const own = sensor({ serviceAccountName: 'sluice-controller' }, 'sluice-system');
@@ -251,6 +257,85 @@ describe('pod policy: mounts', () => {
   });
 });
 
+describe('pod policy: volume types', () => {
+  /** Every in-tree volume type the restricted Pod Security Standard leaves out, hostPath aside. */
+  const NODE_MOUNTED: Record<string, unknown> = {
+    nfs: { server: '10.0.0.99', path: '/' },
+    flexVolume: { driver: 'k8s/evil', options: { a: 'b' } },
+    gitRepo: { repository: 'https://example.invalid/x.git' },
+    iscsi: { targetPortal: '10.0.0.1:3260', iqn: 'iqn.2001-04.com.example:x', lun: 0 },
+    cephfs: { monitors: ['10.0.0.1:6789'] },
+    glusterfs: { endpoints: 'gl', path: 'vol' },
+    rbd: { monitors: ['10.0.0.1:6789'], image: 'img' },
+    cinder: { volumeID: 'v' },
+    awsElasticBlockStore: { volumeID: 'vol-1' },
+    gcePersistentDisk: { pdName: 'pd' },
+    azureDisk: { diskName: 'd', diskURI: 'u' },
+    azureFile: { secretName: 's', shareName: 'sh' },
+    fc: { targetWWNs: ['5005'], lun: 0 },
+    flocker: { datasetName: 'd' },
+    portworxVolume: { volumeID: 'v' },
+    quobyte: { registry: 'r:7861', volume: 'v' },
+    scaleIO: { gateway: 'g', system: 's', secretRef: { name: 's' } },
+    storageos: { volumeName: 'v' },
+    photonPersistentDisk: { pdID: 'p' },
+    vsphereVolume: { volumePath: '[ds] v.vmdk' },
+  };
+
+  for (const [type, source] of Object.entries(NODE_MOUNTED))
+    it(`refuses a ${type} volume unless volumes is granted`, () => {
+      const s = sensor({
+        volumes: [{ name: 'v', [type]: source }],
+        container: { volumeMounts: [{ name: 'v', mountPath: '/data' }] },
+      });
+      const r = podSettingRefusals(s);
+      expect(summary(r)).toEqual([`spec.template.volumes[0].${type} volumes`]);
+      expect(r[0]!.message).toContain(`not allowed: volume type ${type} has the node mount storage`);
+      expect(r[0]!.message).toContain('--allow-pod-settings=volumes');
+      expect(podSettingRefusals(s, { allow: ['hostPath', 'privileged', 'root', 'runtime'] })).toHaveLength(1);
+      expect(podSettingRefusals(s, { allow: ['volumes'] })).toEqual([]);
+    });
+
+  it('passes every type the restricted standard allows, and a volume with only a name (emptyDir)', () => {
+    const all = {
+      configMap: { name: 'c' },
+      csi: { driver: 'secrets-store.csi.k8s.io' },
+      downwardAPI: { items: [] },
+      emptyDir: { sizeLimit: '1Gi' },
+      ephemeral: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'] } } },
+      persistentVolumeClaim: { claimName: 'c' },
+      projected: { sources: [] },
+      secret: { secretName: 's' },
+    };
+    expect(Object.keys(all).sort()).toEqual([...RESTRICTED_VOLUME_TYPES].sort());
+    const volumes = [...Object.entries(all).map(([k, v]) => ({ name: k, [k]: v })), { name: 'bare' }];
+    expect(podSettingRefusals(sensor({ volumes }))).toEqual([]);
+  });
+
+  it('is an allow-list: a type Kubernetes adds later, or a misspelt one, is refused by default', () => {
+    expect(volumeKeyRisk('fancyNewDisk', { id: 'x' })?.grant).toBe('volumes');
+    expect(volumeKeyRisk('configmap', { name: 'x' })?.grant).toBe('volumes');
+    expect(volumeKeyRisk('hostPath', { path: '/' })?.grant).toBe('hostPath');
+    expect(volumeKeyRisk('name', 'x')).toBeUndefined();
+    // A null member is no source (the pod's volume drops it).
+    expect(volumeKeyRisk('nfs', null)).toBeUndefined();
+    const r = podSettingRefusals(
+      sensor({
+        volumes: [
+          { name: 'a', emptyDir: {}, 'x.example.com/disk': {} },
+          { name: 'b', nfs: { server: 's', path: '/' } },
+          { name: 'c', hostPath: { path: '/var/run' } },
+        ],
+      }),
+    );
+    expect(summary(r)).toEqual([
+      'spec.template.volumes[0]["x.example.com/disk"] volumes',
+      'spec.template.volumes[1].nfs volumes',
+      'spec.template.volumes[2].hostPath hostPath',
+    ]);
+  });
+});
+
 describe('pod policy: security contexts and pod metadata', () => {
   it('container: privilege escalation, added capabilities but NET_BIND_SERVICE, unmasked /proc, unconfined profiles', () => {
     const r = podSettingRefusals(
@@ -392,8 +477,9 @@ describe('pod policy: grants and sluice lint', () => {
   it('parses the admin list and refuses unknown words', () => {
     expect(parsePodGrants('privileged, hostPath,,root')).toEqual(['privileged', 'hostPath', 'root']);
     expect(parsePodGrants(undefined)).toEqual([]);
+    expect(parsePodGrants('volumes,hostPath')).toEqual(['volumes', 'hostPath']);
     expect(() => parsePodGrants('privileged,everything')).toThrow(
-      /unknown "everything"; use a comma-separated list of privileged, hostPath, root, runtime/,
+      /unknown "everything"; use a comma-separated list of privileged, hostPath, volumes, root, runtime/,
     );
     const p = podPolicyFromEnv({
       SLUICE_ALLOW_POD_SETTINGS: 'root',
