@@ -53,7 +53,7 @@ program
   .option('--workers <n>', 'reconcile workers per kind', count, '4')
   .option(
     '--allow-pod-settings <list>',
-    'pod settings EventSource/Sensor/EventBus authors may use, comma-separated: privileged, hostPath, root, runtime (default: $SLUICE_ALLOW_POD_SETTINGS or none; see README, Security)',
+    'pod settings EventSource/Sensor/EventBus authors may use, comma-separated: privileged, hostPath, volumes, root, runtime (default: $SLUICE_ALLOW_POD_SETTINGS or none; see README, Security)',
     podGrants,
   )
   .option(

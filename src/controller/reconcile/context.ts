@@ -105,7 +105,7 @@ export interface ControllerOptions {
   runtimeLogLevel?: string;
   /**
    * Which pod settings of the objects' templates the controller copies into their pods (none of
-   * the privileged, hostPath, root and runtime ones by default; never its own ServiceAccount).
+   * the privileged, hostPath, volumes, root and runtime ones by default; never its own ServiceAccount).
    * An object asking for more is not deployed: `Deployed=False`, reason `PodSettingRefused`.
    */
   podPolicy?: PodPolicy;
