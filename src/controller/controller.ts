@@ -26,6 +26,7 @@ import { reconcileEventBus } from './reconcile/eventbus.ts';
 import { reconcileEventSource, reconcileSensor } from './reconcile/workload.ts';
 import { LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY } from './resources/common.ts';
 import {
+  awaitDeletionMarks,
   departureReason,
   holdRbac,
   releaseFinalizers,
@@ -96,8 +97,10 @@ const UPSTREAM_CHILDREN = 'controller in (eventsource-controller,sensor-controll
  * off (its pod has 30 s to stop, and a deleted ServiceAccount's token works for 60 s).
  */
 const DEPART_BUDGET_MS = 12_000;
-/** How long stop() waits for reconciles in progress (each makes bounded attempts of 5 s). */
+/** How long stop() works off queued and in-progress reconciles (each makes bounded attempts of 5 s). */
 const IN_FLIGHT_GRACE_MS = 6_000;
+/** How long a departure during CRD deletion waits for the objects' deletion to show in the cache. */
+const DELETION_MARKS_MS = 3_000;
 /** How long stop() waits for each of flushing Events, stopping watches and closing bus connections. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -431,13 +434,18 @@ export class Controller {
       ? await departureReason(this.http, this.cfg.self ?? {}, this.ctx.uninstalling?.())
       : undefined;
     this.leadership?.abort();
-    // Queued keys are dropped (the next controller lists everything again), and reconciles in
-    // progress get a bounded time to finish: a departure must end within the pod's grace period
-    // and within the 60 s the API server still accepts a deleted ServiceAccount's token.
-    for (const q of Object.values(this.queues)) q.shutDownNow();
+    // Queued keys are worked off for a bounded time, then dropped (the next controller lists
+    // everything again): a departure must end within the pod's grace period and within the 60 s
+    // the API server still accepts a deleted ServiceAccount's token.
+    for (const q of Object.values(this.queues)) q.shutDown();
     await this.elector?.stop();
     await settledWithin(Promise.allSettled(this.running), IN_FLIGHT_GRACE_MS);
+    for (const q of Object.values(this.queues)) q.shutDownNow();
     if (leaving) {
+      // CRDs going: every object is about to be deleted; wait (briefly) until the cache shows it,
+      // so its bus state is cleaned rather than its finalizer just taken off.
+      if (this.crds && terminatingCrds(this.crds.list()))
+        await awaitDeletionMarks(this.ctx, DELETION_MARKS_MS);
       this.departing = leaving;
       this.log.warn({ why: leaving }, 'leaving for good: releasing finalizers');
       const r = await releaseFinalizers(this.ctx, (kind, key) => this.handler(kind)(key), DEPART_BUDGET_MS);

@@ -304,6 +304,21 @@ async function releaseOne(
   }
 }
 
+/**
+ * Waits until every cached object still carrying a sluice finalizer shows a deletionTimestamp, or
+ * `ms` pass (the CRDs are being deleted, so the API server is about to mark them all).
+ */
+export async function awaitDeletionMarks(ctx: ReconcileContext, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  const unmarked = () =>
+    [ctx.caches.sensors, ctx.caches.sources, ctx.caches.buses].some((c) =>
+      (c.list() as SluiceObject[]).some(
+        (o) => !o.metadata.deletionTimestamp && o.metadata.finalizers?.some((f) => OURS.has(f)),
+      ),
+    );
+  while (unmarked() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** Metadata of the sluice CRDs as watched (label app.kubernetes.io/part-of=sluice). */
 export function terminatingCrds(crds: KubeObject[]): string | undefined {
   const going = crds
