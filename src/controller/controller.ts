@@ -426,9 +426,9 @@ export class Controller {
   /**
    * Stops. A controller that is leaving for good (see uninstall.ts: its Deployment deleted or scaled
    * to 0, its CRDs terminating, its rights gone) first finalizes what is being deleted, takes its
-   * finalizers off everything else and releases its RBAC hold: about 20 s at most with an
+   * finalizers off everything else and releases its RBAC hold: at most about 27 s with an
    * unreachable bus (6 s of queued work, 3 s for deletion marks during CRD deletion, 12 s of
-   * cleaning, 2 s per closing step), inside the pod's 30 s grace period.
+   * cleaning, 2 s per closing step; 20 s measured), inside the pod's 30 s grace period.
    */
   async stop(): Promise<void> {
     this.stopping = true;
