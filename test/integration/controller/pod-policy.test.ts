@@ -18,6 +18,7 @@ import { busNames } from '../../../src/controller/resources/eventbus.ts';
 import { SimpleKubeConfig } from '../../../src/kube/config.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
+import { HOSTILE_TEMPLATE } from '../../fixtures/hostile-template.ts';
 import { installCrds } from '../../harness/crds.ts';
 import { waitFor } from '../../harness/proc.ts';
 import {
@@ -42,17 +43,6 @@ const upstreamFile = new URL(
 
 const DEPS = [{ name: 'd', eventSourceName: 'es', eventName: 'e' }];
 const TRIGGERS = [{ template: { name: 't', log: {} } }];
-/** The template of the adversary report (issue 18, second pass, finding 3). */
-const ADVERSARY = {
-  serviceAccountName: 'builder',
-  securityContext: { runAsUser: 0 },
-  volumes: [{ name: 'host', hostPath: { path: '/' } }],
-  container: {
-    securityContext: { privileged: true },
-    volumeMounts: [{ name: 'host', mountPath: '/host' }],
-    env: [{ name: 'NODE_OPTIONS', value: '--import=data:text/javascript,console.log(process.getuid())' }],
-  },
-};
 
 describe.skipIf(missing)(`pod policy in the controller${skipNote(missing)}`, () => {
   const ns = uniqueName('podpol');
@@ -140,7 +130,7 @@ describe.skipIf(missing)(`pod policy in the controller${skipNote(missing)}`, () 
   });
 
   it("refuses the adversary's Sensor: a condition and a Warning naming each field, no Deployment", async () => {
-    await create('Sensor', 'evil', { template: ADVERSARY, dependencies: DEPS, triggers: TRIGGERS });
+    await create('Sensor', 'evil', { template: HOSTILE_TEMPLATE, dependencies: DEPS, triggers: TRIGGERS });
     const c = await waitCond('Sensor', 'evil', 'Deployed', { status: 'False', reason: 'PodSettingRefused' });
     for (const field of [
       'spec.template.securityContext.runAsUser',

@@ -4,7 +4,7 @@
 // controller's Deployment is deleted or scaled to 0).
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { eventStreamName } from '../../../src/bus/subjects.ts';
 import { type ControlPlane, startControlPlane } from '../../harness/controlplane.ts';
 import { waitFor } from '../../harness/proc.ts';
@@ -41,7 +41,9 @@ export interface BusState {
   buckets(): Promise<string[]>;
 }
 
-export async function startUninstallBed(nc: NatsConnection): Promise<UninstallBed> {
+/** Starts the bed (and its own connection to the shared nats-server, to inspect bus state). */
+export async function startUninstallBed(): Promise<UninstallBed> {
+  const nc = await connect({ servers: natsUrl() });
   const cp = await startControlPlane();
   const kcm = startNamespaceControllers(cp);
   const kubectl = (...args: string[]) =>
@@ -132,6 +134,7 @@ export async function startUninstallBed(nc: NatsConnection): Promise<UninstallBe
     objects,
     killWhenDeploymentGoes,
     stop: async () => {
+      await nc.close();
       await kcm.stop();
       await cp.stop();
     },

@@ -9,13 +9,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { containerRun } from '../../harness/controller-pod.ts';
+import { waitFor } from '../../harness/proc.ts';
 import { run } from '../../harness/run.ts';
 import { serviceAccountKubeconfig } from '../../harness/service-account.ts';
-import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
+import { natsMissing, skipNote } from '../../harness/shared.ts';
 import { type SluiceProcess, startSluice } from '../../harness/sluice-process.ts';
 import { findTool } from '../../harness/tools.ts';
 import { LIMIT_MS, startUninstallBed, UNINSTALL_TOOLS, type UninstallBed } from './uninstall-bed.ts';
@@ -27,7 +27,6 @@ const CRDS = ['eventbus.argoproj.io', 'eventsources.argoproj.io', 'sensors.argop
 
 describe.skipIf(missing)(`helm uninstall with objects present${skipNote(missing ?? null)}`, () => {
   let bed: UninstallBed;
-  let nc: NatsConnection;
   let ctl: SluiceProcess | undefined;
   const timings: string[] = [];
   const home = mkdtempSync(join(tmpdir(), 'sluice-helm-'));
@@ -72,13 +71,11 @@ describe.skipIf(missing)(`helm uninstall with objects present${skipNote(missing 
   };
 
   beforeAll(async () => {
-    nc = await connect({ servers: natsUrl() });
-    bed = await startUninstallBed(nc);
+    bed = await startUninstallBed();
   }, 120_000);
   afterAll(async () => {
     await ctl?.proc.stop();
     await bed?.stop();
-    await nc?.close();
     console.info(`helm uninstall timings: ${timings.join('; ')}`);
   });
 
@@ -98,7 +95,10 @@ describe.skipIf(missing)(`helm uninstall with objects present${skipNote(missing 
     // The objects were not deleted while the controller ran: their streams stay (README).
     expect(await apps.streamExists()).toBe(true);
     expect(ctl!.logs()).not.toContain('could not release the RBAC hold');
-    await expectEventually(() => rbacLeft('hsys'));
+    await waitFor(
+      'nothing of the controller left (garbage collector)',
+      async () => !(await rbacLeft('hsys')).length,
+    );
   });
 
   it('crds.keep=false: helm uninstall --wait completes with objects present', async () => {
@@ -115,17 +115,9 @@ describe.skipIf(missing)(`helm uninstall with objects present${skipNote(missing 
     const crds = await bed.kubectl('get', 'crd', '-o', 'name');
     expect(crds.stdout).not.toContain('argoproj.io');
     expect(ctl!.logs()).not.toContain('could not release the RBAC hold');
-    await expectEventually(() => rbacLeft('hsys2'));
+    await waitFor(
+      'nothing of the controller left (garbage collector)',
+      async () => !(await rbacLeft('hsys2')).length,
+    );
   });
 });
-
-/** Waits (up to 30 s: the garbage collector) for `left` to be empty, then asserts it. */
-async function expectEventually(left: () => Promise<string[]>) {
-  const until = Date.now() + 30_000;
-  let last = await left();
-  while (last.length && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 250));
-    last = await left();
-  }
-  expect(last).toEqual([]);
-}

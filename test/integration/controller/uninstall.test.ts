@@ -8,14 +8,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOLD_FINALIZER } from '../../../src/controller/uninstall.ts';
 import { startNats } from '../../harness/nats.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { run } from '../../harness/run.ts';
 import { serviceAccountKubeconfig } from '../../harness/service-account.ts';
-import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
+import { natsMissing, skipNote } from '../../harness/shared.ts';
 import { type SluiceProcess, startSluice } from '../../harness/sluice-process.ts';
 import { findTool } from '../../harness/tools.ts';
 import { natsPid } from '../eventsources/front-door.ts';
@@ -27,7 +26,6 @@ const SYS = 'sluice-system';
 
 describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, () => {
   let bed: UninstallBed;
-  let nc: NatsConnection;
   let ctl: SluiceProcess | undefined;
   const kubectl = (...args: string[]) => bed.kubectl(...args);
   const timings: string[] = [];
@@ -78,13 +76,11 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
   const killWhenDeploymentGoes = () => bed.killWhenDeploymentGoes(SYS, 'sluice-controller', ctl);
 
   beforeAll(async () => {
-    nc = await connect({ servers: natsUrl() });
-    bed = await startUninstallBed(nc);
+    bed = await startUninstallBed();
   }, 120_000);
   afterAll(async () => {
     await ctl?.proc.stop();
     await bed?.stop();
-    await nc?.close();
     console.info(`uninstall timings: ${timings.join('; ')}`);
   });
 

@@ -23,6 +23,7 @@ import {
 import { validateText } from '../../../src/api/validate.ts';
 import { lint } from '../../../src/cli/lint.ts';
 import { deploymentFor } from '../../../src/controller/resources/workload.ts';
+import { HOSTILE_TEMPLATE } from '../../fixtures/hostile-template.ts';
 
 const sensor = (template: Record<string, unknown>, namespace = 'team-a') => ({
   apiVersion: 'argoproj.io/v1alpha1',
@@ -34,22 +35,11 @@ const sensor = (template: Record<string, unknown>, namespace = 'team-a') => ({
     triggers: [{ template: { name: 't', log: {} } }],
   },
 });
-/** The Sensor of the adversary report (issue 18, attack 2, finding 3). */
-const ADVERSARY = {
-  serviceAccountName: 'builder',
-  securityContext: { runAsUser: 0 },
-  volumes: [{ name: 'host', hostPath: { path: '/' } }],
-  container: {
-    securityContext: { privileged: true },
-    volumeMounts: [{ name: 'host', mountPath: '/host' }],
-    env: [{ name: 'NODE_OPTIONS', value: '--import=data:text/javascript,console.log(process.getuid())' }],
-  },
-};
 const summary = (rs: PodRefusal[]) => rs.map((r) => `${r.path} ${r.grant ?? 'never'}`);
 
 describe('pod policy: the adversary Sensor', () => {
   it('refuses each privilege, naming the field and the grant that would allow it', () => {
-    const r = podSettingRefusals(sensor(ADVERSARY));
+    const r = podSettingRefusals(sensor(HOSTILE_TEMPLATE));
     expect(summary(r)).toEqual([
       'spec.template.securityContext.runAsUser root',
       'spec.template.volumes[0].hostPath hostPath',
@@ -62,7 +52,8 @@ describe('pod policy: the adversary Sensor', () => {
   });
 
   it('each grant lifts only its own refusals; all of them lift them all', () => {
-    const left = (allow: PodPolicy['allow']) => summary(podSettingRefusals(sensor(ADVERSARY), { allow }));
+    const left = (allow: PodPolicy['allow']) =>
+      summary(podSettingRefusals(sensor(HOSTILE_TEMPLATE), { allow }));
     expect(left(['root'])).not.toContain('spec.template.securityContext.runAsUser root');
     expect(left(['root'])).toHaveLength(3);
     expect(left(['hostPath', 'privileged'])).toEqual([
@@ -467,7 +458,7 @@ describe('pod policy: EventBus and EventSource', () => {
     const r = podSettingRefusals({
       kind: 'EventSource',
       metadata: {},
-      spec: { template: ADVERSARY, webhook: {} },
+      spec: { template: HOSTILE_TEMPLATE, webhook: {} },
     });
     expect(r).toHaveLength(4);
   });
@@ -495,7 +486,7 @@ describe('pod policy: grants and sluice lint', () => {
   });
 
   it('lint prints the same refusals, and passes them when granted', () => {
-    const text = JSON.stringify(sensor(ADVERSARY));
+    const text = JSON.stringify(sensor(HOSTILE_TEMPLATE));
     const out: string[] = [];
     const s = lint(
       ['-'],

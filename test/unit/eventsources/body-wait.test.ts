@@ -43,6 +43,21 @@ function blocker(budget: ByteBudget, n: number): BudgetHolder {
   return h;
 }
 
+/** Starts reading a chunked body (no declared size) against `budget` with a 5 s idle time. */
+function startRead(budget: ByteBudget) {
+  const req = fakeRequest();
+  const hold = new BodyHold(budget, undefined);
+  let outcome: BodyOutcome | undefined;
+  void readBody(req as unknown as IncomingMessage, hold, {
+    max: 10 * 1024 * KiB,
+    budget,
+    idleMs: 5_000,
+  }).then((o) => {
+    outcome = o;
+  });
+  return { req, hold, outcome: () => outcome };
+}
+
 describe('readBody waiting for room', () => {
   beforeEach(() => {
     vi.useFakeTimers({ now: 1_000_000 });
@@ -54,16 +69,7 @@ describe('readBody waiting for room', () => {
   it('answers 503 once its waits add up to the idle time, however many there were', async () => {
     const budget = new ByteBudget(400 * KiB); // large requests: 300 KiB together
     const blockers = [16, 64, 64, 64, 64, 28].map((k) => blocker(budget, k * KiB));
-    const req = fakeRequest();
-    const hold = new BodyHold(budget, undefined);
-    let outcome: BodyOutcome | undefined;
-    void readBody(req as unknown as IncomingMessage, hold, {
-      max: 10 * 1024 * KiB,
-      budget,
-      idleMs: 5_000,
-    }).then((o) => {
-      outcome = o;
-    });
+    const { req, hold, outcome } = startRead(budget);
     req.emit('data', Buffer.alloc(16 * KiB)); // does not fit: waits
     expect(req.paused).toBe(true);
     await vi.advanceTimersByTimeAsync(3_000);
@@ -74,25 +80,16 @@ describe('readBody waiting for room', () => {
     req.emit('data', Buffer.alloc(16 * KiB)); // the next one does not fit: waits again
     expect(req.paused).toBe(true);
     await vi.advanceTimersByTimeAsync(1_800);
-    expect(outcome).toBeUndefined(); // 4.9 s waited in all
+    expect(outcome()).toBeUndefined(); // 4.9 s waited in all
     await vi.advanceTimersByTimeAsync(300);
-    expect(outcome).toMatchObject({ kind: 'refused', status: 503 });
+    expect(outcome()).toMatchObject({ kind: 'refused', status: 503 });
     expect(hold.held).toBe(0);
   });
 
   it('a request that got room keeps the whole idle time for quiet gaps (waiting is not idleness)', async () => {
     const budget = new ByteBudget(400 * KiB);
     const blockers = [64, 64, 64, 64, 44].map((k) => blocker(budget, k * KiB));
-    const req = fakeRequest();
-    const hold = new BodyHold(budget, undefined);
-    let outcome: BodyOutcome | undefined;
-    void readBody(req as unknown as IncomingMessage, hold, {
-      max: 10 * 1024 * KiB,
-      budget,
-      idleMs: 5_000,
-    }).then((o) => {
-      outcome = o;
-    });
+    const { req, hold, outcome } = startRead(budget);
     req.emit('data', Buffer.alloc(1 * KiB));
     await vi.advanceTimersByTimeAsync(100);
     for (const b of blockers) budget.release(b);
@@ -100,7 +97,7 @@ describe('readBody waiting for room', () => {
     req.emit('data', Buffer.alloc(1 * KiB));
     req.emit('end');
     await vi.advanceTimersByTimeAsync(0);
-    expect(outcome?.kind).toBe('complete');
+    expect(outcome()?.kind).toBe('complete');
     hold.release();
   });
 });
