@@ -169,8 +169,20 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
         '--resource=deployments',
         '--resource-name=important',
       ],
-      // A token of another ServiceAccount, minted through a Secret.
+      // A token of another ServiceAccount, or a bootstrap token, minted through a Secret.
       ['create', '-f', tokenSecret],
+      [
+        'create',
+        'secret',
+        'generic',
+        'bootstrap-token-adv123',
+        '-n',
+        'kube-system',
+        '--type=bootstrap.kubernetes.io/token',
+        '--from-literal=token-id=adv123',
+        '--from-literal=token-secret=0123456789abcdef',
+        '--from-literal=usage-bootstrap-authentication=true',
+      ],
     ];
     for (const args of refused) {
       const r = await asController(...args);
