@@ -105,6 +105,31 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
   // policy in config/rbac leaves it its release grant only.
   it("the controller's token can create only the shape of its release grant, and change no RBAC object but its finalizers", async () => {
     const sa = await serviceAccountKubeconfig(bed.cp.kubeConfig(), SYS, 'sluice-controller');
+    /** A release-grant-shaped ClusterRole with `owner` and component label `component`. */
+    const grantLike = (owner: Record<string, string>, component: string) => {
+      const f = join(mkdtempSync(join(tmpdir(), 'sluice-adv-')), 'role.json');
+      writeFileSync(
+        f,
+        JSON.stringify({
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRole',
+          metadata: {
+            name: 'sluice-controller-release',
+            labels: { 'app.kubernetes.io/part-of': 'sluice', 'app.kubernetes.io/component': component },
+            ownerReferences: [owner],
+          },
+          rules: [
+            {
+              apiGroups: [''],
+              resources: ['serviceaccounts'],
+              resourceNames: ['sluice-controller'],
+              verbs: ['get'],
+            },
+          ],
+        }),
+      );
+      return f;
+    };
     const tokenSecret = join(mkdtempSync(join(tmpdir(), 'sluice-adv-')), 'secret.json');
     writeFileSync(
       tokenSecret,
@@ -169,6 +194,22 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
         '--resource=deployments',
         '--resource-name=important',
       ],
+      // Round 4: a grant the garbage collector cannot remove (an owner of an unknown kind), one
+      // labelled to be aggregated elsewhere, a foreign finalizer that would hang the uninstall.
+      [
+        'create',
+        '-f',
+        grantLike({ apiVersion: 'adv.example/v1', kind: 'Nope', name: 'x', uid: 'x' }, 'release-grant'),
+      ],
+      ['create', '-f', grantLike({ apiVersion: 'v1', kind: 'Namespace', name: SYS, uid: 'x' }, 'monitoring')],
+      [
+        'patch',
+        'clusterrole',
+        'sluice-controller',
+        '--type=merge',
+        '-p',
+        '{"metadata":{"finalizers":["adv.example/keep"]}}',
+      ],
       // A token of another ServiceAccount, or a bootstrap token, minted through a Secret.
       ['create', '-f', tokenSecret],
       [
@@ -200,6 +241,7 @@ describe.skipIf(missing)(`uninstall and rollback${skipNote(missing ?? null)}`, (
         kind: 'ClusterRole',
         metadata: {
           name: 'sluice-controller-release',
+          labels: { 'app.kubernetes.io/part-of': 'sluice', 'app.kubernetes.io/component': 'release-grant' },
           ownerReferences: [{ apiVersion: 'v1', kind: 'Namespace', name: SYS, uid: nsUid }],
         },
         rules: [
