@@ -67,15 +67,15 @@ export function entryEmitter(o: EmitterOptions): Emit {
     }
     const ce = envelope({
       // An id from outside that cannot travel in a NATS header becomes a digest of itself.
-      ...(opts.id ? { id: publishableId(opts.id) } : {}),
+      id: opts.id ? publishableId(opts.id) : undefined,
       source: o.eventSourceName,
       type: o.type,
       subject: o.eventName,
       data,
       // A source's out-of-range time (an invalid Date) falls back to now, never throws.
-      ...(validDate(opts.time) ? { time: opts.time } : {}),
-      ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
-      ...(opts.datacontenttype ? { datacontenttype: opts.datacontenttype } : {}),
+      time: validDate(opts.time),
+      traceparent: opts.traceparent || undefined,
+      datacontenttype: opts.datacontenttype || undefined,
     });
     try {
       await publishConfirmed(
