@@ -11,6 +11,7 @@ import { publishableId } from './event-id.ts';
 import { validDate } from './fields.ts';
 import { compileFilter } from './filter.ts';
 import type { EventSourceMetrics } from './metrics.ts';
+import { inTurn } from './turn.ts';
 
 /** One entry's emit: see SourceContext.emit. */
 export type Emit = (data: unknown, opts?: EmitOptions) => Promise<EmitResult>;
@@ -78,15 +79,18 @@ export function entryEmitter(o: EmitterOptions): Emit {
       datacontenttype: opts.datacontenttype || undefined,
     });
     try {
-      await publishConfirmed(
-        o.publisher,
-        o.busSubject,
-        encodeOrRefuse(ce),
-        {
-          msgId: `${o.eventSourceName}/${o.eventName}/${ce.id}`,
-          headers: { traceparent: ce.traceparent, 'ce-id': ce.id },
-        },
-        confirm,
+      const bytes = encodeOrRefuse(ce);
+      await inTurn(() =>
+        publishConfirmed(
+          o.publisher,
+          o.busSubject,
+          bytes,
+          {
+            msgId: `${o.eventSourceName}/${o.eventName}/${ce.id}`,
+            headers: { traceparent: ce.traceparent, 'ce-id': ce.id },
+          },
+          confirm,
+        ),
       );
     } catch (err) {
       sentFailed.inc();
