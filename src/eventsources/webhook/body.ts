@@ -117,6 +117,9 @@ export class BodyHold implements BudgetHolder {
   }
 }
 
+/** The request's 'error' listener (see readBody). */
+const ignoreError = (): void => {};
+
 /** Reads `req`'s body into `hold` within `o`'s bounds; the bytes stay held until `hold.release()`. */
 export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOptions): Promise<BodyOutcome> {
   return new Promise<BodyOutcome>((resolve) => {
@@ -200,6 +203,8 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
     // The client half-closed (FIN) before the body was complete: it will send nothing more.
     req.socket.on('end', onClose);
     // An 'error' (ECONNRESET "aborted") is followed by 'close'; a listener keeps it from throwing.
-    req.on('error', () => {});
+    // A function of its own: a closure made here would keep this read's state alive as long as
+    // the request (and a request waiting for the bus lives long enough to be promoted).
+    req.on('error', ignoreError);
   });
 }

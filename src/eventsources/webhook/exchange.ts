@@ -15,7 +15,7 @@ import { eventIdProblem } from '../event-id.ts';
 import { BodyHold, readBody } from './body.ts';
 import type { ByteBudget } from './budget.ts';
 import { bodyCheck, type Decoded, decodeProviderBody, decodeWebhookBody } from './decode.ts';
-import { publishedHeaders } from './headers.ts';
+import { publishedRawHeaders } from './headers.ts';
 import { contentDigest, requestKey, type UnconfirmedIds } from './identity.ts';
 import type { WebhookLimits } from './limits.ts';
 import { type Prepared, RetryLater, type StandardPayload, type WebhookRoute } from './route.ts';
@@ -285,7 +285,7 @@ export async function handleExchange(
   const decoded: Decoded = format === 'provider' ? decodeProviderBody(input) : decodeWebhookBody(input);
   if (!decoded.ok) return ex.answer(decoded.status, decoded.message);
   const standard: StandardPayload = {
-    header: publishedHeaders(ex.req.headersDistinct, hiddenFor(ctx, route)),
+    header: publishedRawHeaders(ex.req.rawHeaders, hiddenFor(ctx, route)),
     body: decoded.body,
     ...(route.metadata ? { metadata: route.metadata } : {}),
   };
@@ -303,7 +303,9 @@ export async function handleExchange(
       'content-type': prepared.reply.contentType ?? 'text/plain; charset=utf-8',
     });
   }
-  await publish(ctx, ex, prepared, standard, { query, raw });
+  // Returned, not awaited: this function's state (the body check, the decoded body) is not kept
+  // while the bus confirms.
+  return publish(ctx, ex, prepared, standard, { query, raw });
 }
 
 /** The id a sender gave in one of the id headers (Idempotency-Key by default), if any. */

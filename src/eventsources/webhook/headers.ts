@@ -129,3 +129,21 @@ export function publishedHeaders(
   }
   return out;
 }
+
+/**
+ * publishedHeaders from Node's `req.rawHeaders` ([name, value, name, value, ...] as received),
+ * without the `req.headersDistinct` object (which would live as long as the request).
+ */
+export function publishedRawHeaders(
+  raw: readonly string[],
+  hidden: ReadonlySet<string>,
+): Record<string, string[]> {
+  const distinct: Record<string, string[]> = Object.create(null);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const values = distinct[name];
+    if (values) values.push(raw[i + 1]!);
+    else distinct[name] = [raw[i + 1]!];
+  }
+  return publishedHeaders(distinct, hidden);
+}
