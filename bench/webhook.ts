@@ -96,10 +96,13 @@ const rssMiB = (pid: number | undefined): number => {
   }
 };
 let sensorRssPeak = 0;
+let esRssPeak = 0;
 const rssSampler = setInterval(() => {
   sensorRssPeak = Math.max(sensorRssPeak, rssMiB(sensor.proc.pid));
+  esRssPeak = Math.max(esRssPeak, rssMiB(es.proc.pid));
 }, 100);
 const sensorRssStart = rssMiB(sensor.proc.pid);
+const esRssStart = rssMiB(es.proc.pid);
 
 // Warm-up of both paths (JIT, connections, consumer), discarded.
 await load(`${bare.ready.url}/`, 500, 'warm-bare', 1000);
@@ -157,6 +160,7 @@ const delivered = finalStats.reduce((a, s) => a + s.unique, 0);
 clearInterval(rssSampler);
 await sleep(SMOKE ? 200 : 3000); // idle: what the Sensor keeps after the burst
 const sensorRss = { startMiB: sensorRssStart, peakMiB: sensorRssPeak, afterMiB: rssMiB(sensor.proc.pid) };
+const eventSourceRss = { startMiB: esRssStart, peakMiB: esRssPeak, afterMiB: rssMiB(es.proc.pid) };
 const duplicates = finalStats.reduce((a, s) => a + s.duplicates, 0);
 const zeroLoss = delivered === acceptedTotal && duplicates === 0;
 
@@ -195,6 +199,9 @@ console.log(
   `  Sensor RSS: ${sensorRss.startMiB} MiB at start, peak ${sensorRss.peakMiB} MiB under load, ${sensorRss.afterMiB} MiB after it (target <= 200 MiB)`,
 );
 console.log(
+  `  EventSource RSS: ${eventSourceRss.startMiB} MiB at start, peak ${eventSourceRss.peakMiB} MiB under load, ${eventSourceRss.afterMiB} MiB after it (target <= 150 MiB)`,
+);
+console.log(
   '  e2e latency = sink arrival - CloudEvent time (ISO, millisecond resolution: adds up to 1 ms); pending = accepted but not delivered when the drain wait ended',
 );
 
@@ -229,6 +236,7 @@ writeResult('webhook', {
   })),
   zeroLoss: { held: zeroLoss, accepted: acceptedTotal, delivered, duplicates },
   sensorRss,
+  eventSourceRss,
   targets: { sustainedEventsPerSec: 5000, p99AtThousandMs: 10 },
   durationSec: round((performance.now() - tStart) / 1000),
   machine: machine(),

@@ -22,22 +22,24 @@ export interface Child<R = unknown> {
   stop(): Promise<void>;
 }
 
-/** Forks `script` (a .ts file run by the same Node) and waits for its ready message. */
-/** The V8 flags `sluice sensor` runs with (bin/sluice), so a Sensor child is measured as deployed. */
-const SENSOR_FLAGS = (
-  /^sensor_flags="([^"]*)"/m.exec(readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8'))?.[1] ??
-  ''
-)
-  .split(' ')
-  .filter(Boolean);
+/**
+ * The V8 flags `sluice sensor` and `sluice eventsource` run with (bin/sluice's `sensor_flags` and
+ * `eventsource_flags` lines), so a role child is measured as deployed.
+ */
+const SLUICE_SCRIPT = readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8');
+const roleFlags = (role: string | undefined): string[] =>
+  role === 'sensor' || role === 'eventsource'
+    ? (new RegExp(`^${role}_flags="([^"]*)"`, 'm').exec(SLUICE_SCRIPT)?.[1] ?? '').split(' ').filter(Boolean)
+    : [];
 
+/** Forks `script` (a .ts file run by the same Node) and waits for its ready message. */
 export async function startChild<R = unknown>(
   script: URL,
   args: string[] = [],
   readyTimeoutMs = 20_000,
 ): Promise<Child<R>> {
   const proc = fork(script.pathname, args, {
-    execArgv: ['--disable-warning=ExperimentalWarning', ...(args[0] === 'sensor' ? SENSOR_FLAGS : [])],
+    execArgv: ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
