@@ -23,14 +23,22 @@ export interface Child<R = unknown> {
 }
 
 /**
- * The V8 flags `sluice sensor` and `sluice eventsource` run with (bin/sluice's `sensor_flags` and
- * `eventsource_flags` lines), so a role child is measured as deployed.
+ * What `sluice sensor` and `sluice eventsource` run with, so a role child is measured as deployed:
+ * bin/sluice's `sensor_flags` / `eventsource_flags` V8 flags, and the allocator settings it
+ * exports for every role (MALLOC_*: without them a role process starts ~20 MiB larger).
  */
 const SLUICE_SCRIPT = readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8');
+const isRole = (role: string | undefined) => role === 'sensor' || role === 'eventsource';
 const roleFlags = (role: string | undefined): string[] =>
-  role === 'sensor' || role === 'eventsource'
+  isRole(role)
     ? (new RegExp(`^${role}_flags="([^"]*)"`, 'm').exec(SLUICE_SCRIPT)?.[1] ?? '').split(' ').filter(Boolean)
     : [];
+const ROLE_ENV = Object.fromEntries(
+  [...SLUICE_SCRIPT.matchAll(/^export (MALLOC_\w+)="\$\{\1:-(\d+)\}"/gm)].map((m) => [
+    m[1]!,
+    process.env[m[1]!] ?? m[2]!,
+  ]),
+);
 
 /** Forks `script` (a .ts file run by the same Node) and waits for its ready message. */
 export async function startChild<R = unknown>(
@@ -40,6 +48,7 @@ export async function startChild<R = unknown>(
 ): Promise<Child<R>> {
   const proc = fork(script.pathname, args, {
     execArgv: ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0])],
+    ...(isRole(args[0]) ? { env: { ...process.env, ...ROLE_ENV } } : {}),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
