@@ -117,16 +117,30 @@ await waitUntil(
 const baseline: LoadResult[] = [];
 for (const rate of RATES) baseline.push(await load(`${bare.ready.url}/`, rate, `bare-${rate}`));
 
+/** CPU time (ms, user + system, all threads) a child has used so far, from /proc (0 where there is none). */
+const cpuMs = (pid: number | undefined): number => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * (1000 / 100); // clock ticks of 10 ms
+  } catch {
+    return 0;
+  }
+};
+
 interface Level {
   load: LoadResult;
   sink: SinkStats;
   drainedInMs: number;
   pendingAfterDrain: number;
+  /** EventSource CPU time per accepted request while the load ran (µs). */
+  eventSourceCpuUs: number;
 }
 const levels: Level[] = [];
 for (const rate of RATES) {
   const tag = `r${rate}`;
+  const cpu0 = cpuMs(es.proc.pid);
   const r = await load(hookUrl, rate, tag);
+  const eventSourceCpuUs = round(((cpuMs(es.proc.pid) - cpu0) * 1000) / Math.max(1, r.accepted));
   const t0 = performance.now();
   await waitUntil(
     `${r.accepted} deliveries at ${label(rate)}`,
@@ -136,7 +150,7 @@ for (const rate of RATES) {
   );
   const drainedInMs = round(performance.now() - t0);
   const s = await sink.call<SinkStats>('stats', `/e2e#${tag}`);
-  levels.push({ load: r, sink: s, drainedInMs, pendingAfterDrain: r.accepted - s.unique });
+  levels.push({ load: r, sink: s, drainedInMs, pendingAfterDrain: r.accepted - s.unique, eventSourceCpuUs });
   process.stdout.write(`  ${label(rate)} done: accepted ${r.accepted}, delivered ${s.unique}\n`);
 }
 
@@ -199,6 +213,9 @@ console.log(
   `  Sensor RSS: ${sensorRss.startMiB} MiB at start, peak ${sensorRss.peakMiB} MiB under load, ${sensorRss.afterMiB} MiB after it (target <= 200 MiB)`,
 );
 console.log(
+  `  EventSource CPU per accepted request: ${levels.map((l) => `${label(l.load.offeredRate)} ${l.eventSourceCpuUs} µs`).join(', ')} (all its threads, GC included)`,
+);
+console.log(
   `  EventSource RSS: ${eventSourceRss.startMiB} MiB at start, peak ${eventSourceRss.peakMiB} MiB under load, ${eventSourceRss.afterMiB} MiB after it (target <= 150 MiB)`,
 );
 console.log(
@@ -233,6 +250,7 @@ writeResult('webhook', {
     delivered: l.sink.unique,
     drainedInMs: l.drainedInMs,
     pendingAfterDrain: l.pendingAfterDrain,
+    eventSourceCpuUsPerRequest: l.eventSourceCpuUs,
   })),
   zeroLoss: { held: zeroLoss, accepted: acceptedTotal, delivered, duplicates },
   sensorRss,
