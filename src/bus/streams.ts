@@ -112,6 +112,7 @@ const MANAGED: Array<keyof StreamConfig> = [
   'max_msgs_per_subject',
   'discard_new_per_subject',
   'allow_rollup_hdrs',
+  'allow_atomic',
 ];
 
 /** Changes JetStream refuses on an existing stream, checked before trying. */

@@ -14,6 +14,7 @@ import type { EventDependency, SensorSpec, TriggerParameter } from '../api/senso
 import { parseDurationMs } from '../api/stream-config.ts';
 import { consume, DEFAULT_MAX_DELIVERIES, InFlight, sensorMaxDeliver } from '../bus/consumer.ts';
 import { JsonState, kvKey, ProcessedSet } from '../bus/kv.ts';
+import { KvGroupCommit } from '../bus/kv-group.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { bindSensorState, openSensorState } from '../bus/sensor-state.ts';
 import { type BusRef, consumerName, eventStreamName } from '../bus/subjects.ts';
@@ -24,6 +25,7 @@ import { Claims } from './claims.ts';
 import type { EventDeadLetterEnv } from './event-dlq.ts';
 import { type SensorTrigger, triggerFirer } from './fire.ts';
 import { type PartialMatch, specFingerprint } from './join.ts';
+import { JoinStateConflict, JoinStore } from './join-store.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
 import { startLagPoller } from './poll.ts';
 import { triggerPreparer } from './prepare.ts';
@@ -182,8 +184,9 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     },
     { onWait: (what) => log.info({ waitingFor: what }, 'waiting for the controller to provision bus state') },
   );
-  const processed = new ProcessedSet(state.processed);
-  const partial = new JsonState<PartialMatch>(state.conditions);
+  // Claims and done marks of the events handled in one turn go to the bus as one batch.
+  const processed = new ProcessedSet(state.processed, new KvGroupCommit(o.nc, state.processed));
+  const joins = new JoinStore(new JsonState<PartialMatch>(state.conditions));
   const lifetime = new AbortController();
   const kubeConfig = (): KubeConfig => {
     if (!o.kubeConfig) throw new Error('this trigger needs Kubernetes access, and none is configured');
@@ -208,14 +211,20 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   });
   const triggers = sensorTriggers(spec, prepare, async (name) => {
     // A live reset clears the waiting events; firings in flight stay until they settle.
-    for (;;) {
-      const cur = await partial.get(name);
-      const n = cur ? Object.keys(cur.value.events).length : 0;
-      if (!cur || !n) break;
-      if ((await partial.update(name, { ...cur.value, events: {} }, cur.revision)) !== undefined) {
-        metrics.partialDiscarded.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: name }, n);
-        break;
+    for (let tries = 0; tries < 5; tries++) {
+      const { result: n, durable } = await joins.change(name, (cur) => {
+        const waiting = Object.keys(cur.events).length;
+        return waiting ? { next: { ...cur, events: {} }, result: waiting } : { result: 0 };
+      });
+      try {
+        await durable;
+      } catch (err) {
+        if (err instanceof JoinStateConflict) continue; // read again and reset that
+        throw err;
       }
+      if (n)
+        metrics.partialDiscarded.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: name }, n);
+      break;
     }
     log.info({ trigger: name }, 'partial condition matches reset (conditionsReset)');
   });
@@ -261,7 +270,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     namespace: o.namespace,
     sensorName: o.name,
     processed,
-    partial,
+    joins,
     log,
     run: (t, events, since) => settle(envFor(events), t, events, since),
     reject: (t, events, reason, message) => rejectTrigger(envFor(events), t, events, reason, message),
@@ -353,6 +362,8 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       ...(o.retryPeriodMs ? { retryPeriodMs: o.retryPeriodMs } : {}),
       onStartedLeading: (signal) => {
         log.info('leading: consuming');
+        // Partial matches may have changed under another leader: read them from the bus again.
+        joins.clear();
         loops.push(...startConsuming(AbortSignal.any([signal, lifetime.signal])));
       },
     });
