@@ -8,7 +8,7 @@ import { retryPlan } from '../resilience/backoff.ts';
 import { type BreakerState, CircuitBreaker } from '../resilience/breaker.ts';
 import { RateLimiter, windowMs } from '../resilience/rate-limit.ts';
 import type { SensorMetrics } from './metrics.ts';
-import type { ParameterFunctions } from './runtime.ts';
+import type { ParameterFunctions } from './options.ts';
 import type { PreparedTrigger } from './settle.ts';
 import { triggerType } from './trigger-types.ts';
 import type { TriggerRunner } from './triggers/trigger.ts';

@@ -16,8 +16,8 @@ import { type SensorTrigger, serialized } from './fire.ts';
 import { yieldIfBusy } from './inline-budget.ts';
 import { lookup, textOf } from './match/path.ts';
 import type { SensorMetrics } from './metrics.ts';
+import type { DependencyMatcher } from './options.ts';
 import { isTransientEvalError, matchFailureReason } from './reasons.ts';
-import type { DependencyMatcher } from './runtime.ts';
 import type { Outcome } from './settle.ts';
 
 export interface ReceiveDeps {
