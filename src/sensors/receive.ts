@@ -15,7 +15,7 @@ import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './e
 import { type SensorTrigger, serialized } from './fire.ts';
 import { yieldIfBusy } from './inline-budget.ts';
 import { lookup, textOf } from './match/path.ts';
-import type { SensorMetrics } from './metrics.ts';
+import { eventSeries, type SensorMetrics } from './metrics.ts';
 import type { DependencyMatcher } from './options.ts';
 import { isTransientEvalError, matchFailureReason } from './reasons.ts';
 import type { Outcome } from './settle.ts';
@@ -128,7 +128,7 @@ export function messageReceiver(d: ReceiveDeps) {
       );
       return 'settled';
     }
-    d.metrics.eventsReceived.inc({ ...labels(dep.name), result: matched ? 'matched' : 'filtered' });
+    eventSeries(d.metrics, d.namespace, d.sensorName, dep.name, matched ? 'matched' : 'filtered').inc();
     if (!matched) {
       await ack(msg);
       return 'settled';
