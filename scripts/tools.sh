@@ -58,6 +58,11 @@ go_install() { GOBIN="$OUT" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$@"; }
 build_into "$TOOLS/nats-server-$NATS_SERVER_VERSION" nats-server -- \
   go_install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
 # `tools.sh nats`: only what `make run` needs.
+# An older nats-server (before atomic batch publish), for the tests of a bus sluice does not run
+# itself (jetstreamExotic, `sluice dev --nats-url`): test/integration/sensors/old-server.test.ts.
+build_into "$TOOLS/nats-server-$OLD_NATS_SERVER_VERSION" nats-server -- \
+  go_install "github.com/nats-io/nats-server/v2@$OLD_NATS_SERVER_VERSION"
+
 if [[ "${1:-}" == "nats" ]]; then say "nats-server ready under $TOOLS"; exit 0; fi
 
 # --- servers for the broker/cloud EventSource and trigger tests ----------------------------------

@@ -38,9 +38,32 @@ export interface GroupCommitOptions {
   maxInFlight?: number;
   /** Longest wait for a commit answer (ms, default 5,000). */
   timeoutMs?: number;
+  /** Batch at all (default true); see atomicBatches. */
+  atomic?: boolean;
 }
 
-/** An error answer of the server to a batch commit, with its JetStream error code. */
+/** True when `version` ("2.12.1") is at least `major.minor`. */
+export function versionAtLeast(version: string | undefined, major: number, minor: number): boolean {
+  const m = /^v?(\d+)\.(\d+)/.exec(version ?? '');
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * Whether writes to `kv` may be batched: the server is 2.12 or later (atomic batch publish) and
+ * the bucket's stream has `allow_atomic` (buckets made by an older sluice, or by a client, do
+ * not). One stream-info request.
+ */
+export async function atomicBatches(nc: NatsConnection, kv: KV): Promise<boolean> {
+  if (!versionAtLeast(nc.info?.version, 2, 12)) return false;
+  return (await kv.status()).streamInfo.config.allow_atomic === true;
+}
+
+/**
+ * An error answer of the server to a batch commit, with its JetStream error code (readable with
+ * errors.ts `serverCode`, like the client's own API errors).
+ */
 export class BatchRefused extends Error {
   readonly code: number;
   constructor(code: number, description: string) {
@@ -48,11 +71,18 @@ export class BatchRefused extends Error {
     this.name = 'BatchRefused';
     this.code = code;
   }
+
+  apiError(): { err_code: number; code: number; description: string } {
+    return { err_code: this.code, code: 400, description: this.message };
+  }
 }
 
-/** Server codes meaning "this stream or server does not take atomic batches". */
-const ATOMIC_UNAVAILABLE = new Set([10174, 10175, 10176, 10178]);
+/** "Atomic publish is disabled" on this stream: batches will never be taken. */
+const ATOMIC_DISABLED = 10174;
 const isConflict = (code: number) => code === ServerCode.WrongLastSequence || code === 10164;
+
+/** The answer of a server that took the messages one by one (it knows no batches): no `count`. */
+class NotBatched extends Error {}
 
 /**
  * Writes to one KV bucket, grouped. `create(key, value)` and `put(key, value)` resolve with the
@@ -80,6 +110,7 @@ export class KvGroupCommit {
     this.maxKeys = Math.min(999, Math.max(1, opts.maxKeys ?? 256));
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 4);
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.atomic = opts.atomic ?? true;
   }
 
   /** Creates `key` (fails when it exists, as `kv.create`). Resolves with its revision. */
@@ -132,8 +163,17 @@ export class KvGroupCommit {
       // Consecutive sequences: the i-th write of n is at last - (n - 1 - i).
       for (const [i, w] of group.entries()) w.resolve(last - (group.length - 1 - i));
     } catch (err) {
-      if (err instanceof BatchRefused && (isConflict(err.code) || ATOMIC_UNAVAILABLE.has(err.code))) {
-        if (!isConflict(err.code)) this.atomic = false;
+      if (err instanceof NotBatched) {
+        // A server without atomic batches stored each message on its own, or dropped a create
+        // whose key existed: find out which, write by write, and never batch again.
+        this.atomic = false;
+        this.stats.fallbacks++;
+        return this.verifyOneByOne(group);
+      }
+      if (err instanceof BatchRefused) {
+        // Refused as a whole, so nothing of it was stored: a conflicting create, a stream that
+        // takes no batches, or a passing limit (too many open batches). Each write on its own.
+        if (err.code === ATOMIC_DISABLED) this.atomic = false;
         this.stats.fallbacks++;
         return this.oneByOne(group);
       }
@@ -164,9 +204,33 @@ export class KvGroupCommit {
     }>();
     if (ack.error)
       throw new BatchRefused(ack.error.err_code ?? ack.error.code ?? 0, ack.error.description ?? 'unknown');
+    if (ack.count === undefined) throw new NotBatched();
     if (ack.count !== n || typeof ack.seq !== 'number')
-      throw new BatchRefused(0, `the server stored ${ack.count ?? '?'} of ${n} writes`);
+      throw new BatchRefused(0, `the server stored ${ack.count} of ${n} writes`);
     return ack.seq;
+  }
+
+  /**
+   * After a server ignored the batch headers: a create is ours when the key holds exactly what we
+   * wrote (values carry a unique owner), else it met an existing key; a put is written again.
+   */
+  private async verifyOneByOne(group: Write[]): Promise<void> {
+    const same = (a: Uint8Array, b: Uint8Array | string) =>
+      Buffer.from(a).equals(typeof b === 'string' ? Buffer.from(b) : Buffer.from(b));
+    await Promise.all(
+      group.map(async (w) => {
+        try {
+          if (!w.create) return w.resolve(await this.kv.put(w.key, w.value));
+          const e = await this.kv.get(w.key);
+          if (e?.operation === 'PUT' && same(e.value, w.value)) return w.resolve(e.revision);
+          if (e?.operation === 'PUT')
+            return w.reject(new BatchRefused(ServerCode.WrongLastSequence, 'key exists'));
+          w.resolve(await this.kv.create(w.key, w.value));
+        } catch (err) {
+          w.reject(err);
+        }
+      }),
+    );
   }
 
   /** Each write on its own (concurrently), each with its own answer. */

@@ -66,6 +66,14 @@ export function serialized<T>(
   return next;
 }
 
+/** `state` without the in-flight firings that used `ev` as `dep` (undefined: none). */
+function withoutFiringsOf(state: PartialMatch, dep: string, ev: CloudEvent): PartialMatch | undefined {
+  const inflight = state.inflight ?? {};
+  const keep = Object.entries(inflight).filter(([, f]) => f[dep]?.id !== ev.id);
+  if (keep.length === Object.keys(inflight).length) return undefined;
+  return { ...state, inflight: Object.fromEntries(keep) };
+}
+
 /** The firing function of a Sensor: `(trigger, dependency, event, since) → outcome`. */
 export function triggerFirer(d: FireDeps) {
   const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
@@ -92,8 +100,10 @@ export function triggerFirer(d: FireDeps) {
     dep: string,
     ev: CloudEvent,
   ): Promise<{ result: Firing[]; durable: Promise<void> }> => {
-    // An event whose firing settled before (its message came back, or it was published again).
-    if (await d.processed.has(usedKey(t, ev))) return { result: [], durable: Promise.resolve() };
+    // An event whose firing ran before (its message came back, or it was published again): no
+    // new firing; one still recorded in flight (its last write was lost) is removed now.
+    if (await d.processed.has(usedKey(t, ev)))
+      return change<Firing[]>(t, (state) => ({ next: withoutFiringsOf(state, dep, ev), result: [] }));
     const resetAt = t.resets?.lastResetAt();
     return change<Firing[]>(t, (state) => {
       const r = joinEvent(state, t, dep, ev, {

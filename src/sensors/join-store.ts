@@ -117,7 +117,9 @@ export class JoinStore {
 
   private async flush(trigger: string, e: Entry): Promise<void> {
     e.scheduled = false;
-    if (e.flushing || this.entries.get(trigger) !== e) return;
+    if (e.flushing) return;
+    // Dropped (a conflict, a new leadership term) before its write: those changes are lost.
+    if (this.entries.get(trigger) !== e) return this.fail(e, new JoinStateConflict(trigger));
     e.flushing = true;
     const waiting = e.waiting.splice(0);
     const value = e.value;
@@ -140,12 +142,22 @@ export class JoinStore {
     } finally {
       e.flushing = false;
     }
-    if (e.waiting.length && this.entries.get(trigger) === e) void this.flush(trigger, e);
+    if (e.waiting.length) void this.flush(trigger, e);
   }
 
-  /** Forgets every memory copy (a new leadership term reads the bus again). */
+  /** Fails every change of `e` still waiting for a write. */
+  private fail(e: Entry, err: unknown): void {
+    for (const w of e.waiting.splice(0)) w.reject(err);
+  }
+
+  /**
+   * Forgets every memory copy (a new leadership term reads the bus again). Changes not yet
+   * written fail (their messages come back); a write already on its way still reports its result.
+   */
   clear(): void {
+    const dropped = [...this.entries];
     this.entries.clear();
+    for (const [trigger, e] of dropped) if (!e.flushing) this.fail(e, new JoinStateConflict(trigger));
   }
 }
 

@@ -101,7 +101,9 @@ export function triggerPreparer(o: PreparerOptions) {
       : undefined;
     if (breaker) metrics.breakerState.set(labels, 0);
     const rl = t.rateLimit;
-    const ownParams = type !== 'k8s' && type !== 'argoWorkflow';
+    // Types whose runner applies their own `parameters` (to a source, or, for kafka, to its spec):
+    // applying them here too would run `append`/`prepend` twice.
+    const ownParams = type !== 'k8s' && type !== 'argoWorkflow' && type !== 'kafka';
     return {
       name,
       type,

@@ -56,6 +56,16 @@ export function sandboxLimitsFor(
 /** A live conditionsReset: clears the waiting events of a trigger (firings in flight stay). */
 function resetWaiting(joins: JoinStore, metrics: SensorMetrics, o: SensorRuntimeOptions, log: Logger) {
   return async (name: string): Promise<void> => {
+    try {
+      await resetOnce(name);
+    } catch (err) {
+      log.warn(
+        { trigger: name, err: (err as Error).message },
+        'conditionsReset failed; the next one will clear',
+      );
+    }
+  };
+  async function resetOnce(name: string): Promise<void> {
     for (let tries = 0; tries < 5; tries++) {
       const { result: n, durable } = await joins.change(name, (cur) => {
         const waiting = Object.keys(cur.events).length;
@@ -69,10 +79,11 @@ function resetWaiting(joins: JoinStore, metrics: SensorMetrics, o: SensorRuntime
       }
       if (n)
         metrics.partialDiscarded.inc({ namespace: o.namespace, sensor_name: o.name, trigger_name: name }, n);
-      break;
+      log.info({ trigger: name }, 'partial condition matches reset (conditionsReset)');
+      return;
     }
-    log.info({ trigger: name }, 'partial condition matches reset (conditionsReset)');
-  };
+    throw new Error('the partial match kept changing under the reset (5 tries)');
+  }
 }
 
 /** The matchers of the Sensor's dependencies, compiled at start (their errors surface here). */

@@ -6,7 +6,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { sensorMaxDeliver } from '../bus/consumer.ts';
 import { JsonState, ProcessedSet } from '../bus/kv.ts';
-import { KvGroupCommit } from '../bus/kv-group.ts';
+import { atomicBatches, KvGroupCommit } from '../bus/kv-group.ts';
 import { bindSensorState, openSensorState } from '../bus/sensor-state.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PartialMatch } from './join.ts';
@@ -56,7 +56,10 @@ export async function openState(
   return {
     consumers: state.consumers,
     // Claims and done marks of the events handled in one turn go to the bus as one batch.
-    processed: new ProcessedSet(state.processed, new KvGroupCommit(nc, state.processed)),
+    processed: new ProcessedSet(
+      state.processed,
+      new KvGroupCommit(nc, state.processed, { atomic: await atomicBatches(nc, state.processed) }),
+    ),
     joins: new JoinStore(new JsonState<PartialMatch>(state.conditions)),
   };
 }
