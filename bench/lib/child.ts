@@ -31,13 +31,22 @@ const SENSOR_FLAGS = (
   .split(' ')
   .filter(Boolean);
 
+/**
+ * `wrap` is a command prefix the child runs under (e.g. `['nsenter', '--net=…', '--']`, to run it
+ * in another network namespace); it must exec Node in the same process so the pid and the IPC
+ * channel stay the child's.
+ */
 export async function startChild<R = unknown>(
   script: URL,
   args: string[] = [],
   readyTimeoutMs = 20_000,
+  wrap: string[] = [],
 ): Promise<Child<R>> {
+  const execArgv = ['--disable-warning=ExperimentalWarning', ...(args[0] === 'sensor' ? SENSOR_FLAGS : [])];
   const proc = fork(script.pathname, args, {
-    execArgv: ['--disable-warning=ExperimentalWarning', ...(args[0] === 'sensor' ? SENSOR_FLAGS : [])],
+    ...(wrap.length > 0
+      ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...execArgv] }
+      : { execArgv }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

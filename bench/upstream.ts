@@ -1,0 +1,454 @@
+// Side by side with upstream Argo Events (`make bench-upstream`, not part of `make test`): the S3
+// webhook scenario (bench/webhook.ts) run by sluice and by upstream's own processes, one after
+// the other, on ONE nats-server, with the same load generator, Sensor spec and HTTP sink:
+//
+//   load generator ──HTTP──▶ webhook EventSource ──▶ nats-server ──▶ Sensor ──HTTP──▶ sink
+//   (bench/lib/loadgen.ts)   sluice: bench/lib/role.ts              sluice: role.ts   (lib/sink.ts)
+//                            upstream: argo-events eventsource-service / sensor-service
+//
+// Upstream is Argo Events ARGO_EVENTS_VERSION (tools/versions.env), built from the Go module
+// proxy by scripts/upstream.sh, unpatched, configured by environment as its controller would
+// (bench/lib/argo.ts). Configurations, fresh processes and consumers for each:
+//   sluice                     sink answers 200 with an empty body
+//   upstream                   same sink; atLeastOnce: false (upstream's default)
+//   upstream, atLeastOnce      same sink; atLeastOnce: true (effect before ack)
+//   upstream as released       sink answers 200 `ok` (a body): upstream's HTTP trigger never
+//                              closes response bodies, so every request leaks its connection;
+//                              first offered rate only
+// Each is offered a fixed rate and unbounded load (--rates, a few seconds each), then drained.
+// Reported per level: accepted/s and non-2xx at the EventSource, delivered/s at the sink, events
+// lost (accepted, never delivered after the drain) and duplicate effects, end-to-end latency
+// p50/p99 (load generator send → sink arrival: upstream's event time has 1 s resolution, so the
+// send time carried in the body is used for both), and peak RSS (VmHWM) of each EventSource and
+// Sensor process. Upstream dials NATS with TLS whatever its config says, so the server has a TLS
+// listener and sluice is given its CA: both products pay for TLS. Both Sensors run in a network
+// namespace of their own, as in a pod (bench/lib/netns.ts); so the benchmark needs root.
+// Usage: node bench/upstream.ts [--seconds S] [--drain S] [--rates 1000,0] [--connections C]
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensurePki } from '../test/harness/certs.ts';
+import { freePort } from '../test/harness/ports.ts';
+import { cachedTool } from '../test/harness/servers.ts';
+import { toolVersions } from '../test/harness/tools.ts';
+import { type ArgoProcess, startArgoEventSource, startArgoSensor } from './lib/argo.ts';
+import { startChild } from './lib/child.ts';
+import { machine, openNats, printTable, round, SMOKE, sleep, waitUntil, writeResult } from './lib/common.ts';
+import { BODY_BYTES, type Level, loadWith, memMiB, rateLabel, runLevel, sinkSensorSpec } from './lib/e2e.ts';
+import { enterPrivateNetwork, type PodNet, podNet, podNetAddress } from './lib/netns.ts';
+import type { RoleConfig } from './lib/role.ts';
+import type { SinkStats } from './lib/sink.ts';
+
+enterPrivateNetwork();
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: SMOKE ? '1' : '5' },
+    drain: { type: 'string', default: SMOKE ? '10' : '20' },
+    rates: { type: 'string', default: SMOKE ? '200,0' : '1000,0' },
+    connections: { type: 'string', default: '256' },
+  },
+});
+const DURATION_MS = Number(values.seconds) * 1000;
+const DRAIN_MS = Number(values.drain) * 1000;
+const RATES = values.rates.split(',').map(Number);
+const CONNECTIONS = Number(values.connections);
+const VERSION = toolVersions().ARGO_EVENTS_VERSION ?? '?';
+/** Upstream's log level; sluice's role processes log at warn too. */
+const UPSTREAM_LOG_LEVEL = 'warn';
+const tStart = performance.now();
+const loadAtStart = loadavg();
+
+const argoBin = cachedTool('argo-events', 'ARGO_EVENTS_VERSION', 'argo-events');
+if (!argoBin.path)
+  throw new Error(`Argo Events ${VERSION} is not built: run \`make bench-upstream\` (scripts/upstream.sh)`);
+const ARGO = argoBin.path;
+
+// Bounded in time whatever happens; children and namespaces go with the process.
+setTimeout(() => {
+  process.stderr.write('bench/upstream.ts: gave up after 20 minutes\n');
+  process.exit(2);
+}, 20 * 60_000).unref();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-upstream-'));
+// The server's certificate names every address it is dialled at (the pods reach it on their veth).
+const podIndexes = [1, 2, 3, 4];
+const pki = ensurePki(
+  join(dir, 'pki'),
+  podIndexes.map((i) => `IP:${podNetAddress(i)}`),
+);
+/** Both products dial NATS with TLS: upstream always does, sluice is given the CA. */
+const tls = { ca: readFileSync(pki.caCert, 'utf8') };
+const natsConf = join(dir, 'nats-tls.conf');
+writeFileSync(
+  natsConf,
+  `tls { cert_file: "${pki.servingCert}", key_file: "${pki.servingKey}" }\nallow_non_tls: true\n`,
+);
+// 0.0.0.0 inside this benchmark's own network namespace: loopback plus the pods' veths.
+const nats = await openNats({ dir: join(dir, 'nats'), args: ['--addr', '0.0.0.0', '-c', natsConf] }, { tls });
+const sink = await startChild<{ url: string }>(new URL('./lib/sink.ts', import.meta.url), ['0.0.0.0']);
+const sinkPort = Number(new URL(sink.ready.url).port);
+const loadgen = await startChild(new URL('./lib/loadgen.ts', import.meta.url));
+const load = loadWith(loadgen, CONNECTIONS);
+const role = new URL('./lib/role.ts', import.meta.url);
+
+/** One product's EventSource + Sensor processes, up and consuming. */
+interface Deployment {
+  hookUrl: string;
+  esPid: number | undefined;
+  sensorPid: number | undefined;
+  /** Processes that exited before the end, with their exit codes. */
+  exited(): string[];
+  stop(): Promise<void>;
+}
+
+interface Config {
+  key: string;
+  product: string;
+  /** Sink path: `/empty/…` answers with no body. */
+  sinkPath: string;
+  rates: number[];
+  deploy(pod: PodNet, key: string): Promise<Deployment>;
+}
+
+async function deploySluice(pod: PodNet, sinkPath: string): Promise<Deployment> {
+  const bus = await nats.freshBus('side');
+  const sensorCfg: RoleConfig = {
+    natsUrl: `nats://${pod.hostIp}:${nats.server.port}`,
+    tls,
+    bus,
+    name: 'deliver',
+    spec: sinkSensorSpec({
+      sinkUrl: `http://${pod.hostIp}:${sinkPort}${sinkPath}`,
+      eventSourceName: 'hooks',
+    }),
+  };
+  const esCfg: RoleConfig = {
+    natsUrl: nats.server.url,
+    tls,
+    bus,
+    name: 'hooks',
+    spec: { webhook: { hook: { port: '0', endpoint: '/hook', method: 'POST' } } },
+  };
+  const sensor = await startChild(role, ['sensor', JSON.stringify(sensorCfg)], 30_000, pod.wrap);
+  const es = await startChild<{ ports: Record<string, number> }>(role, [
+    'eventsource',
+    JSON.stringify(esCfg),
+  ]);
+  const children = { EventSource: es, Sensor: sensor };
+  return {
+    hookUrl: `http://127.0.0.1:${es.ready.ports['0']}/hook`,
+    esPid: es.proc.pid,
+    sensorPid: sensor.proc.pid,
+    exited: () =>
+      Object.entries(children)
+        .filter(([, c]) => c.proc.exitCode !== null || c.proc.signalCode !== null)
+        .map(([n, c]) => `${n} exited (${c.proc.exitCode ?? c.proc.signalCode})`),
+    async stop() {
+      await es.stop();
+      await sensor.stop();
+    },
+  };
+}
+
+async function deployUpstream(
+  pod: PodNet,
+  key: string,
+  sinkPath: string,
+  atLeastOnce: boolean,
+): Promise<Deployment> {
+  const port = await freePort();
+  const common = { bin: ARGO, dir, namespace: 'bench', logLevel: UPSTREAM_LOG_LEVEL };
+  const esName = `${key}-hooks`;
+  const es = await startArgoEventSource({
+    ...common,
+    name: esName,
+    natsUrl: nats.server.url,
+    spec: { webhook: { hook: { port: String(port), endpoint: '/hook', method: 'POST' } } },
+    port,
+  });
+  let sensor: ArgoProcess | undefined;
+  try {
+    sensor = await startArgoSensor({
+      ...common,
+      name: `${key}-deliver`,
+      natsUrl: `nats://${pod.hostIp}:${nats.server.port}`,
+      wrap: pod.wrap,
+      spec: sinkSensorSpec({
+        sinkUrl: `http://${pod.hostIp}:${sinkPort}${sinkPath}`,
+        eventSourceName: esName,
+        atLeastOnce,
+      }),
+      subject: `default.${esName}.hook`,
+      jsm: nats.jsm,
+    });
+  } catch (err) {
+    await es.stop();
+    throw err;
+  }
+  const procs = { EventSource: es, Sensor: sensor };
+  return {
+    hookUrl: `http://127.0.0.1:${port}/hook`,
+    esPid: es.proc.pid,
+    sensorPid: sensor.proc.pid,
+    exited: () =>
+      Object.entries(procs)
+        .filter(([, p]) => !p.proc.running)
+        .map(([n, p]) => `${n} exited (see ${p.logFile})`),
+    async stop() {
+      await es.stop();
+      await sensor?.stop();
+    },
+  };
+}
+
+const EMPTY = '/empty/e2e';
+const upstream = `Argo Events ${VERSION}`;
+const CONFIGS: Config[] = [
+  {
+    key: 'sluice',
+    product: 'sluice',
+    sinkPath: EMPTY,
+    rates: RATES,
+    deploy: (pod) => deploySluice(pod, EMPTY),
+  },
+  {
+    key: 'up',
+    product: upstream,
+    sinkPath: EMPTY,
+    rates: RATES,
+    deploy: (pod, key) => deployUpstream(pod, key, EMPTY, false),
+  },
+  {
+    key: 'upalo',
+    product: `${upstream}, atLeastOnce`,
+    sinkPath: EMPTY,
+    rates: RATES,
+    deploy: (pod, key) => deployUpstream(pod, key, EMPTY, true),
+  },
+  {
+    key: 'upok',
+    product: `${upstream} as released`,
+    sinkPath: '/e2e',
+    rates: RATES.filter((r) => r > 0).slice(0, 1),
+    deploy: (pod, key) => deployUpstream(pod, key, '/e2e', false),
+  },
+];
+
+interface LevelResult extends Level {
+  /** Accepted, never delivered, after the configuration's final drain. */
+  lost: number;
+  duplicates: number;
+}
+interface ConfigResult {
+  config: Config;
+  levels: LevelResult[];
+  totals: { accepted: number; delivered: number; duplicates: number };
+  eventSourcePeakMiB: number;
+  sensorPeakMiB: number;
+  exited: string[];
+}
+
+/** Warm-up (JIT, connections, consumer; counted in the totals, not in a level), then the levels. */
+async function runConfig(c: Config, index: number): Promise<ConfigResult> {
+  const pod = podNet(index);
+  try {
+    const d = await c.deploy(pod, c.key);
+    const group = (tag: string) => `${c.sinkPath}#${tag}`;
+    const warmTag = `${c.key}-warm`;
+    const warm = await load(d.hookUrl, SMOKE ? 100 : 500, warmTag, 1000);
+    await waitUntil(
+      'warm-up deliveries',
+      async () => (await unique(group(warmTag))) >= warm.accepted,
+      DRAIN_MS,
+    );
+    const levels: Level[] = [];
+    for (const rate of c.rates) {
+      const tag = `${c.key}-r${rate}`;
+      const l = await runLevel({
+        load,
+        sink,
+        url: d.hookUrl,
+        sinkPath: c.sinkPath,
+        rate,
+        tag,
+        durationMs: DURATION_MS,
+        drainMs: DRAIN_MS,
+      });
+      levels.push(l);
+      process.stdout.write(
+        `  ${c.product} ${rateLabel(rate)}: accepted ${l.load.accepted}, delivered ${l.sink.unique}\n`,
+      );
+    }
+    const tags = [warmTag, ...c.rates.map((r) => `${c.key}-r${r}`)];
+    const accepted = warm.accepted + levels.reduce((a, l) => a + l.load.accepted, 0);
+    const delivered = async () =>
+      (await Promise.all(tags.map((t) => unique(group(t))))).reduce((a, n) => a + n, 0);
+    await waitUntil(
+      `${c.product}: every accepted event delivered`,
+      async () => (await delivered()) >= accepted,
+      DRAIN_MS,
+      50,
+    );
+    await sleep(SMOKE ? 200 : 1000); // a duplicate would arrive now
+    const final = await Promise.all(tags.map((t) => sink.call<SinkStats>('stats', group(t))));
+    const result: ConfigResult = {
+      config: c,
+      levels: levels.map((l, i) => ({
+        ...l,
+        lost: l.load.accepted - final[i + 1]!.unique,
+        duplicates: final[i + 1]!.duplicates,
+      })),
+      totals: {
+        accepted,
+        delivered: final.reduce((a, s) => a + s.unique, 0),
+        duplicates: final.reduce((a, s) => a + s.duplicates, 0),
+      },
+      eventSourcePeakMiB: memMiB(d.esPid, 'VmHWM'),
+      sensorPeakMiB: memMiB(d.sensorPid, 'VmHWM'),
+      exited: d.exited(),
+    };
+    await d.stop();
+    return result;
+  } finally {
+    pod.destroy();
+  }
+}
+
+const unique = (group: string) => sink.call<number>('unique', group);
+
+const results: ConfigResult[] = [];
+for (const [i, c] of CONFIGS.entries()) results.push(await runConfig(c, podIndexes[i]!));
+const loadAtEnd = loadavg();
+report(results);
+for (const c of [loadgen, sink]) await c.stop();
+await nats.close();
+// The logs stay when something went wrong (a process exited or sluice lost an event).
+if (process.exitCode || results.some((r) => r.exited.length > 0)) console.log(`  logs: ${dir}`);
+else rmSync(dir, { recursive: true, force: true });
+
+/** The one table, the ratios, and bench/results/upstream.json. */
+function report(rs: ConfigResult[]): void {
+  const m = machine();
+  printTable(
+    `Side by side with upstream Argo Events ${VERSION}: webhook → one dependency → HTTP sink, ${BODY_BYTES} B POSTs, ` +
+      `${DURATION_MS / 1000} s per rate, ${CONNECTIONS} connections, one nats-server; ` +
+      `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, ${m.natsServer}; ` +
+      `load average ${fmtLoad(loadAtStart)} at start, ${fmtLoad(loadAtEnd)} at end`,
+    [
+      'product',
+      'sink body',
+      'offered',
+      'accepted/s',
+      'non-2xx',
+      'delivered/s',
+      'lost',
+      'dup',
+      'p50 ms',
+      'p99 ms',
+      'ES peak MiB',
+      'Sensor peak MiB',
+    ],
+    rs.flatMap((r) =>
+      r.levels.map((l) => [
+        r.config.product,
+        r.config.sinkPath === EMPTY ? 'empty' : '"ok"',
+        rateLabel(l.load.offeredRate),
+        l.load.acceptedPerSec,
+        l.load.non2xx + l.load.errors,
+        l.sink.okPerSec,
+        l.lost,
+        l.duplicates,
+        l.sink.latencyFromSentMs.p50,
+        l.sink.latencyFromSentMs.p99,
+        r.eventSourcePeakMiB,
+        r.sensorPeakMiB,
+      ]),
+    ),
+  );
+  const ratios = sideBySide(rs);
+  for (const line of ratios.lines) console.log(`  ${line}`);
+  for (const r of rs) if (r.exited.length > 0) console.log(`  ${r.config.product}: ${r.exited.join('; ')}`);
+  console.log(
+    '  latency = sink arrival - load generator send (ms); lost = accepted, not delivered after the drain; ' +
+      `peak = VmHWM; upstream logs at ${UPSTREAM_LOG_LEVEL} (as sluice's roles); both dial NATS with TLS ` +
+      '(upstream always does); each Sensor in its own network namespace (veth)',
+  );
+  writeResult('upstream', {
+    upstreamVersion: VERSION,
+    secondsPerRate: DURATION_MS / 1000,
+    drainSeconds: DRAIN_MS / 1000,
+    connections: CONNECTIONS,
+    bodyBytes: BODY_BYTES,
+    upstreamLogLevel: UPSTREAM_LOG_LEVEL,
+    configs: rs.map(resultJson),
+    ratios: ratios.values,
+    loadAverage: { start: loadAtStart.map((x) => round(x, 2)), end: loadAtEnd.map((x) => round(x, 2)) },
+    durationSec: round((performance.now() - tStart) / 1000),
+    machine: m,
+  });
+  const sluice = rs.find((r) => r.config.key === 'sluice');
+  if (sluice && (sluice.totals.delivered !== sluice.totals.accepted || sluice.totals.duplicates > 0))
+    process.exitCode = 1;
+}
+
+function resultJson(r: ConfigResult): Record<string, unknown> {
+  return {
+    key: r.config.key,
+    product: r.config.product,
+    sinkBody: r.config.sinkPath === EMPTY ? 'empty' : 'ok',
+    totals: r.totals,
+    eventSourcePeakMiB: r.eventSourcePeakMiB,
+    sensorPeakMiB: r.sensorPeakMiB,
+    exited: r.exited,
+    levels: r.levels.map((l) => ({
+      offeredRate: l.load.offeredRate,
+      acceptedPerSec: l.load.acceptedPerSec,
+      accepted: l.load.accepted,
+      statuses: l.load.statuses,
+      errors: l.load.errors,
+      notSent: l.load.notSent,
+      responseMs: l.load.responseMs,
+      deliveredPerSec: l.sink.okPerSec,
+      deliveredPerSecFitted: l.sink.okPerSecFitted,
+      deliveredByDrainEnd: l.sink.unique,
+      drainedInMs: l.drainedInMs,
+      lost: l.lost,
+      duplicates: l.duplicates,
+      e2eLatencyMs: l.sink.latencyFromSentMs,
+    })),
+  };
+}
+
+/** sluice against upstream in the same run: delivered/s when unbounded, p99 at the first rate, memory. */
+function sideBySide(rs: ConfigResult[]): { lines: string[]; values: Record<string, number> } {
+  const by = (key: string) => rs.find((r) => r.config.key === key);
+  const at = (r: ConfigResult | undefined, rate: number) =>
+    r?.levels.find((l) => l.load.offeredRate === rate);
+  const [s, up, alo] = [by('sluice'), by('up'), by('upalo')];
+  const first = RATES.find((r) => r > 0) ?? 0;
+  const x = (a: number | undefined, b: number | undefined) => (a && b ? round(a / b, 2) : Number.NaN);
+  const values = {
+    deliveredUnboundedVsUpstream: x(at(s, 0)?.sink.okPerSec, at(up, 0)?.sink.okPerSec),
+    deliveredUnboundedVsUpstreamAtLeastOnce: x(at(s, 0)?.sink.okPerSec, at(alo, 0)?.sink.okPerSec),
+    acceptedUnboundedVsUpstream: x(at(s, 0)?.load.acceptedPerSec, at(up, 0)?.load.acceptedPerSec),
+    p99AtFirstRateMs: at(s, first)?.sink.latencyFromSentMs.p99 ?? Number.NaN,
+    upstreamAtLeastOnceP99AtFirstRateMs: at(alo, first)?.sink.latencyFromSentMs.p99 ?? Number.NaN,
+    eventSourceRssVsUpstream: x(s?.eventSourcePeakMiB, up?.eventSourcePeakMiB),
+    sensorRssVsUpstream: x(s?.sensorPeakMiB, up?.sensorPeakMiB),
+  };
+  return {
+    values,
+    lines: [
+      `sluice / upstream, unbounded: delivered/s ${values.deliveredUnboundedVsUpstream}x (atLeastOnce: ${values.deliveredUnboundedVsUpstreamAtLeastOnce}x), accepted/s ${values.acceptedUnboundedVsUpstream}x`,
+      `p99 at ${rateLabel(first)}: sluice ${values.p99AtFirstRateMs} ms, upstream with atLeastOnce ${values.upstreamAtLeastOnceP99AtFirstRateMs} ms`,
+      `peak RSS sluice / upstream: EventSource ${values.eventSourceRssVsUpstream}x, Sensor ${values.sensorRssVsUpstream}x`,
+    ],
+  };
+}
+
+function fmtLoad(l: number[]): string {
+  return l.map((x) => x.toFixed(2)).join(' ');
+}
