@@ -14,7 +14,8 @@
 //   upstream, atLeastOnce      same sink; atLeastOnce: true (effect before ack)
 //   upstream as released       sink answers 200 `ok` (a body): upstream's HTTP trigger never
 //                              closes response bodies, so every request leaks its connection;
-//                              first offered rate only
+//                              first offered rate only, for --released-seconds (30) so the leak
+//                              shows (the Sensor's open fds and limit are reported)
 // Each is offered a fixed rate and unbounded load (--rates, a few seconds each), then drained.
 // Reported per level: accepted/s and non-2xx at the EventSource, delivered/s at the sink, events
 // lost (accepted, never delivered after the drain) and duplicate effects, end-to-end latency
@@ -23,7 +24,8 @@
 // Sensor process. Upstream dials NATS with TLS whatever its config says, so the server has a TLS
 // listener and sluice is given its CA: both products pay for TLS. Both Sensors run in a network
 // namespace of their own, as in a pod (bench/lib/netns.ts); so the benchmark needs root.
-// Usage: node bench/upstream.ts [--seconds S] [--drain S] [--rates 1000,0] [--connections C]
+// Usage: node bench/upstream.ts [--seconds S] [--released-seconds S] [--drain S] [--rates 1000,0]
+//        [--connections C]
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +37,16 @@ import { toolVersions } from '../test/harness/tools.ts';
 import { type ArgoProcess, startArgoEventSource, startArgoSensor } from './lib/argo.ts';
 import { startChild } from './lib/child.ts';
 import { machine, openNats, printTable, round, SMOKE, sleep, waitUntil, writeResult } from './lib/common.ts';
-import { BODY_BYTES, type Level, loadWith, memMiB, rateLabel, runLevel, sinkSensorSpec } from './lib/e2e.ts';
+import {
+  BODY_BYTES,
+  type Level,
+  loadWith,
+  memMiB,
+  openFds,
+  rateLabel,
+  runLevel,
+  sinkSensorSpec,
+} from './lib/e2e.ts';
 import { enterPrivateNetwork, type PodNet, podNet, podNetAddress } from './lib/netns.ts';
 import type { RoleConfig } from './lib/role.ts';
 import type { SinkStats } from './lib/sink.ts';
@@ -47,10 +58,13 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: SMOKE ? '1' : '5' },
     drain: { type: 'string', default: SMOKE ? '10' : '20' },
     rates: { type: 'string', default: SMOKE ? '200,0' : '1000,0' },
+    'released-seconds': { type: 'string', default: SMOKE ? '1' : '30' },
     connections: { type: 'string', default: '256' },
   },
 });
 const DURATION_MS = Number(values.seconds) * 1000;
+/** How long the as-released case is offered its rate: long enough for its leak to add up. */
+const RELEASED_MS = Number(values['released-seconds']) * 1000;
 const DRAIN_MS = Number(values.drain) * 1000;
 const RATES = values.rates.split(',').map(Number);
 const CONNECTIONS = Number(values.connections);
@@ -88,7 +102,12 @@ writeFileSync(
 );
 // 0.0.0.0 inside this benchmark's own network namespace: loopback plus the pods' veths.
 const nats = await openNats({ dir: join(dir, 'nats'), args: ['--addr', '0.0.0.0', '-c', natsConf] }, { tls });
-const sink = await startChild<{ url: string }>(new URL('./lib/sink.ts', import.meta.url), ['0.0.0.0']);
+// The sink closes connections idle for 5 s (Node's default), so the connections upstream's HTTP
+// trigger leaks stay open on the Sensor's side only, and the sink's fd limit is not what runs out.
+const sink = await startChild<{ url: string }>(new URL('./lib/sink.ts', import.meta.url), [
+  '0.0.0.0',
+  '5000',
+]);
 const sinkPort = Number(new URL(sink.ready.url).port);
 const loadgen = await startChild(new URL('./lib/loadgen.ts', import.meta.url));
 const load = loadWith(loadgen, CONNECTIONS);
@@ -110,6 +129,7 @@ interface Config {
   /** Sink path: `/empty/…` answers with no body. */
   sinkPath: string;
   rates: number[];
+  durationMs: number;
   deploy(pod: PodNet, key: string): Promise<Deployment>;
 }
 
@@ -212,6 +232,7 @@ const CONFIGS: Config[] = [
     product: 'sluice',
     sinkPath: EMPTY,
     rates: RATES,
+    durationMs: DURATION_MS,
     deploy: (pod) => deploySluice(pod, EMPTY),
   },
   {
@@ -219,6 +240,7 @@ const CONFIGS: Config[] = [
     product: upstream,
     sinkPath: EMPTY,
     rates: RATES,
+    durationMs: DURATION_MS,
     deploy: (pod, key) => deployUpstream(pod, key, EMPTY, false),
   },
   {
@@ -226,6 +248,7 @@ const CONFIGS: Config[] = [
     product: `${upstream}, atLeastOnce`,
     sinkPath: EMPTY,
     rates: RATES,
+    durationMs: DURATION_MS,
     deploy: (pod, key) => deployUpstream(pod, key, EMPTY, true),
   },
   {
@@ -233,6 +256,7 @@ const CONFIGS: Config[] = [
     product: `${upstream} as released`,
     sinkPath: '/e2e',
     rates: RATES.filter((r) => r > 0).slice(0, 1),
+    durationMs: RELEASED_MS,
     deploy: (pod, key) => deployUpstream(pod, key, '/e2e', false),
   },
 ];
@@ -248,6 +272,8 @@ interface ConfigResult {
   totals: { accepted: number; delivered: number; duplicates: number };
   eventSourcePeakMiB: number;
   sensorPeakMiB: number;
+  /** The Sensor's open file descriptors after the drain, and its limit. */
+  sensorFds: { open: number; limit: number };
   exited: string[];
 }
 
@@ -267,14 +293,15 @@ async function runConfig(c: Config, index: number): Promise<ConfigResult> {
     const levels: Level[] = [];
     for (const rate of c.rates) {
       const tag = `${c.key}-r${rate}`;
+      const url = d.hookUrl;
       const l = await runLevel({
         load,
         sink,
-        url: d.hookUrl,
+        url,
         sinkPath: c.sinkPath,
         rate,
         tag,
-        durationMs: DURATION_MS,
+        durationMs: c.durationMs,
         drainMs: DRAIN_MS,
       });
       levels.push(l);
@@ -284,16 +311,7 @@ async function runConfig(c: Config, index: number): Promise<ConfigResult> {
     }
     const tags = [warmTag, ...c.rates.map((r) => `${c.key}-r${r}`)];
     const accepted = warm.accepted + levels.reduce((a, l) => a + l.load.accepted, 0);
-    const delivered = async () =>
-      (await Promise.all(tags.map((t) => unique(group(t))))).reduce((a, n) => a + n, 0);
-    await waitUntil(
-      `${c.product}: every accepted event delivered`,
-      async () => (await delivered()) >= accepted,
-      DRAIN_MS,
-      50,
-    );
-    await sleep(SMOKE ? 200 : 1000); // a duplicate would arrive now
-    const final = await Promise.all(tags.map((t) => sink.call<SinkStats>('stats', group(t))));
+    const final = await finalDrain(c.product, tags.map(group), accepted);
     const result: ConfigResult = {
       config: c,
       levels: levels.map((l, i) => ({
@@ -308,6 +326,7 @@ async function runConfig(c: Config, index: number): Promise<ConfigResult> {
       },
       eventSourcePeakMiB: memMiB(d.esPid, 'VmHWM'),
       sensorPeakMiB: memMiB(d.sensorPid, 'VmHWM'),
+      sensorFds: openFds(d.sensorPid),
       exited: d.exited(),
     };
     await d.stop();
@@ -315,6 +334,19 @@ async function runConfig(c: Config, index: number): Promise<ConfigResult> {
   } finally {
     pod.destroy();
   }
+}
+
+/** Waits (bounded) until the sink groups hold `accepted` events, then a moment for late duplicates. */
+async function finalDrain(product: string, groups: string[], accepted: number): Promise<SinkStats[]> {
+  const delivered = async () => (await Promise.all(groups.map(unique))).reduce((a, n) => a + n, 0);
+  await waitUntil(
+    `${product}: every accepted event delivered`,
+    async () => (await delivered()) >= accepted,
+    DRAIN_MS,
+    50,
+  );
+  await sleep(SMOKE ? 200 : 1000); // a duplicate would arrive now
+  return Promise.all(groups.map((g) => sink.call<SinkStats>('stats', g)));
 }
 
 const unique = (group: string) => sink.call<number>('unique', group);
@@ -334,13 +366,14 @@ function report(rs: ConfigResult[]): void {
   const m = machine();
   printTable(
     `Side by side with upstream Argo Events ${VERSION}: webhook → one dependency → HTTP sink, ${BODY_BYTES} B POSTs, ` +
-      `${DURATION_MS / 1000} s per rate, ${CONNECTIONS} connections, one nats-server; ` +
+      `${CONNECTIONS} connections, one nats-server; ` +
       `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, ${m.natsServer}; ` +
       `load average ${fmtLoad(loadAtStart)} at start, ${fmtLoad(loadAtEnd)} at end`,
     [
       'product',
       'sink body',
       'offered',
+      'for s',
       'accepted/s',
       'non-2xx',
       'delivered/s',
@@ -350,12 +383,14 @@ function report(rs: ConfigResult[]): void {
       'p99 ms',
       'ES peak MiB',
       'Sensor peak MiB',
+      'Sensor fds',
     ],
     rs.flatMap((r) =>
       r.levels.map((l) => [
         r.config.product,
         r.config.sinkPath === EMPTY ? 'empty' : '"ok"',
         rateLabel(l.load.offeredRate),
+        r.config.durationMs / 1000,
         l.load.acceptedPerSec,
         l.load.non2xx + l.load.errors,
         l.sink.okPerSec,
@@ -365,6 +400,7 @@ function report(rs: ConfigResult[]): void {
         l.sink.latencyFromSentMs.p99,
         r.eventSourcePeakMiB,
         r.sensorPeakMiB,
+        `${r.sensorFds.open} / ${r.sensorFds.limit}`,
       ]),
     ),
   );
@@ -373,12 +409,14 @@ function report(rs: ConfigResult[]): void {
   for (const r of rs) if (r.exited.length > 0) console.log(`  ${r.config.product}: ${r.exited.join('; ')}`);
   console.log(
     '  latency = sink arrival - load generator send (ms); lost = accepted, not delivered after the drain; ' +
+      'Sensor fds = open / limit after the drain; ' +
       `peak = VmHWM; upstream logs at ${UPSTREAM_LOG_LEVEL} (as sluice's roles); both dial NATS with TLS ` +
       '(upstream always does); each Sensor in its own network namespace (veth)',
   );
   writeResult('upstream', {
     upstreamVersion: VERSION,
     secondsPerRate: DURATION_MS / 1000,
+    releasedSecondsPerRate: RELEASED_MS / 1000,
     drainSeconds: DRAIN_MS / 1000,
     connections: CONNECTIONS,
     bodyBytes: BODY_BYTES,
@@ -402,6 +440,8 @@ function resultJson(r: ConfigResult): Record<string, unknown> {
     totals: r.totals,
     eventSourcePeakMiB: r.eventSourcePeakMiB,
     sensorPeakMiB: r.sensorPeakMiB,
+    sensorFds: r.sensorFds,
+    secondsPerRate: r.config.durationMs / 1000,
     exited: r.exited,
     levels: r.levels.map((l) => ({
       offeredRate: l.load.offeredRate,

@@ -1,7 +1,7 @@
 // Shared by the webhook end-to-end benchmarks, S3 (bench/webhook.ts) and the side-by-side with
 // upstream Argo Events (bench/upstream.ts): the Sensor they run, one load level with its drain
 // wait, and process memory read from /proc.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Child } from './child.ts';
 import { round, waitUntil } from './common.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
@@ -114,5 +114,15 @@ export function memMiB(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRS
     return m ? round(Number(m[1]) / 1024, 1) : 0;
   } catch {
     return 0;
+  }
+}
+
+/** Open file descriptors of a process and its soft limit (`Max open files`), from /proc; 0 when gone. */
+export function openFds(pid: number | undefined): { open: number; limit: number } {
+  try {
+    const m = /Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+    return { open: readdirSync(`/proc/${pid}/fd`).length, limit: m ? Number(m[1]) : 0 };
+  } catch {
+    return { open: 0, limit: 0 };
   }
 }
