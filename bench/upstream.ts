@@ -12,26 +12,30 @@
 //   sluice                     sink answers 200 with an empty body
 //   upstream                   same sink; atLeastOnce: false (upstream's default)
 //   upstream, atLeastOnce      same sink; atLeastOnce: true (effect before ack)
+// (these three deployed at once and offered each rate in turn, so other load on the machine
+// falls on all alike)
 //   upstream as released       sink answers 200 `ok` (a body): upstream's HTTP trigger never
 //                              closes response bodies, so every request leaks its connection;
 //                              first offered rate only, for --released-seconds (30) so the leak
 //                              shows (the Sensor's open fds and limit are reported)
 // Each is offered a fixed rate and unbounded load (--rates, a few seconds each), then drained.
 // Reported per level: accepted/s and non-2xx at the EventSource, delivered/s at the sink, events
-// lost (accepted, never delivered after the drain) and duplicate effects, end-to-end latency
+// undelivered (accepted, not at the sink after the drain; how many of them are still in the bus)
+// and duplicate effects, end-to-end latency
 // p50/p99 (load generator send → sink arrival: upstream's event time has 1 s resolution, so the
 // send time carried in the body is used for both), and peak RSS (VmHWM) of each EventSource and
 // Sensor process. Upstream dials NATS with TLS whatever its config says, so the server has a TLS
-// listener and sluice is given its CA: both products pay for TLS. Both Sensors run in a network
-// namespace of their own, as in a pod (bench/lib/netns.ts); so the benchmark needs root.
+// listener and sluice is given its CA: both products pay for TLS. Every EventSource and Sensor
+// runs in a network namespace of its own, as in a pod (bench/lib/netns.ts); so it needs root.
 // Usage: node bench/upstream.ts [--seconds S] [--released-seconds S] [--drain S] [--rates 1000,0]
 //        [--connections C]
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { ConsumerInfo } from '@nats-io/jetstream';
+import { eventStreamName } from '../src/bus/subjects.ts';
 import { ensurePki } from '../test/harness/certs.ts';
-import { freePort } from '../test/harness/ports.ts';
 import { cachedTool } from '../test/harness/servers.ts';
 import { toolVersions } from '../test/harness/tools.ts';
 import { type ArgoProcess, startArgoEventSource, startArgoSensor } from './lib/argo.ts';
@@ -47,6 +51,7 @@ import {
   runLevel,
   sinkSensorSpec,
 } from './lib/e2e.ts';
+import type { LoadResult } from './lib/loadgen.ts';
 import { enterPrivateNetwork, type PodNet, podNet, podNetAddress } from './lib/netns.ts';
 import type { RoleConfig } from './lib/role.ts';
 import type { SinkStats } from './lib/sink.ts';
@@ -88,7 +93,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => proces
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-upstream-'));
 // The server's certificate names every address it is dialled at (the pods reach it on their veth).
-const podIndexes = [1, 2, 3, 4];
+const podIndexes = [1, 2, 3, 4, 5, 6, 7, 8];
 const pki = ensurePki(
   join(dir, 'pki'),
   podIndexes.map((i) => `IP:${podNetAddress(i)}`),
@@ -118,9 +123,19 @@ interface Deployment {
   hookUrl: string;
   esPid: number | undefined;
   sensorPid: number | undefined;
+  /** Events still in the bus for this Sensor: its consumer's pending + unacknowledged messages. */
+  backlog(): Promise<number>;
   /** Processes that exited before the end, with their exit codes. */
   exited(): string[];
   stop(): Promise<void>;
+}
+
+/** Sum of pending and unacknowledged messages over the consumers of `stream` that `match`. */
+async function backlogOf(stream: string, match: (c: ConsumerInfo) => boolean): Promise<number> {
+  let n = 0;
+  for await (const c of await nats.jsm.consumers.list(stream))
+    if (match(c)) n += c.num_pending + c.num_ack_pending;
+  return n;
 }
 
 interface Config {
@@ -130,10 +145,19 @@ interface Config {
   sinkPath: string;
   rates: number[];
   durationMs: number;
-  deploy(pod: PodNet, key: string): Promise<Deployment>;
+  deploy(pods: Pods, key: string): Promise<Deployment>;
 }
 
-async function deploySluice(pod: PodNet, sinkPath: string): Promise<Deployment> {
+/** Each process in a pod namespace of its own, as in a cluster. */
+interface Pods {
+  es: PodNet;
+  sensor: PodNet;
+}
+
+/** The port every EventSource's webhook listens on, inside its own pod namespace. */
+const HOOK_PORT = 12000;
+
+async function deploySluice({ es: esPod, sensor: pod }: Pods, sinkPath: string): Promise<Deployment> {
   const bus = await nats.freshBus('side');
   const sensorCfg: RoleConfig = {
     natsUrl: `nats://${pod.hostIp}:${nats.server.port}`,
@@ -146,22 +170,21 @@ async function deploySluice(pod: PodNet, sinkPath: string): Promise<Deployment> 
     }),
   };
   const esCfg: RoleConfig = {
-    natsUrl: nats.server.url,
+    natsUrl: `nats://${esPod.hostIp}:${nats.server.port}`,
     tls,
     bus,
     name: 'hooks',
-    spec: { webhook: { hook: { port: '0', endpoint: '/hook', method: 'POST' } } },
+    host: '0.0.0.0',
+    spec: { webhook: { hook: { port: String(HOOK_PORT), endpoint: '/hook', method: 'POST' } } },
   };
   const sensor = await startChild(role, ['sensor', JSON.stringify(sensorCfg)], 30_000, pod.wrap);
-  const es = await startChild<{ ports: Record<string, number> }>(role, [
-    'eventsource',
-    JSON.stringify(esCfg),
-  ]);
+  const es = await startChild(role, ['eventsource', JSON.stringify(esCfg)], 20_000, esPod.wrap);
   const children = { EventSource: es, Sensor: sensor };
   return {
-    hookUrl: `http://127.0.0.1:${es.ready.ports['0']}/hook`,
+    hookUrl: `http://${esPod.podIp}:${HOOK_PORT}/hook`,
     esPid: es.proc.pid,
     sensorPid: sensor.proc.pid,
+    backlog: () => backlogOf(eventStreamName(bus), () => true),
     exited: () =>
       Object.entries(children)
         .filter(([, c]) => c.proc.exitCode !== null || c.proc.signalCode !== null)
@@ -174,19 +197,21 @@ async function deploySluice(pod: PodNet, sinkPath: string): Promise<Deployment> 
 }
 
 async function deployUpstream(
-  pod: PodNet,
+  { es: esPod, sensor: pod }: Pods,
   key: string,
   sinkPath: string,
   atLeastOnce: boolean,
 ): Promise<Deployment> {
-  const port = await freePort();
+  const port = HOOK_PORT;
   const common = { bin: ARGO, dir, namespace: 'bench', logLevel: UPSTREAM_LOG_LEVEL };
   const esName = `${key}-hooks`;
   const es = await startArgoEventSource({
     ...common,
     name: esName,
-    natsUrl: nats.server.url,
+    natsUrl: `nats://${esPod.hostIp}:${nats.server.port}`,
+    wrap: esPod.wrap,
     spec: { webhook: { hook: { port: String(port), endpoint: '/hook', method: 'POST' } } },
+    host: esPod.podIp,
     port,
   });
   let sensor: ArgoProcess | undefined;
@@ -210,9 +235,10 @@ async function deployUpstream(
   }
   const procs = { EventSource: es, Sensor: sensor };
   return {
-    hookUrl: `http://127.0.0.1:${port}/hook`,
+    hookUrl: `http://${esPod.podIp}:${port}/hook`,
     esPid: es.proc.pid,
     sensorPid: sensor.proc.pid,
+    backlog: () => backlogOf('default', (c) => c.config.filter_subject === `default.${esName}.hook`),
     exited: () =>
       Object.entries(procs)
         .filter(([, p]) => !p.proc.running)
@@ -262,14 +288,16 @@ const CONFIGS: Config[] = [
 ];
 
 interface LevelResult extends Level {
-  /** Accepted, never delivered, after the configuration's final drain. */
-  lost: number;
+  /** Accepted, not delivered after the configuration's final drain. */
+  undelivered: number;
   duplicates: number;
 }
 interface ConfigResult {
   config: Config;
   levels: LevelResult[];
   totals: { accepted: number; delivered: number; duplicates: number };
+  /** Of the undelivered events, how many were still in the bus for the Sensor (not lost). */
+  inBusAfterDrain: number;
   eventSourcePeakMiB: number;
   sensorPeakMiB: number;
   /** The Sensor's open file descriptors after the drain, and its limit. */
@@ -277,89 +305,123 @@ interface ConfigResult {
   exited: string[];
 }
 
-/** Warm-up (JIT, connections, consumer; counted in the totals, not in a level), then the levels. */
-async function runConfig(c: Config, index: number): Promise<ConfigResult> {
-  const pod = podNet(index);
-  try {
-    const d = await c.deploy(pod, c.key);
-    const group = (tag: string) => `${c.sinkPath}#${tag}`;
-    const warmTag = `${c.key}-warm`;
-    const warm = await load(d.hookUrl, SMOKE ? 100 : 500, warmTag, 1000);
-    await waitUntil(
-      'warm-up deliveries',
-      async () => (await unique(group(warmTag))) >= warm.accepted,
-      DRAIN_MS,
-    );
-    const levels: Level[] = [];
-    for (const rate of c.rates) {
-      const tag = `${c.key}-r${rate}`;
-      const url = d.hookUrl;
-      const l = await runLevel({
-        load,
-        sink,
-        url,
-        sinkPath: c.sinkPath,
-        rate,
-        tag,
-        durationMs: c.durationMs,
-        drainMs: DRAIN_MS,
-      });
-      levels.push(l);
-      process.stdout.write(
-        `  ${c.product} ${rateLabel(rate)}: accepted ${l.load.accepted}, delivered ${l.sink.unique}\n`,
-      );
-    }
-    const tags = [warmTag, ...c.rates.map((r) => `${c.key}-r${r}`)];
-    const accepted = warm.accepted + levels.reduce((a, l) => a + l.load.accepted, 0);
-    const final = await finalDrain(c.product, tags.map(group), accepted);
-    const result: ConfigResult = {
-      config: c,
-      levels: levels.map((l, i) => ({
-        ...l,
-        lost: l.load.accepted - final[i + 1]!.unique,
-        duplicates: final[i + 1]!.duplicates,
-      })),
-      totals: {
-        accepted,
-        delivered: final.reduce((a, s) => a + s.unique, 0),
-        duplicates: final.reduce((a, s) => a + s.duplicates, 0),
-      },
-      eventSourcePeakMiB: memMiB(d.esPid, 'VmHWM'),
-      sensorPeakMiB: memMiB(d.sensorPid, 'VmHWM'),
-      sensorFds: openFds(d.sensorPid),
-      exited: d.exited(),
-    };
-    await d.stop();
-    return result;
-  } finally {
-    pod.destroy();
-  }
+/** A configuration deployed and warmed up, collecting its levels. */
+interface Running {
+  config: Config;
+  pods: Pods;
+  deployment: Deployment;
+  warm: LoadResult;
+  levels: Level[];
 }
 
-/** Waits (bounded) until the sink groups hold `accepted` events, then a moment for late duplicates. */
-async function finalDrain(product: string, groups: string[], accepted: number): Promise<SinkStats[]> {
-  const delivered = async () => (await Promise.all(groups.map(unique))).reduce((a, n) => a + n, 0);
+const group = (c: Config, tag: string) => `${c.sinkPath}#${tag}`;
+const unique = (g: string) => sink.call<number>('unique', g);
+
+/** Deploys `c` in pod namespaces 2·index+1 (EventSource) and +2 (Sensor), then a warm-up (JIT, connections) counted in its totals only. */
+async function prepare(c: Config, index: number): Promise<Running> {
+  const pods = { es: podNet(2 * index + 1), sensor: podNet(2 * index + 2) };
+  const deployment = await c.deploy(pods, c.key);
+  const tag = `${c.key}-warm`;
+  const warm = await load(deployment.hookUrl, SMOKE ? 100 : 500, tag, 1000);
+  await waitUntil('warm-up deliveries', async () => (await unique(group(c, tag))) >= warm.accepted, DRAIN_MS);
+  return { config: c, pods, deployment, warm, levels: [] };
+}
+
+async function level(r: Running, rate: number): Promise<void> {
+  const c = r.config;
+  const l = await runLevel({
+    load,
+    sink,
+    url: r.deployment.hookUrl,
+    sinkPath: c.sinkPath,
+    rate,
+    tag: `${c.key}-r${rate}`,
+    durationMs: c.durationMs,
+    drainMs: DRAIN_MS,
+  });
+  r.levels.push(l);
+  process.stdout.write(
+    `  ${c.product} ${rateLabel(rate)}: accepted ${l.load.accepted}, delivered ${l.sink.unique}\n`,
+  );
+}
+
+/** Final drain (bounded), then the figures, memory and fds of the processes, which are then stopped. */
+async function finish(r: Running): Promise<ConfigResult> {
+  const { config: c, deployment: d } = r;
+  const tags = [`${c.key}-warm`, ...r.levels.map((l) => `${c.key}-r${l.load.offeredRate}`)];
+  const accepted = r.warm.accepted + r.levels.reduce((a, l) => a + l.load.accepted, 0);
+  const delivered = async () =>
+    (await Promise.all(tags.map((t) => unique(group(c, t))))).reduce((a, n) => a + n, 0);
   await waitUntil(
-    `${product}: every accepted event delivered`,
+    `${c.product}: every accepted event delivered`,
     async () => (await delivered()) >= accepted,
     DRAIN_MS,
     50,
   );
   await sleep(SMOKE ? 200 : 1000); // a duplicate would arrive now
-  return Promise.all(groups.map((g) => sink.call<SinkStats>('stats', g)));
+  const final = await Promise.all(tags.map((t) => sink.call<SinkStats>('stats', group(c, t))));
+  const result: ConfigResult = {
+    config: c,
+    levels: r.levels.map((l, i) => ({
+      ...l,
+      undelivered: l.load.accepted - final[i + 1]!.unique,
+      duplicates: final[i + 1]!.duplicates,
+    })),
+    totals: {
+      accepted,
+      delivered: final.reduce((a, s) => a + s.unique, 0),
+      duplicates: final.reduce((a, s) => a + s.duplicates, 0),
+    },
+    inBusAfterDrain: await d.backlog(),
+    eventSourcePeakMiB: memMiB(d.esPid, 'VmHWM'),
+    sensorPeakMiB: memMiB(d.sensorPid, 'VmHWM'),
+    sensorFds: openFds(d.sensorPid),
+    exited: d.exited(),
+  };
+  await d.stop();
+  r.pods.es.destroy();
+  r.pods.sensor.destroy();
+  return result;
 }
 
-const unique = (group: string) => sink.call<number>('unique', group);
+const TABLE_HEADER = [
+  'product',
+  'sink body',
+  'offered',
+  'for s',
+  'accepted/s',
+  'non-2xx',
+  'delivered/s',
+  'undelivered',
+  'dup',
+  'p50 ms',
+  'p99 ms',
+  'ES peak MiB',
+  'Sensor peak MiB',
+  'Sensor fds',
+];
 
-const results: ConfigResult[] = [];
-for (const [i, c] of CONFIGS.entries()) results.push(await runConfig(c, podIndexes[i]!));
-const loadAtEnd = loadavg();
-report(results);
-for (const c of [loadgen, sink]) await c.stop();
-await nats.close();
-// The logs stay when something went wrong (a process exited or sluice lost an event).
-if (process.exitCode || results.some((r) => r.exited.length > 0)) console.log(`  logs: ${dir}`);
-else rmSync(dir, { recursive: true, force: true });
+function tableRows(r: ConfigResult): Array<Array<string | number>> {
+  return r.levels.map((l, i) => [
+    r.config.product,
+    r.config.sinkPath === EMPTY ? 'empty' : '"ok"',
+    rateLabel(l.load.offeredRate),
+    r.config.durationMs / 1000,
+    l.load.acceptedPerSec,
+    l.load.non2xx + l.load.errors,
+    l.sink.okPerSec,
+    // What is still in the bus belongs to the last level (the consumer reads in order).
+    i === r.levels.length - 1 && r.inBusAfterDrain > 0
+      ? `${l.undelivered} (${r.inBusAfterDrain} in bus)`
+      : l.undelivered,
+    l.duplicates,
+    l.sink.latencyFromSentMs.p50,
+    l.sink.latencyFromSentMs.p99,
+    r.eventSourcePeakMiB,
+    r.sensorPeakMiB,
+    `${r.sensorFds.open} / ${r.sensorFds.limit}`,
+  ]);
+}
 
 /** The one table, the ratios, and bench/results/upstream.json. */
 function report(rs: ConfigResult[]): void {
@@ -369,49 +431,18 @@ function report(rs: ConfigResult[]): void {
       `${CONNECTIONS} connections, one nats-server; ` +
       `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, ${m.natsServer}; ` +
       `load average ${fmtLoad(loadAtStart)} at start, ${fmtLoad(loadAtEnd)} at end`,
-    [
-      'product',
-      'sink body',
-      'offered',
-      'for s',
-      'accepted/s',
-      'non-2xx',
-      'delivered/s',
-      'lost',
-      'dup',
-      'p50 ms',
-      'p99 ms',
-      'ES peak MiB',
-      'Sensor peak MiB',
-      'Sensor fds',
-    ],
-    rs.flatMap((r) =>
-      r.levels.map((l) => [
-        r.config.product,
-        r.config.sinkPath === EMPTY ? 'empty' : '"ok"',
-        rateLabel(l.load.offeredRate),
-        r.config.durationMs / 1000,
-        l.load.acceptedPerSec,
-        l.load.non2xx + l.load.errors,
-        l.sink.okPerSec,
-        l.lost,
-        l.duplicates,
-        l.sink.latencyFromSentMs.p50,
-        l.sink.latencyFromSentMs.p99,
-        r.eventSourcePeakMiB,
-        r.sensorPeakMiB,
-        `${r.sensorFds.open} / ${r.sensorFds.limit}`,
-      ]),
-    ),
+    TABLE_HEADER,
+    rs.flatMap(tableRows),
   );
   const ratios = sideBySide(rs);
   for (const line of ratios.lines) console.log(`  ${line}`);
   for (const r of rs) if (r.exited.length > 0) console.log(`  ${r.config.product}: ${r.exited.join('; ')}`);
   console.log(
-    '  latency = sink arrival - load generator send (ms); lost = accepted, not delivered after the drain; ' +
+    '  latency = sink arrival - load generator send (ms); undelivered = accepted, not at the sink after the drain ' +
+      '(in bus: still pending for the Sensor); ' +
       'Sensor fds = open / limit after the drain; ' +
       `peak = VmHWM; upstream logs at ${UPSTREAM_LOG_LEVEL} (as sluice's roles); both dial NATS with TLS ` +
-      '(upstream always does); each Sensor in its own network namespace (veth)',
+      '(upstream always does); each process in its own network namespace (veth)',
   );
   writeResult('upstream', {
     upstreamVersion: VERSION,
@@ -438,6 +469,7 @@ function resultJson(r: ConfigResult): Record<string, unknown> {
     product: r.config.product,
     sinkBody: r.config.sinkPath === EMPTY ? 'empty' : 'ok',
     totals: r.totals,
+    inBusAfterDrain: r.inBusAfterDrain,
     eventSourcePeakMiB: r.eventSourcePeakMiB,
     sensorPeakMiB: r.sensorPeakMiB,
     sensorFds: r.sensorFds,
@@ -455,7 +487,7 @@ function resultJson(r: ConfigResult): Record<string, unknown> {
       deliveredPerSecFitted: l.sink.okPerSecFitted,
       deliveredByDrainEnd: l.sink.unique,
       drainedInMs: l.drainedInMs,
-      lost: l.lost,
+      undelivered: l.undelivered,
       duplicates: l.duplicates,
       e2eLatencyMs: l.sink.latencyFromSentMs,
     })),
@@ -492,3 +524,23 @@ function sideBySide(rs: ConfigResult[]): { lines: string[]; values: Record<strin
 function fmtLoad(l: number[]): string {
   return l.map((x) => x.toFixed(2)).join(' ');
 }
+
+// sluice and upstream (atLeastOnce false, true) side by side, each rate offered to each in turn
+// so that other load on the machine falls on all of them alike; then the as-released case alone.
+const results: ConfigResult[] = [];
+const [side, released] = [CONFIGS.slice(0, 3), CONFIGS[3]!];
+const running: Running[] = [];
+for (const [i, c] of side.entries()) running.push(await prepare(c, i));
+for (const rate of RATES) for (const r of running) await level(r, rate);
+for (const r of running) results.push(await finish(r));
+const alone = await prepare(released, 3);
+for (const rate of released.rates) await level(alone, rate);
+results.push(await finish(alone));
+const loadAtEnd = loadavg();
+report(results);
+for (const c of [loadgen, sink]) await c.stop();
+await nats.close();
+// The logs stay when an event went undelivered or a process exited.
+if (results.some((r) => r.exited.length > 0 || r.totals.delivered < r.totals.accepted))
+  console.log(`  logs: ${dir}`);
+else rmSync(dir, { recursive: true, force: true });

@@ -73,11 +73,11 @@ function launch(name: string, argv: string[], logFile: string, e: NodeJS.Process
 
 /**
  * Starts `argo-events eventsource-service` with an EventSource `spec` whose webhook listens on
- * `port` (every interface, as upstream does), and waits until the port answers; upstream creates
+ * `port` (every interface, as upstream does), and waits until `host:port` answers; upstream creates
  * the stream `default` (subjects `default.*.*`) first when it is missing.
  */
 export async function startArgoEventSource(
-  o: Common & { spec: unknown; port: number },
+  o: Common & { spec: unknown; port: number; host: string },
 ): Promise<ArgoProcess> {
   const logFile = join(o.dir, `${o.name}.log`);
   const p = launch(
@@ -87,10 +87,10 @@ export async function startArgoEventSource(
     env(o, ['EVENTSOURCE_OBJECT', resource('EventSource', o, o.spec)]),
   );
   await waitFor(
-    `upstream EventSource ${o.name} on :${o.port}`,
+    `upstream EventSource ${o.name} on ${o.host}:${o.port}`,
     async () => {
       if (!p.proc.running) throw new Error(`exited; log:\n${p.proc.tail(20)}`);
-      return portOpen(o.port);
+      return portOpen(o.port, o.host);
     },
     { timeoutMs: 30_000, intervalMs: 100, onTimeout: () => p.proc.tail(20) },
   );

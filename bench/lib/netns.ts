@@ -1,12 +1,12 @@
 // Network isolation for the side-by-side benchmark (bench/upstream.ts). Upstream Argo Events
-// binds its servers to every interface (metrics on :7777 in both the EventSource and the Sensor,
+// binds its servers to every interface (metrics on :7777 in every EventSource and Sensor,
 // webhooks on :<port>), as it may inside a pod. So the benchmark runs in a private network
-// namespace of its own (only `lo`, nothing reaches outside it), and each Sensor, sluice's and
-// upstream's alike, runs in a "pod" namespace joined to it by one veth pair:
+// namespace of its own (only `lo`, nothing reaches outside it), and each EventSource and Sensor,
+// sluice's and upstream's alike, runs in a "pod" namespace joined to it by one veth pair:
 //
-//   benchmark namespace (lo + podNw)           pod namespace N (lo + podNp)
-//   nats-server, sink: 0.0.0.0 ◀──veth──▶ Sensor (reaches both at 10.213.N.1)
-//   load generator, EventSources: loopback
+//   benchmark namespace (lo + podNw per pod)          pod namespace N (lo + podNp)
+//   nats-server, sink: 0.0.0.0       ◀──veth──▶      one EventSource or Sensor: reaches them at
+//   load generator                                   10.213.N.1, is reached at 10.213.N.2
 //
 // Linux only, as root (network namespaces).
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -12,6 +12,8 @@ export interface RoleConfig {
   natsUrl: string;
   /** TLS towards NATS (e.g. `{ ca }`); plain when absent and the server does not offer TLS. */
   tls?: BusTls;
+  /** Address an EventSource's servers bind (default loopback). */
+  host?: string;
   bus: BusRef;
   name: string;
   spec: unknown;
@@ -23,7 +25,14 @@ const conn = await BusConnection.open({ url: cfg.natsUrl, name: `bench-${role}`,
 const log = createLogger({ level: 'warn', destination: process.stderr });
 
 if (role === 'eventsource') {
-  const es = await runEventSource({ name: cfg.name, bus: cfg.bus, nc: conn.nc, spec: cfg.spec, log });
+  const es = await runEventSource({
+    name: cfg.name,
+    bus: cfg.bus,
+    nc: conn.nc,
+    spec: cfg.spec,
+    log,
+    host: cfg.host,
+  });
   serveParent(
     { ports: Object.fromEntries(es.ports) },
     {
