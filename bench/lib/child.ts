@@ -22,22 +22,38 @@ export interface Child<R = unknown> {
   stop(): Promise<void>;
 }
 
-/** Forks `script` (a .ts file run by the same Node) and waits for its ready message. */
+const launcher = readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8');
+const words = (s: string | undefined) => (s ?? '').split(' ').filter(Boolean);
 /** The V8 flags `sluice sensor` runs with (bin/sluice), so a Sensor child is measured as deployed. */
-const SENSOR_FLAGS = (
-  /^sensor_flags="([^"]*)"/m.exec(readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8'))?.[1] ??
-  ''
-)
-  .split(' ')
-  .filter(Boolean);
+const SENSOR_FLAGS = words(/^sensor_flags="([^"]*)"/m.exec(launcher)?.[1]);
+/** The V8 flags every other `sluice` command runs with (bin/sluice), e.g. `sluice eventsource`. */
+const DEFAULT_FLAGS = words(/^flags=\(([^)]*)\)/m.exec(launcher)?.[1]);
+/** The allocator settings bin/sluice exports unless already set (`export MALLOC_X="${MALLOC_X:-v}"`). */
+const LAUNCHER_ENV = Object.fromEntries(
+  [...launcher.matchAll(/^export (MALLOC_\w+)="\$\{\w+:-([^}]*)\}"/gm)].map((m) => [m[1]!, m[2]!]),
+);
 
+/**
+ * Forks `script` (a .ts file run by the same Node) and waits for its ready message. A role child
+ * (`args[0]` sensor or eventsource) runs as bin/sluice runs that command: its V8 flags,
+ * --expose-gc and the allocator environment. `wrap` is a command prefix the child runs under (e.g. `['nsenter', '--net=…', '--']`, to run it
+ * in another network namespace); it must exec Node in the same process so the pid and the IPC
+ * channel stay the child's.
+ */
 export async function startChild<R = unknown>(
   script: URL,
   args: string[] = [],
   readyTimeoutMs = 20_000,
+  wrap: string[] = [],
 ): Promise<Child<R>> {
+  const role = args[0] === 'sensor' || args[0] === 'eventsource';
+  const roleFlags = role ? [...(args[0] === 'sensor' ? SENSOR_FLAGS : DEFAULT_FLAGS), '--expose-gc'] : [];
+  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags];
   const proc = fork(script.pathname, args, {
-    execArgv: ['--disable-warning=ExperimentalWarning', ...(args[0] === 'sensor' ? SENSOR_FLAGS : [])],
+    env: role ? { ...LAUNCHER_ENV, ...process.env } : process.env,
+    ...(wrap.length > 0
+      ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...execArgv] }
+      : { execArgv }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

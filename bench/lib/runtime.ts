@@ -64,6 +64,8 @@ export async function runEventSource(o: {
   spec: unknown;
   log: Logger;
   registry?: Registry;
+  /** Address the webhook servers bind (default loopback). */
+  host?: string;
 }): Promise<RunningEventSource & { registry: Registry }> {
   const registry = o.registry ?? newRegistry();
   const running = await startEventSource({
@@ -76,7 +78,7 @@ export async function runEventSource(o: {
     registry,
     log: o.log,
     resolveSecret: noSecrets,
-    host: HOST,
+    host: o.host ?? HOST,
   });
   return { ...running, registry };
 }
