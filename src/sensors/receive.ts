@@ -6,7 +6,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { EventDependency } from '../api/sensor.ts';
 import { ack, nak, term, working } from '../bus/consumer.ts';
-import { toBusError } from '../bus/errors.ts';
+import { isOutage, toBusError } from '../bus/errors.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ByteBudget } from './byte-budget.ts';
@@ -14,11 +14,12 @@ import { decodeBusEvent } from './decode.ts';
 import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
 import { type SensorTrigger, serialized } from './fire.ts';
 import { yieldIfBusy } from './inline-budget.ts';
+import { JoinStateConflict } from './join-store.ts';
 import { lookup, textOf } from './match/path.ts';
 import { eventSeries, type SensorMetrics } from './metrics.ts';
 import type { DependencyMatcher } from './options.ts';
 import { isTransientEvalError, matchFailureReason } from './reasons.ts';
-import type { Outcome } from './settle.ts';
+import { EffectNotRecorded, type Outcome } from './settle.ts';
 
 export interface ReceiveDeps {
   namespace: string;
@@ -68,6 +69,10 @@ const orderingValue = (
     };
   }
 };
+
+/** A failure of the bus under the event (see errors.ts isOutage), not of the event itself. */
+const waitsOnBus = (err: unknown): boolean =>
+  err instanceof EffectNotRecorded || err instanceof JoinStateConflict || isOutage(err);
 
 /** The message handler of a Sensor: `(dependency, message) → settled`. */
 export function messageReceiver(d: ReceiveDeps) {
@@ -243,9 +248,16 @@ export function messageReceiver(d: ReceiveDeps) {
         : await handle(dep, msg, ev);
       if (how === 'settled' && tallies.size) tallies.delete(k);
     } catch (err) {
-      // No free sandbox worker (a flood of runaway programs, or stopping): not this event's fault,
-      // so the wait does not count against maxDeliveries. Hand it back for later.
-      if (isTransientEvalError(err)) {
+      // No free sandbox worker (a flood of runaway programs, or stopping), or the bus could not
+      // take a claim, a done mark or a partial match (no quorum, no leader, a foreign write to the
+      // join state): not this event's fault, so the wait does not count against maxDeliveries.
+      // Hand it back for later.
+      if (isTransientEvalError(err) || waitsOnBus(err)) {
+        if (waitsOnBus(err))
+          d.log.warn(
+            { dependency: dep.name, seq: msg.seq, err: d.dlq.redact((err as Error).message) },
+            'the bus could not record this event now; redelivering',
+          );
         await deferred1(k);
         d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
         nak(msg, BUSY_RETRY_MS);
