@@ -324,7 +324,9 @@ export interface ConsumeOptions {
 
 /**
  * Pulls from a durable consumer and runs `handle` for each message, at most `concurrency` at a
- * time. `handle` settles the message (ack, nak with delay, term). Survives disconnects and server
+ * time. `handle` settles the message (ack, nak with delay, term). A handler that only waits for
+ * the bus to confirm its work may call `release()` to give its slot to the next message early
+ * (the server's max_ack_pending still bounds the messages in hand). Survives disconnects and server
  * restarts (the client re-pulls). Resolves after the signal aborts (or the connection closes)
  * and the running handlers have finished; messages pulled but not yet handled are left unacked
  * and come again after ack_wait.
@@ -333,7 +335,7 @@ export async function consume(
   js: JetStreamClient,
   stream: string,
   durable: string,
-  handle: (msg: JsMsg) => Promise<void> | void,
+  handle: (msg: JsMsg, release: () => void) => Promise<void> | void,
   opts: ConsumeOptions = {},
 ): Promise<void> {
   const consumer = await js.consumers.get(stream, durable);
@@ -358,21 +360,35 @@ export async function consume(
       // Connection down: ack_wait brings the message back anyway.
     }
   };
-  const settle = (msg: JsMsg) => {
-    opts.inFlight?.delete(msg);
+  // `active` counts handler slots, `running` handlers not finished: a handler may give its slot
+  // back early (release) while it only waits for the bus to confirm what it did.
+  let running = 0;
+  const freeSlot = () => {
     active--;
     if (freed) {
       const f = freed;
       freed = undefined;
       f();
     }
-    if (active === 0 && drained) drained();
   };
   const run = (msg: JsMsg) => {
     opts.inFlight?.add(msg);
+    running++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      freeSlot();
+    };
+    const settle = (m: JsMsg) => {
+      opts.inFlight?.delete(m);
+      release();
+      running--;
+      if (running === 0 && drained) drained();
+    };
     let r: Promise<void> | void;
     try {
-      r = handle(msg);
+      r = handle(msg, release);
     } catch (err) {
       failed(err, msg);
       settle(msg);
@@ -407,7 +423,7 @@ export async function consume(
     }
   } finally {
     opts.signal?.removeEventListener('abort', stop);
-    if (active > 0) {
+    if (running > 0) {
       await new Promise<void>((r) => {
         drained = r;
       });

@@ -34,7 +34,7 @@ export interface Consuming {
 export function startConsumers(
   o: SensorRuntimeOptions,
   durables: readonly string[],
-  receive: (dep: EventDependency, msg: JsMsg) => Promise<void>,
+  receive: (dep: EventDependency, msg: JsMsg, release: () => void) => Promise<void>,
   parts: { joins: JoinStore; log: Logger; redact(text: string): string; signal: AbortSignal },
 ): Consuming {
   const { log, signal: lifetime } = parts;
@@ -46,7 +46,7 @@ export function startConsumers(
     inFlight: new InFlight(),
   }));
   const loop = (c: DependencyConsumer, dep: EventDependency, signal: AbortSignal) =>
-    consume(js, eventStreamName(o.bus), c.durable, (msg) => receive(dep, msg), {
+    consume(js, eventStreamName(o.bus), c.durable, (msg, release) => receive(dep, msg, release), {
       inFlight: c.inFlight,
       concurrency: o.concurrency ?? 64,
       batch: 256,

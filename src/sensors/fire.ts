@@ -28,7 +28,7 @@ export interface FireDeps {
   joins: JoinStore;
   log: Logger;
   /** Runs `t` for `events` (settle with the Sensor's environment). */
-  run(t: SensorTrigger, events: EventsByDependency, since: number): Promise<Outcome>;
+  run(t: SensorTrigger, events: EventsByDependency, since: number, onEffect?: () => void): Promise<Outcome>;
   /** Dead-letters `t` for `events` without running it (settle.ts rejectTrigger). */
   reject(
     t: SensorTrigger,
@@ -132,8 +132,14 @@ export function triggerFirer(d: FireDeps) {
     }
   };
 
-  return async (t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome> => {
-    if (evaluateConditions(t.conditions, new Set([dep]))) return d.run(t, { [dep]: ev }, since);
+  return async (
+    t: SensorTrigger,
+    dep: string,
+    ev: CloudEvent,
+    since: number,
+    onEffect?: () => void,
+  ): Promise<Outcome> => {
+    if (evaluateConditions(t.conditions, new Set([dep]))) return d.run(t, { [dep]: ev }, since, onEffect);
     let joined: { result: Firing[]; durable: Promise<void> };
     try {
       joined = await join(t, dep, ev);
@@ -147,7 +153,7 @@ export function triggerFirer(d: FireDeps) {
     if (!joined.result.length) return { kind: 'done', detail: 'waiting for more dependencies' };
     let last: Outcome = { kind: 'done', detail: '' };
     for (const [key, fired] of joined.result) {
-      const outcome = await d.run(t, fired, since);
+      const outcome = await d.run(t, fired, since, onEffect);
       if (outcome.kind === 'defer') return outcome; // stays in flight; the redelivery retries it
       await Promise.all(Object.values(fired).map((e) => d.processed.markIfAbsent(usedKey(t, e))));
       const settled = await change(t, (state) => ({ next: settleFiring(state, key), result: undefined }));

@@ -29,7 +29,8 @@ export interface ReceiveDeps {
   triggers: readonly SensorTrigger[];
   matchers: ReadonlyMap<string, DependencyMatcher>;
   dlq: EventDeadLetterEnv;
-  fire(t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome>;
+  /** `onEffect` is called once a trigger's call succeeded (only its record and ack remain). */
+  fire(t: SensorTrigger, dep: string, ev: CloudEvent, since: number, onEffect?: () => void): Promise<Outcome>;
   /** Deliveries handled before the next one dead-letters the message unhandled. */
   maxDeliveries: number;
   ackWaitMs: number;
@@ -118,6 +119,7 @@ export function messageReceiver(d: ReceiveDeps) {
     dep: EventDependency,
     msg: JsMsg,
     ev: CloudEvent,
+    release?: () => void,
   ): Promise<'settled' | 'deferred'> => {
     const matcher = d.matchers.get(dep.name)!;
     let matched: boolean;
@@ -158,7 +160,7 @@ export function messageReceiver(d: ReceiveDeps) {
         Promise.all(
           d.triggers
             .filter((t) => t.dependencies.has(dep.name))
-            .map((t) => d.fire(t, dep.name, event, since)),
+            .map((t) => d.fire(t, dep.name, event, since, release)),
         ),
       Math.max(1000, Math.floor(d.ackWaitMs / 3)),
     );
@@ -178,18 +180,18 @@ export function messageReceiver(d: ReceiveDeps) {
   };
 
   const budget = new ByteBudget(d.maxInFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
-  const receive = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+  const receive = async (dep: EventDependency, msg: JsMsg, release?: () => void): Promise<void> => {
     const bytes = msg.data.length;
     const wait = budget.acquire(bytes);
     if (wait) await wait;
     try {
-      await receiveOne(dep, msg);
+      await receiveOne(dep, msg, release);
     } finally {
       budget.release(bytes);
     }
   };
 
-  const receiveOne = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+  const receiveOne = async (dep: EventDependency, msg: JsMsg, release?: () => void): Promise<void> => {
     // After a long stretch of inline work (many events in one turn), let I/O in first.
     const busy = yieldIfBusy();
     if (busy) await busy;
@@ -244,8 +246,8 @@ export function messageReceiver(d: ReceiveDeps) {
     }
     try {
       const how = order
-        ? await serialized(chains, `${dep.name}\u0000${order.key}`, () => handle(dep, msg, ev))
-        : await handle(dep, msg, ev);
+        ? await serialized(chains, `${dep.name}\u0000${order.key}`, () => handle(dep, msg, ev, release))
+        : await handle(dep, msg, ev, release);
       if (how === 'settled' && tallies.size) tallies.delete(k);
     } catch (err) {
       // No free sandbox worker (a flood of runaway programs, or stopping), or the bus could not

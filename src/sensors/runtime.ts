@@ -116,7 +116,8 @@ function receiver(
     processed: s.processed,
     joins: s.joins,
     log: p.log,
-    run: (t, events, since) => settle(s.se.envFor(events), t, events, since),
+    run: (t, events, since, onEffect) =>
+      settle(s.se.envFor(events), t, events, since, onEffect ? { onEffect } : {}),
     reject: (t, events, reason, message) => rejectTrigger(s.se.envFor(events), t, events, reason, message),
     maxStateBytes: s.publisher.maxPayload - 8 * 1024,
     onReplaced: (trigger) => p.metrics.partialReplaced.inc(labels(trigger)),

@@ -150,6 +150,8 @@ export interface SettleOptions {
    * record, no second dlqTrigger).
    */
   replay?: boolean;
+  /** Called once the call succeeded, before its done mark is written (the caller's work is done). */
+  onEffect?: () => void;
 }
 
 /**
@@ -246,6 +248,7 @@ async function attempts(
         const at = Date.parse(ev.time);
         if (!Number.isNaN(at)) series.latency.observe(Math.max(0, Date.now() - at) / 1000);
       }
+      opts.onEffect?.();
       await recordDone(env, key, result.detail || 'done');
       return { kind: 'done', detail: result.detail };
     } catch (err) {
