@@ -66,10 +66,13 @@ const loadFor = loadWith(loadgen, CONNECTIONS);
 const load = (url: string, rate: number, tag: string, durationMs = DURATION_MS) =>
   loadFor(url, rate, tag, durationMs);
 let sensorRssPeak = 0;
+let esRssPeak = 0;
 const rssSampler = setInterval(() => {
   sensorRssPeak = Math.max(sensorRssPeak, memMiB(sensor.proc.pid));
+  esRssPeak = Math.max(esRssPeak, memMiB(es.proc.pid));
 }, 100);
 const sensorRssStart = memMiB(sensor.proc.pid);
+const esRssStart = memMiB(es.proc.pid);
 
 // Warm-up of both paths (JIT, connections, consumer), discarded.
 await load(`${bare.ready.url}/`, 500, 'warm-bare', 1000);
@@ -120,6 +123,7 @@ const delivered = finalStats.reduce((a, s) => a + s.unique, 0);
 clearInterval(rssSampler);
 await sleep(SMOKE ? 200 : 3000); // idle: what the Sensor keeps after the burst
 const sensorRss = { startMiB: sensorRssStart, peakMiB: sensorRssPeak, afterMiB: memMiB(sensor.proc.pid) };
+const eventSourceRss = { startMiB: esRssStart, peakMiB: esRssPeak, afterMiB: memMiB(es.proc.pid) };
 const duplicates = finalStats.reduce((a, s) => a + s.duplicates, 0);
 const zeroLoss = delivered === acceptedTotal && duplicates === 0;
 
@@ -158,6 +162,9 @@ console.log(
   `  Sensor RSS: ${sensorRss.startMiB} MiB at start, peak ${sensorRss.peakMiB} MiB under load, ${sensorRss.afterMiB} MiB after it (target <= 200 MiB)`,
 );
 console.log(
+  `  EventSource RSS: ${eventSourceRss.startMiB} MiB at start, peak ${eventSourceRss.peakMiB} MiB under load, ${eventSourceRss.afterMiB} MiB after it (target <= 150 MiB)`,
+);
+console.log(
   '  e2e latency = sink arrival - CloudEvent time (ISO, millisecond resolution: adds up to 1 ms); pending = accepted but not delivered when the drain wait ended',
 );
 
@@ -192,6 +199,7 @@ writeResult('webhook', {
   })),
   zeroLoss: { held: zeroLoss, accepted: acceptedTotal, delivered, duplicates },
   sensorRss,
+  eventSourceRss,
   targets: { sustainedEventsPerSec: 5000, p99AtThousandMs: 10 },
   durationSec: round((performance.now() - tStart) / 1000),
   machine: machine(),

@@ -22,23 +22,34 @@ export interface Child<R = unknown> {
   stop(): Promise<void>;
 }
 
-const launcher = readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8');
-const words = (s: string | undefined) => (s ?? '').split(' ').filter(Boolean);
-/** The V8 flags `sluice sensor` runs with (bin/sluice), so a Sensor child is measured as deployed. */
-const SENSOR_FLAGS = words(/^sensor_flags="([^"]*)"/m.exec(launcher)?.[1]);
-/** The V8 flags every other `sluice` command runs with (bin/sluice), e.g. `sluice eventsource`. */
-const DEFAULT_FLAGS = words(/^flags=\(([^)]*)\)/m.exec(launcher)?.[1]);
-/** The allocator settings bin/sluice exports unless already set (`export MALLOC_X="${MALLOC_X:-v}"`). */
-const LAUNCHER_ENV = Object.fromEntries(
-  [...launcher.matchAll(/^export (MALLOC_\w+)="\$\{\w+:-([^}]*)\}"/gm)].map((m) => [m[1]!, m[2]!]),
+/**
+ * What `sluice sensor` and `sluice eventsource` run with, so a role child is measured as deployed:
+ * bin/sluice's `sensor_flags` / `eventsource_flags` V8 flags, --expose-gc, and the allocator
+ * settings it exports for every role (MALLOC_*: without them a role process starts ~20 MiB larger).
+ */
+const SLUICE_SCRIPT = readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8');
+const isRole = (role: string | undefined) => role === 'sensor' || role === 'eventsource';
+const roleFlags = (role: string | undefined): string[] =>
+  isRole(role)
+    ? [
+        ...(new RegExp(`^${role}_flags="([^"]*)"`, 'm').exec(SLUICE_SCRIPT)?.[1] ?? '')
+          .split(' ')
+          .filter(Boolean),
+        '--expose-gc',
+      ]
+    : [];
+const ROLE_ENV = Object.fromEntries(
+  [...SLUICE_SCRIPT.matchAll(/^export (MALLOC_\w+)="\$\{\1:-(\d+)\}"/gm)].map((m) => [
+    m[1]!,
+    process.env[m[1]!] ?? m[2]!,
+  ]),
 );
 
 /**
  * Forks `script` (a .ts file run by the same Node) and waits for its ready message. A role child
- * (`args[0]` sensor or eventsource) runs as bin/sluice runs that command: its V8 flags,
- * --expose-gc and the allocator environment. `wrap` is a command prefix the child runs under (e.g. `['nsenter', '--net=…', '--']`, to run it
- * in another network namespace); it must exec Node in the same process so the pid and the IPC
- * channel stay the child's.
+ * (`args[0]` sensor or eventsource) runs as bin/sluice runs that command. `wrap` is a command
+ * prefix the child runs under (e.g. `['nsenter', '--net=…', '--']`, to run it in another network
+ * namespace); it must exec Node in the same process so the pid and the IPC channel stay the child's.
  */
 export async function startChild<R = unknown>(
   script: URL,
@@ -46,11 +57,9 @@ export async function startChild<R = unknown>(
   readyTimeoutMs = 20_000,
   wrap: string[] = [],
 ): Promise<Child<R>> {
-  const role = args[0] === 'sensor' || args[0] === 'eventsource';
-  const roleFlags = role ? [...(args[0] === 'sensor' ? SENSOR_FLAGS : DEFAULT_FLAGS), '--expose-gc'] : [];
-  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags];
+  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0])];
   const proc = fork(script.pathname, args, {
-    env: role ? { ...LAUNCHER_ENV, ...process.env } : process.env,
+    ...(isRole(args[0]) ? { env: { ...process.env, ...ROLE_ENV } } : {}),
     ...(wrap.length > 0
       ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...execArgv] }
       : { execArgv }),

@@ -6,7 +6,6 @@ import { BusConnection } from '../../src/bus/connection.ts';
 import type { BusRef } from '../../src/bus/subjects.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { serveParent } from './child.ts';
-import { runEventSource, runSensor } from './runtime.ts';
 
 export interface RoleConfig {
   natsUrl: string;
@@ -25,13 +24,15 @@ const conn = await BusConnection.open({ url: cfg.natsUrl, name: `bench-${role}`,
 const log = createLogger({ level: 'warn', destination: process.stderr });
 
 if (role === 'eventsource') {
+  // Each role loads only its own runtime, as its `sluice` command does.
+  const { runEventSource } = await import('./eventsource.ts');
   const es = await runEventSource({
     name: cfg.name,
     bus: cfg.bus,
     nc: conn.nc,
     spec: cfg.spec,
     log,
-    host: cfg.host,
+    ...(cfg.host ? { host: cfg.host } : {}),
   });
   serveParent(
     { ports: Object.fromEntries(es.ports) },
@@ -41,6 +42,7 @@ if (role === 'eventsource') {
     },
   );
 } else if (role === 'sensor') {
+  const { runSensor } = await import('./runtime.ts');
   const s = await runSensor({ name: cfg.name, bus: cfg.bus, nc: conn.nc, spec: cfg.spec, log });
   serveParent(
     {},

@@ -1,19 +1,18 @@
 // Starts the real Sensor and EventSource runtimes the way the role processes do, with the
-// matching/parameter code of this build, no Kubernetes, and a logger chosen by the caller.
+// matching/parameter code of this build, no Kubernetes, and a logger chosen by the caller. The
+// EventSource's is in eventsource.ts (its process loads no Sensor code, as `sluice eventsource`).
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import { EventSourceSpec } from '../../src/api/eventsource.ts';
 import type { EventDependency } from '../../src/api/sensor.ts';
 import { SensorSpec } from '../../src/api/sensor.ts';
-import { Publisher } from '../../src/bus/publisher.ts';
 import type { BusRef } from '../../src/bus/subjects.ts';
-import { type RunningEventSource, startEventSource } from '../../src/eventsources/runtime.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import { newRegistry } from '../../src/observability/metrics.ts';
 import { RUNNERS } from '../../src/sensors/runners.ts';
 import { type RunningSensor, type SensorRuntimeOptions, startSensor } from '../../src/sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../../src/sensors/wiring.ts';
-import { HOST } from './common.ts';
+
+export { runEventSource } from './eventsource.ts';
 
 const noSecrets = async () => {
   throw new Error('the benchmarks use no Secrets or ConfigMaps');
@@ -53,32 +52,6 @@ export async function runSensor(o: {
     resolveSecret: noSecrets,
     resolveConfigMap: noSecrets,
     ...o.extra,
-  });
-  return { ...running, registry };
-}
-
-export async function runEventSource(o: {
-  name: string;
-  bus: BusRef;
-  nc: NatsConnection;
-  spec: unknown;
-  log: Logger;
-  registry?: Registry;
-  /** Address the webhook servers bind (default loopback). */
-  host?: string;
-}): Promise<RunningEventSource & { registry: Registry }> {
-  const registry = o.registry ?? newRegistry();
-  const running = await startEventSource({
-    name: o.name,
-    namespace: o.bus.namespace,
-    spec: EventSourceSpec.parse(o.spec),
-    bus: o.bus,
-    publisher: new Publisher(o.nc),
-    nc: o.nc,
-    registry,
-    log: o.log,
-    resolveSecret: noSecrets,
-    host: o.host ?? HOST,
   });
   return { ...running, registry };
 }

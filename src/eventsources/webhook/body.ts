@@ -117,6 +117,9 @@ export class BodyHold implements BudgetHolder {
   }
 }
 
+/** The request's 'error' listener (see readBody). */
+const ignoreError = (): void => {};
+
 /** Reads `req`'s body into `hold` within `o`'s bounds; the bytes stay held until `hold.release()`. */
 export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOptions): Promise<BodyOutcome> {
   return new Promise<BodyOutcome>((resolve) => {
@@ -126,80 +129,118 @@ export function readBody(req: IncomingMessage, hold: BodyHold, o: BodyReadOption
       resolve({ kind: 'gone' });
       return;
     }
-    let settled = false;
-    const finish = (out: BodyOutcome) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(idle);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('close', onClose);
-      req.socket.off('end', onClose);
-      hold.displaceable = false;
-      hold.onDisplace = undefined;
-      o.budget.cancelWait(hold);
-      if (out.kind !== 'complete') {
-        hold.release();
-        // Read nothing more: the answer goes out and the connection is cut (exchange.ts).
-        req.socket.pause();
-      }
-      resolve(out);
-    };
-    const refuse = (status: 400 | 408 | 413 | 503, message: string) =>
-      finish({ kind: 'refused', status, message });
-    let idle: NodeJS.Timeout | undefined;
-    /** Time (ms) this request has waited for room so far. */
-    let waitedMs = 0;
-    const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => refuse(408, `no body data for ${o.idleMs} ms`), o.idleMs);
-      idle.unref();
-    };
-    armIdle();
-    const onData = (c: Buffer) => {
-      if (settled) return;
-      noteBodyBytes(c.length);
-      if (hold.length + c.length > o.max) return refuse(413, `body larger than ${o.max} bytes`);
-      const bad = o.check?.feed(c);
-      if (bad) return refuse(bad.status, bad.message);
-      if (hold.append(c)) {
-        idle?.refresh();
-        return;
-      }
-      // A body that does not fit waits for room, reading nothing more meanwhile (backpressure:
-      // the client's bytes stay in the network), for at most the idle time: then 503 +
-      // Retry-After rather than a client left hanging until the request deadline. It is refused
-      // at once when too many bytes wait already.
-      // The idle time bounds the request's waits *together*: a large body may not fit several
-      // times over, and a client must still have its answer within about the idle time.
-      if (!o.budget.canWait(c.length)) return refuse(503, BUDGET_FULL);
-      const left = o.idleMs - waitedMs;
-      if (left <= 0) return refuse(503, BUDGET_FULL);
-      req.pause();
-      clearTimeout(idle);
-      idle = setTimeout(() => refuse(503, BUDGET_FULL), left);
-      idle.unref();
-      const waitFrom = Date.now();
-      const retry = () => {
-        if (settled) return;
-        if (!hold.append(c)) return o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);
-        waitedMs += Date.now() - waitFrom;
-        armIdle();
-        req.resume();
-      };
-      o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);
-    };
-    const onEnd = () => finish({ kind: 'complete', raw: hold.bytes() });
-    // `close` before `end`: the client aborted (FIN mid-body, RST) or the socket was destroyed.
-    const onClose = () => finish(req.complete ? { kind: 'complete', raw: hold.bytes() } : { kind: 'gone' });
-    hold.onDisplace = () =>
-      refuse(503, 'displaced by smaller requests while the server is short of memory; retry later');
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('close', onClose);
-    // The client half-closed (FIN) before the body was complete: it will send nothing more.
-    req.socket.on('end', onClose);
-    // An 'error' (ECONNRESET "aborted") is followed by 'close'; a listener keeps it from throwing.
-    req.on('error', () => {});
+    new BodyRead(req, hold, o, resolve).start();
   });
+}
+
+/** One body being read: its listeners, its idle deadline, and its waits for room in the budget. */
+class BodyRead {
+  private readonly req: IncomingMessage;
+  private readonly hold: BodyHold;
+  private readonly o: BodyReadOptions;
+  private readonly resolve: (out: BodyOutcome) => void;
+  private settled = false;
+  private idle: NodeJS.Timeout | undefined;
+  /** Time (ms) this request has waited for room so far. */
+  private waitedMs = 0;
+
+  constructor(req: IncomingMessage, hold: BodyHold, o: BodyReadOptions, resolve: (out: BodyOutcome) => void) {
+    this.req = req;
+    this.hold = hold;
+    this.o = o;
+    this.resolve = resolve;
+  }
+
+  start(): void {
+    const { req } = this;
+    this.armIdle();
+    this.hold.onDisplace = () =>
+      this.refuse(503, 'displaced by smaller requests while the server is short of memory; retry later');
+    req.on('data', this.onData);
+    req.on('end', this.onEnd);
+    req.on('close', this.onClose);
+    // The client half-closed (FIN) before the body was complete: it will send nothing more.
+    req.socket.on('end', this.onClose);
+    // An 'error' (ECONNRESET "aborted") is followed by 'close'; a listener keeps it from throwing.
+    // A function of its own: a closure made here would keep this read alive as long as the
+    // request (and a request waiting for the bus lives long enough to be promoted).
+    req.on('error', ignoreError);
+  }
+
+  private finish(out: BodyOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { req, hold } = this;
+    clearTimeout(this.idle);
+    req.off('data', this.onData);
+    req.off('end', this.onEnd);
+    req.off('close', this.onClose);
+    req.socket.off('end', this.onClose);
+    hold.displaceable = false;
+    hold.onDisplace = undefined;
+    this.o.budget.cancelWait(hold);
+    if (out.kind !== 'complete') {
+      hold.release();
+      // Read nothing more: the answer goes out and the connection is cut (exchange.ts).
+      req.socket.pause();
+    }
+    this.resolve(out);
+  }
+
+  private refuse(status: 400 | 408 | 413 | 503, message: string): void {
+    this.finish({ kind: 'refused', status, message });
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.refuse(408, `no body data for ${this.o.idleMs} ms`), this.o.idleMs);
+    this.idle.unref();
+  }
+
+  private readonly onData = (c: Buffer) => {
+    if (this.settled) return;
+    const { hold, o } = this;
+    noteBodyBytes(c.length);
+    if (hold.length + c.length > o.max) return this.refuse(413, `body larger than ${o.max} bytes`);
+    const bad = o.check?.feed(c);
+    if (bad) return this.refuse(bad.status, bad.message);
+    if (hold.append(c)) {
+      this.idle?.refresh();
+      return;
+    }
+    this.waitForRoom(c);
+  };
+
+  /**
+   * A body that does not fit waits for room, reading nothing more meanwhile (backpressure: the
+   * client's bytes stay in the network), for at most the idle time: then 503 + Retry-After rather
+   * than a client left hanging until the request deadline. It is refused at once when too many
+   * bytes wait already. The idle time bounds the request's waits *together*: a large body may not
+   * fit several times over, and a client must still have its answer within about the idle time.
+   */
+  private waitForRoom(c: Buffer) {
+    const { req, hold, o } = this;
+    if (!o.budget.canWait(c.length)) return this.refuse(503, BUDGET_FULL);
+    const left = o.idleMs - this.waitedMs;
+    if (left <= 0) return this.refuse(503, BUDGET_FULL);
+    req.pause();
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.refuse(503, BUDGET_FULL), left);
+    this.idle.unref();
+    const waitFrom = Date.now();
+    const retry = () => {
+      if (this.settled) return;
+      if (!hold.append(c)) return o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);
+      this.waitedMs += Date.now() - waitFrom;
+      this.armIdle();
+      req.resume();
+    };
+    o.budget.wait(hold, hold.growthFor(c.length), c.length, retry);
+  }
+
+  private readonly onEnd = (): void => this.finish({ kind: 'complete', raw: this.hold.bytes() });
+
+  /** `close` before `end`: the client aborted (FIN mid-body, RST) or the socket was destroyed. */
+  private readonly onClose = (): void =>
+    this.finish(this.req.complete ? { kind: 'complete', raw: this.hold.bytes() } : { kind: 'gone' });
 }

@@ -15,7 +15,7 @@ import { eventIdProblem } from '../event-id.ts';
 import { BodyHold, readBody } from './body.ts';
 import type { ByteBudget } from './budget.ts';
 import { bodyCheck, type Decoded, decodeProviderBody, decodeWebhookBody } from './decode.ts';
-import { publishedHeaders } from './headers.ts';
+import { publishedRawHeaders } from './headers.ts';
 import { contentDigest, requestKey, type UnconfirmedIds } from './identity.ts';
 import type { WebhookLimits } from './limits.ts';
 import { type Prepared, RetryLater, type StandardPayload, type WebhookRoute } from './route.ts';
@@ -209,6 +209,21 @@ function precheck(ctx: ExchangeContext, ex: Exchange, path: string): Answer | un
   return undefined;
 }
 
+/** What a route without `prepare` makes of a delivery: publish the standard payload. */
+const NOT_PREPARED: Prepared = Object.freeze({});
+
+/** The header names masked for `route`: the server's and the route's own (computed once per route). */
+const hiddenByRoute = new WeakMap<WebhookRoute, ReadonlySet<string>>();
+function hiddenFor(ctx: ExchangeContext, route: WebhookRoute): ReadonlySet<string> {
+  if (!route.hideHeaders?.length) return ctx.hidden;
+  let hidden = hiddenByRoute.get(route);
+  if (!hidden) {
+    hidden = new Set([...ctx.hidden, ...route.hideHeaders.map((h) => h.toLowerCase())]);
+    hiddenByRoute.set(route, hidden);
+  }
+  return hidden;
+}
+
 /** Runs the route's `prepare` within PREPARE_DEADLINE_MS. */
 async function prepareWithin(
   route: WebhookRoute,
@@ -269,17 +284,14 @@ export async function handleExchange(
   const input = { method, contentType, raw, query, check, ...limits };
   const decoded: Decoded = format === 'provider' ? decodeProviderBody(input) : decodeWebhookBody(input);
   if (!decoded.ok) return ex.answer(decoded.status, decoded.message);
-  const hidden = route.hideHeaders?.length
-    ? new Set([...ctx.hidden, ...route.hideHeaders.map((h) => h.toLowerCase())])
-    : ctx.hidden;
   const standard: StandardPayload = {
-    header: publishedHeaders(ex.req.headersDistinct, hidden),
+    header: publishedRawHeaders(ex.req.rawHeaders, hiddenFor(ctx, route)),
     body: decoded.body,
     ...(route.metadata ? { metadata: route.metadata } : {}),
   };
-  let prepared: Prepared;
+  let prepared: Prepared = NOT_PREPARED;
   try {
-    prepared = await prepareWithin(route, [ex.req.headers, decoded.body, raw, standard]);
+    if (route.prepare) prepared = await prepareWithin(route, [ex.req.headers, decoded.body, raw, standard]);
   } catch (err) {
     if (err instanceof RetryLater) {
       return ex.answer(503, `not accepted, retry later: ${err.message}`, { 'retry-after': RETRY_AFTER_S });
@@ -291,7 +303,9 @@ export async function handleExchange(
       'content-type': prepared.reply.contentType ?? 'text/plain; charset=utf-8',
     });
   }
-  await publish(ctx, ex, prepared, standard, { query, raw });
+  // Returned, not awaited: this function's state (the body check, the decoded body) is not kept
+  // while the bus confirms.
+  return publish(ctx, ex, prepared, standard, { query, raw });
 }
 
 /** The id a sender gave in one of the id headers (Idempotency-Key by default), if any. */
@@ -311,13 +325,11 @@ function idRefusal(
   given: string | undefined,
   content: { query: string; raw: Buffer },
 ): Answer | undefined {
-  for (const [what, id] of [
-    ['event id', given],
-    ...(prepared.events ?? []).map((e) => ['event id', e.id] as const),
-  ] as const) {
-    const problem = id === undefined ? undefined : eventIdProblem(id);
-    if (problem) return [400, `the ${what} ${problem}`];
-  }
+  const problem = (id: string | undefined) => (id === undefined ? undefined : eventIdProblem(id));
+  let bad = problem(given);
+  for (let i = 0; !bad && prepared.events && i < prepared.events.length; i++)
+    bad = problem(prepared.events[i]!.id);
+  if (bad) return [400, `the event id ${bad}`];
   // A sender-given key seen with other content within the window: the bus would keep the first
   // event and silently drop this one.
   if (given !== undefined && prepared.id === undefined) {
@@ -374,7 +386,8 @@ async function publish(
       typeof ex.req.headers.traceparent === 'string' ? ex.req.headers.traceparent : undefined;
     // In order, each stored before the next: a retried delivery re-sends the same ids, so the
     // ones already stored are dropped as duplicates by the bus.
-    for (const [i, ev] of events.entries()) {
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!;
       await route.accept({
         eventName: route.eventName,
         id: ev.id ?? (events.length > 1 ? `${base}-${i}` : base),

@@ -82,6 +82,27 @@ export function headerText(v: string): string {
   return isUtf8(bytes) ? bytes.toString('utf8') : v;
 }
 
+/** Canonical names already computed (header names repeat from request to request). */
+const canonicalNames = new Map<string, string>();
+/** Bound of that cache: header names are chosen by clients, so it must not grow without end. */
+const MAX_CACHED_NAMES = 512;
+
+/** canonicalHeaderName, remembered for the first MAX_CACHED_NAMES names seen. */
+function canonicalCached(name: string): string {
+  let c = canonicalNames.get(name);
+  if (c === undefined) {
+    c = canonicalHeaderName(name);
+    if (canonicalNames.size < MAX_CACHED_NAMES) canonicalNames.set(name, c);
+  }
+  return c;
+}
+
+const byCanonicalName = (a: string, b: string): number => {
+  const x = canonicalCached(a);
+  const y = canonicalCached(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+};
+
 /**
  * The `header` object an event carries: canonical names in sorted order (as Go's json.Marshal
  * writes a map), all values, `hidden` names (lower case) masked. `distinct` is Node's
@@ -91,20 +112,38 @@ export function publishedHeaders(
   distinct: Record<string, string[] | undefined>,
   hidden: ReadonlySet<string>,
 ): Record<string, string[]> {
+  const names: string[] = [];
+  for (const name in distinct) if (distinct[name] && !NOT_HEADERS.has(name)) names.push(name);
+  names.sort(byCanonicalName);
   const out: Record<string, string[]> = {};
-  const named = Object.entries(distinct)
-    .filter(([name, values]) => values && !NOT_HEADERS.has(name))
-    .map(([name, values]) => [canonicalHeaderName(name), name, values!] as const)
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  for (const [canonical, name, values] of named) {
+  for (const name of names) {
+    const values = distinct[name]!;
     const value = hidden.has(name) ? values.map(() => MASKED_VALUE) : values.map(headerText);
+    const canonical = canonicalCached(name);
     // defineProperty: a header literally named "__proto__" must stay a plain own property.
-    Object.defineProperty(out, canonical, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    if (canonical === '__proto__') {
+      Object.defineProperty(out, canonical, { value, enumerable: true, writable: true, configurable: true });
+    } else {
+      out[canonical] = value;
+    }
   }
   return out;
+}
+
+/**
+ * publishedHeaders from Node's `req.rawHeaders` ([name, value, name, value, ...] as received),
+ * without the `req.headersDistinct` object (which would live as long as the request).
+ */
+export function publishedRawHeaders(
+  raw: readonly string[],
+  hidden: ReadonlySet<string>,
+): Record<string, string[]> {
+  const distinct: Record<string, string[]> = Object.create(null);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const values = distinct[name];
+    if (values) values.push(raw[i + 1]!);
+    else distinct[name] = [raw[i + 1]!];
+  }
+  return publishedHeaders(distinct, hidden);
 }

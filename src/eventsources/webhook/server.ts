@@ -126,10 +126,17 @@ export function routePath(url: string): string | undefined {
   }
 }
 
+/** How many Host headers `raw` (Node's rawHeaders: name, value, ...) has. */
+function hostHeaders(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
 /** Why Go's server would refuse this request before routing it: [status, message], or undefined. */
 function protocolRefusal(req: IncomingMessage): [number, string] | undefined {
   if (req.httpVersionMajor !== 1) return [505, 'HTTP version not supported'];
-  if ((req.headersDistinct.host?.length ?? 0) > 1) return [400, 'too many Host headers'];
+  if (hostHeaders(req.rawHeaders) > 1) return [400, 'too many Host headers'];
   return undefined;
 }
 

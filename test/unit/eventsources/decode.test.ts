@@ -13,6 +13,7 @@ import {
   headerText,
   MASKED_VALUE,
   publishedHeaders,
+  publishedRawHeaders,
 } from '../../../src/eventsources/webhook/headers.ts';
 
 const input = (raw: string | Buffer, contentType?: string, method = 'POST', query = '') => ({
@@ -153,6 +154,24 @@ describe('published headers', () => {
       Cookie: [MASKED_VALUE, MASKED_VALUE],
       ['__proto__']: ['p'],
     });
+    expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
+  });
+
+  it("read from the raw header list are the same as from Node's headersDistinct", () => {
+    // Node's rawHeaders: names as sent, every line in order (what headersDistinct is built from).
+    const raw = ['Host', 'example', 'X-Kind', 'a', 'x-kind', 'b', 'Cookie', 'sid=1', 'COOKIE', 'x=2'];
+    raw.push('Transfer-Encoding', 'chunked', '__proto__', 'p', 'Content-Type', 'application/json');
+    const distinct: Record<string, string[]> = Object.create(null);
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      distinct[name] = [...(distinct[name] ?? []), raw[i + 1]!];
+    }
+    const hidden = new Set(['cookie']);
+    const h = publishedRawHeaders(raw, hidden);
+    expect(h).toEqual(publishedHeaders(distinct, hidden));
+    expect(Object.keys(h)).toEqual(['Content-Type', 'Cookie', 'X-Kind', '__proto__']);
+    expect(h['X-Kind']).toEqual(['a', 'b']);
+    expect(h.Cookie).toEqual([MASKED_VALUE, MASKED_VALUE]);
     expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
   });
 

@@ -1,0 +1,72 @@
+// Exclusive sources (schedules, watches, broker subscriptions: adapter.exclusive) of an EventSource
+// with `replicas > 1` run only in the replica that holds its Lease (`<name>-eventsource`): started
+// when this replica becomes the leader, stopped when it stops leading.
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { LeaderElector } from '../controller/leader.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { StartedSource } from './adapter.ts';
+import { type SourceEntry, stopAll } from './entries.ts';
+
+export interface LeadingOptions {
+  /** The EventSource's name and namespace (the Lease is `<name>-eventsource` in `leaseNamespace ?? namespace`). */
+  name: string;
+  namespace: string;
+  leaseNamespace?: string | undefined;
+  /** This replica's identity in the Lease (default: hostname + pid). */
+  identity?: string | undefined;
+  leaseDurationMs?: number | undefined;
+  renewDeadlineMs?: number | undefined;
+  retryPeriodMs?: number | undefined;
+  /** Kubernetes access; throws when there is none. */
+  kubeConfig(): KubeConfig;
+  log: Logger;
+}
+
+/** The exclusive sources of one replica, run while it leads. */
+export interface Leading {
+  /** The sources running now, once their start finished ([] when not leading or it failed). */
+  sources(): Promise<StartedSource[]>;
+  /** Leaves the election (the Lease is released; see LeaderElector.stop). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Competes for the Lease and runs `exclusive` (started with `start`, aborted through the signal it
+ * gets) while this replica holds it. Throws when there is no Kubernetes access.
+ */
+export function leadExclusive(
+  o: LeadingOptions,
+  exclusive: readonly SourceEntry[],
+  start: (list: readonly SourceEntry[], signal: AbortSignal) => Promise<StartedSource[]>,
+): Leading {
+  let leading: Promise<StartedSource[]> | undefined;
+  const elector = new LeaderElector({
+    kubeConfig: o.kubeConfig(),
+    namespace: o.leaseNamespace ?? o.namespace,
+    name: `${o.name}-eventsource`,
+    ...(o.leaseDurationMs ? { leaseDurationMs: o.leaseDurationMs } : {}),
+    ...(o.renewDeadlineMs ? { renewDeadlineMs: o.renewDeadlineMs } : {}),
+    ...(o.retryPeriodMs ? { retryPeriodMs: o.retryPeriodMs } : {}),
+    identity: o.identity ?? `${hostname()}-${process.pid}`,
+    logger: o.log,
+    onStartedLeading: (signal) => {
+      o.log.info({ sources: exclusive.map((e) => `${e.type}/${e.eventName}`) }, 'leading: starting sources');
+      leading = start(exclusive, signal);
+      signal.addEventListener(
+        'abort',
+        () => {
+          const was = leading;
+          leading = undefined;
+          void was?.then((s) => stopAll(s));
+        },
+        { once: true },
+      );
+    },
+  });
+  elector.start();
+  return {
+    sources: async () => (leading ? await leading.catch(() => []) : []),
+    stop: () => elector.stop(),
+  };
+}
