@@ -120,21 +120,14 @@ const WAIT_DELIVERIES = 1000;
 /**
  * The server-side max_deliver of a Sensor's dependency consumers (finite, so no message can loop
  * forever): `maxDeliveries` handled deliveries, a few more in which the Sensor dead-letters the
- * message unhandled, and room for waits when a trigger has a circuitBreaker or a dependency runs
- * jq/Lua.
+ * message unhandled, and room for waits, which the Sensor does not count as deliveries: a bus
+ * outage under any event (no quorum, no leader, a done mark that could not be stored), an open
+ * circuitBreaker, no free jq/Lua worker.
  */
 export function sensorMaxDeliver(
   spec: Pick<SensorSpec, 'maxDeliveries' | 'triggers' | 'dependencies'> = { triggers: [], dependencies: [] },
 ): number {
-  const breaker = (spec.triggers ?? []).some((t) => t.circuitBreaker);
-  const programs = (spec.dependencies ?? []).some(
-    (d) => d.filters?.script || d.transform?.jq || d.transform?.script,
-  );
-  return (
-    (spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES) +
-    DEAD_LETTER_DELIVERIES +
-    (breaker || programs ? WAIT_DELIVERIES : 0)
-  );
+  return (spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES) + DEAD_LETTER_DELIVERIES + WAIT_DELIVERIES;
 }
 
 const META_SENSOR = 'sluice.argoproj.io/sensor';
