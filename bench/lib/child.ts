@@ -24,14 +24,19 @@ export interface Child<R = unknown> {
 
 /**
  * What `sluice sensor` and `sluice eventsource` run with, so a role child is measured as deployed:
- * bin/sluice's `sensor_flags` / `eventsource_flags` V8 flags, and the allocator settings it
- * exports for every role (MALLOC_*: without them a role process starts ~20 MiB larger).
+ * bin/sluice's `sensor_flags` / `eventsource_flags` V8 flags, --expose-gc, and the allocator
+ * settings it exports for every role (MALLOC_*: without them a role process starts ~20 MiB larger).
  */
 const SLUICE_SCRIPT = readFileSync(new URL('../../bin/sluice', import.meta.url), 'utf8');
 const isRole = (role: string | undefined) => role === 'sensor' || role === 'eventsource';
 const roleFlags = (role: string | undefined): string[] =>
   isRole(role)
-    ? (new RegExp(`^${role}_flags="([^"]*)"`, 'm').exec(SLUICE_SCRIPT)?.[1] ?? '').split(' ').filter(Boolean)
+    ? [
+        ...(new RegExp(`^${role}_flags="([^"]*)"`, 'm').exec(SLUICE_SCRIPT)?.[1] ?? '')
+          .split(' ')
+          .filter(Boolean),
+        '--expose-gc',
+      ]
     : [];
 const ROLE_ENV = Object.fromEntries(
   [...SLUICE_SCRIPT.matchAll(/^export (MALLOC_\w+)="\$\{\1:-(\d+)\}"/gm)].map((m) => [
@@ -40,15 +45,24 @@ const ROLE_ENV = Object.fromEntries(
   ]),
 );
 
-/** Forks `script` (a .ts file run by the same Node) and waits for its ready message. */
+/**
+ * Forks `script` (a .ts file run by the same Node) and waits for its ready message. A role child
+ * (`args[0]` sensor or eventsource) runs as bin/sluice runs that command. `wrap` is a command
+ * prefix the child runs under (e.g. `['nsenter', '--net=…', '--']`, to run it in another network
+ * namespace); it must exec Node in the same process so the pid and the IPC channel stay the child's.
+ */
 export async function startChild<R = unknown>(
   script: URL,
   args: string[] = [],
   readyTimeoutMs = 20_000,
+  wrap: string[] = [],
 ): Promise<Child<R>> {
+  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0])];
   const proc = fork(script.pathname, args, {
-    execArgv: ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0])],
     ...(isRole(args[0]) ? { env: { ...process.env, ...ROLE_ENV } } : {}),
+    ...(wrap.length > 0
+      ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...execArgv] }
+      : { execArgv }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

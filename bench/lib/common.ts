@@ -4,12 +4,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
+import type { BusTls } from '../../src/api/bus-config.ts';
 import { parseStreamConfig } from '../../src/api/stream-config.ts';
 import { BusConnection } from '../../src/bus/connection.ts';
 import { ensureStreams } from '../../src/bus/streams.ts';
 import type { BusRef } from '../../src/bus/subjects.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
-import { type NatsServer, startNats } from '../../test/harness/nats.ts';
+import { type NatsServer, type NatsServerOptions, startNats } from '../../test/harness/nats.ts';
 import { requireTool } from '../../test/harness/tools.ts';
 import { machineInfo } from '../machine.ts';
 
@@ -100,10 +101,16 @@ export interface BenchNats {
   close(): Promise<void>;
 }
 
-/** A private JetStream nats-server on loopback, one connection to it, and fresh buses on demand. */
-export async function openNats(): Promise<BenchNats> {
-  const server = await startNats();
-  const conn = await BusConnection.open({ url: server.url, name: 'bench' });
+/**
+ * A private JetStream nats-server on loopback (`server.args` may add or override server flags),
+ * one connection to it (with `client.tls` when the server offers TLS), and fresh buses on demand.
+ */
+export async function openNats(
+  server: NatsServerOptions = {},
+  client: { tls?: BusTls } = {},
+): Promise<BenchNats> {
+  const nats = await startNats(server);
+  const conn = await BusConnection.open({ url: nats.url, name: 'bench', tls: client.tls });
   const jsm = await jetstreamManager(conn.nc);
   const js = jetstream(conn.nc);
   const parsed = parseStreamConfig('maxMsgs: -1\nmaxAge: 1h\nretention: limits');
@@ -111,7 +118,7 @@ export async function openNats(): Promise<BenchNats> {
   const settings = parsed.settings;
   let n = 0;
   return {
-    server,
+    server: nats,
     conn,
     jsm,
     js,
@@ -122,7 +129,7 @@ export async function openNats(): Promise<BenchNats> {
     },
     async close() {
       await conn.close();
-      await server.stop();
+      await nats.stop();
     },
   };
 }

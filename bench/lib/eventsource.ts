@@ -14,7 +14,7 @@ const noSecrets = async () => {
   throw new Error('the benchmarks use no Secrets');
 };
 
-/** Starts EventSource `o.name` on a loopback webhook host; its registry is returned with it. */
+/** Starts EventSource `o.name` (webhooks on loopback unless `o.host`); its registry is returned with it. */
 export async function runEventSource(o: {
   name: string;
   bus: BusRef;
@@ -22,6 +22,8 @@ export async function runEventSource(o: {
   spec: unknown;
   log: Logger;
   registry?: Registry;
+  /** Address the webhook servers bind (default loopback). */
+  host?: string;
 }): Promise<RunningEventSource & { registry: Registry }> {
   const registry = o.registry ?? newRegistry();
   const running = await startEventSource({
@@ -34,7 +36,7 @@ export async function runEventSource(o: {
     registry,
     log: o.log,
     resolveSecret: noSecrets,
-    host: HOST,
+    host: o.host ?? HOST,
   });
   return { ...running, registry };
 }

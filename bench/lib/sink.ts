@@ -4,8 +4,13 @@
 // ingress) or `sent` (ms since the epoch, set by the load generator).
 //
 // Answers by path:
-//   /flaky   body `i`: i % 10 == 0 fails once (500) then succeeds; i % 100 == 5 always fails (500)
-//   other    200
+//   /flaky     body `i`: i % 10 == 0 fails once (500) then succeeds; i % 100 == 5 always fails (500)
+//   /empty/…   200 with an empty body (Content-Length: 0): upstream Argo Events' HTTP trigger never
+//              closes response bodies, so only an empty one lets its client reuse the connection
+//   other      200 `ok`
+// `node sink.ts [host] [keepAliveMs]` listens on host (default loopback; bench/upstream.ts serves
+// other network namespaces from 0.0.0.0 inside its own) and closes a connection idle for
+// keepAliveMs (default 30 s).
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serveParent } from './child.ts';
@@ -109,11 +114,14 @@ const server = createServer((req, res) => {
       const sent = Number(body?.sent);
       if (Number.isFinite(sent) && sent > 0) g.fromSent.push(at - sent);
     } else g.failed++;
-    res.writeHead(status, { 'content-type': 'text/plain' });
-    res.end(status < 300 ? 'ok' : 'failing on purpose');
+    // An explicit Content-Length: 0 (Node would otherwise send an empty chunked body, which a
+    // client must still read to its end before it can reuse the connection).
+    if (status < 300 && path.startsWith('/empty/')) res.writeHead(status, { 'content-length': '0' }).end();
+    else
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'failing on purpose');
   });
 });
-server.keepAliveTimeout = 30_000;
+server.keepAliveTimeout = Number(process.argv[3] ?? 30_000);
 
 const lat = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -178,9 +186,10 @@ function stats(key: string): SinkStats {
   };
 }
 
-server.listen(0, HOST, () => {
+const host = process.argv[2] ?? HOST;
+server.listen(0, host, () => {
   serveParent(
-    { url: `http://${HOST}:${(server.address() as AddressInfo).port}` },
+    { url: `http://${host}:${(server.address() as AddressInfo).port}` },
     {
       /** Unique successful keys of a group (cheap; polled while waiting). */
       unique: (key: string) => group(key).keys.size,

@@ -84,6 +84,7 @@ const RUNTIME_NAMES: Readonly<Record<string, string>> = {
   XDG_CACHE_HOME: NODE_BINARY,
   SLUICE_CACHE: NODE_BINARY,
   SLUICE_SENSOR_NODE_FLAGS: 'the Node.js flags of sluice sensor',
+  SLUICE_EVENTSOURCE_NODE_FLAGS: 'the Node.js flags of sluice eventsource',
 };
 /** Runtime names that only add trust anchors for outgoing TLS: left to the author. */
 const RUNTIME_ALLOWED: ReadonlySet<string> = new Set(['NODE_EXTRA_CA_CERTS']);

@@ -120,21 +120,14 @@ const WAIT_DELIVERIES = 1000;
 /**
  * The server-side max_deliver of a Sensor's dependency consumers (finite, so no message can loop
  * forever): `maxDeliveries` handled deliveries, a few more in which the Sensor dead-letters the
- * message unhandled, and room for waits when a trigger has a circuitBreaker or a dependency runs
- * jq/Lua.
+ * message unhandled, and room for waits, which the Sensor does not count as deliveries: a bus
+ * outage under any event (no quorum, no leader, a done mark that could not be stored), an open
+ * circuitBreaker, no free jq/Lua worker.
  */
 export function sensorMaxDeliver(
   spec: Pick<SensorSpec, 'maxDeliveries' | 'triggers' | 'dependencies'> = { triggers: [], dependencies: [] },
 ): number {
-  const breaker = (spec.triggers ?? []).some((t) => t.circuitBreaker);
-  const programs = (spec.dependencies ?? []).some(
-    (d) => d.filters?.script || d.transform?.jq || d.transform?.script,
-  );
-  return (
-    (spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES) +
-    DEAD_LETTER_DELIVERIES +
-    (breaker || programs ? WAIT_DELIVERIES : 0)
-  );
+  return (spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES) + DEAD_LETTER_DELIVERIES + WAIT_DELIVERIES;
 }
 
 const META_SENSOR = 'sluice.argoproj.io/sensor';
@@ -324,7 +317,9 @@ export interface ConsumeOptions {
 
 /**
  * Pulls from a durable consumer and runs `handle` for each message, at most `concurrency` at a
- * time. `handle` settles the message (ack, nak with delay, term). Survives disconnects and server
+ * time. `handle` settles the message (ack, nak with delay, term). A handler that only waits for
+ * the bus to confirm its work may call `release()` to give its slot to the next message early
+ * (the server's max_ack_pending still bounds the messages in hand). Survives disconnects and server
  * restarts (the client re-pulls). Resolves after the signal aborts (or the connection closes)
  * and the running handlers have finished; messages pulled but not yet handled are left unacked
  * and come again after ack_wait.
@@ -333,7 +328,7 @@ export async function consume(
   js: JetStreamClient,
   stream: string,
   durable: string,
-  handle: (msg: JsMsg) => Promise<void> | void,
+  handle: (msg: JsMsg, release: () => void) => Promise<void> | void,
   opts: ConsumeOptions = {},
 ): Promise<void> {
   const consumer = await js.consumers.get(stream, durable);
@@ -358,21 +353,35 @@ export async function consume(
       // Connection down: ack_wait brings the message back anyway.
     }
   };
-  const settle = (msg: JsMsg) => {
-    opts.inFlight?.delete(msg);
+  // `active` counts handler slots, `running` handlers not finished: a handler may give its slot
+  // back early (release) while it only waits for the bus to confirm what it did.
+  let running = 0;
+  const freeSlot = () => {
     active--;
     if (freed) {
       const f = freed;
       freed = undefined;
       f();
     }
-    if (active === 0 && drained) drained();
   };
   const run = (msg: JsMsg) => {
     opts.inFlight?.add(msg);
+    running++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      freeSlot();
+    };
+    const settle = (m: JsMsg) => {
+      opts.inFlight?.delete(m);
+      release();
+      running--;
+      if (running === 0 && drained) drained();
+    };
     let r: Promise<void> | void;
     try {
-      r = handle(msg);
+      r = handle(msg, release);
     } catch (err) {
       failed(err, msg);
       settle(msg);
@@ -407,7 +416,7 @@ export async function consume(
     }
   } finally {
     opts.signal?.removeEventListener('abort', stop);
-    if (active > 0) {
+    if (running > 0) {
       await new Promise<void>((r) => {
         drained = r;
       });

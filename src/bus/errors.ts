@@ -145,3 +145,36 @@ export function toBusError(err: unknown, subject?: string): BusError {
   }
   return new BusError('BusUnavailable', `publishing failed${where}: ${msg}`, opts);
 }
+
+/**
+ * True when `err` says the bus cannot answer now (no responders, a timeout, the connection down,
+ * a JetStream "temporarily unavailable" 503 while a stream has no leader or quorum), as opposed to
+ * a refusal of this request. Such a failure is nobody's fault: the caller waits and tries again.
+ */
+export function isOutage(err: unknown): boolean {
+  for (const e of causeChain(err)) {
+    if (!(e instanceof Error)) continue;
+    if (OUTAGE_NAMES.has(e.name)) return true;
+    if (
+      /no responders|timed? ?out|temporarily unavailable|connection (closed|draining|lost)/i.test(e.message)
+    )
+      return true;
+    const api = (e as { apiError?: () => ApiErrorLike }).apiError;
+    if (typeof api === 'function') {
+      try {
+        if (api.call(e).code === 503) return true;
+      } catch {
+        // not an API error after all
+      }
+    }
+  }
+  return false;
+}
+
+const OUTAGE_NAMES = new Set([
+  'TimeoutError',
+  'NoRespondersError',
+  'ClosedConnectionError',
+  'DrainingConnectionError',
+  'ConnectionError',
+]);

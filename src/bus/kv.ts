@@ -13,6 +13,7 @@ import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BusConnection } from './connection.ts';
 import { ServerCode, serverCode } from './errors.ts';
+import type { KvGroupCommit } from './kv-group.ts';
 import { type DesiredStream, type EnsureResult, ensureStream } from './streams.ts';
 
 export interface KvOptions {
@@ -53,6 +54,8 @@ export function kvStreamConfig(bucket: string, o: KvBucketOptions): DesiredStrea
     num_replicas: o.replicas ?? 1,
     allow_rollup_hdrs: true,
     allow_direct: false,
+    // Writes may be grouped into one atomic batch (kv-group.ts).
+    allow_atomic: true,
   };
 }
 
@@ -177,9 +180,17 @@ const isCreateConflict = (err: unknown) => {
  */
 export class ProcessedSet {
   readonly kv: KV;
+  /** When set, creates and done marks go through it (grouped into atomic batches). */
+  readonly writes: KvGroupCommit | undefined;
 
-  constructor(kv: KV) {
+  constructor(kv: KV, writes?: KvGroupCommit) {
     this.kv = kv;
+    this.writes = writes;
+  }
+
+  /** Creates encoded key `k` (fails when it exists, as `kv.create`), grouped when possible. */
+  create(k: string, value: string | Uint8Array): Promise<number> {
+    return this.writes ? this.writes.create(k, value) : this.kv.create(k, value);
   }
 
   static async open(
@@ -202,7 +213,7 @@ export class ProcessedSet {
    */
   async markIfAbsent(key: string, value: string | Uint8Array = ''): Promise<boolean> {
     try {
-      await this.kv.create(kvKey(key), value);
+      await this.create(kvKey(key), value);
       return true;
     } catch (err) {
       if (isCreateConflict(err)) return false;
@@ -230,7 +241,9 @@ export class ProcessedSet {
 
   /** Records that the effect of `key` happened. */
   async markDone(key: string, detail = 'done'): Promise<void> {
-    await this.kv.put(kvKey(key), detail === 'pending' ? 'done' : detail);
+    const k = kvKey(key);
+    const v = detail === 'pending' ? 'done' : detail;
+    await (this.writes ? this.writes.put(k, v) : this.kv.put(k, v));
   }
 
   /** Forgets `key` (e.g. an effect that must be allowed to run again). */

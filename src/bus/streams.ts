@@ -14,6 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import { duplicatesWindowMs, type StreamSettings } from '../api/stream-config.ts';
 import { BusError, isNotFound, ServerCode, serverCode } from './errors.ts';
+import { versionAtLeast } from './kv-group.ts';
 import { type BusLimits, busLimits } from './placement.ts';
 import {
   type BusRef,
@@ -112,6 +113,7 @@ const MANAGED: Array<keyof StreamConfig> = [
   'max_msgs_per_subject',
   'discard_new_per_subject',
   'allow_rollup_hdrs',
+  'allow_atomic',
 ];
 
 /** Changes JetStream refuses on an existing stream, checked before trying. */
@@ -164,7 +166,16 @@ export async function ensureStream(jsm: JetStreamManager, want: DesiredStream): 
   const have = info.config;
   const blocked = blockedFields(have, want);
   if (blocked.length) return blockedResult(name, have, blocked);
-  const changed = MANAGED.filter((k) => want[k] !== undefined && !same(have[k], want[k]));
+  // A server before 2.12 knows no atomic batches and drops the flag: asking again would update
+  // the stream on every call.
+  const knowsAtomic = versionAtLeast(
+    (jsm as unknown as { nc?: { info?: { version?: string } } }).nc?.info?.version,
+    2,
+    12,
+  );
+  const changed = MANAGED.filter(
+    (k) => want[k] !== undefined && !same(have[k], want[k]) && (k !== 'allow_atomic' || knowsAtomic),
+  );
   if (!changed.length)
     return { stream: name, action: 'unchanged', fields: [], message: `stream ${name} up to date` };
   try {

@@ -64,9 +64,13 @@ export class Claims {
     const k = kvKey(key);
     const kv = this.processed.kv;
     const owner = `${this.owner}#${++this.calls}`;
-    for (;;) {
+    for (let first = true; ; first = false) {
       try {
-        return { state: 'new', revision: await kv.create(k, this.value(owner)), owner };
+        // The first try may be grouped with other claims (one batch per turn); a retry is not.
+        const revision = first
+          ? await this.processed.create(k, this.value(owner))
+          : await kv.create(k, this.value(owner));
+        return { state: 'new', revision, owner };
       } catch (err) {
         if (!isConflict(err)) throw err;
       }

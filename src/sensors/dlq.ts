@@ -16,9 +16,9 @@ import { type BusRef, dlqStreamName, kvBucketName, parseDlqSubject } from '../bu
 import type { Logger } from '../observability/logger.ts';
 import { Claims } from './claims.ts';
 import { sensorMetrics } from './metrics.ts';
+import type { SensorRuntimeOptions } from './options.ts';
 import { triggerPreparer } from './prepare.ts';
 import { Redactor } from './redact.ts';
-import type { SensorRuntimeOptions } from './runtime.ts';
 import { type DeadLetterRecord, type Outcome, type SettleEnv, settle } from './settle.ts';
 
 export interface DlqFilter {

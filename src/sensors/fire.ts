@@ -1,20 +1,16 @@
 // Fires the triggers an event makes ready. A single-dependency trigger runs at once; a trigger
-// that joins several dependencies goes through its partial match in KV (join.ts, under a
-// per-trigger lock and compare-and-set), and each firing it yields is settled, then removed from
-// the in-flight set. A crash anywhere leaves the triggering message un-acked: its redelivery finds
-// its event in flight and settles that firing again (the processed-set makes a repeat a no-op).
+// that joins several dependencies goes through its partial match (join.ts, pure), held in memory
+// and written behind to KV (join-store.ts). A firing moves its events to the in-flight set, and
+// that change is stored before the trigger runs; after it settled, its events are marked used and
+// the firing leaves the in-flight set, and that change too is stored before the message is acked.
+// A crash anywhere leaves the triggering message un-acked: its redelivery finds its event in
+// flight and settles that firing again (the processed-set makes a repeat a no-op).
 import { evaluateConditions } from '../api/conditions.ts';
-import type { JsonState, ProcessedSet } from '../bus/kv.ts';
+import type { ProcessedSet } from '../bus/kv.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
-import {
-  type Firing,
-  isEmpty,
-  type JoinTrigger,
-  joinEvent,
-  type PartialMatch,
-  settleFiring,
-} from './join.ts';
+import { type Firing, type JoinTrigger, joinEvent, type PartialMatch, settleFiring } from './join.ts';
+import type { JoinStore } from './join-store.ts';
 import type { DeadLetterReason } from './reasons.ts';
 import type { ResetSchedule } from './resets.ts';
 import { idempotencyKey, type Outcome, type PreparedTrigger } from './settle.ts';
@@ -28,10 +24,11 @@ export interface FireDeps {
   namespace: string;
   sensorName: string;
   processed: ProcessedSet;
-  partial: JsonState<PartialMatch>;
+  /** Partial matches, in memory and written behind (join-store.ts). */
+  joins: JoinStore;
   log: Logger;
   /** Runs `t` for `events` (settle with the Sensor's environment). */
-  run(t: SensorTrigger, events: EventsByDependency, since: number): Promise<Outcome>;
+  run(t: SensorTrigger, events: EventsByDependency, since: number, onEffect?: () => void): Promise<Outcome>;
   /** Dead-letters `t` for `events` without running it (settle.ts rejectTrigger). */
   reject(
     t: SensorTrigger,
@@ -69,76 +66,98 @@ export function serialized<T>(
   return next;
 }
 
+/** `state` without the in-flight firings that used `ev` as `dep` (undefined: none). */
+function withoutFiringsOf(state: PartialMatch, dep: string, ev: CloudEvent): PartialMatch | undefined {
+  const inflight = state.inflight ?? {};
+  const keep = Object.entries(inflight).filter(([, f]) => f[dep]?.id !== ev.id);
+  if (keep.length === Object.keys(inflight).length) return undefined;
+  return { ...state, inflight: Object.fromEntries(keep) };
+}
+
 /** The firing function of a Sensor: `(trigger, dependency, event, since) → outcome`. */
 export function triggerFirer(d: FireDeps) {
-  const locks = new Map<string, Promise<unknown>>();
-  const locked = <T>(name: string, fn: () => Promise<T>): Promise<T> => serialized(locks, name, fn);
   const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
 
-  /** Read-modify-write of a trigger's partial state, retried on a concurrent write. */
-  const mutate = async <R>(
+  /** One change of a trigger's partial match in memory, refused when it would not fit in KV. */
+  const change = <R>(
     t: SensorTrigger,
     f: (cur: PartialMatch) => { next?: PartialMatch | undefined; result: R },
-  ): Promise<R> => {
-    for (;;) {
-      const cur = await d.partial.get(t.name);
-      const value: PartialMatch = { events: {}, inflight: {}, ...(cur?.value ?? {}) };
-      const { next, result } = f(value);
-      if (!next) return result;
-      if (isEmpty(next) && !cur) return result;
-      const bytes = Buffer.byteLength(JSON.stringify(next));
-      if (bytes > d.maxStateBytes)
-        throw new StateTooLarge(
-          `the partial match of trigger ${t.name} would be ${bytes} bytes with this event, over the ${d.maxStateBytes} one KV value holds; the event cannot wait for the other dependencies`,
-        );
-      if ((await d.partial.update(t.name, next, cur?.revision ?? 0)) !== undefined) return result;
+  ): Promise<{ result: R; durable: Promise<void> }> =>
+    d.joins.change(t.name, (cur) => {
+      const r = f(cur);
+      if (r.next) {
+        const bytes = Buffer.byteLength(JSON.stringify(r.next));
+        if (bytes > d.maxStateBytes)
+          throw new StateTooLarge(
+            `the partial match of trigger ${t.name} would be ${bytes} bytes with this event, over the ${d.maxStateBytes} one KV value holds; the event cannot wait for the other dependencies`,
+          );
+      }
+      return r;
+    });
+
+  const join = async (
+    t: SensorTrigger,
+    dep: string,
+    ev: CloudEvent,
+  ): Promise<{ result: Firing[]; durable: Promise<void> }> => {
+    // An event whose firing ran before (its message came back, or it was published again): no
+    // new firing; one still recorded in flight (its last write was lost) is removed now.
+    if (await d.processed.has(usedKey(t, ev)))
+      return change<Firing[]>(t, (state) => ({ next: withoutFiringsOf(state, dep, ev), result: [] }));
+    const resetAt = t.resets?.lastResetAt();
+    return change<Firing[]>(t, (state) => {
+      const r = joinEvent(state, t, dep, ev, {
+        ...(resetAt !== undefined ? { resetAt } : {}),
+        keyOf: (fired) => idempotencyKey(d.namespace, d.sensorName, t.name, fired),
+      });
+      report(t, dep, ev, r);
+      return { next: r.next, result: r.firings };
+    });
+  };
+
+  const report = (t: SensorTrigger, dep: string, ev: CloudEvent, r: ReturnType<typeof joinEvent>) => {
+    if (r.replaced) {
+      d.onReplaced?.(t.name);
+      d.log.info(
+        { trigger: t.name, dependency: dep, id: ev.id, replaced: r.replaced },
+        'a newer event replaced the recorded one of its dependency (latest wins, as upstream)',
+      );
+    }
+    if (r.discarded || r.tooOld) {
+      d.onDiscarded?.(t.name, r.discarded + (r.tooOld ? 1 : 0));
+      d.log.info(
+        { trigger: t.name, discarded: r.discarded, eventTooOld: r.tooOld, id: ev.id },
+        'partial condition matches discarded (older than the last conditionsReset, or recorded under another spec)',
+      );
     }
   };
 
-  const join = (t: SensorTrigger, dep: string, ev: CloudEvent): Promise<Firing[]> =>
-    locked(t.name, async () => {
-      if (await d.processed.has(usedKey(t, ev))) return [];
-      const resetAt = t.resets?.lastResetAt();
-      return mutate<Firing[]>(t, (state) => {
-        const r = joinEvent(state, t, dep, ev, {
-          ...(resetAt !== undefined ? { resetAt } : {}),
-          keyOf: (fired) => idempotencyKey(d.namespace, d.sensorName, t.name, fired),
-        });
-        if (r.replaced) {
-          d.onReplaced?.(t.name);
-          d.log.info(
-            { trigger: t.name, dependency: dep, id: ev.id, replaced: r.replaced },
-            'a newer event replaced the recorded one of its dependency (latest wins, as upstream)',
-          );
-        }
-        if (r.discarded || r.tooOld) d.onDiscarded?.(t.name, r.discarded + (r.tooOld ? 1 : 0));
-        if (r.discarded || r.tooOld)
-          d.log.info(
-            { trigger: t.name, discarded: r.discarded, eventTooOld: r.tooOld, id: ev.id },
-            'partial condition matches discarded (older than the last conditionsReset, or recorded under another spec)',
-          );
-        return { next: r.next, result: r.firings };
-      });
-    });
-
-  return async (t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome> => {
-    if (evaluateConditions(t.conditions, new Set([dep]))) return d.run(t, { [dep]: ev }, since);
-    let firings: Firing[];
+  return async (
+    t: SensorTrigger,
+    dep: string,
+    ev: CloudEvent,
+    since: number,
+    onEffect?: () => void,
+  ): Promise<Outcome> => {
+    if (evaluateConditions(t.conditions, new Set([dep]))) return d.run(t, { [dep]: ev }, since, onEffect);
+    let joined: { result: Firing[]; durable: Promise<void> };
     try {
-      firings = await join(t, dep, ev);
+      joined = await join(t, dep, ev);
     } catch (err) {
       if (!(err instanceof StateTooLarge)) throw err;
       return d.reject(t, { [dep]: ev }, 'join-too-large', err.message);
     }
-    if (!firings.length) return { kind: 'done', detail: 'waiting for more dependencies' };
+    // The firing (events moved to in flight) is stored before its trigger runs; a waiting event's
+    // message is acked only once it is stored.
+    await joined.durable;
+    if (!joined.result.length) return { kind: 'done', detail: 'waiting for more dependencies' };
     let last: Outcome = { kind: 'done', detail: '' };
-    for (const [key, fired] of firings) {
-      const outcome = await d.run(t, fired, since);
+    for (const [key, fired] of joined.result) {
+      const outcome = await d.run(t, fired, since, onEffect);
       if (outcome.kind === 'defer') return outcome; // stays in flight; the redelivery retries it
-      for (const e of Object.values(fired)) await d.processed.markIfAbsent(usedKey(t, e));
-      await locked(t.name, () =>
-        mutate(t, (state) => ({ next: settleFiring(state, key), result: undefined })),
-      );
+      await Promise.all(Object.values(fired).map((e) => d.processed.markIfAbsent(usedKey(t, e))));
+      const settled = await change(t, (state) => ({ next: settleFiring(state, key), result: undefined }));
+      await settled.durable;
       last = outcome;
     }
     return last;

@@ -204,3 +204,70 @@ export function sensorMetrics(registry: Registry) {
 }
 
 export type SensorMetrics = ReturnType<typeof sensorMetrics>;
+
+/** The per-event metric series of one trigger, with their labels bound once (no hashing per event). */
+export interface TriggerSeries {
+  triggered: { inc(v?: number): void };
+  duration: { observe(v: number): void };
+  latency: { observe(v: number): void };
+}
+
+const bound = new WeakMap<SensorMetrics, Map<string, TriggerSeries>>();
+
+/** The bound series of trigger `trigger` of Sensor `namespace/sensor` (made on first use). */
+export function triggerSeries(
+  m: SensorMetrics,
+  namespace: string,
+  sensor: string,
+  trigger: string,
+): TriggerSeries {
+  let byKey = bound.get(m);
+  if (!byKey) {
+    byKey = new Map();
+    bound.set(m, byKey);
+  }
+  const key = `${namespace}\u0000${sensor}\u0000${trigger}`;
+  let s = byKey.get(key);
+  if (!s) {
+    const labels = { namespace, sensor_name: sensor, trigger_name: trigger };
+    s = {
+      triggered: m.triggered.labels(labels),
+      duration: m.duration.labels(labels),
+      latency: m.latency.labels(labels),
+    };
+    byKey.set(key, s);
+  }
+  return s;
+}
+
+/** The bound `sluice_sensor_events_total` series of one dependency and result. */
+export function eventSeries(
+  m: SensorMetrics,
+  namespace: string,
+  sensor: string,
+  dependency: string,
+  result: string,
+): { inc(v?: number): void } {
+  return seriesCache(m, `${namespace}\u0000${sensor}\u0000${dependency}\u0000${result}`, () =>
+    m.eventsReceived.labels({ namespace, sensor_name: sensor, dependency, result }),
+  );
+}
+
+const other = new WeakMap<SensorMetrics, Map<string, { inc(v?: number): void }>>();
+function seriesCache(
+  m: SensorMetrics,
+  key: string,
+  make: () => { inc(v?: number): void },
+): { inc(v?: number): void } {
+  let byKey = other.get(m);
+  if (!byKey) {
+    byKey = new Map();
+    other.set(m, byKey);
+  }
+  let s = byKey.get(key);
+  if (!s) {
+    s = make();
+    byKey.set(key, s);
+  }
+  return s;
+}

@@ -8,7 +8,7 @@ import { retryPlan } from '../resilience/backoff.ts';
 import { type BreakerState, CircuitBreaker } from '../resilience/breaker.ts';
 import { RateLimiter, windowMs } from '../resilience/rate-limit.ts';
 import type { SensorMetrics } from './metrics.ts';
-import type { ParameterFunctions } from './runtime.ts';
+import type { ParameterFunctions } from './options.ts';
 import type { PreparedTrigger } from './settle.ts';
 import { triggerType } from './trigger-types.ts';
 import type { TriggerRunner } from './triggers/trigger.ts';
@@ -26,6 +26,43 @@ export interface PreparerOptions {
   params: ParameterFunctions;
   metrics: SensorMetrics;
   log: Logger;
+}
+
+/** Freezes `v` and everything in it (plain data: objects and arrays). */
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+/**
+ * `specFor` of a trigger: the type's spec with the trigger-level parameters, then the type's own,
+ * applied for the events (a fresh copy per call). A spec with no parameters at either level is
+ * the same for every event: it is copied and frozen once and that copy is returned every time
+ * (a runner never changes the spec it is given).
+ */
+function specResolver(
+  template: object,
+  type: string,
+  parameters: readonly TriggerParameter[] | undefined,
+  ownParams: boolean,
+  params: ParameterFunctions,
+): PreparedTrigger['specFor'] {
+  const typedOf = (resolved: object) =>
+    (resolved as Record<string, unknown>)[type] as { parameters?: TriggerParameter[] } | undefined;
+  const fixedTyped = typedOf(template);
+  if (!parameters?.length && !(ownParams && fixedTyped?.parameters?.length)) {
+    const fixed = deepFreeze(structuredClone(fixedTyped));
+    return () => fixed;
+  }
+  return (events) => {
+    const typed = typedOf(params.applyParameters(template, parameters, events));
+    return ownParams && typed?.parameters?.length
+      ? params.applyParameters(typed, typed.parameters, events)
+      : typed;
+  };
 }
 
 export function triggerPreparer(o: PreparerOptions) {
@@ -64,7 +101,9 @@ export function triggerPreparer(o: PreparerOptions) {
       : undefined;
     if (breaker) metrics.breakerState.set(labels, 0);
     const rl = t.rateLimit;
-    const ownParams = type !== 'k8s' && type !== 'argoWorkflow';
+    // Types whose runner applies their own `parameters` (to a source, or, for kafka, to its spec):
+    // applying them here too would run `append`/`prepend` twice.
+    const ownParams = type !== 'k8s' && type !== 'argoWorkflow' && type !== 'kafka';
     return {
       name,
       type,
@@ -76,13 +115,7 @@ export function triggerPreparer(o: PreparerOptions) {
         : {}),
       ...(breaker ? { breaker } : {}),
       breakerMaxWaitMs: parseDurationMs(cb?.maxWait ?? '10m') ?? 600_000,
-      specFor(events) {
-        const resolved = o.params.applyParameters(template, t.parameters, events) as Record<string, unknown>;
-        const typed = resolved[type] as { parameters?: TriggerParameter[] } | undefined;
-        return ownParams && typed?.parameters?.length
-          ? o.params.applyParameters(typed, typed.parameters, events)
-          : typed;
-      },
+      specFor: specResolver(template, type, t.parameters, ownParams, o.params),
     };
   };
   return { prepare, runners };

@@ -6,7 +6,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { EventDependency } from '../api/sensor.ts';
 import { ack, nak, term, working } from '../bus/consumer.ts';
-import { toBusError } from '../bus/errors.ts';
+import { isOutage, toBusError } from '../bus/errors.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ByteBudget } from './byte-budget.ts';
@@ -14,11 +14,12 @@ import { decodeBusEvent } from './decode.ts';
 import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
 import { type SensorTrigger, serialized } from './fire.ts';
 import { yieldIfBusy } from './inline-budget.ts';
+import { JoinStateConflict } from './join-store.ts';
 import { lookup, textOf } from './match/path.ts';
-import type { SensorMetrics } from './metrics.ts';
+import { eventSeries, type SensorMetrics } from './metrics.ts';
+import type { DependencyMatcher } from './options.ts';
 import { isTransientEvalError, matchFailureReason } from './reasons.ts';
-import type { DependencyMatcher } from './runtime.ts';
-import type { Outcome } from './settle.ts';
+import { EffectNotRecorded, type Outcome } from './settle.ts';
 
 export interface ReceiveDeps {
   namespace: string;
@@ -28,7 +29,8 @@ export interface ReceiveDeps {
   triggers: readonly SensorTrigger[];
   matchers: ReadonlyMap<string, DependencyMatcher>;
   dlq: EventDeadLetterEnv;
-  fire(t: SensorTrigger, dep: string, ev: CloudEvent, since: number): Promise<Outcome>;
+  /** `onEffect` is called once a trigger's call succeeded (only its record and ack remain). */
+  fire(t: SensorTrigger, dep: string, ev: CloudEvent, since: number, onEffect?: () => void): Promise<Outcome>;
   /** Deliveries handled before the next one dead-letters the message unhandled. */
   maxDeliveries: number;
   ackWaitMs: number;
@@ -68,6 +70,10 @@ const orderingValue = (
     };
   }
 };
+
+/** A failure of the bus under the event (see errors.ts isOutage), not of the event itself. */
+const waitsOnBus = (err: unknown): boolean =>
+  err instanceof EffectNotRecorded || err instanceof JoinStateConflict || isOutage(err);
 
 /** The message handler of a Sensor: `(dependency, message) → settled`. */
 export function messageReceiver(d: ReceiveDeps) {
@@ -113,6 +119,7 @@ export function messageReceiver(d: ReceiveDeps) {
     dep: EventDependency,
     msg: JsMsg,
     ev: CloudEvent,
+    release?: () => void,
   ): Promise<'settled' | 'deferred'> => {
     const matcher = d.matchers.get(dep.name)!;
     let matched: boolean;
@@ -128,7 +135,7 @@ export function messageReceiver(d: ReceiveDeps) {
       );
       return 'settled';
     }
-    d.metrics.eventsReceived.inc({ ...labels(dep.name), result: matched ? 'matched' : 'filtered' });
+    eventSeries(d.metrics, d.namespace, d.sensorName, dep.name, matched ? 'matched' : 'filtered').inc();
     if (!matched) {
       await ack(msg);
       return 'settled';
@@ -153,7 +160,7 @@ export function messageReceiver(d: ReceiveDeps) {
         Promise.all(
           d.triggers
             .filter((t) => t.dependencies.has(dep.name))
-            .map((t) => d.fire(t, dep.name, event, since)),
+            .map((t) => d.fire(t, dep.name, event, since, release)),
         ),
       Math.max(1000, Math.floor(d.ackWaitMs / 3)),
     );
@@ -173,18 +180,18 @@ export function messageReceiver(d: ReceiveDeps) {
   };
 
   const budget = new ByteBudget(d.maxInFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
-  const receive = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+  const receive = async (dep: EventDependency, msg: JsMsg, release?: () => void): Promise<void> => {
     const bytes = msg.data.length;
     const wait = budget.acquire(bytes);
     if (wait) await wait;
     try {
-      await receiveOne(dep, msg);
+      await receiveOne(dep, msg, release);
     } finally {
       budget.release(bytes);
     }
   };
 
-  const receiveOne = async (dep: EventDependency, msg: JsMsg): Promise<void> => {
+  const receiveOne = async (dep: EventDependency, msg: JsMsg, release?: () => void): Promise<void> => {
     // After a long stretch of inline work (many events in one turn), let I/O in first.
     const busy = yieldIfBusy();
     if (busy) await busy;
@@ -239,13 +246,20 @@ export function messageReceiver(d: ReceiveDeps) {
     }
     try {
       const how = order
-        ? await serialized(chains, `${dep.name}\u0000${order.key}`, () => handle(dep, msg, ev))
-        : await handle(dep, msg, ev);
+        ? await serialized(chains, `${dep.name}\u0000${order.key}`, () => handle(dep, msg, ev, release))
+        : await handle(dep, msg, ev, release);
       if (how === 'settled' && tallies.size) tallies.delete(k);
     } catch (err) {
-      // No free sandbox worker (a flood of runaway programs, or stopping): not this event's fault,
-      // so the wait does not count against maxDeliveries. Hand it back for later.
-      if (isTransientEvalError(err)) {
+      // No free sandbox worker (a flood of runaway programs, or stopping), or the bus could not
+      // take a claim, a done mark or a partial match (no quorum, no leader, a foreign write to the
+      // join state): not this event's fault, so the wait does not count against maxDeliveries.
+      // Hand it back for later.
+      if (isTransientEvalError(err) || waitsOnBus(err)) {
+        if (waitsOnBus(err))
+          d.log.warn(
+            { dependency: dep.name, seq: msg.seq, err: d.dlq.redact((err as Error).message) },
+            'the bus could not record this event now; redelivering',
+          );
         await deferred1(k);
         d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
         nak(msg, BUSY_RETRY_MS);

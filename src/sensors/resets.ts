@@ -25,7 +25,8 @@ export function resetSchedule(
     const { zone, spec } = splitCronZone(r.cron);
     const timezone = resolveTimeZone(zone ?? r.timezone);
     return new Cron(spec, { timezone, protect: true }, async () => {
-      await onReset();
+      // A failed reset must not stop the later ones (croner skips runs while one is pending).
+      await onReset().catch(() => {});
     });
   });
   return {

@@ -15,7 +15,7 @@ import type { Claims } from './claims.ts';
 import { encodeDeadLetter } from './dlq-record.ts';
 import { storeDeadLetter } from './dlq-store.ts';
 import { yieldIfBusy } from './inline-budget.ts';
-import type { SensorMetrics } from './metrics.ts';
+import { type SensorMetrics, triggerSeries } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
 import {
@@ -150,6 +150,8 @@ export interface SettleOptions {
    * record, no second dlqTrigger).
    */
   replay?: boolean;
+  /** Called once the call succeeded, before its done mark is written (the caller's work is done). */
+  onEffect?: () => void;
 }
 
 /**
@@ -239,12 +241,14 @@ async function attempts(
         t.policy,
       );
       permit?.allowed && permit.release(true);
-      env.metrics.duration.observe(labels, performance.now() - started);
-      env.metrics.triggered.inc(labels);
+      const series = triggerSeries(env.metrics, env.namespace, env.sensorName, t.name);
+      series.duration.observe(performance.now() - started);
+      series.triggered.inc();
       for (const ev of Object.values(events)) {
         const at = Date.parse(ev.time);
-        if (!Number.isNaN(at)) env.metrics.latency.observe(labels, Math.max(0, Date.now() - at) / 1000);
+        if (!Number.isNaN(at)) series.latency.observe(Math.max(0, Date.now() - at) / 1000);
       }
+      opts.onEffect?.();
       await recordDone(env, key, result.detail || 'done');
       return { kind: 'done', detail: result.detail };
     } catch (err) {

@@ -3,8 +3,8 @@
 // a bad script is reported at start), and upstream-style parameter resolution.
 import type { EventDependency } from '../api/sensor.ts';
 import { compileDependencyAsync, compileDependencySandboxed } from './match/index.ts';
+import type { DependencyMatcher, ParameterFunctions } from './options.ts';
 import { applyParameters, buildPayload } from './params/index.ts';
-import type { DependencyMatcher, ParameterFunctions } from './runtime.ts';
 import type { Sandbox } from './sandbox/pool.ts';
 
 export const sensorParameters: ParameterFunctions = { applyParameters, buildPayload };

@@ -33,7 +33,7 @@ export interface BusConnection {
 export interface SensorStateRef {
   name: string;
   dependencies: Array<{ name: string; eventSourceName: string; eventName: string }>;
-  /** max_deliver of its consumers (sensorMaxDeliver of the spec; default: without breaker or programs). */
+  /** max_deliver of its consumers (sensorMaxDeliver of the spec). */
   maxDeliver?: number;
 }
 

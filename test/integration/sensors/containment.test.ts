@@ -191,7 +191,7 @@ describe.skipIf(natsMissing())(`Sensor containment${skipNote(natsMissing())}`, (
     });
     const c = { durable: durable! };
     const info = await b.jsm.consumers.info(eventStreamName(b.bus), c.durable);
-    expect(info.config.max_deliver).toBe(2 + 3);
+    expect(info.config.max_deliver).toBe(2 + 3 + 1000);
     await b.emit('hooks', 'm', { id: 'crashy' });
     // Two deliveries that "crash" (never settled by a Sensor): nak them.
     const consumer = await jetstream(b.conn.nc).consumers.get(info.stream_name, c.durable);

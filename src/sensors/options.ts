@@ -1,0 +1,81 @@
+// The Sensor runtime's inputs and outputs: what startSensor is given (spec, bus connection,
+// trigger runners, dependency compiler, secret resolvers, tuning) and what it returns.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Registry } from 'prom-client';
+import type { ConfigMapKeySelector, SecretKeySelector } from '../api/k8s.ts';
+import type { EventDependency, SensorSpec, TriggerParameter } from '../api/sensor.ts';
+import type { BusRef } from '../bus/subjects.ts';
+import type { CloudEvent } from '../eventsources/envelope.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { SensorMetrics } from './metrics.ts';
+import type { Sandbox, SandboxLimits } from './sandbox/pool.ts';
+import type { EventsByDependency, TriggerRunner } from './triggers/trigger.ts';
+
+/** What the Sensor needs to match one dependency (compiled once). */
+export interface DependencyMatcher {
+  matches(event: CloudEvent): boolean | Promise<boolean>;
+  transform(event: CloudEvent): CloudEvent | Promise<CloudEvent>;
+}
+
+export interface ParameterFunctions {
+  applyParameters<T>(
+    target: T,
+    params: readonly TriggerParameter[] | undefined,
+    events: EventsByDependency,
+  ): T;
+  buildPayload(params: readonly TriggerParameter[] | undefined, events: EventsByDependency): unknown;
+}
+
+export interface SensorRuntimeOptions {
+  name: string;
+  namespace: string;
+  spec: SensorSpec;
+  bus: BusRef;
+  nc: NatsConnection;
+  registry: Registry;
+  log: Logger;
+  runners: Readonly<Record<string, () => TriggerRunner>>;
+  /**
+   * Compiles one dependency. `sandbox` is where its jq/Lua programs must run (given when the
+   * Sensor has any); errors in them are reported here, at start.
+   */
+  compileDependency(dep: EventDependency, sandbox?: Sandbox): DependencyMatcher | Promise<DependencyMatcher>;
+  params: ParameterFunctions;
+  resolveSecret(sel: SecretKeySelector): Promise<string>;
+  resolveConfigMap(sel: ConfigMapKeySelector): Promise<string>;
+  kubeConfig?: () => KubeConfig;
+  /** Handlers running at once per dependency (default 64). */
+  concurrency?: number;
+  /** Consumer ack_wait (default 30 s); in-progress work is heartbeated at a third of it. */
+  ackWaitMs?: number;
+  /** How often consumer lag, DLQ depth and missing consumers are checked (default 5 s). */
+  lagPollMs?: number;
+  /** Where a new dependency consumer starts: "new" events (default) or "all" retained. */
+  deliver?: 'new' | 'all';
+  /** How long the processed-set remembers an idempotency key (default 7 days). */
+  processedTtlMs?: number;
+  /** Overrides of the sandbox limits (spec.evaluation wins over these). */
+  sandboxLimits?: Partial<SandboxLimits>;
+  /** Lease identity when `replicas > 1`. */
+  identity?: string;
+  /**
+   * The controller has provisioned this Sensor's consumers and KV buckets: bind to them (waiting
+   * until they exist) and never create or change them. Unset (`sluice dev`, tests): create them.
+   */
+  provisioned?: boolean;
+  /** Copies of each KV entry when the Sensor creates its buckets itself (default 1). */
+  replicas?: number;
+  /** Namespace of the Lease (default: the Sensor's). */
+  leaseNamespace?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export interface RunningSensor {
+  metrics: SensorMetrics;
+  /** Why the Sensor is not doing its job (e.g. a dependency's consumer is gone), or undefined. */
+  notReady(): string | undefined;
+  stop(): Promise<void>;
+}
