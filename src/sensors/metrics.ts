@@ -205,7 +205,10 @@ export function sensorMetrics(registry: Registry) {
 
 export type SensorMetrics = ReturnType<typeof sensorMetrics>;
 
-/** The per-event metric series of one trigger, with their labels bound once (no hashing per event). */
+/**
+ * The per-event metric series of one trigger, their label objects made once (prom-client 15 still
+ * hashes the labels on every call; this saves building and spreading them per event).
+ */
 export interface TriggerSeries {
   triggered: { inc(v?: number): void };
   duration: { observe(v: number): void };
