@@ -393,6 +393,16 @@ describe.skipIf(natsMissing())(`Sensor attacks, second round${skipNote(natsMissi
     const pad = 'p'.repeat(600_000);
     try {
       await b.emit('hooks', 'a', { id: 'a1', pad });
+      // a1 waits in the partial match before b1 arrives (the two dependencies are separate
+      // consumers: without this, b1 may be handled first and a1 be the one that does not fit).
+      await until(
+        'a1 recorded',
+        async () => {
+          const ci = await b.jsm.consumers.info(eventStreamName(b.bus), consumerName('bigand', 'a'));
+          return ci.delivered.stream_seq > 0 && ci.num_pending === 0 && ci.num_ack_pending === 0;
+        },
+        20_000,
+      );
       await b.emit('hooks', 'b', { id: 'b1', pad });
       await until('b1 dead-lettered', async () => (await records('bigand')).length === 1, 20_000);
       const [r] = await records('bigand');
