@@ -31,13 +31,23 @@ describe.skipIf(skip)(`Sensor replicas${skipNote(skip)}`, () => {
     try {
       for (let i = 0; i < 20; i++) await b.emit('hooks', 'ha', { n: i });
       await until('first batch', () => sink.on().length === 20);
-      const firedA = await metric(a.registry, 'argo_events_action_triggered_total');
-      const firedC = await metric(c.registry, 'argo_events_action_triggered_total');
+      // The sink counts a request when it arrives; the Sensor counts it once the answer is back.
+      const fired = async () =>
+        Promise.all([a, c].map((s) => metric(s.registry, 'argo_events_action_triggered_total')));
+      await until(
+        'first batch counted',
+        async () => (await fired()).reduce((x, y) => (x ?? 0) + (y ?? 0), 0) === 20,
+      );
+      const [firedA, firedC] = await fired();
       expect([firedA, firedC].sort((x, y) => x - y)).toEqual([0, 20]);
       const [leader, other] = firedA === 20 ? [a, c] : [c, a];
       await leader.stop();
       for (let i = 20; i < 40; i++) await b.emit('hooks', 'ha', { n: i });
       await until('second batch via the other replica', () => sink.on().length === 40, 20_000);
+      await until(
+        'second batch counted',
+        async () => (await metric(other.registry, 'argo_events_action_triggered_total')) >= 20,
+      );
       expect(await metric(other.registry, 'argo_events_action_triggered_total')).toBe(20);
       expect(new Set(sink.on().map((r) => r.key)).size).toBe(40);
     } finally {
