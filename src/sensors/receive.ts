@@ -254,8 +254,9 @@ export function messageReceiver(d: ReceiveDeps) {
       // take a claim, a done mark or a partial match (no quorum, no leader, a foreign write to the
       // join state): not this event's fault, so the wait does not count against maxDeliveries.
       // Hand it back for later.
-      if (isTransientEvalError(err) || waitsOnBus(err)) {
-        if (waitsOnBus(err))
+      const onBus = waitsOnBus(err);
+      if (onBus || isTransientEvalError(err)) {
+        if (onBus)
           d.log.warn(
             { dependency: dep.name, seq: msg.seq, err: d.dlq.redact((err as Error).message) },
             'the bus could not record this event now; redelivering',

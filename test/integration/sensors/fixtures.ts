@@ -1,6 +1,7 @@
 // Shared pieces of the Sensor runtime tests: a bus with streams on the shared nats-server, event
 // publishing, an HTTP sink that records every request and can be told to fail, and a runtime
 // starter with the real parameter and matching code.
+
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
@@ -10,6 +11,7 @@ import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { ensureStreams } from '../../../src/bus/streams.ts';
 import { type BusRef, dlqStreamName, eventSubject } from '../../../src/bus/subjects.ts';
+import { deploymentFor } from '../../../src/controller/resources/workload.ts';
 import { encodeEvent, envelope } from '../../../src/eventsources/envelope.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
@@ -172,4 +174,34 @@ export async function metric(
     .filter((v) => !String((v as { metricName?: string }).metricName ?? '').endsWith('_bucket'))
     .filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))
     .reduce((a, v) => a + v.value, 0);
+}
+
+/**
+ * How the controller would run Sensor `obj` as `sluice sensor` (its container's args and plain
+ * env), with the metrics port on 0, a pod name, and a 2 s ack wait so kills are redelivered soon.
+ */
+export function sensorProcess(
+  obj: { metadata: { name: string; namespace: string; uid: string }; spec: unknown } & Record<
+    string,
+    unknown
+  >,
+  url: string,
+): { args: string[]; env: Record<string, string> } {
+  const d = deploymentFor({ ...obj, ...obj.metadata, kind: 'Sensor' } as never, obj as never, {
+    image: 'sluice:test',
+    bus: { busName: 'default', namespace: obj.metadata.namespace, url },
+  });
+  const ctr = d.spec!.template.spec!.containers[0]!;
+  const env = Object.fromEntries(
+    ctr.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+  );
+  return {
+    args: ctr.args!.map((a) => (a === '7777' ? '0' : a)),
+    env: {
+      ...env,
+      POD_NAME: `${obj.metadata.name}-0`,
+      POD_NAMESPACE: obj.metadata.namespace,
+      SLUICE_ACK_WAIT_MS: '2000',
+    },
+  };
 }

@@ -3,11 +3,10 @@
 // ends acked, no event is used by two firings, and nothing is dead-lettered.
 import { describe, expect, it } from 'vitest';
 import { consumerName, eventStreamName } from '../../../src/bus/subjects.ts';
-import { deploymentFor } from '../../../src/controller/resources/workload.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { startSluice } from '../../harness/sluice-process.ts';
-import { newBus, startSink } from './fixtures.ts';
+import { newBus, sensorProcess, startSink } from './fixtures.ts';
 
 describe.skipIf(natsMissing())(`sluice sensor AND join, killed${skipNote(natsMissing())}`, () => {
   it('SIGKILL with partial matches in memory: all acked after restart, no event in two firings', async () => {
@@ -41,21 +40,7 @@ describe.skipIf(natsMissing())(`sluice sensor AND join, killed${skipNote(natsMis
         ],
       },
     };
-    const d = deploymentFor({ ...obj, ...obj.metadata, kind: 'Sensor' }, obj, {
-      image: 'sluice:test',
-      bus: { busName: 'default', namespace: b.bus.namespace, url: natsUrl() },
-    });
-    const ctr = d.spec!.template.spec!.containers[0]!;
-    const env = Object.fromEntries(
-      ctr.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
-    );
-    const args = ctr.args!.map((a) => (a === '7777' ? '0' : a));
-    const runEnv = {
-      ...env,
-      POD_NAME: 'joiner-0',
-      POD_NAMESPACE: b.bus.namespace,
-      SLUICE_ACK_WAIT_MS: '2000',
-    };
+    const { args, env: runEnv } = sensorProcess(obj, natsUrl());
     const stream = eventStreamName(b.bus);
     const settled = async () => {
       for (const dep of ['a', 'b']) {

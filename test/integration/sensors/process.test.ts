@@ -2,11 +2,10 @@
 // SIGKILLed while trigger calls are in flight and started again, every event ends delivered (or
 // dead-lettered), and the idempotent sink sees each idempotency key's effect once.
 import { describe, expect, it } from 'vitest';
-import { deploymentFor } from '../../../src/controller/resources/workload.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { startSluice } from '../../harness/sluice-process.ts';
-import { newBus, startSink } from './fixtures.ts';
+import { newBus, sensorProcess, startSink } from './fixtures.ts';
 
 describe.skipIf(natsMissing())(`sluice sensor process${skipNote(natsMissing())}`, () => {
   it('SIGKILL mid-trigger and restart: every event delivered, no duplicate effect', async () => {
@@ -38,21 +37,7 @@ describe.skipIf(natsMissing())(`sluice sensor process${skipNote(natsMissing())}`
         ],
       },
     };
-    const d = deploymentFor({ ...obj, ...obj.metadata, kind: 'Sensor' }, obj, {
-      image: 'sluice:test',
-      bus: { busName: 'default', namespace: b.bus.namespace, url: natsUrl() },
-    });
-    const ctr = d.spec!.template.spec!.containers[0]!;
-    const env = Object.fromEntries(
-      ctr.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
-    );
-    const args = ctr.args!.map((a) => (a === '7777' ? '0' : a));
-    const runEnv = {
-      ...env,
-      POD_NAME: 'crashy-0',
-      POD_NAMESPACE: b.bus.namespace,
-      SLUICE_ACK_WAIT_MS: '2000',
-    };
+    const { args, env: runEnv } = sensorProcess(obj, natsUrl());
 
     let p = await startSluice(args, runEnv);
     try {
