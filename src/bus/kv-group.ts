@@ -79,7 +79,6 @@ export class BatchRefused extends Error {
 
 /** "Atomic publish is disabled" on this stream: batches will never be taken. */
 const ATOMIC_DISABLED = 10174;
-const isConflict = (code: number) => code === ServerCode.WrongLastSequence || code === 10164;
 
 /** The answer of a server that took the messages one by one (it knows no batches): no `count`. */
 class NotBatched extends Error {}
