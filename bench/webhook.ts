@@ -160,7 +160,7 @@ console.log(
   `  zero loss: ${zeroLoss ? 'HELD' : 'NOT HELD'}: accepted ${acceptedTotal}, delivered once ${delivered}, duplicate effects ${duplicates}`,
 );
 console.log(
-  `  Sensor RSS: ${sensorRss.startMiB} MiB at start, peak ${sensorRss.peakMiB} MiB under load, ${sensorRss.afterMiB} MiB after it (target <= 200 MiB)`,
+  `  Sensor RSS: ${sensorRss.startMiB} MiB at start, peak ${sensorRss.peakMiB} MiB under load, ${sensorRss.afterMiB} MiB after it (target <= 150 MiB)`,
 );
 console.log(
   `  EventSource CPU per accepted request: ${levels.map((l) => `${label(l.load.offeredRate)} ${l.ingressCpuUs} µs`).join(', ')} (all its threads, GC included)`,

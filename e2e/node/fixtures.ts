@@ -12,21 +12,33 @@ export const WEBHOOK_PORT = 12000;
 
 export interface Sink {
   url: string;
-  /** Deliveries per event id (the `orderId` the Sensor puts in the payload). */
+  /** Requests received per event id (the `orderId` the Sensor puts in the payload). */
   counts: Map<string, number>;
+  /**
+   * The distinct `Idempotency-Key`s seen per event id. A receiver that honours the key applies
+   * one effect per key: more than one key for an id is a repeated effect. One key seen in more
+   * than one request is a repeated call the receiver folds (the README's crash windows: a Sensor
+   * killed between its call and its done mark calls again under the same key).
+   */
+  keys: Map<string, Set<string>>;
   close(): Promise<void>;
 }
 
-/** An HTTP sink on `host`: 200 for every POST, counting deliveries per `orderId`. */
+/** An HTTP sink on `host`: 200 for every POST, counting requests and idempotency keys per `orderId`. */
 export async function startSink(host: string): Promise<Sink> {
   const counts = new Map<string, number>();
+  const keys = new Map<string, Set<string>>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       try {
         const { orderId } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { orderId?: string };
-        if (orderId) counts.set(orderId, (counts.get(orderId) ?? 0) + 1);
+        if (orderId) {
+          counts.set(orderId, (counts.get(orderId) ?? 0) + 1);
+          const key = String(req.headers['idempotency-key'] ?? '');
+          keys.set(orderId, (keys.get(orderId) ?? new Set()).add(key));
+        }
       } catch {
         // not ours
       }
@@ -37,6 +49,7 @@ export async function startSink(host: string): Promise<Sink> {
   return {
     url: `http://${host}:${(server.address() as AddressInfo).port}/orders`,
     counts,
+    keys,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
@@ -171,7 +184,7 @@ export async function sendEvent(url: string, id: string, timeoutMs = 120_000): P
   throw new Error(`event ${id} not accepted within ${timeoutMs} ms (${attempts} attempts, last: ${last})`);
 }
 
-/** Waits until every id reached the sink; then the ones delivered more than once, if any. */
+/** Waits until every id reached the sink; then fails on any id applied more than once (more than one idempotency key). */
 export async function expectDeliveredOnce(sink: Sink, ids: string[], timeoutMs = 180_000): Promise<void> {
   await waitFor(
     `${ids.length} events at the sink`,
@@ -182,10 +195,19 @@ export async function expectDeliveredOnce(sink: Sink, ids: string[], timeoutMs =
       onTimeout: () => `missing: ${ids.filter((id) => !sink.counts.has(id)).join(', ')}`,
     },
   );
-  const repeated = ids.filter((id) => (sink.counts.get(id) ?? 0) > 1);
+  // A repeated effect: one event id under more than one idempotency key, or with none.
+  const repeated = ids.filter((id) => {
+    const k = sink.keys.get(id) ?? new Set();
+    return k.size > 1 || k.has('');
+  });
   if (repeated.length) {
     throw new Error(
-      `delivered more than once: ${repeated.map((id) => `${id}×${sink.counts.get(id)}`).join(', ')}`,
+      `delivered more than once: ${repeated.map((id) => `${id}×${sink.counts.get(id)} (keys: ${[...(sink.keys.get(id) ?? [])].join(', ')})`).join(', ')}`,
     );
   }
+  const calledAgain = ids.filter((id) => (sink.counts.get(id) ?? 0) > 1);
+  if (calledAgain.length)
+    console.log(
+      `called again under the same idempotency key (a kill between a call and its done mark): ${calledAgain.map((id) => `${id}×${sink.counts.get(id)}`).join(', ')}`,
+    );
 }
