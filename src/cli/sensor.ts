@@ -49,6 +49,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     ...(bus.provisioned ? { provisioned: true } : {}),
     ...(process.env.SLUICE_ACK_WAIT_MS ? { ackWaitMs: Number(process.env.SLUICE_ACK_WAIT_MS) } : {}),
+    ...drainFromEnv(process.env.SLUICE_SENSOR_DRAIN_MS),
   });
   ready(() => running.notReady());
   log.info({ metricsPort: ops.port }, 'sensor running');
@@ -57,4 +58,20 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     () => conn.close(),
     () => ops.close(),
   ]);
+}
+
+/**
+ * SLUICE_SENSOR_DRAIN_MS: how long SIGTERM lets trigger calls under way run before they are cut
+ * (ms, default DEFAULT_DRAIN_MS, 20 s). Keep it below the pod's termination grace period (30 s
+ * unless the template sets `terminationGracePeriodSeconds`). Throws on a value that is not a
+ * whole number of milliseconds ≥ 0.
+ */
+function drainFromEnv(text: string | undefined): { drainMs?: number } {
+  if (text === undefined || text === '') return {};
+  const ms = Number(text);
+  if (!Number.isInteger(ms) || ms < 0)
+    throw new Error(
+      `SLUICE_SENSOR_DRAIN_MS must be a whole number of milliseconds (≥ 0), not ${JSON.stringify(text)}`,
+    );
+  return { drainMs: ms };
 }

@@ -233,6 +233,7 @@ export async function replayDeadLetters(o: ReplayOptions): Promise<ReplaySummary
     publisher: new Publisher(o.nc),
     metrics,
     signal: lifetime.signal,
+    callSignal: lifetime.signal,
     context: {
       namespace: o.namespace,
       sensorName: o.sensorName,

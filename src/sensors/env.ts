@@ -32,6 +32,7 @@ export function sensorEnv(
     metrics: SensorMetrics;
     log: Logger;
     signal: AbortSignal;
+    callSignal: AbortSignal;
   },
 ): SensorEnv {
   const { log } = parts;
@@ -60,6 +61,7 @@ export function sensorEnv(
     publisher: parts.publisher,
     metrics: parts.metrics,
     signal: parts.signal,
+    callSignal: parts.callSignal,
     redact,
     context: {
       namespace: o.namespace,

@@ -27,6 +27,9 @@ export interface ParameterFunctions {
   buildPayload(params: readonly TriggerParameter[] | undefined, events: EventsByDependency): unknown;
 }
 
+/** Default of SensorRuntimeOptions.drainMs (ms). */
+export const DEFAULT_DRAIN_MS = 20_000;
+
 export interface SensorRuntimeOptions {
   name: string;
   namespace: string;
@@ -49,6 +52,14 @@ export interface SensorRuntimeOptions {
   concurrency?: number;
   /** Consumer ack_wait (default 30 s); in-progress work is heartbeated at a third of it. */
   ackWaitMs?: number;
+  /**
+   * On stop, how long trigger calls already under way may run before they are aborted (default
+   * 20 s, DEFAULT_DRAIN_MS: inside the pod's default 30 s grace, with room to close). Stopping
+   * never starts a retry or a wait; it lets a call finish so its effect is recorded and acked,
+   * rather than cut it after the receiver may have acted on it (which would repeat it, under the
+   * same idempotency key, on the next process).
+   */
+  drainMs?: number;
   /** How often consumer lag, DLQ depth and missing consumers are checked (default 5 s). */
   lagPollMs?: number;
   /** Where a new dependency consumer starts: "new" events (default) or "all" retained. */

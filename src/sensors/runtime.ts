@@ -17,7 +17,12 @@ import type { EventDeadLetterEnv } from './event-dlq.ts';
 import { type SensorTrigger, triggerFirer } from './fire.ts';
 import { JoinStateConflict, type JoinStore } from './join-store.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
-import type { DependencyMatcher, RunningSensor, SensorRuntimeOptions } from './options.ts';
+import {
+  DEFAULT_DRAIN_MS,
+  type DependencyMatcher,
+  type RunningSensor,
+  type SensorRuntimeOptions,
+} from './options.ts';
 import { startLagPoller } from './poll.ts';
 import { triggerPreparer } from './prepare.ts';
 import { messageReceiver } from './receive.ts';
@@ -170,7 +175,16 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   const state = await openState(o, jsm, o.nc, ackWaitMs, log);
   const { processed, joins } = state;
   const lifetime = new AbortController();
-  const se = sensorEnv(o, { processed, publisher, metrics, log, signal: lifetime.signal });
+  // Calls under way outlive `lifetime` by up to the drain time (see SensorRuntimeOptions.drainMs).
+  const calls = new AbortController();
+  const se = sensorEnv(o, {
+    processed,
+    publisher,
+    metrics,
+    log,
+    signal: lifetime.signal,
+    callSignal: calls.signal,
+  });
   const { prepare, runners } = triggerPreparer({
     namespace: o.namespace,
     name: o.name,
@@ -232,7 +246,13 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       // Programs still queued or running are abandoned at once (their events go back un-acked), so
       // a backlog of runaway programs cannot hold SIGTERM up.
       const closing = sandbox?.close();
+      const drainMs = o.drainMs ?? DEFAULT_DRAIN_MS;
+      const cut = setTimeout(() => {
+        log.warn({ drainMs }, 'trigger calls still running when the drain time ran out: aborting them');
+        calls.abort(new Error(`sensor stopping: trigger calls still running after ${drainMs} ms`));
+      }, drainMs);
       await consuming.stopped();
+      clearTimeout(cut);
       await Promise.allSettled([...runners.values()].map((r) => r.close?.()));
       await closing;
     },

@@ -61,7 +61,13 @@ export interface SettleEnv {
     TriggerContext,
     'idempotencyKey' | 'attempt' | 'events' | 'traceparent' | 'signal' | 'triggerName'
   >;
+  /** Aborts when the Sensor stops: no new attempt, retry wait, rate-limit or breaker wait. */
   signal: AbortSignal;
+  /**
+   * Aborts trigger calls under way: only when a stop's drain time runs out (a call that started
+   * is let finish, so its effect is recorded rather than cut and repeated by the next process).
+   */
+  callSignal: AbortSignal;
   /** Removes resolved secrets from error text before it is logged or stored (default: as is). */
   redact?: (text: string) => string;
 }
@@ -235,7 +241,7 @@ async function attempts(
           idempotencyKey: key,
           attempt,
           events,
-          signal: env.signal,
+          signal: env.callSignal,
           ...(traceparent ? { traceparent } : {}),
         },
         t.policy,
