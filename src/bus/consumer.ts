@@ -227,10 +227,20 @@ export async function deleteSensorConsumers(
 /**
  * Runs `work` while telling the server every `everyMs` that `msg` is still being processed, so
  * slow work is not redelivered to someone else. Pick `everyMs` well below the consumer's ack_wait
- * (a third of it is a good choice).
+ * (a third of it is a good choice). `onBeat` runs at each beat (e.g. to write a claim late).
  */
-export async function working<T>(msg: JsMsg, work: () => Promise<T>, everyMs = 10_000): Promise<T> {
+export async function working<T>(
+  msg: JsMsg,
+  work: () => Promise<T>,
+  everyMs = 10_000,
+  onBeat?: () => void,
+): Promise<T> {
   const timer = setInterval(() => {
+    try {
+      onBeat?.();
+    } catch {
+      // A faulty listener must not stop the heartbeat.
+    }
     try {
       msg.working();
     } catch {
@@ -313,6 +323,8 @@ export interface ConsumeOptions {
   /** Redelivery delay after a handler failure (default 1 s). */
   errorDelayMs?: number;
   signal?: AbortSignal;
+  /** Called with the consumer's info as read when binding, before the first message. */
+  onBind?: (info: ConsumerInfo) => void;
 }
 
 /**
@@ -332,6 +344,7 @@ export async function consume(
   opts: ConsumeOptions = {},
 ): Promise<void> {
   const consumer = await js.consumers.get(stream, durable);
+  opts.onBind?.(await consumer.info(true));
   const limit = opts.concurrency ?? 64;
   const errorDelay = opts.errorDelayMs ?? 1000;
   let active = 0;

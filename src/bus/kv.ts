@@ -182,6 +182,11 @@ export class ProcessedSet {
   readonly kv: KV;
   /** When set, creates and done marks go through it (grouped into atomic batches). */
   readonly writes: KvGroupCommit | undefined;
+  /**
+   * Told the KV-encoded key of every write this set makes, before it is sent (the Sensor's
+   * done-key index: a key being written may exist from now on).
+   */
+  onWrite: ((k: string) => void) | undefined;
 
   constructor(kv: KV, writes?: KvGroupCommit) {
     this.kv = kv;
@@ -190,6 +195,7 @@ export class ProcessedSet {
 
   /** Creates encoded key `k` (fails when it exists, as `kv.create`), grouped when possible. */
   create(k: string, value: string | Uint8Array): Promise<number> {
+    this.onWrite?.(k);
     return this.writes ? this.writes.create(k, value) : this.kv.create(k, value);
   }
 
@@ -228,6 +234,7 @@ export class ProcessedSet {
    * failed lookup.
    */
   async claim(key: string): Promise<'new' | 'pending' | 'done'> {
+    this.onWrite?.(kvKey(key));
     try {
       await this.kv.create(kvKey(key), PENDING);
       return 'new';
@@ -242,12 +249,14 @@ export class ProcessedSet {
   /** Records that the effect of `key` happened. */
   async markDone(key: string, detail = 'done'): Promise<void> {
     const k = kvKey(key);
+    this.onWrite?.(k);
     const v = detail === 'pending' ? 'done' : detail;
     await (this.writes ? this.writes.put(k, v) : this.kv.put(k, v));
   }
 
   /** Forgets `key` (e.g. an effect that must be allowed to run again). */
   async forget(key: string): Promise<void> {
+    this.onWrite?.(kvKey(key));
     await this.kv.delete(kvKey(key));
   }
 }

@@ -20,8 +20,11 @@
 //                $JS.API.CONSUMER.MSG.NEXT.<stream>.<c> (pull) and $JS.ACK.<stream>.<c>.> (ack,
 //                nak, in-progress, term); its own KV buckets; publish its dead letters
 //                (sluice-dlq.<ns>.<bus>.<sensor>.*) and read the DLQ stream's info (its depth
-//                metric); it cannot pull from another Sensor's consumers, read the stream
-//                directly, or change anything
+//                metric); on its own processed bucket's stream only, make, pull from, inspect and
+//                delete the ephemeral ordered consumer that follows the bucket's keys
+//                (kv-follow.ts: the create subject pins the filter to $KV.<processed>.>, which
+//                the server checks against the request); it cannot pull from another Sensor's
+//                consumers, read the event stream directly, or change anything else
 //   controller   everything (it creates and deletes streams, consumers and buckets)
 //
 // A KV bucket <b> is the stream KV_<b>: $KV.<b>.> for put/create/update/delete, the stream info
@@ -70,6 +73,20 @@ export function eventSourcePermissions(
   };
 }
 
+/**
+ * Following the keys of bucket `bucket` with an ephemeral ordered consumer (kv-follow.ts): its
+ * creation with the filter pinned to the bucket's subjects, its pulls, info and deletion.
+ */
+export function kvFollowSubjects(bucket: string): string[] {
+  const stream = `KV_${bucket}`;
+  return [
+    `$JS.API.CONSUMER.CREATE.${stream}.*.$KV.${bucket}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.*`,
+    `$JS.API.CONSUMER.INFO.${stream}.*`,
+    `$JS.API.CONSUMER.DELETE.${stream}.*`,
+  ];
+}
+
 /** A Sensor: its own consumers, KV buckets and dead letters (pure). */
 export function sensorPermissions(
   bus: BusRef,
@@ -91,6 +108,7 @@ export function sensorPermissions(
         `$JS.ACK.${stream}.${c}.>`,
       ]),
       ...kvSubjects(b.processed),
+      ...kvFollowSubjects(b.processed),
       ...kvSubjects(b.conditions),
       dlqSubject(bus, sensor, 'x').replace(/\.[^.]*$/, '.*'),
       `$JS.API.STREAM.INFO.${dlqStreamName(bus)}`,

@@ -18,10 +18,17 @@ export interface DependencyConsumer {
   dependency: string;
   durable: string;
   inFlight: InFlight;
+  /**
+   * The consumer's delivered stream sequence when this process last bound to it (Infinity until
+   * then): a message at or below it may have been handled by an earlier process.
+   */
+  boundAt: number;
 }
 
 export interface Consuming {
   consumers: DependencyConsumer[];
+  /** True while this process is the only one consuming (replicas 1, or it holds the Lease). */
+  sole(): boolean;
   /** Resolves once every loop has stopped (after `signal` aborts) and the Lease is released. */
   stopped(): Promise<void>;
 }
@@ -44,6 +51,7 @@ export function startConsumers(
     dependency: dep.name,
     durable: durables[i]!,
     inFlight: new InFlight(),
+    boundAt: Number.POSITIVE_INFINITY,
   }));
   const loop = (c: DependencyConsumer, dep: EventDependency, signal: AbortSignal) =>
     consume(js, eventStreamName(o.bus), c.durable, (msg, release) => receive(dep, msg, release), {
@@ -53,6 +61,9 @@ export function startConsumers(
       expiresMs: 5000,
       signal,
       errorDelayMs: 1000,
+      onBind: (info) => {
+        c.boundAt = Math.max(info.delivered.stream_seq, info.ack_floor.stream_seq);
+      },
       onError: (err, msg) =>
         log.error(
           { dependency: c.dependency, seq: msg.seq, err: parts.redact((err as Error).message) },
@@ -90,6 +101,7 @@ export function startConsumers(
   }
   return {
     consumers,
+    sole: () => (elector ? elector.isLeader() : true),
     async stopped() {
       await Promise.allSettled(loops);
       await elector?.stop();

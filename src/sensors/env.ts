@@ -8,6 +8,7 @@ import type { ProcessedSet } from '../bus/kv.ts';
 import type { Publisher } from '../bus/publisher.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Claims } from './claims.ts';
+import type { FastPath } from './fast-path.ts';
 import type { SensorMetrics } from './metrics.ts';
 import type { SensorRuntimeOptions } from './options.ts';
 import { Redactor } from './redact.ts';
@@ -33,6 +34,7 @@ export function sensorEnv(
     log: Logger;
     signal: AbortSignal;
     callSignal: AbortSignal;
+    fastPath?: FastPath;
   },
 ): SensorEnv {
   const { log } = parts;
@@ -63,6 +65,7 @@ export function sensorEnv(
     signal: parts.signal,
     callSignal: parts.callSignal,
     redact,
+    ...(parts.fastPath ? { fastPath: parts.fastPath } : {}),
     context: {
       namespace: o.namespace,
       sensorName: o.name,

@@ -6,9 +6,11 @@
 // A crash anywhere leaves the triggering message un-acked: its redelivery finds its event in
 // flight and settles that firing again (the processed-set makes a repeat a no-op).
 import { evaluateConditions } from '../api/conditions.ts';
-import type { ProcessedSet } from '../bus/kv.ts';
+import { kvKey, type ProcessedSet } from '../bus/kv.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { DoneIndex } from './done-index.ts';
+import type { Delivery } from './fast-path.ts';
 import { type Firing, type JoinTrigger, joinEvent, type PartialMatch, settleFiring } from './join.ts';
 import type { JoinStore } from './join-store.ts';
 import type { DeadLetterReason } from './reasons.ts';
@@ -27,8 +29,19 @@ export interface FireDeps {
   /** Partial matches, in memory and written behind (join-store.ts). */
   joins: JoinStore;
   log: Logger;
-  /** Runs `t` for `events` (settle with the Sensor's environment). */
-  run(t: SensorTrigger, events: EventsByDependency, since: number, onEffect?: () => void): Promise<Outcome>;
+  /**
+   * Runs `t` for `events` (settle with the Sensor's environment); `delivery` only for a firing of
+   * one dependency (it may skip the claim).
+   */
+  run(
+    t: SensorTrigger,
+    events: EventsByDependency,
+    since: number,
+    onEffect?: () => void,
+    delivery?: Delivery,
+  ): Promise<Outcome>;
+  /** Keys that may have been written (absent or not ready: every "used" mark is read). */
+  index?: DoneIndex;
   /** Dead-letters `t` for `events` without running it (settle.ts rejectTrigger). */
   reject(
     t: SensorTrigger,
@@ -95,6 +108,10 @@ export function triggerFirer(d: FireDeps) {
       return r;
     });
 
+  /** Reads the used mark only when the done-key index cannot rule it out. */
+  const wasUsed = (key: string): boolean | Promise<boolean> =>
+    d.index?.ready && !d.index.mightHave(kvKey(key)) ? false : d.processed.has(key);
+
   const join = async (
     t: SensorTrigger,
     dep: string,
@@ -102,7 +119,7 @@ export function triggerFirer(d: FireDeps) {
   ): Promise<{ result: Firing[]; durable: Promise<void> }> => {
     // An event whose firing ran before (its message came back, or it was published again): no
     // new firing; one still recorded in flight (its last write was lost) is removed now.
-    if (await d.processed.has(usedKey(t, ev)))
+    if (await wasUsed(usedKey(t, ev)))
       return change<Firing[]>(t, (state) => ({ next: withoutFiringsOf(state, dep, ev), result: [] }));
     const resetAt = t.resets?.lastResetAt();
     return change<Firing[]>(t, (state) => {
@@ -138,8 +155,10 @@ export function triggerFirer(d: FireDeps) {
     ev: CloudEvent,
     since: number,
     onEffect?: () => void,
+    delivery?: Delivery,
   ): Promise<Outcome> => {
-    if (evaluateConditions(t.conditions, new Set([dep]))) return d.run(t, { [dep]: ev }, since, onEffect);
+    if (evaluateConditions(t.conditions, new Set([dep])))
+      return d.run(t, { [dep]: ev }, since, onEffect, delivery);
     let joined: { result: Firing[]; durable: Promise<void> };
     try {
       joined = await join(t, dep, ev);

@@ -191,6 +191,24 @@ export function sensorMetrics(registry: Registry) {
         registers: [],
       }),
     ),
+    claims: adopt(
+      registry,
+      new Counter({
+        name: 'sluice_sensor_claims_total',
+        help: 'Trigger calls by how their idempotency key was claimed: "claimed" before the call, "skipped" (a first delivery of a new key), "late" (skipped, then written at the first heartbeat of a slow call).',
+        labelNames: ['namespace', 'sensor_name', 'path'],
+        registers: [],
+      }),
+    ),
+    doneIndexReady: adopt(
+      registry,
+      new Gauge({
+        name: 'sluice_sensor_done_index_ready',
+        help: '1 once the done-key index has read the processed bucket (first deliveries may skip the claim), else 0.',
+        labelNames: ['namespace', 'sensor_name'],
+        registers: [],
+      }),
+    ),
     dlqDepth: adopt(
       registry,
       new Gauge({

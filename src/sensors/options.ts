@@ -75,6 +75,11 @@ export interface SensorRuntimeOptions {
    * until they exist) and never create or change them. Unset (`sluice dev`, tests): create them.
    */
   provisioned?: boolean;
+  /**
+   * Let a first delivery of a new key skip the processed-set claim (fast-path.ts; default true).
+   * False: every trigger call claims its key first, as before issue 16.
+   */
+  fastPath?: boolean;
   /** Copies of each KV entry when the Sensor creates its buckets itself (default 1). */
   replicas?: number;
   /** Namespace of the Lease (default: the Sensor's). */
@@ -88,5 +93,10 @@ export interface RunningSensor {
   metrics: SensorMetrics;
   /** Why the Sensor is not doing its job (e.g. a dependency's consumer is gone), or undefined. */
   notReady(): string | undefined;
+  /**
+   * The done-key index (done-index.ts), for diagnostics and tests: whether it has read the
+   * processed bucket, and whether KV-encoded key `k` may have been written.
+   */
+  doneIndex: { readonly ready: boolean; mightHave(k: string): boolean };
   stop(): Promise<void>;
 }

@@ -12,6 +12,7 @@ import type { Logger } from '../observability/logger.ts';
 import { ByteBudget } from './byte-budget.ts';
 import { decodeBusEvent } from './decode.ts';
 import { deadLetterEvent, type EventDeadLetterEnv, type EventFailure } from './event-dlq.ts';
+import type { Delivery } from './fast-path.ts';
 import { type SensorTrigger, serialized } from './fire.ts';
 import { yieldIfBusy } from './inline-budget.ts';
 import { JoinStateConflict } from './join-store.ts';
@@ -30,7 +31,16 @@ export interface ReceiveDeps {
   matchers: ReadonlyMap<string, DependencyMatcher>;
   dlq: EventDeadLetterEnv;
   /** `onEffect` is called once a trigger's call succeeded (only its record and ack remain). */
-  fire(t: SensorTrigger, dep: string, ev: CloudEvent, since: number, onEffect?: () => void): Promise<Outcome>;
+  fire(
+    t: SensorTrigger,
+    dep: string,
+    ev: CloudEvent,
+    since: number,
+    onEffect?: () => void,
+    delivery?: Delivery,
+  ): Promise<Outcome>;
+  /** Whether `msg` of dependency `dep` is a fresh first delivery (fast-path.ts; absent: never). */
+  fresh?(dep: string, msg: JsMsg): boolean;
   /** Deliveries handled before the next one dead-letters the message unhandled. */
   maxDeliveries: number;
   ackWaitMs: number;
@@ -154,15 +164,29 @@ export function messageReceiver(d: ReceiveDeps) {
       return 'settled';
     }
     const since = Number(msg.info.timestampNanos / 1_000_000);
+    let beats: Array<() => void> | undefined;
+    const delivery: Delivery = {
+      fresh: d.fresh?.(dep.name, msg) ?? false,
+      onBeat: (f) => {
+        beats ??= [];
+        beats.push(f);
+      },
+    };
     const outcomes = await working(
       msg,
       () =>
         Promise.all(
           d.triggers
             .filter((t) => t.dependencies.has(dep.name))
-            .map((t) => d.fire(t, dep.name, event, since, release)),
+            .map((t) => d.fire(t, dep.name, event, since, release, delivery)),
         ),
       Math.max(1000, Math.floor(d.ackWaitMs / 3)),
+      () => {
+        // Slow calls that skipped their claim write it now (once: the list is emptied).
+        const due = beats;
+        beats = undefined;
+        for (const f of due ?? []) f();
+      },
     );
     const deferred = outcomes.filter((x): x is Extract<Outcome, { kind: 'defer' }> => x.kind === 'defer');
     if (deferred.length) {

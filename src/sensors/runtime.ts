@@ -3,7 +3,7 @@
 // match (receive.ts) → fire (fire.ts: joins held in memory, join-store.ts) → settle (settle.ts).
 // Every message ends delivered, dead-lettered with a reason, or handed back to wait. With
 // `replicas > 1` only the Lease holder consumes.
-import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, type JsMsg, jetstreamManager } from '@nats-io/jetstream';
 import type { EventDependency, SensorSpec } from '../api/sensor.ts';
 import { parseDurationMs } from '../api/stream-config.ts';
 import { DEFAULT_MAX_DELIVERIES } from '../bus/consumer.ts';
@@ -12,8 +12,10 @@ import { Publisher } from '../bus/publisher.ts';
 import { consumerName } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
 import { startConsumers } from './consume.ts';
+import type { DoneIndex } from './done-index.ts';
 import { type SensorEnv, sensorEnv } from './env.ts';
 import type { EventDeadLetterEnv } from './event-dlq.ts';
+import { FastPath } from './fast-path.ts';
 import { type SensorTrigger, triggerFirer } from './fire.ts';
 import { JoinStateConflict, type JoinStore } from './join-store.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
@@ -107,7 +109,15 @@ function receiver(
     triggers: SensorTrigger[];
     matchers: Map<string, DependencyMatcher>;
   },
-  s: { processed: ProcessedSet; joins: JoinStore; publisher: Publisher; se: SensorEnv; signal: AbortSignal },
+  s: {
+    processed: ProcessedSet;
+    joins: JoinStore;
+    publisher: Publisher;
+    se: SensorEnv;
+    signal: AbortSignal;
+    index: DoneIndex;
+    fresh?: (dep: string, msg: JsMsg) => boolean;
+  },
   ackWaitMs: number,
 ) {
   const labels = (trigger: string) => ({
@@ -121,8 +131,12 @@ function receiver(
     processed: s.processed,
     joins: s.joins,
     log: p.log,
-    run: (t, events, since, onEffect) =>
-      settle(s.se.envFor(events), t, events, since, onEffect ? { onEffect } : {}),
+    run: (t, events, since, onEffect, delivery) =>
+      settle(s.se.envFor(events), t, events, since, {
+        ...(onEffect ? { onEffect } : {}),
+        ...(delivery ? { delivery } : {}),
+      }),
+    index: s.index,
     reject: (t, events, reason, message) => rejectTrigger(s.se.envFor(events), t, events, reason, message),
     maxStateBytes: s.publisher.maxPayload - 8 * 1024,
     onReplaced: (trigger) => p.metrics.partialReplaced.inc(labels(trigger)),
@@ -157,6 +171,7 @@ function receiver(
     },
     ackWaitMs,
     errorOnFailedRound: Boolean(o.spec.errorOnFailedRound),
+    ...(s.fresh ? { fresh: s.fresh } : {}),
   });
 }
 
@@ -173,10 +188,13 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   const publisher = new Publisher(o.nc);
   const ackWaitMs = o.ackWaitMs ?? 30_000;
   const state = await openState(o, jsm, o.nc, ackWaitMs, log);
-  const { processed, joins } = state;
+  const { processed, joins, index } = state;
   const lifetime = new AbortController();
   // Calls under way outlive `lifetime` by up to the drain time (see SensorRuntimeOptions.drainMs).
   const calls = new AbortController();
+  // Whether this process consumes alone: known once the consumers started (below).
+  let sole = () => false;
+  const fastPath = o.fastPath === false ? undefined : new FastPath(index, () => sole());
   const se = sensorEnv(o, {
     processed,
     publisher,
@@ -184,6 +202,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     log,
     signal: lifetime.signal,
     callSignal: calls.signal,
+    ...(fastPath ? { fastPath } : {}),
   });
   const { prepare, runners } = triggerPreparer({
     namespace: o.namespace,
@@ -205,10 +224,14 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     for (const t of triggers) t.resets?.stop();
     throw err;
   }
+  const boundAt = new Map<string, { boundAt: number }>();
+  const fresh = fastPath
+    ? (dep: string, msg: JsMsg) => fastPath.fresh(msg, boundAt.get(dep)?.boundAt ?? Number.POSITIVE_INFINITY)
+    : undefined;
   const receive = receiver(
     o,
     { log, metrics, triggers, matchers },
-    { processed, joins, publisher, se, signal: lifetime.signal },
+    { processed, joins, publisher, se, signal: lifetime.signal, index, ...(fresh ? { fresh } : {}) },
     ackWaitMs,
   );
   const consuming = startConsumers(o, state.consumers, receive, {
@@ -217,6 +240,13 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     redact: se.redact,
     signal: lifetime.signal,
   });
+  for (const c of consuming.consumers) boundAt.set(c.dependency, c);
+  sole = consuming.sole;
+  // The rebuild runs beside consuming: until it caught up, every event claims (start-up is not delayed).
+  const indexGauge = metrics.doneIndexReady.labels({ namespace: o.namespace, sensor_name: o.name });
+  indexGauge.set(0);
+  index.onReady = (ready) => indexGauge.set(ready ? 1 : 0);
+  void index.start();
   const poller = startLagPoller({
     jsm,
     bus: o.bus,
@@ -239,9 +269,11 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
   return {
     metrics,
     notReady: () => poller.notReady(),
+    doneIndex: index,
     async stop() {
       lifetime.abort(new Error('sensor stopping'));
       poller.stop();
+      index.stop();
       for (const t of triggers) t.resets?.stop();
       // Programs still queued or running are abandoned at once (their events go back un-acked), so
       // a backlog of runaway programs cannot hold SIGTERM up.

@@ -14,6 +14,7 @@ import type { RateLimiter } from '../resilience/rate-limit.ts';
 import type { Claims } from './claims.ts';
 import { encodeDeadLetter } from './dlq-record.ts';
 import { storeDeadLetter } from './dlq-store.ts';
+import type { Delivery, FastPath } from './fast-path.ts';
 import { yieldIfBusy } from './inline-budget.ts';
 import { type SensorMetrics, triggerSeries } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
@@ -70,6 +71,8 @@ export interface SettleEnv {
   callSignal: AbortSignal;
   /** Removes resolved secrets from error text before it is logged or stored (default: as is). */
   redact?: (text: string) => string;
+  /** When a first delivery may skip the claim (absent: every call claims). */
+  fastPath?: FastPath;
 }
 
 /** An outcome as one line of text (for DLQ records). */
@@ -158,6 +161,8 @@ export interface SettleOptions {
   replay?: boolean;
   /** Called once the call succeeded, before its done mark is written (the caller's work is done). */
   onEffect?: () => void;
+  /** The message the events come from (one dependency): lets a first delivery skip the claim. */
+  delivery?: Delivery;
 }
 
 /**
@@ -173,6 +178,12 @@ export async function settle(
 ): Promise<Outcome> {
   const key = opts.key ?? idempotencyKey(env.namespace, env.sensorName, t.name, events);
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
+  const fast = env.fastPath;
+  // The same key runs here without a claim (a duplicate in the same pull): wait for it.
+  if (fast?.busy(key)) return { kind: 'defer', delayMs: 1000, reason: 'running in this process' };
+  if (opts.delivery?.fresh && fast?.take(key))
+    return settleUnclaimed(env, t, events, waitingSinceMs, key, opts, opts.delivery);
+  claimSeries(env, 'claimed').inc();
   const claim = await env.claims.claim(key);
   if (claim.state === 'done') {
     env.metrics.duplicates.inc(labels);
@@ -190,6 +201,70 @@ export async function settle(
     // Handed back to wait (open breaker): the effect did not run, let the next delivery claim it.
     if (outcome?.kind === 'defer') await lease.release();
     else lease.stop();
+  }
+}
+
+/** The bound `sluice_sensor_claims_total` series of `path` (made on first use). */
+function claimSeries(env: SettleEnv, path: 'claimed' | 'skipped' | 'late'): { inc(): void } {
+  let byEnv = claimCounters.get(env.metrics);
+  if (!byEnv) {
+    byEnv = new Map();
+    claimCounters.set(env.metrics, byEnv);
+  }
+  const k = `${env.namespace}\u0000${env.sensorName}\u0000${path}`;
+  let c = byEnv.get(k);
+  if (!c) {
+    c = env.metrics.claims.labels({ namespace: env.namespace, sensor_name: env.sensorName, path });
+    byEnv.set(k, c);
+  }
+  return c;
+}
+const claimCounters = new WeakMap<SensorMetrics, Map<string, { inc(): void }>>();
+
+/**
+ * The fast path (fast-path.ts): the call runs without a claim; one still running at the message's
+ * first heartbeat writes its claim then (renewed like any other), so a redelivery after ack_wait
+ * finds it. The order stays call → done mark stored → ack.
+ */
+async function settleUnclaimed(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  waitingSinceMs: number,
+  key: string,
+  opts: SettleOptions,
+  delivery: Delivery,
+): Promise<Outcome> {
+  claimSeries(env, 'skipped').inc();
+  let lease: ReturnType<Claims['keepAlive']> | undefined;
+  let late: Promise<void> | undefined;
+  delivery.onBeat(() => {
+    late ??= env.claims.claim(key).then(
+      (c) => {
+        claimSeries(env, 'late').inc();
+        if (c.state === 'new' || c.state === 'mine') lease = env.claims.keepAlive(key, c);
+        else
+          env.context.log.warn(
+            { trigger: t.name, idempotencyKey: key, found: c.state },
+            'a slow call found its key claimed or done by another writer (a replay?) when claiming late',
+          );
+      },
+      (err: unknown) =>
+        env.context.log.warn(
+          { trigger: t.name, idempotencyKey: key, err: (err as Error).message },
+          'could not claim a slow call late; a redelivery after ack_wait may call again (same idempotency key)',
+        ),
+    );
+  });
+  let outcome: Outcome | undefined;
+  try {
+    outcome = await attempts(env, t, events, waitingSinceMs, key, opts);
+    return outcome;
+  } finally {
+    env.fastPath?.finish(key);
+    await late;
+    if (outcome?.kind === 'defer') await lease?.release();
+    else lease?.stop();
   }
 }
 

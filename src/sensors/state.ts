@@ -7,8 +7,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { sensorMaxDeliver } from '../bus/consumer.ts';
 import { JsonState, ProcessedSet } from '../bus/kv.ts';
 import { atomicBatches, KvGroupCommit } from '../bus/kv-group.ts';
-import { bindSensorState, openSensorState } from '../bus/sensor-state.ts';
+import { bindSensorState, openSensorState, sensorBuckets } from '../bus/sensor-state.ts';
 import type { Logger } from '../observability/logger.ts';
+import { DoneIndex, indexCapacity } from './done-index.ts';
 import type { PartialMatch } from './join.ts';
 import { JoinStore } from './join-store.ts';
 import type { SensorRuntimeOptions } from './options.ts';
@@ -21,6 +22,8 @@ export interface SensorState {
   consumers: string[];
   processed: ProcessedSet;
   joins: JoinStore;
+  /** Keys that may be in the processed set (told every write of `processed`; not started yet). */
+  index: DoneIndex;
 }
 
 /**
@@ -53,13 +56,19 @@ export async function openState(
     },
     { onWait: (what) => log.info({ waitingFor: what }, 'waiting for the controller to provision bus state') },
   );
+  // Claims and done marks of the events handled in one turn go to the bus as one batch.
+  const processed = new ProcessedSet(
+    state.processed,
+    new KvGroupCommit(nc, state.processed, { atomic: await atomicBatches(nc, state.processed) }),
+  );
+  const bucket = sensorBuckets(o.bus.namespace, o.name).processed;
+  const maxBytes = (await state.processed.status()).streamInfo.config.max_bytes;
+  const index = new DoneIndex(nc, bucket, indexCapacity(maxBytes), log);
+  processed.onWrite = (k) => index.add(k);
   return {
     consumers: state.consumers,
-    // Claims and done marks of the events handled in one turn go to the bus as one batch.
-    processed: new ProcessedSet(
-      state.processed,
-      new KvGroupCommit(nc, state.processed, { atomic: await atomicBatches(nc, state.processed) }),
-    ),
+    processed,
     joins: new JoinStore(new JsonState<PartialMatch>(state.conditions)),
+    index,
   };
 }

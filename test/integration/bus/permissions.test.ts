@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +80,44 @@ const violations = (cl: NatsCluster) =>
   readFileSync(cl.servers[0]!.proc.logFile, 'utf8')
     .split('\n')
     .filter((l) => /(Publish|Subscription) Violation/.test(l));
+
+/**
+ * The key follower's create permission (permissions.ts kvFollowSubjects) cannot pin a consumer to
+ * pull mode: the server takes a push consumer with any deliver subject in the request body. On a
+ * bus with per-role accounts such a consumer delivers into the bus account; this checks that the
+ * subjects that would matter there (an event subject: injecting events; the JetStream API:
+ * deleting a stream) receive nothing from it. Sensor b makes both and writes to its own bucket.
+ */
+async function pushConsumerRelaysNothing(
+  admin: BusConnection,
+  c: BusConnection,
+  jsm: JetStreamManager,
+): Promise<void> {
+  const adminJsm = await jetstreamManager(admin.nc);
+  const own = sensorBuckets(bus.namespace, 'b').processed;
+  const before = (await adminJsm.streams.info(eventStreamName(bus))).state.messages;
+  const targets = {
+    inject: subjectFor(bus, 'hooks', 'orders'),
+    api: `$JS.API.STREAM.DELETE.${dlqStreamName(bus)}`,
+  };
+  for (const [name, deliver_subject] of Object.entries(targets))
+    await jsm.consumers.add(`KV_${own}`, {
+      name,
+      filter_subject: `$KV.${own}.>`,
+      ack_policy: 'none' as never,
+      deliver_subject,
+    });
+  await (await new Kvm(c.nc).open(own)).put('relay-probe', '{"specversion":"1.0","id":"relayed"}');
+  // An absence: wait a bounded time for anything to arrive.
+  await new Promise((r) => setTimeout(r, 1500));
+  expect((await adminJsm.streams.info(eventStreamName(bus))).state.messages).toBe(before);
+  await expect(adminJsm.streams.info(dlqStreamName(bus))).resolves.toBeTruthy();
+  for (const name of Object.keys(targets)) {
+    const ci = await adminJsm.consumers.info(`KV_${own}`, name);
+    expect(ci.delivered.consumer_seq, `push consumer ${name} delivered nothing`).toBe(0);
+    await adminJsm.consumers.delete(`KV_${own}`, name);
+  }
+}
 
 describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMissing())}`, () => {
   let cl: NatsCluster;
@@ -239,6 +277,8 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
         const kv = await new Kvm(admin.nc).open(calendarBucket(bus.namespace, 'hooks'));
         return (await kv.get('tick')) !== null;
       });
+      // The done-key index follows the Sensor's own processed bucket under its credential.
+      await waitFor('done-key index ready', async () => sensor.doneIndex.ready);
       // Let the Sensor's metric poll (stream and consumer info) run once too.
       await new Promise((r) => setTimeout(r, 5500));
       expect(violations(cl)).toEqual([]);
@@ -354,6 +394,23 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
           return kv.get('x');
         }),
         directGet: await refused('direct get', () => jsm.streams.getMessage(stream, { seq: 1 })),
+        // Following keys is allowed on its own processed bucket only (kv-follow.ts).
+        followOtherProcessed: await refused('follow a processed bucket', () => {
+          const other = sensorBuckets(bus.namespace, 'a').processed;
+          return jsm.consumers.add(`KV_${other}`, {
+            name: 'spy',
+            filter_subject: `$KV.${other}.>`,
+            ack_policy: 'none' as never,
+            headers_only: true,
+          });
+        }),
+        followOtherWithOwnFilter: await refused('follow with a filter of another bucket', () =>
+          jsm.consumers.add(`KV_${sensorBuckets(bus.namespace, 'b').processed}`, {
+            name: 'spy',
+            filter_subject: `$KV.${sensorBuckets(bus.namespace, 'a').processed}.>`,
+            ack_policy: 'none' as never,
+          }),
+        ),
         deleteOwnConsumer: await refused('delete consumer', () =>
           jsm.consumers.delete(stream, consumerName('b', 'pay')),
         ),
@@ -370,6 +427,7 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
       };
       process.stdout.write(`sensor credential refused: ${JSON.stringify(out)}\n`);
       for (const [k, v] of Object.entries(out)) expect(v, k).toMatch(/Permissions Violation/);
+      await pushConsumerRelaysNothing(admin, c, jsm);
     } finally {
       await c.close();
     }
