@@ -17,9 +17,16 @@ export interface KeyFollower {
  * Calls `onKey` with the (KV-encoded) key of every write in `bucket`, from its first stored
  * message on, then of each new one. `caughtUp` resolves when the follower has reached the
  * stream's last sequence as it was at the start (at once for an empty bucket), and rejects when
- * the consumer cannot be made (e.g. no permission); the follower then stops.
+ * the consumer cannot be made (e.g. no permission); the follower then stops. `onEnd` is called
+ * if the follower stops by itself after that (the stream is gone, the connection closed): from
+ * then on it misses writes.
  */
-export function followKvKeys(nc: NatsConnection, bucket: string, onKey: (key: string) => void): KeyFollower {
+export function followKvKeys(
+  nc: NatsConnection,
+  bucket: string,
+  onKey: (key: string) => void,
+  onEnd?: (err?: unknown) => void,
+): KeyFollower {
   const stream = `KV_${bucket}`;
   const prefix = `$KV.${bucket}.`;
   const started = performance.now();
@@ -54,10 +61,17 @@ export function followKvKeys(nc: NatsConnection, bucket: string, onKey: (key: st
         if (done && (m.seq >= target || m.info.pending === 0)) reached();
       }
     };
-    run().catch((err: unknown) => {
-      stopped = true;
-      reject(err);
-    });
+    run().then(
+      () => {
+        if (!stopped) onEnd?.();
+        stopped = true;
+      },
+      (err: unknown) => {
+        if (!stopped && !done) onEnd?.(err);
+        stopped = true;
+        reject(err);
+      },
+    );
   });
   // Not awaited by everyone: a refusal is reported through `caughtUp` to whoever awaits it.
   caughtUp.catch(() => {});

@@ -91,6 +91,24 @@ export class DoneIndex {
     this.onReady?.(r);
   }
 
+  /**
+   * The follower of generation `gen` stopped after it had caught up: the index no longer sees other
+   * writers, so it is not ready until a new follower has read the bucket again (tried every 5 s).
+   */
+  private lost(gen: number, err: unknown): void {
+    if (gen !== this.generation || this.stopped) return;
+    this.setReady(false);
+    this.follower = undefined;
+    this.log?.warn(
+      { bucket: this.bucket, err: err instanceof Error ? err.message : undefined },
+      'done-key index stopped following the processed bucket: every event claims until it has read it again',
+    );
+    const t = setTimeout(() => {
+      if (gen === this.generation && !this.stopped) void this.rebuild('start');
+    }, 5000);
+    t.unref();
+  }
+
   private rebuild(why: 'start' | 'full'): Promise<void> {
     if (this.stopped) return Promise.resolve();
     this.follower?.stop();
@@ -99,7 +117,12 @@ export class DoneIndex {
     const filter = why === 'start' ? this.filter : new BloomFilter(this.capacity);
     // Own writes go to the new filter from now on; the follower adds everything stored before.
     this.filter = filter;
-    const follower = followKvKeys(this.nc, this.bucket, (k) => filter.add(k));
+    const follower = followKvKeys(
+      this.nc,
+      this.bucket,
+      (k) => filter.add(k),
+      (err) => this.lost(gen, err),
+    );
     this.follower = follower;
     return follower.caughtUp.then(
       ({ keys, ms }) => {
