@@ -10,7 +10,14 @@
 // heartbeat (a third of ack_wait), so a redelivery after ack_wait finds it, as before.
 import type { JsMsg } from '@nats-io/jetstream';
 import { kvKey } from '../bus/kv.ts';
-import type { DoneIndex } from './done-index.ts';
+
+/** The part of the done-key index (done-index.ts) the fast path uses. */
+export interface KeyIndex {
+  readonly ready: boolean;
+  /** KV-encoded key `k` may have been written (always true while not ready). */
+  mightHave(k: string): boolean;
+  add(k: string): void;
+}
 
 /** What settle needs to know about the message a call comes from. */
 export interface Delivery {
@@ -29,10 +36,10 @@ export class FastPath {
    * @param index the done-key index (not ready: every call claims)
    * @param sole whether this process is the only one consuming now (replicas 1, or the Lease holder)
    */
-  readonly index: DoneIndex;
+  readonly index: KeyIndex;
   private readonly sole: () => boolean;
 
-  constructor(index: DoneIndex, sole: () => boolean) {
+  constructor(index: KeyIndex, sole: () => boolean) {
     this.index = index;
     this.sole = sole;
   }
