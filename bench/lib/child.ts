@@ -57,7 +57,10 @@ export async function startChild<R = unknown>(
   readyTimeoutMs = 20_000,
   wrap: string[] = [],
 ): Promise<Child<R>> {
-  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0])];
+  // BENCH_FLAGS_<role> adds Node flags to one role's child, e.g. to profile it:
+  // BENCH_FLAGS_eventsource="--cpu-prof --cpu-prof-dir=/tmp/prof" node bench/webhook.ts
+  const extra = (process.env[`BENCH_FLAGS_${args[0]}`] ?? '').split(' ').filter(Boolean);
+  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0]), ...extra];
   const proc = fork(script.pathname, args, {
     ...(isRole(args[0]) ? { env: { ...process.env, ...ROLE_ENV } } : {}),
     ...(wrap.length > 0
