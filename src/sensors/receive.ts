@@ -71,6 +71,36 @@ const orderingValue = (
   }
 };
 
+/**
+ * Hands out `n` one-shot callbacks; `then` runs once all of them were called (at once when n is 0
+ * or `then` is undefined: nothing to wait for).
+ */
+function countdown(n: number, then: (() => void) | undefined): () => () => void {
+  let left = n;
+  if (!then) return () => () => {};
+  if (left === 0) then();
+  return () => {
+    let called = false;
+    return () => {
+      if (called) return;
+      called = true;
+      if (--left === 0) then();
+    };
+  };
+}
+
+/**
+ * Like Promise.all, but settles only once every promise has: a trigger that failed does not end
+ * the handling (and free its slot, or let stop() go on) while another trigger's call still runs.
+ * Rejects with the first rejection in `ps`' order.
+ */
+async function allSettledOrThrow<T>(ps: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(ps);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 /** A failure of the bus under the event (see errors.ts isOutage), not of the event itself. */
 const waitsOnBus = (err: unknown): boolean =>
   err instanceof EffectNotRecorded || err instanceof JoinStateConflict || isOutage(err);
@@ -154,13 +184,18 @@ export function messageReceiver(d: ReceiveDeps) {
       return 'settled';
     }
     const since = Number(msg.info.timestampNanos / 1_000_000);
+    const firing = d.triggers.filter((t) => t.dependencies.has(dep.name));
+    // The slot goes back only once every trigger's call is over (its effect happened, or the trigger
+    // settled otherwise): one trigger's success must not free the slot while another still calls.
+    const callOver = countdown(firing.length, release);
     const outcomes = await working(
       msg,
       () =>
-        Promise.all(
-          d.triggers
-            .filter((t) => t.dependencies.has(dep.name))
-            .map((t) => d.fire(t, dep.name, event, since, release)),
+        allSettledOrThrow(
+          firing.map((t) => {
+            const over = callOver();
+            return d.fire(t, dep.name, event, since, over).finally(over);
+          }),
         ),
       Math.max(1000, Math.floor(d.ackWaitMs / 3)),
     );
