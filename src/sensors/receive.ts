@@ -49,7 +49,13 @@ export const DEFAULT_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
 /** Per message: deliveries handed back to wait (not counted against maxDeliveries) and the last error. */
 interface Tally {
+  /** Waits in this process. */
   defers: number;
+  /**
+   * Waits recorded by earlier processes (read from the durable count once needed); undefined
+   * until read, so a restarted Sensor never overwrites the stored count with its own smaller one.
+   */
+  before?: number;
   lastError?: string;
 }
 const MAX_TALLIES = 10_000;
@@ -120,10 +126,18 @@ export function messageReceiver(d: ReceiveDeps) {
     return t;
   };
   /** Counts a wait (not a handled delivery), durably when the Sensor keeps deferrals. */
-  const deferred1 = async (k: string) => {
+  const deferred1 = async (k: string, msg: JsMsg) => {
     const t = tally(k);
     t.defers++;
-    await d.deferrals?.set(k, t.defers).catch(() => {});
+    const store = d.deferrals;
+    if (!store) return;
+    try {
+      // A first delivery has no earlier waits; a redelivery may have waited in an earlier process.
+      t.before ??= msg.info.deliveryCount > 1 ? await store.get(k) : 0;
+      await store.set(k, t.before + t.defers);
+    } catch {
+      // The bus is down: the stored count stays as it was (never lowered); the next wait tries again.
+    }
   };
   const labels = (dep: string) => ({ namespace: d.namespace, sensor_name: d.sensorName, dependency: dep });
 
@@ -204,7 +218,7 @@ export function messageReceiver(d: ReceiveDeps) {
       for (const t of d.triggers)
         if (t.breaker?.state === 'open')
           d.metrics.deferred.inc({ namespace: d.namespace, sensor_name: d.sensorName, trigger_name: t.name });
-      await deferred1(tallyKey(dep, msg));
+      await deferred1(tallyKey(dep, msg), msg);
       nak(msg, Math.max(...deferred.map((x) => x.delayMs)));
       return 'deferred';
     }
@@ -249,10 +263,13 @@ export function messageReceiver(d: ReceiveDeps) {
     }
     const ev = decoded.event;
     const t = tallies.get(k);
-    let handled = msg.info.deliveryCount - (t?.defers ?? 0);
+    let handled = msg.info.deliveryCount - (t?.defers ?? 0) - (t?.before ?? 0);
     // Over the limit by this process's count: waits recorded by an earlier process still do not count.
-    if (handled > d.maxDeliveries && d.deferrals)
-      handled = msg.info.deliveryCount - (await d.deferrals.get(k));
+    if (handled > d.maxDeliveries && d.deferrals && t?.before === undefined) {
+      const before = await d.deferrals.get(k);
+      tally(k).before = before;
+      handled = msg.info.deliveryCount - before - (t?.defers ?? 0);
+    }
     if (handled > d.maxDeliveries) {
       const why = t?.lastError ? `; last error: ${t.lastError}` : '';
       await failEvent(
@@ -296,7 +313,7 @@ export function messageReceiver(d: ReceiveDeps) {
             { dependency: dep.name, seq: msg.seq, err: d.dlq.redact((err as Error).message) },
             'the bus could not record this event now; redelivering',
           );
-        await deferred1(k);
+        await deferred1(k, msg);
         d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
         nak(msg, BUSY_RETRY_MS);
         return;
