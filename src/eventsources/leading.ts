@@ -31,6 +31,45 @@ export interface Leading {
   stop(): Promise<void>;
 }
 
+/** First and longest wait between tries of a failed start while leading (ms). */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 30_000;
+
+/**
+ * Runs `start` until it succeeds or `signal` aborts (the lead is lost, or the process stops),
+ * logging each failure and waiting 1 s, 2 s, ... up to 30 s between tries. Never rejects: it
+ * resolves with the started sources, or [] once aborted. Without it a source that failed to start
+ * (a broker not reachable yet) left a rejected promise nobody handled, and the leader held the
+ * Lease with nothing running.
+ */
+async function startWhileLeading(
+  log: Logger,
+  start: () => Promise<StartedSource[]>,
+  signal: AbortSignal,
+): Promise<StartedSource[]> {
+  for (let wait = RETRY_FIRST_MS; !signal.aborted; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
+    try {
+      return await start();
+    } catch (err) {
+      if (signal.aborted) break;
+      log.error(
+        { err: (err as Error).message, retryInMs: wait },
+        'leading: sources failed to start; trying again',
+      );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, wait);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+  return [];
+}
+
 /**
  * Competes for the Lease and runs `exclusive` (started with `start`, aborted through the signal it
  * gets) while this replica holds it. Throws when there is no Kubernetes access.
@@ -52,7 +91,7 @@ export function leadExclusive(
     logger: o.log,
     onStartedLeading: (signal) => {
       o.log.info({ sources: exclusive.map((e) => `${e.type}/${e.eventName}`) }, 'leading: starting sources');
-      leading = start(exclusive, signal);
+      leading = startWhileLeading(o.log, () => start(exclusive, signal), signal);
       signal.addEventListener(
         'abort',
         () => {
@@ -66,7 +105,7 @@ export function leadExclusive(
   });
   elector.start();
   return {
-    sources: async () => (leading ? await leading.catch(() => []) : []),
+    sources: async () => (leading ? await leading : []),
     stop: () => elector.stop(),
   };
 }

@@ -171,8 +171,10 @@ export function triggerFirer(d: FireDeps) {
     await joined.durable;
     if (!joined.result.length) return { kind: 'done', detail: 'waiting for more dependencies' };
     let last: Outcome = { kind: 'done', detail: '' };
-    for (const [key, fired] of joined.result) {
-      const outcome = await d.run(t, fired, since, onEffect);
+    for (const [i, [key, fired]] of joined.result.entries()) {
+      // Only the last call's effect frees the handler's slot: earlier firings' calls precede it.
+      const isLast = i === joined.result.length - 1;
+      const outcome = await d.run(t, fired, since, isLast ? onEffect : undefined);
       if (outcome.kind === 'defer') return outcome; // stays in flight; the redelivery retries it
       await Promise.all(Object.values(fired).map((e) => d.processed.markIfAbsent(usedKey(t, e))));
       const settled = await change(t, (state) => ({ next: settleFiring(state, key), result: undefined }));

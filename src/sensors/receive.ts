@@ -43,6 +43,11 @@ export interface ReceiveDeps {
   fresh?(dep: string, msg: JsMsg): boolean;
   /** Deliveries handled before the next one dead-letters the message unhandled. */
   maxDeliveries: number;
+  /**
+   * The consumers' max_deliver (consumer.ts sensorMaxDeliver): the server delivers no message more
+   * often, so a message that would wait past it is dead-lettered instead of left undelivered.
+   */
+  maxDeliver?: number;
   ackWaitMs: number;
   errorOnFailedRound: boolean;
   /** Bytes of messages handled at once (default DEFAULT_IN_FLIGHT_BYTES). */
@@ -59,12 +64,29 @@ export const DEFAULT_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
 /** Per message: deliveries handed back to wait (not counted against maxDeliveries) and the last error. */
 interface Tally {
+  /** Waits in this process. */
   defers: number;
+  /**
+   * Waits recorded by earlier processes (read from the durable count once needed); undefined
+   * until read, so a restarted Sensor never overwrites the stored count with its own smaller one.
+   */
+  before?: number;
   lastError?: string;
 }
 const MAX_TALLIES = 10_000;
 /** Redelivery delay of an event handed back because no sandbox worker was free (ms). */
 const BUSY_RETRY_MS = 2000;
+
+/**
+ * The redelivery delay of a message's `waits`-th wait: as asked for the first 100, then at least
+ * 10 s, and at least 60 s after 500, so the server's room for waits (1,000 deliveries) lasts
+ * about 9 hours of waiting whatever the cause (an open breaker reopening every second used it up
+ * in 17 minutes), not minutes.
+ */
+export function waitDelayMs(askedMs: number, waits: number): number {
+  if (waits <= 100) return askedMs;
+  return Math.max(askedMs, waits <= 500 ? 10_000 : 60_000);
+}
 
 /** The orderingKey value as text: a gjson path, read like every other path of a Sensor. */
 const orderingValue = (
@@ -80,6 +102,36 @@ const orderingValue = (
     };
   }
 };
+
+/**
+ * Hands out `n` one-shot callbacks; `then` runs once all of them were called (at once when n is 0
+ * or `then` is undefined: nothing to wait for).
+ */
+function countdown(n: number, then: (() => void) | undefined): () => () => void {
+  let left = n;
+  if (!then) return () => () => {};
+  if (left === 0) then();
+  return () => {
+    let called = false;
+    return () => {
+      if (called) return;
+      called = true;
+      if (--left === 0) then();
+    };
+  };
+}
+
+/**
+ * Like Promise.all, but settles only once every promise has: a trigger that failed does not end
+ * the handling (and free its slot, or let stop() go on) while another trigger's call still runs.
+ * Rejects with the first rejection in `ps`' order.
+ */
+async function allSettledOrThrow<T>(ps: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(ps);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
 
 /** A failure of the bus under the event (see errors.ts isOutage), not of the event itself. */
 const waitsOnBus = (err: unknown): boolean =>
@@ -100,10 +152,19 @@ export function messageReceiver(d: ReceiveDeps) {
     return t;
   };
   /** Counts a wait (not a handled delivery), durably when the Sensor keeps deferrals. */
-  const deferred1 = async (k: string) => {
+  const deferred1 = async (k: string, msg: JsMsg): Promise<number> => {
     const t = tally(k);
     t.defers++;
-    await d.deferrals?.set(k, t.defers).catch(() => {});
+    const store = d.deferrals;
+    if (!store) return t.defers;
+    try {
+      // A first delivery has no earlier waits; a redelivery may have waited in an earlier process.
+      t.before ??= msg.info.deliveryCount > 1 ? await store.get(k) : 0;
+      await store.set(k, t.before + t.defers);
+    } catch {
+      // The bus is down: the stored count stays as it was (never lowered); the next wait tries again.
+    }
+    return (t.before ?? 0) + t.defers;
   };
   const labels = (dep: string) => ({ namespace: d.namespace, sensor_name: d.sensorName, dependency: dep });
 
@@ -122,6 +183,23 @@ export function messageReceiver(d: ReceiveDeps) {
     d.metrics.eventsReceived.inc({ ...labels(f.dependency), result: 'dead-lettered' });
     if (final === 'term') term(msg, f.reason);
     else await ack(msg);
+  };
+
+  /**
+   * Hands the message back to wait (not a handled delivery), `delayMs` later, spaced out as it
+   * keeps waiting (waitDelayMs). On the last delivery the server makes (its max_deliver) a wait
+   * would leave the message undelivered for good, unreported: it is dead-lettered instead.
+   */
+  const handBack = async (dep: EventDependency, msg: JsMsg, ev: CloudEvent, delayMs: number, why: string) => {
+    const k = tallyKey(dep, msg);
+    const waits = await deferred1(k, msg);
+    if (d.maxDeliver !== undefined && msg.info.deliveryCount >= d.maxDeliver) {
+      const message = `waited ${waits} times (last: ${why}); this was delivery ${msg.info.deliveryCount}, the last the bus makes (max_deliver ${d.maxDeliver})`;
+      await failEvent(msg, { dependency: dep.name, event: ev, reason: 'max-deliveries', message }, 'term');
+      tallies.delete(k);
+      return;
+    }
+    nak(msg, waitDelayMs(delayMs, waits));
   };
 
   /** Filters, transform, triggers; says whether the message was settled or handed back to wait. */
@@ -172,13 +250,18 @@ export function messageReceiver(d: ReceiveDeps) {
         beats.push(f);
       },
     };
+    const firing = d.triggers.filter((t) => t.dependencies.has(dep.name));
+    // The slot goes back only once every trigger's call is over (its effect happened, or the trigger
+    // settled otherwise): one trigger's success must not free the slot while another still calls.
+    const callOver = countdown(firing.length, release);
     const outcomes = await working(
       msg,
       () =>
-        Promise.all(
-          d.triggers
-            .filter((t) => t.dependencies.has(dep.name))
-            .map((t) => d.fire(t, dep.name, event, since, release, delivery)),
+        allSettledOrThrow(
+          firing.map((t) => {
+            const over = callOver();
+            return d.fire(t, dep.name, event, since, over, delivery).finally(over);
+          }),
         ),
       Math.max(1000, Math.floor(d.ackWaitMs / 3)),
       () => {
@@ -193,8 +276,8 @@ export function messageReceiver(d: ReceiveDeps) {
       for (const t of d.triggers)
         if (t.breaker?.state === 'open')
           d.metrics.deferred.inc({ namespace: d.namespace, sensor_name: d.sensorName, trigger_name: t.name });
-      await deferred1(tallyKey(dep, msg));
-      nak(msg, Math.max(...deferred.map((x) => x.delayMs)));
+      const why = deferred.map((x) => x.reason).join('; ');
+      await handBack(dep, msg, ev, Math.max(...deferred.map((x) => x.delayMs)), why);
       return 'deferred';
     }
     if (d.errorOnFailedRound && outcomes.some((x) => x.kind === 'dead-lettered'))
@@ -238,10 +321,13 @@ export function messageReceiver(d: ReceiveDeps) {
     }
     const ev = decoded.event;
     const t = tallies.get(k);
-    let handled = msg.info.deliveryCount - (t?.defers ?? 0);
+    let handled = msg.info.deliveryCount - (t?.defers ?? 0) - (t?.before ?? 0);
     // Over the limit by this process's count: waits recorded by an earlier process still do not count.
-    if (handled > d.maxDeliveries && d.deferrals)
-      handled = msg.info.deliveryCount - (await d.deferrals.get(k));
+    if (handled > d.maxDeliveries && d.deferrals && t?.before === undefined) {
+      const before = await d.deferrals.get(k);
+      tally(k).before = before;
+      handled = msg.info.deliveryCount - before - (t?.defers ?? 0);
+    }
     if (handled > d.maxDeliveries) {
       const why = t?.lastError ? `; last error: ${t.lastError}` : '';
       await failEvent(
@@ -285,9 +371,9 @@ export function messageReceiver(d: ReceiveDeps) {
             { dependency: dep.name, seq: msg.seq, err: d.dlq.redact((err as Error).message) },
             'the bus could not record this event now; redelivering',
           );
-        await deferred1(k);
         d.metrics.eventsReceived.inc({ ...labels(dep.name), result: 'deferred' });
-        nak(msg, BUSY_RETRY_MS);
+        const why = d.dlq.redact((err as Error).message);
+        await handBack(dep, msg, ev, BUSY_RETRY_MS, why);
         return;
       }
       // Larger than the bus takes (a partial match holding this event): no delivery can succeed.

@@ -6,7 +6,7 @@
 import { type JetStreamManager, type JsMsg, jetstreamManager } from '@nats-io/jetstream';
 import type { EventDependency, SensorSpec } from '../api/sensor.ts';
 import { parseDurationMs } from '../api/stream-config.ts';
-import { DEFAULT_MAX_DELIVERIES } from '../bus/consumer.ts';
+import { DEFAULT_MAX_DELIVERIES, sensorMaxDeliver } from '../bus/consumer.ts';
 import { kvKey, type ProcessedSet } from '../bus/kv.ts';
 import { Publisher } from '../bus/publisher.ts';
 import { consumerName } from '../bus/subjects.ts';
@@ -165,6 +165,7 @@ function receiver(
     dlq,
     fire,
     maxDeliveries: o.spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
+    maxDeliver: sensorMaxDeliver(o.spec),
     deferrals: {
       get: async (k) => Number((await kv.get(kvKey(`defers/${k}`)))?.string() || 0),
       set: async (k, n) => void (await kv.put(kvKey(`defers/${k}`), String(n))),

@@ -172,8 +172,20 @@ describe('Dockerfile', () => {
     const copiedSources = final
       .filter((i) => i.op === 'COPY')
       .flatMap((i) => copyOperands(i.args).sources.map((s) => s.replace(/\/$/, '')));
-    for (const p of ['bin/sluice', 'scripts/node.sh', 'src', 'package.json'])
-      expect(copiedSources).toContain(p);
+    for (const p of ['bin/sluice', 'scripts/node.sh', 'package.json']) expect(copiedSources).toContain(p);
+  });
+
+  it('ships the sources built to JavaScript (dist/), not src/: bin/sluice runs dist/ only where there is no src/', () => {
+    const final = parsed.stages.at(-1)!.instructions;
+    const copies = final.filter((i) => i.op === 'COPY').map((i) => copyOperands(i.args));
+    expect(copies.flatMap((c) => c.sources)).not.toContain('src');
+    const dist = copies.find((c) => c.sources.includes('/app/dist'));
+    expect(dist?.flags.from).toBe('build');
+    const build = parsed.stages.find((st) => st.name === 'build')!.instructions;
+    expect(build.some((i) => i.op === 'COPY' && copyOperands(i.args).sources.includes('src'))).toBe(true);
+    expect(build.some((i) => i.op === 'RUN' && i.args.includes('scripts/build.sh /app/dist'))).toBe(true);
+    const launcher = readFileSync(join(ROOT, 'bin/sluice'), 'utf8');
+    expect(launcher).toContain('[[ ! -d "$here/src" && -f "$here/dist/cli/main.js" ]]');
   });
 });
 

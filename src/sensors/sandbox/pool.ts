@@ -58,7 +58,10 @@ export class SandboxError extends Error {
   }
 }
 
-const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+// The worker next to this module: worker.ts in a checkout, worker.js in a build (scripts/build.sh).
+const WORKER = fileURLToPath(
+  new URL(import.meta.url.endsWith('.js') ? './worker.js' : './worker.ts', import.meta.url),
+);
 
 export class Sandbox {
   readonly limits: SandboxLimits;
