@@ -155,6 +155,20 @@ export interface Drop {
   by?: string;
 }
 
+/** Where the server publishes JetStream API audit advisories (in the account that made the call). */
+const AUDIT_SUBJECT = '$JS.EVENT.ADVISORY.API';
+
+/**
+ * Whether `m` is an advisory the server published, not a stored message relayed to the audit
+ * subject by a push consumer: a Sensor credential may make one on its own processed bucket (the
+ * done-key follower's create permission cannot refuse a deliver subject), and it delivers the
+ * bucket's values, which the Sensor writes, with their original subject and an ack reply. The
+ * server's own advisories come on the audit subject itself, without a reply.
+ */
+function fromServer(m: { subject: string; reply?: string }): boolean {
+  return m.subject === AUDIT_SUBJECT && !m.reply;
+}
+
 /**
  * Samples `stream` every `everyMs` and calls `onDrop` with each interval's drops (an unreachable
  * bus just skips a sample); with `audit`, also with every purge or deletion made by another
@@ -176,8 +190,9 @@ export function watchDrops(
       .nc()
       .then((nc) => {
         if (stopped) return;
-        sub = nc.subscribe('$JS.EVENT.ADVISORY.API', {
+        sub = nc.subscribe(AUDIT_SUBJECT, {
           callback: (_err, m) => {
+            if (!fromServer(m)) return;
             let body: unknown;
             try {
               body = m.json();

@@ -50,10 +50,25 @@ export function followKvKeys(
         headers_only: true,
         deliver_policy: DeliverPolicy.All,
       });
-      if (stopped) return reached();
+      // A stopped follower deletes its consumer (the ordered consumer's own inactive threshold
+      // would keep it 5 minutes): the bucket's stream caps its consumers (PROCESSED_MAX_CONSUMERS).
+      const release = () => {
+        try {
+          consumer.delete().catch(() => {});
+        } catch {
+          // not made yet (an ordered consumer is made by consume())
+        }
+      };
+      if (stopped) {
+        release();
+        return reached();
+      }
       const messages = await consumer.consume({ max_messages: 1024 });
-      stopMessages = () => messages.stop();
-      if (stopped) messages.stop();
+      stopMessages = () => {
+        messages.stop();
+        release();
+      };
+      if (stopped) stopMessages();
       for await (const m of messages) {
         keys++;
         onKey(m.subject.slice(prefix.length));

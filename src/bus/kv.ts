@@ -33,6 +33,8 @@ export interface KvBucketOptions extends KvOptions {
    * forgets the oldest keys first (a cache such as the processed set).
    */
   whenFull: 'refuse' | 'forget-oldest';
+  /** Most consumers the bucket's stream takes (absent: no limit). */
+  maxConsumers?: number;
 }
 
 /**
@@ -56,6 +58,7 @@ export function kvStreamConfig(bucket: string, o: KvBucketOptions): DesiredStrea
     allow_direct: false,
     // Writes may be grouped into one atomic batch (kv-group.ts).
     allow_atomic: true,
+    ...(o.maxConsumers !== undefined ? { max_consumers: o.maxConsumers } : {}),
   };
 }
 

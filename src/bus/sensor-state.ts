@@ -105,6 +105,14 @@ export function sensorConsumerNames(s: SensorStateSpec): string[] {
 }
 
 /**
+ * Most consumers a Sensor's processed bucket takes. Its only consumers are the done-key index's
+ * followers (kv-follow.ts), one per running Sensor process (a killed one's lingers 5 minutes); a
+ * Sensor's credential may create consumers there (the follower's permission cannot pin their kind
+ * or number), so without a cap it could make durable ones without end.
+ */
+export const PROCESSED_MAX_CONSUMERS = 64;
+
+/**
  * Creates (or brings in line) a Sensor's consumers and KV buckets. Returns what exists now. The
  * processed set is a bounded cache (full: its oldest keys go first, like an earlier TTL); the
  * partial matches refuse writes when full (the event is retried, never silently forgotten).
@@ -123,6 +131,7 @@ export async function provisionSensorState(
     ...common,
     ttl: s.processedTtlMs ?? DEFAULT_PROCESSED_TTL_MS,
     whenFull: 'forget-oldest',
+    maxConsumers: PROCESSED_MAX_CONSUMERS,
   });
   await ensureKv(jsm, b.conditions, { ...common, whenFull: 'refuse' });
   return { consumers, buckets: [b.processed, b.conditions] };

@@ -114,6 +114,7 @@ const MANAGED: Array<keyof StreamConfig> = [
   'discard_new_per_subject',
   'allow_rollup_hdrs',
   'allow_atomic',
+  'max_consumers',
 ];
 
 /** Changes JetStream refuses on an existing stream, checked before trying. */

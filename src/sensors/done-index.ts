@@ -35,6 +35,8 @@ export class DoneIndex {
   private generation = 0;
   private isReady = false;
   private stopped = false;
+  /** The last follower could not be made (logged once until one is). */
+  private failing = false;
   /** Called with the readiness whenever it changes (e.g. a gauge). */
   onReady?: (ready: boolean) => void;
 
@@ -103,6 +105,11 @@ export class DoneIndex {
       { bucket: this.bucket, err: err instanceof Error ? err.message : undefined },
       'done-key index stopped following the processed bucket: every event claims until it has read it again',
     );
+    this.retryLater(gen);
+  }
+
+  /** Reads the bucket again in 5 s, unless a newer rebuild or a stop came first. */
+  private retryLater(gen: number): void {
     const t = setTimeout(() => {
       if (gen === this.generation && !this.stopped) void this.rebuild('start');
     }, 5000);
@@ -127,6 +134,7 @@ export class DoneIndex {
     return follower.caughtUp.then(
       ({ keys, ms }) => {
         if (gen !== this.generation || this.stopped) return;
+        this.failing = false;
         this.setReady(true);
         this.log?.info(
           { bucket: this.bucket, keys, ms, capacity: this.capacity, bytes: this.filter.bytes, why },
@@ -136,10 +144,14 @@ export class DoneIndex {
       (err: unknown) => {
         if (gen !== this.generation || this.stopped) return;
         this.follower = undefined;
-        this.log?.warn(
-          { bucket: this.bucket, err: (err as Error).message },
-          'done-key index unavailable (cannot follow the processed bucket): every event claims its key',
-        );
+        // Logged once per run of failures (a refusal may last until the controller changes the bus).
+        if (!this.failing)
+          this.log?.warn(
+            { bucket: this.bucket, err: (err as Error).message },
+            'done-key index unavailable (cannot follow the processed bucket): every event claims its key until it can (tried every 5 s)',
+          );
+        this.failing = true;
+        this.retryLater(gen);
       },
     );
   }
