@@ -42,7 +42,14 @@ export function startConsumers(
   o: SensorRuntimeOptions,
   durables: readonly string[],
   receive: (dep: EventDependency, msg: JsMsg, release: () => void) => Promise<void>,
-  parts: { joins: JoinStore; log: Logger; redact(text: string): string; signal: AbortSignal },
+  parts: {
+    joins: JoinStore;
+    log: Logger;
+    redact(text: string): string;
+    signal: AbortSignal;
+    /** Called when this process stops leading (replicas > 1), before the next leader may consume. */
+    onLeadLost?: () => void;
+  },
 ): Consuming {
   const { log, signal: lifetime } = parts;
   const js = jetstream(o.nc);
@@ -92,6 +99,7 @@ export function startConsumers(
         log.info('leading: consuming');
         // Partial matches may have changed under another leader: read them from the bus again.
         parts.joins.clear();
+        signal.addEventListener('abort', () => parts.onLeadLost?.(), { once: true });
         loops.push(...startAll(AbortSignal.any([signal, lifetime])));
       },
     });

@@ -66,8 +66,10 @@ export class DoneIndex {
 
   /** Records KV-encoded key `k` as possibly written. */
   add(k: string): void {
+    // A full filter is replaced first, so `k` lands in the one that stays (the follower of the new
+    // one may reach its target before `k`'s write is stored).
+    if (this.filter.added >= 2 * this.filter.capacity && this.follower) void this.rebuild('full');
     this.filter.add(k);
-    if (this.filter.added > 2 * this.filter.capacity && this.follower) this.rebuild('full');
   }
 
   /** False only when the index is ready and KV-encoded key `k` was certainly never written. */

@@ -29,8 +29,11 @@ export interface Delivery {
 
 /** The fast-path decisions of one Sensor process. */
 export class FastPath {
-  /** Keys whose call runs in this process without a claim: a second call of one waits. */
-  private readonly running = new Set<string>();
+  /**
+   * Keys whose call runs in this process without a claim (a second call of one waits), each with
+   * what writes its claim late (set by onLeadLost).
+   */
+  private readonly running = new Map<string, (() => void) | undefined>();
 
   /**
    * @param index the done-key index (not ready: every call claims)
@@ -66,8 +69,22 @@ export class FastPath {
     const k = kvKey(key);
     if (this.index.mightHave(k) || this.running.has(key)) return false;
     this.index.add(k);
-    this.running.add(key);
+    this.running.set(key, undefined);
     return true;
+  }
+
+  /** `claimLate` writes the claim of `key`'s running call; leadLost() runs it. */
+  onLeadLost(key: string, claimLate: () => void): void {
+    if (this.running.has(key)) this.running.set(key, claimLate);
+  }
+
+  /**
+   * This process is no longer the sole consumer (its Lease was lost or handed over): every call
+   * still running without a claim writes it now, so the next leader, if the same event reaches it
+   * (published again), finds the key taken instead of calling as well.
+   */
+  leadLost(): void {
+    for (const claimLate of this.running.values()) claimLate?.();
   }
 
   /** The call of `key` taken by take() is over (its done mark stored, or it failed). */

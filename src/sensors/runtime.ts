@@ -240,6 +240,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     log,
     redact: se.redact,
     signal: lifetime.signal,
+    ...(fastPath ? { onLeadLost: () => fastPath.leadLost() } : {}),
   });
   for (const c of consuming.consumers) boundAt.set(c.dependency, c);
   sole = consuming.sole;

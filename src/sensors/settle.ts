@@ -238,7 +238,7 @@ async function settleUnclaimed(
   claimSeries(env, 'skipped').inc();
   let lease: ReturnType<Claims['keepAlive']> | undefined;
   let late: Promise<void> | undefined;
-  delivery.onBeat(() => {
+  const claimLate = () => {
     late ??= env.claims.claim(key).then(
       (c) => {
         claimSeries(env, 'late').inc();
@@ -255,7 +255,10 @@ async function settleUnclaimed(
           'could not claim a slow call late; a redelivery after ack_wait may call again (same idempotency key)',
         ),
     );
-  });
+  };
+  delivery.onBeat(claimLate);
+  // This process may stop being the sole consumer (a lost Lease) while the call runs: claim then.
+  env.fastPath?.onLeadLost(key, claimLate);
   let outcome: Outcome | undefined;
   try {
     outcome = await attempts(env, t, events, waitingSinceMs, key, opts);

@@ -43,4 +43,17 @@ describe('FastPath', () => {
     expect(f.take('k x')).toBe(false); // looked up KV-encoded
     expect(new FastPath(index(false), () => true).take('new')).toBe(false);
   });
+
+  it('a lost lead makes every call still running without a claim write it now, and only those', () => {
+    const f = new FastPath(index(), () => true);
+    const claimed: string[] = [];
+    for (const k of ['a', 'b', 'c']) {
+      expect(f.take(k)).toBe(true);
+      f.onLeadLost(k, () => claimed.push(k));
+    }
+    f.finish('b'); // done: its done mark is stored, nothing to claim
+    f.onLeadLost('zzz', () => claimed.push('zzz')); // not running here: ignored
+    f.leadLost();
+    expect(claimed.sort()).toEqual(['a', 'c']);
+  });
 });
