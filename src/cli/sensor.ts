@@ -9,6 +9,7 @@ import { DEFAULT_DRAIN_MS } from '../sensors/options.ts';
 import { RUNNERS } from '../sensors/runners.ts';
 import { startSensor } from '../sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../sensors/wiring.ts';
+import { CliError } from './errors.ts';
 import {
   fromEnv,
   kubeAccessors,
@@ -28,6 +29,8 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
   setRootLogger(log);
   const spec = SensorSpec.parse(obj.spec);
   const ns = obj.metadata.namespace;
+  // Read before waiting for the bus: a bad value is reported at once, not once the bus answers.
+  const drainMs = drainFromEnv(process.env.SLUICE_SENSOR_DRAIN_MS) ?? DEFAULT_DRAIN_MS;
 
   const {
     conn,
@@ -40,7 +43,6 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
   });
   conn.on('state', (state) => log.info({ state }, 'bus connection'));
   const { kubeConfig, resolveSecret, resolveConfigMap } = kubeAccessors(ns);
-  const drainMs = drainFromEnv(process.env.SLUICE_SENSOR_DRAIN_MS) ?? DEFAULT_DRAIN_MS;
   const running = await startSensor({
     name: obj.metadata.name,
     namespace: ns,
@@ -73,17 +75,25 @@ export async function runSensor(flags: { metricsPort: string; logLevel?: string 
 }
 
 /**
+ * Longest SLUICE_SENSOR_DRAIN_MS (ms, one day). Node timers hold at most 2^31-1 ms (about 24.8
+ * days) and fire at once beyond that, so a larger drain would cut the calls, and the stop deadline
+ * (drain + STOP_MARGIN_MS) exit 1, the moment SIGTERM arrives.
+ */
+export const MAX_DRAIN_MS = 86_400_000;
+
+/**
  * SLUICE_SENSOR_DRAIN_MS: how long SIGTERM lets trigger calls under way run before they are cut
  * (ms, default DEFAULT_DRAIN_MS, 20 s). Keep it below the pod's termination grace period (30 s
- * unless the template sets `terminationGracePeriodSeconds`). Throws on a value that is not a
- * whole number of milliseconds ≥ 0.
+ * unless the template sets `terminationGracePeriodSeconds`). Throws a CliError (BadInput, exit 2)
+ * on a value that is not a whole number of milliseconds from 0 to MAX_DRAIN_MS.
  */
 function drainFromEnv(text: string | undefined): number | undefined {
   if (text === undefined || text === '') return undefined;
   const ms = Number(text);
-  if (!Number.isInteger(ms) || ms < 0)
-    throw new Error(
-      `SLUICE_SENSOR_DRAIN_MS must be a whole number of milliseconds (≥ 0), not ${JSON.stringify(text)}`,
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_DRAIN_MS)
+    throw new CliError(
+      'BadInput',
+      `SLUICE_SENSOR_DRAIN_MS must be a whole number of milliseconds from 0 to ${MAX_DRAIN_MS}, not ${JSON.stringify(text)}`,
     );
   return ms;
 }
