@@ -424,6 +424,9 @@ export async function consume(
           freed = r;
         });
       }
+      // Stopping: the client still yields what it had buffered; leave that un-acked (it comes back
+      // after ack_wait) rather than start handling it after the stop.
+      if (opts.signal?.aborted) break;
       active++;
       run(msg);
     }

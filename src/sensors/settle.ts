@@ -286,6 +286,9 @@ async function attempts(
   let last: TriggerError | undefined;
   let attempt = 0;
   for (attempt = 1; attempt <= t.plan.attempts; attempt++) {
+    // Stopping starts no attempt, not even a first one (a message queued behind the same
+    // orderingKey, a later firing of a join, a dlqTrigger): the message comes back un-acked.
+    env.signal.throwIfAborted();
     let permit: ReturnType<CircuitBreaker['tryAcquire']> | undefined;
     if (t.breaker) {
       permit = t.breaker.tryAcquire();
