@@ -25,7 +25,11 @@ export interface LeadingOptions {
 
 /** The exclusive sources of one replica, run while it leads. */
 export interface Leading {
-  /** The sources running now, once their start finished ([] when not leading or it failed). */
+  /**
+   * The sources running now, once their start finished ([] when not leading or it failed). Once
+   * the process stops (`stopping` aborted) it waits neither for the next try nor for a start
+   * under way: that one's sources are stopped when it finishes.
+   */
   sources(): Promise<StartedSource[]>;
   /** Leaves the election (the Lease is released; see LeaderElector.stop). */
   stop(): Promise<void>;
@@ -49,7 +53,12 @@ async function startWhileLeading(
 ): Promise<StartedSource[]> {
   for (let wait = RETRY_FIRST_MS; !signal.aborted; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
     try {
-      return await start();
+      const starting = start();
+      const started = await untilAborted(starting, signal);
+      if (started) return started;
+      // Aborted while starting: what still starts is stopped once it has.
+      void starting.then(stopAll, () => {});
+      break;
     } catch (err) {
       if (signal.aborted) break;
       log.error(
@@ -70,14 +79,35 @@ async function startWhileLeading(
   return [];
 }
 
+/** `p`'s value, or undefined as soon as `signal` aborts (p's rejection is rethrown before that). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 /**
  * Competes for the Lease and runs `exclusive` (started with `start`, aborted through the signal it
- * gets) while this replica holds it. Throws when there is no Kubernetes access.
+ * gets: the lead ended, or `stopping` aborted) while this replica holds it. Throws when there is
+ * no Kubernetes access.
  */
 export function leadExclusive(
   o: LeadingOptions,
   exclusive: readonly SourceEntry[],
   start: (list: readonly SourceEntry[], signal: AbortSignal) => Promise<StartedSource[]>,
+  stopping?: AbortSignal,
 ): Leading {
   let leading: Promise<StartedSource[]> | undefined;
   const elector = new LeaderElector({
@@ -89,10 +119,13 @@ export function leadExclusive(
     ...(o.retryPeriodMs ? { retryPeriodMs: o.retryPeriodMs } : {}),
     identity: o.identity ?? `${hostname()}-${process.pid}`,
     logger: o.log,
-    onStartedLeading: (signal) => {
+    onStartedLeading: (lead) => {
       o.log.info({ sources: exclusive.map((e) => `${e.type}/${e.eventName}`) }, 'leading: starting sources');
+      // The process stopping ends the tries too: stop() waits for sources() before it leaves the
+      // election (which is what ends the lead), so a start that kept failing held it up for ever.
+      const signal = stopping ? AbortSignal.any([lead, stopping]) : lead;
       leading = startWhileLeading(o.log, () => start(exclusive, signal), signal);
-      signal.addEventListener(
+      lead.addEventListener(
         'abort',
         () => {
           const was = leading;

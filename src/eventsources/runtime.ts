@@ -125,7 +125,7 @@ export async function startEventSource(o: EventSourceRuntimeOptions): Promise<Ru
   const lifetime = new AbortController();
   const always = await start(elect ? entries.filter((e) => !e.adapter.exclusive) : entries, lifetime.signal);
   const ports = await webhooks.start();
-  const leading = elect ? leadExclusive({ ...o, kubeConfig }, exclusive, start) : undefined;
+  const leading = elect ? leadExclusive({ ...o, kubeConfig }, exclusive, start, lifetime.signal) : undefined;
 
   return {
     ports,
