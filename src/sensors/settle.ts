@@ -393,14 +393,20 @@ export class EffectNotRecorded extends Error {
   }
 }
 
-/** Marks `key` done, asking again (three tries, 1 s apart) while the bus is unavailable. */
+/**
+ * Marks `key` done, asking again (three tries, 1 s apart) while the bus is unavailable. A stop
+ * does not cut this short: the effect happened, so its record gets the drain time the call had
+ * (callSignal) rather than leave the next process to call again.
+ */
 async function recordDone(env: SettleEnv, key: string, detail: string): Promise<void> {
   for (let i = 1; ; i++) {
     try {
       return await env.processed.markDone(key, detail);
     } catch (err) {
-      if (i >= 3 || env.signal.aborted) throw new EffectNotRecorded(key, err);
-      await sleep(1000, env.signal);
+      if (i >= 3 || env.callSignal.aborted) throw new EffectNotRecorded(key, err);
+      await sleep(1000, env.callSignal).catch(() => {
+        throw new EffectNotRecorded(key, err);
+      });
     }
   }
 }
