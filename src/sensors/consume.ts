@@ -71,11 +71,12 @@ export function startConsumers(
       onBind: (info) => {
         c.boundAt = Math.max(info.delivered.stream_seq, info.ack_floor.stream_seq);
       },
-      onError: (err, msg) =>
-        log.error(
-          { dependency: c.dependency, seq: msg.seq, err: parts.redact((err as Error).message) },
-          'event handling failed; redelivering',
-        ),
+      onError: (err, msg) => {
+        const fields = { dependency: c.dependency, seq: msg.seq, err: parts.redact((err as Error).message) };
+        // Work a stop (or a lost Lease) cut short is handed back on purpose: not an error.
+        if (signal.aborted) log.info(fields, 'stopping: event handed back for the next process');
+        else log.error(fields, 'event handling failed; redelivering');
+      },
     }).catch((err: unknown) => {
       if (!signal.aborted)
         log.error({ dependency: c.dependency, err: (err as Error).message }, 'consumer stopped');
