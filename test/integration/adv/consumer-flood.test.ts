@@ -6,16 +6,15 @@
 // the real follower still works under the cap, and gives its consumer back when it stops.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseStreamConfig } from '../../../src/api/stream-config.ts';
 import type { BusConnection } from '../../../src/bus/connection.ts';
 import { followKvKeys } from '../../../src/bus/kv-follow.ts';
 import { inboxPrefixFor, sensorPermissions } from '../../../src/bus/permissions.ts';
-import { provisionSensorState, sensorBuckets } from '../../../src/bus/sensor-state.ts';
-import { ensureStreams } from '../../../src/bus/streams.ts';
+import { sensorBuckets } from '../../../src/bus/sensor-state.ts';
 import type { BusRef } from '../../../src/bus/subjects.ts';
-import { type NatsCluster, newCredential, startNatsCluster } from '../../harness/nats-cluster.ts';
+import { type NatsCluster, newCredential } from '../../harness/nats-cluster.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, skipNote } from '../../harness/shared.ts';
+import { securedBusWithSensors } from '../bus/fixtures.ts';
 
 const bus: BusRef = { namespace: 'team-a', busName: 'default' };
 const depB = [{ name: 'pay', eventSourceName: 'hooks', eventName: 'payments' }];
@@ -29,13 +28,7 @@ describe.skipIf(natsMissing())(
     let admin: BusConnection;
     const sb = newCredential();
     beforeAll(async () => {
-      cl = await startNatsCluster(1);
-      admin = await cl.connect(cl.admin.seed);
-      const jsm = await jetstreamManager(admin.nc);
-      const cfg = parseStreamConfig('');
-      if (!cfg.ok) throw new Error(cfg.errors.join());
-      await ensureStreams(jsm, bus, cfg.settings, 1);
-      await provisionSensorState(jsm, admin.nc, { bus, sensor: 'b', dependencies: depB });
+      ({ cl, admin } = await securedBusWithSensors(bus, { b: depB }));
       await cl.setUsers([{ publicKey: sb.publicKey, permissions: sensorPermissions(bus, 'b', depB) }]);
     }, 60_000);
     afterAll(async () => {

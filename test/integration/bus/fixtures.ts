@@ -1,7 +1,12 @@
 // Small helpers shared by the bus integration tests.
-import type { JetStreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import type { EventDependency } from '../../../src/api/sensor.ts';
 import { parseStreamConfig, type StreamSettings } from '../../../src/api/stream-config.ts';
+import type { BusConnection } from '../../../src/bus/connection.ts';
+import { provisionSensorState } from '../../../src/bus/sensor-state.ts';
+import { ensureStreams } from '../../../src/bus/streams.ts';
 import type { BusRef } from '../../../src/bus/subjects.ts';
+import { type NatsCluster, startNatsCluster } from '../../harness/nats-cluster.ts';
 import { uniqueName } from '../../harness/shared.ts';
 
 /**
@@ -29,4 +34,24 @@ export async function storedBodies(jsm: JetStreamManager, stream: string): Promi
     if (m) out.push(m.string());
   }
   return out;
+}
+
+/**
+ * A one-server secured bus (per-role accounts, test/harness/nats-cluster.ts) with `bus`'s streams
+ * and, per Sensor named in `sensors`, its consumers and KV state made as the controller makes them;
+ * `admin` is connected with the admin credential. Credentials are the caller's (cl.setUsers).
+ */
+export async function securedBusWithSensors(
+  bus: BusRef,
+  sensors: Record<string, EventDependency[]>,
+): Promise<{ cl: NatsCluster; admin: BusConnection }> {
+  const cl = await startNatsCluster(1);
+  const admin = await cl.connect(cl.admin.seed);
+  const jsm = await jetstreamManager(admin.nc);
+  const cfg = parseStreamConfig('');
+  if (!cfg.ok) throw new Error(cfg.errors.join());
+  await ensureStreams(jsm, bus, cfg.settings, 1);
+  for (const [sensor, dependencies] of Object.entries(sensors))
+    await provisionSensorState(jsm, admin.nc, { bus, sensor, dependencies });
+  return { cl, admin };
 }

@@ -6,12 +6,9 @@
 // stored once. Also Sensors' dead letters, which go through the same publisher.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseStreamConfig } from '../../../src/api/stream-config.ts';
 import type { BusConnection } from '../../../src/bus/connection.ts';
 import { eventSourcePermissions, inboxPrefixFor, sensorPermissions } from '../../../src/bus/permissions.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
-import { provisionSensorState } from '../../../src/bus/sensor-state.ts';
-import { ensureStreams } from '../../../src/bus/streams.ts';
 import {
   type BusRef,
   dlqStreamName,
@@ -19,8 +16,9 @@ import {
   eventStreamName,
   subjectFor,
 } from '../../../src/bus/subjects.ts';
-import { type NatsCluster, newCredential, startNatsCluster } from '../../harness/nats-cluster.ts';
+import { type NatsCluster, newCredential } from '../../harness/nats-cluster.ts';
 import { natsMissing, skipNote } from '../../harness/shared.ts';
+import { securedBusWithSensors } from './fixtures.ts';
 
 const bus: BusRef = { namespace: 'team-a', busName: 'default' };
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -38,14 +36,7 @@ describe.skipIf(natsMissing())(
     const depB = [{ name: 'pay', eventSourceName: 'other', eventName: 'payments' }];
 
     beforeAll(async () => {
-      cl = await startNatsCluster(1);
-      admin = await cl.connect(cl.admin.seed);
-      const jsm = await jetstreamManager(admin.nc);
-      const cfg = parseStreamConfig('');
-      if (!cfg.ok) throw new Error(cfg.errors.join());
-      await ensureStreams(jsm, bus, cfg.settings, 1);
-      await provisionSensorState(jsm, admin.nc, { bus, sensor: 'a', dependencies: depA });
-      await provisionSensorState(jsm, admin.nc, { bus, sensor: 'b', dependencies: depB });
+      ({ cl, admin } = await securedBusWithSensors(bus, { a: depA, b: depB }));
       await cl.setUsers([
         { publicKey: hooks.publicKey, permissions: eventSourcePermissions(bus, 'hooks') },
         { publicKey: other.publicKey, permissions: eventSourcePermissions(bus, 'other') },

@@ -14,11 +14,11 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import { SensorSpec } from '../../../src/api/sensor.ts';
-import { parseStreamConfig, streamConfigDuplicatesMs } from '../../../src/api/stream-config.ts';
+import { streamConfigDuplicatesMs } from '../../../src/api/stream-config.ts';
 import type { BusConnection } from '../../../src/bus/connection.ts';
 import { eventSourcePermissions, inboxPrefixFor, sensorPermissions } from '../../../src/bus/permissions.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
-import { provisionSensorState, sensorBuckets } from '../../../src/bus/sensor-state.ts';
+import { sensorBuckets } from '../../../src/bus/sensor-state.ts';
 import {
   calendarBucket,
   eventSourceBucketSpecs,
@@ -26,7 +26,6 @@ import {
   provisionBuckets,
   sftpBucket,
 } from '../../../src/bus/source-state.ts';
-import { ensureStreams } from '../../../src/bus/streams.ts';
 import {
   type BusRef,
   consumerName,
@@ -41,10 +40,11 @@ import { newRegistry } from '../../../src/observability/metrics.ts';
 import { RUNNERS } from '../../../src/sensors/runners.ts';
 import { startSensor } from '../../../src/sensors/runtime.ts';
 import { sensorDependencyMatcher, sensorParameters } from '../../../src/sensors/wiring.ts';
-import { type NatsCluster, newCredential, startNatsCluster } from '../../harness/nats-cluster.ts';
+import { type NatsCluster, newCredential } from '../../harness/nats-cluster.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, skipNote } from '../../harness/shared.ts';
 import { type Sshd, sshdMissing, startSshd } from '../../harness/sshd.ts';
+import { securedBusWithSensors } from './fixtures.ts';
 
 const log = createLogger({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 const bus: BusRef = { namespace: 'team-a', busName: 'default' };
@@ -154,14 +154,8 @@ describe.skipIf(natsMissing())(`per-role credentials on the bus${skipNote(natsMi
   });
 
   beforeAll(async () => {
-    cl = await startNatsCluster(1);
-    admin = await cl.connect(cl.admin.seed);
+    ({ cl, admin } = await securedBusWithSensors(bus, { a: depA, b: depB }));
     const jsm = await jetstreamManager(admin.nc);
-    const cfg = parseStreamConfig('');
-    if (!cfg.ok) throw new Error(cfg.errors.join());
-    await ensureStreams(jsm, bus, cfg.settings, 1);
-    await provisionSensorState(jsm, admin.nc, { bus, sensor: 'a', dependencies: depA });
-    await provisionSensorState(jsm, admin.nc, { bus, sensor: 'b', dependencies: depB });
     // As the controller does: the EventSource's buckets are made for it, and its permissions name them.
     await provisionBuckets(
       jsm,
