@@ -1,20 +1,13 @@
-// Adversarial: an EventSource with replicas > 1 whose exclusive source keeps failing to start (its
-// directory is not there yet) is stopped while it leads. stop() waited for the exclusive sources'
-// start before it left the election, and the start is tried again until the lead ends, which only
-// leaving the election does: stop() never returned (SIGTERM ended in the stop deadline's exit 1),
-// and the start kept being tried meanwhile. The Lease is real (harness kube-apiserver).
-import { Writable } from 'node:stream';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
 import { BusConnection } from '../../../src/bus/connection.ts';
 import { Publisher } from '../../../src/bus/publisher.ts';
 import { startEventSource } from '../../../src/eventsources/runtime.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { kubeConfig, kubeMissing, natsMissing, natsUrl, skipNote, uniqueName } from '../../harness/shared.ts';
-import { busWithStreams } from '../eventsources/fixtures.ts';
+import { busWithStreams, recordingLogger } from '../eventsources/fixtures.ts';
 
 const skip = kubeMissing() || natsMissing();
 describe.skipIf(skip)(`stopping a leader whose exclusive source fails to start${skipNote(skip)}`, () => {
@@ -32,16 +25,7 @@ describe.skipIf(skip)(`stopping a leader whose exclusive source fails to start${
   });
 
   it('stop() returns promptly and no start is tried after it', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const log = createLogger({
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _enc, done) {
-          lines.push(JSON.parse(String(chunk)));
-          done();
-        },
-      }),
-    });
+    const { log, lines } = recordingLogger();
     const failures = () => lines.filter((l) => l.msg === 'leading: sources failed to start; trying again');
     const { bus } = await busWithStreams(conn, 'leadstop');
     const es = await startEventSource({

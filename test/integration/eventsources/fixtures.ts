@@ -1,5 +1,6 @@
 // Shared by the EventSource tests: a bus of its own (fresh namespace) with streams on the shared
 // nats-server, and a reader of every event stored in it.
+import { Writable } from 'node:stream';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
 import { EventSourceSpec } from '../../../src/api/eventsource.ts';
@@ -15,7 +16,7 @@ import {
   type RunningEventSource,
   startEventSource,
 } from '../../../src/eventsources/runtime.ts';
-import type { Logger } from '../../../src/observability/logger.ts';
+import { createLogger, type Logger } from '../../../src/observability/logger.ts';
 import { newRegistry } from '../../../src/observability/metrics.ts';
 import { uniqueName } from '../../harness/shared.ts';
 
@@ -107,4 +108,19 @@ export async function storedTexts(jsm: JetStreamManager, bus: BusRef): Promise<s
     if (m) out.push(new TextDecoder().decode(m.data));
   }
   return out;
+}
+
+/** A logger at `info` whose JSON lines are kept, parsed, in `lines` (for asserting on what it logged). */
+export function recordingLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({
+    level: 'info',
+    destination: new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  });
+  return { log, lines };
 }

@@ -1,16 +1,11 @@
-// Exclusive sources under leader election (replicas > 1): when their start fails while this
-// replica leads (a broker not reachable yet), the failure is logged and the start tried again
-// while the lead lasts, instead of a rejected promise nobody handled and a leader running nothing.
-// Against the harness kube-apiserver (the Lease is real).
-import { Writable } from 'node:stream';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StartedSource } from '../../../src/eventsources/adapter.ts';
 import type { SourceEntry } from '../../../src/eventsources/entries.ts';
 import { leadExclusive } from '../../../src/eventsources/leading.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { kubeConfig, kubeMissing, skipNote, uniqueName } from '../../harness/shared.ts';
+import { recordingLogger } from './fixtures.ts';
 
 const skip = kubeMissing();
 describe.skipIf(skip)(`exclusive sources under leader election${skip ? skipNote(skip) : ''}`, () => {
@@ -29,16 +24,7 @@ describe.skipIf(skip)(`exclusive sources under leader election${skip ? skipNote(
   });
 
   it('a start that fails twice is tried again while leading; sources() gets the started ones; stop stops them', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const log = createLogger({
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _enc, done) {
-          lines.push(JSON.parse(String(chunk)));
-          done();
-        },
-      }),
-    });
+    const { log, lines } = recordingLogger();
     let tries = 0;
     let stopped = 0;
     const source: StartedSource = {
