@@ -274,6 +274,18 @@ export function eventSeries(
   );
 }
 
+/** The bound `sluice_sensor_claims_total` series of one Sensor and claim path. */
+export function claimsSeries(
+  m: SensorMetrics,
+  namespace: string,
+  sensor: string,
+  path: 'claimed' | 'skipped' | 'late',
+): { inc(v?: number): void } {
+  return seriesCache(m, `claims\u0000${namespace}\u0000${sensor}\u0000${path}`, () =>
+    m.claims.labels({ namespace, sensor_name: sensor, path }),
+  );
+}
+
 const other = new WeakMap<SensorMetrics, Map<string, { inc(v?: number): void }>>();
 function seriesCache(
   m: SensorMetrics,

@@ -16,7 +16,7 @@ import { encodeDeadLetter } from './dlq-record.ts';
 import { storeDeadLetter } from './dlq-store.ts';
 import type { Delivery, FastPath } from './fast-path.ts';
 import { yieldIfBusy } from './inline-budget.ts';
-import { type SensorMetrics, triggerSeries } from './metrics.ts';
+import { claimsSeries, type SensorMetrics, triggerSeries } from './metrics.ts';
 import { DestPathError, ParameterError, TemplateError } from './params/index.ts';
 import { type DeadLetterReason, triggerFailureReason } from './reasons.ts';
 import {
@@ -204,22 +204,9 @@ export async function settle(
   }
 }
 
-/** The bound `sluice_sensor_claims_total` series of `path` (made on first use). */
-function claimSeries(env: SettleEnv, path: 'claimed' | 'skipped' | 'late'): { inc(): void } {
-  let byEnv = claimCounters.get(env.metrics);
-  if (!byEnv) {
-    byEnv = new Map();
-    claimCounters.set(env.metrics, byEnv);
-  }
-  const k = `${env.namespace}\u0000${env.sensorName}\u0000${path}`;
-  let c = byEnv.get(k);
-  if (!c) {
-    c = env.metrics.claims.labels({ namespace: env.namespace, sensor_name: env.sensorName, path });
-    byEnv.set(k, c);
-  }
-  return c;
-}
-const claimCounters = new WeakMap<SensorMetrics, Map<string, { inc(): void }>>();
+/** The bound `sluice_sensor_claims_total` series of `path` for this Sensor. */
+const claimSeries = (env: SettleEnv, path: 'claimed' | 'skipped' | 'late') =>
+  claimsSeries(env.metrics, env.namespace, env.sensorName, path);
 
 /**
  * The fast path (fast-path.ts): the call runs without a claim; one still running at the message's
