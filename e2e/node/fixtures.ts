@@ -133,8 +133,20 @@ export async function waitReady(node: KubeNode, ns: string, kind: string, name: 
   );
 }
 
-/** `kubectl rollout status`, with the pods' state in the error. */
+/**
+ * `kubectl rollout status`, with the pods' state in the error. The controller makes an
+ * EventSource's or Sensor's Deployment in its own time, and `rollout status` fails at once on an
+ * object that does not exist yet: wait for it first (within the same timeout).
+ */
 export async function rollout(node: KubeNode, ns: string, what: string, timeout = '240s'): Promise<void> {
+  await waitFor(
+    `${what} in ${ns} to exist`,
+    async () => (await node.kubectl(['get', what, '-n', ns])).code === 0,
+    {
+      timeoutMs: Number.parseInt(timeout, 10) * 1000,
+      intervalMs: 500,
+    },
+  );
   const r = await node.kubectl(['rollout', 'status', what, '-n', ns, `--timeout=${timeout}`]);
   if (r.code !== 0) {
     const pods = await node.kubectl(['get', 'pods', '-n', ns, '-o', 'wide']);
