@@ -11,7 +11,14 @@ import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { DoneIndex } from './done-index.ts';
 import type { Delivery } from './fast-path.ts';
-import { type Firing, type JoinTrigger, joinEvent, type PartialMatch, settleFiring } from './join.ts';
+import {
+  type Firing,
+  type JoinTrigger,
+  joinEvent,
+  type PartialMatch,
+  settleFiring,
+  stateBytes,
+} from './join.ts';
 import type { JoinStore } from './join-store.ts';
 import type { DeadLetterReason } from './reasons.ts';
 import type { ResetSchedule } from './resets.ts';
@@ -81,10 +88,14 @@ export function serialized<T>(
 
 /** `state` without the in-flight firings that used `ev` as `dep` (undefined: none). */
 function withoutFiringsOf(state: PartialMatch, dep: string, ev: CloudEvent): PartialMatch | undefined {
-  const inflight = state.inflight ?? {};
-  const keep = Object.entries(inflight).filter(([, f]) => f[dep]?.id !== ev.id);
-  if (keep.length === Object.keys(inflight).length) return undefined;
-  return { ...state, inflight: Object.fromEntries(keep) };
+  const before = state.inflight ?? {};
+  const inflight: Record<string, Record<string, CloudEvent>> = {};
+  let dropped = false;
+  for (const k in before) {
+    if (before[k]![dep]?.id === ev.id) dropped = true;
+    else inflight[k] = before[k]!;
+  }
+  return dropped ? { ...state, inflight } : undefined;
 }
 
 /** The firing function of a Sensor: `(trigger, dependency, event, since) → outcome`. */
@@ -99,7 +110,7 @@ export function triggerFirer(d: FireDeps) {
     d.joins.change(t.name, (cur) => {
       const r = f(cur);
       if (r.next) {
-        const bytes = Buffer.byteLength(JSON.stringify(r.next));
+        const bytes = stateBytes(r.next);
         if (bytes > d.maxStateBytes)
           throw new StateTooLarge(
             `the partial match of trigger ${t.name} would be ${bytes} bytes with this event, over the ${d.maxStateBytes} one KV value holds; the event cannot wait for the other dependencies`,
@@ -134,8 +145,9 @@ export function triggerFirer(d: FireDeps) {
 
   const report = (t: SensorTrigger, dep: string, ev: CloudEvent, r: ReturnType<typeof joinEvent>) => {
     if (r.replaced) {
+      // One per event when one dependency runs ahead of the other: counted, logged at debug only.
       d.onReplaced?.(t.name);
-      d.log.info(
+      d.log.debug(
         { trigger: t.name, dependency: dep, id: ev.id, replaced: r.replaced },
         'a newer event replaced the recorded one of its dependency (latest wins, as upstream)',
       );
