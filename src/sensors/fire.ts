@@ -13,6 +13,7 @@ import type { DoneIndex } from './done-index.ts';
 import type { Delivery } from './fast-path.ts';
 import {
   type Firing,
+  type JoinResult,
   type JoinTrigger,
   joinEvent,
   type PartialMatch,
@@ -98,69 +99,95 @@ function withoutFiringsOf(state: PartialMatch, dep: string, ev: CloudEvent): Par
   return dropped ? { ...state, inflight } : undefined;
 }
 
+/** The processed-set key marking `ev` used by a firing of `t`. */
+const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
+
+type Step<R> = (cur: PartialMatch) => { next?: PartialMatch | undefined; result: R };
+type Changed<R> = { result: R; durable: Promise<void> };
+
+/** One change of a trigger's partial match in memory, refused when it would not fit in KV. */
+function change<R>(d: FireDeps, t: SensorTrigger, f: Step<R>): Promise<Changed<R>> {
+  return d.joins.change(t.name, (cur) => {
+    const r = f(cur);
+    if (r.next) {
+      const bytes = stateBytes(r.next);
+      if (bytes > d.maxStateBytes)
+        throw new StateTooLarge(
+          `the partial match of trigger ${t.name} would be ${bytes} bytes with this event, over the ${d.maxStateBytes} one KV value holds; the event cannot wait for the other dependencies`,
+        );
+    }
+    return r;
+  });
+}
+
+/** Reads the used mark only when the done-key index cannot rule it out. */
+const wasUsed = (d: FireDeps, key: string): boolean | Promise<boolean> =>
+  d.index?.ready && !d.index.mightHave(kvKey(key)) ? false : d.processed.has(key);
+
+/** Adds `ev` to `t`'s partial match: the firings it completes (or already belongs to). */
+async function join(d: FireDeps, t: SensorTrigger, dep: string, ev: CloudEvent): Promise<Changed<Firing[]>> {
+  // An event whose firing ran before (its message came back, or it was published again): no
+  // new firing; one still recorded in flight (its last write was lost) is removed now.
+  if (await wasUsed(d, usedKey(t, ev)))
+    return change<Firing[]>(d, t, (state) => ({ next: withoutFiringsOf(state, dep, ev), result: [] }));
+  const resetAt = t.resets?.lastResetAt();
+  return change<Firing[]>(d, t, (state) => {
+    const r = joinEvent(state, t, dep, ev, {
+      ...(resetAt !== undefined ? { resetAt } : {}),
+      keyOf: (fired) => idempotencyKey(d.namespace, d.sensorName, t.name, fired),
+    });
+    report(d, t, dep, ev, r);
+    return { next: r.next, result: r.firings };
+  });
+}
+
+/** Counts and logs the recorded events a join step replaced or discarded. */
+function report(d: FireDeps, t: SensorTrigger, dep: string, ev: CloudEvent, r: JoinResult): void {
+  if (r.replaced) {
+    // One per event when one dependency runs ahead of the other: counted, logged at debug only.
+    d.onReplaced?.(t.name);
+    d.log.debug(
+      { trigger: t.name, dependency: dep, id: ev.id, replaced: r.replaced },
+      'a newer event replaced the recorded one of its dependency (latest wins, as upstream)',
+    );
+  }
+  if (r.discarded || r.tooOld) {
+    d.onDiscarded?.(t.name, r.discarded + (r.tooOld ? 1 : 0));
+    d.log.info(
+      { trigger: t.name, discarded: r.discarded, eventTooOld: r.tooOld, id: ev.id },
+      'partial condition matches discarded (older than the last conditionsReset, or recorded under another spec)',
+    );
+  }
+}
+
+/**
+ * Runs the firings a join produced, in order: each call, then its events marked used, then the
+ * firing removed from the in-flight set and that change stored. A deferred call stops there (the
+ * firing stays in flight; the redelivery retries it).
+ */
+async function runFirings(
+  d: FireDeps,
+  t: SensorTrigger,
+  firings: Firing[],
+  since: number,
+  onEffect: (() => void) | undefined,
+): Promise<Outcome> {
+  let last: Outcome = { kind: 'done', detail: '' };
+  for (const [i, [key, fired]] of firings.entries()) {
+    // Only the last call's effect frees the handler's slot: earlier firings' calls precede it.
+    const isLast = i === firings.length - 1;
+    const outcome = await d.run(t, fired, since, isLast ? onEffect : undefined);
+    if (outcome.kind === 'defer') return outcome;
+    await Promise.all(Object.values(fired).map((e) => d.processed.markIfAbsent(usedKey(t, e))));
+    const settled = await change(d, t, (state) => ({ next: settleFiring(state, key), result: undefined }));
+    await settled.durable;
+    last = outcome;
+  }
+  return last;
+}
+
 /** The firing function of a Sensor: `(trigger, dependency, event, since) → outcome`. */
 export function triggerFirer(d: FireDeps) {
-  const usedKey = (t: SensorTrigger, ev: CloudEvent) => `used/${t.name}/${ev.source}/${ev.subject}/${ev.id}`;
-
-  /** One change of a trigger's partial match in memory, refused when it would not fit in KV. */
-  const change = <R>(
-    t: SensorTrigger,
-    f: (cur: PartialMatch) => { next?: PartialMatch | undefined; result: R },
-  ): Promise<{ result: R; durable: Promise<void> }> =>
-    d.joins.change(t.name, (cur) => {
-      const r = f(cur);
-      if (r.next) {
-        const bytes = stateBytes(r.next);
-        if (bytes > d.maxStateBytes)
-          throw new StateTooLarge(
-            `the partial match of trigger ${t.name} would be ${bytes} bytes with this event, over the ${d.maxStateBytes} one KV value holds; the event cannot wait for the other dependencies`,
-          );
-      }
-      return r;
-    });
-
-  /** Reads the used mark only when the done-key index cannot rule it out. */
-  const wasUsed = (key: string): boolean | Promise<boolean> =>
-    d.index?.ready && !d.index.mightHave(kvKey(key)) ? false : d.processed.has(key);
-
-  const join = async (
-    t: SensorTrigger,
-    dep: string,
-    ev: CloudEvent,
-  ): Promise<{ result: Firing[]; durable: Promise<void> }> => {
-    // An event whose firing ran before (its message came back, or it was published again): no
-    // new firing; one still recorded in flight (its last write was lost) is removed now.
-    if (await wasUsed(usedKey(t, ev)))
-      return change<Firing[]>(t, (state) => ({ next: withoutFiringsOf(state, dep, ev), result: [] }));
-    const resetAt = t.resets?.lastResetAt();
-    return change<Firing[]>(t, (state) => {
-      const r = joinEvent(state, t, dep, ev, {
-        ...(resetAt !== undefined ? { resetAt } : {}),
-        keyOf: (fired) => idempotencyKey(d.namespace, d.sensorName, t.name, fired),
-      });
-      report(t, dep, ev, r);
-      return { next: r.next, result: r.firings };
-    });
-  };
-
-  const report = (t: SensorTrigger, dep: string, ev: CloudEvent, r: ReturnType<typeof joinEvent>) => {
-    if (r.replaced) {
-      // One per event when one dependency runs ahead of the other: counted, logged at debug only.
-      d.onReplaced?.(t.name);
-      d.log.debug(
-        { trigger: t.name, dependency: dep, id: ev.id, replaced: r.replaced },
-        'a newer event replaced the recorded one of its dependency (latest wins, as upstream)',
-      );
-    }
-    if (r.discarded || r.tooOld) {
-      d.onDiscarded?.(t.name, r.discarded + (r.tooOld ? 1 : 0));
-      d.log.info(
-        { trigger: t.name, discarded: r.discarded, eventTooOld: r.tooOld, id: ev.id },
-        'partial condition matches discarded (older than the last conditionsReset, or recorded under another spec)',
-      );
-    }
-  };
-
   return async (
     t: SensorTrigger,
     dep: string,
@@ -171,9 +198,9 @@ export function triggerFirer(d: FireDeps) {
   ): Promise<Outcome> => {
     if (evaluateConditions(t.conditions, new Set([dep])))
       return d.run(t, { [dep]: ev }, since, onEffect, delivery);
-    let joined: { result: Firing[]; durable: Promise<void> };
+    let joined: Changed<Firing[]>;
     try {
-      joined = await join(t, dep, ev);
+      joined = await join(d, t, dep, ev);
     } catch (err) {
       if (!(err instanceof StateTooLarge)) throw err;
       return d.reject(t, { [dep]: ev }, 'join-too-large', err.message);
@@ -182,17 +209,6 @@ export function triggerFirer(d: FireDeps) {
     // message is acked only once it is stored.
     await joined.durable;
     if (!joined.result.length) return { kind: 'done', detail: 'waiting for more dependencies' };
-    let last: Outcome = { kind: 'done', detail: '' };
-    for (const [i, [key, fired]] of joined.result.entries()) {
-      // Only the last call's effect frees the handler's slot: earlier firings' calls precede it.
-      const isLast = i === joined.result.length - 1;
-      const outcome = await d.run(t, fired, since, isLast ? onEffect : undefined);
-      if (outcome.kind === 'defer') return outcome; // stays in flight; the redelivery retries it
-      await Promise.all(Object.values(fired).map((e) => d.processed.markIfAbsent(usedKey(t, e))));
-      const settled = await change(t, (state) => ({ next: settleFiring(state, key), result: undefined }));
-      await settled.durable;
-      last = outcome;
-    }
-    return last;
+    return runFirings(d, t, joined.result, since, onEffect);
   };
 }

@@ -177,6 +177,56 @@ function receiver(
 }
 
 /**
+ * The sandbox (only when a dependency has a program) and the compiled matchers. Throws what
+ * compiling throws, with the sandbox closed and the triggers' reset schedules stopped.
+ */
+async function compileWithSandbox(
+  o: SensorRuntimeOptions,
+  outputBytes: number,
+  triggers: readonly SensorTrigger[],
+): Promise<{ sandbox: Sandbox | undefined; matchers: Map<string, DependencyMatcher> }> {
+  const sandbox = (o.spec.dependencies ?? []).some(hasProgram)
+    ? new Sandbox({ outputBytes, ...sandboxLimitsFor(o.spec, o.sandboxLimits) })
+    : undefined;
+  try {
+    return { sandbox, matchers: await compileMatchers(o, sandbox) };
+  } catch (err) {
+    await sandbox?.close();
+    for (const t of triggers) t.resets?.stop();
+    throw err;
+  }
+}
+
+/**
+ * The second half of stop(), once nothing new starts: stops the reset schedules, abandons
+ * sandbox programs, lets trigger calls under way finish for up to the drain time (then aborts
+ * them), waits for the consumers to hand back or settle their messages, and closes the runners.
+ */
+async function drainAndClose(p: {
+  o: SensorRuntimeOptions;
+  log: Logger;
+  triggers: readonly SensorTrigger[];
+  sandbox: Sandbox | undefined;
+  calls: AbortController;
+  consuming: { stopped(): Promise<void> };
+  runners: ReadonlyMap<string, { close?(): Promise<void> | void }>;
+}): Promise<void> {
+  for (const t of p.triggers) t.resets?.stop();
+  // Programs still queued or running are abandoned at once (their events go back un-acked), so
+  // a backlog of runaway programs cannot hold SIGTERM up.
+  const closing = p.sandbox?.close();
+  const drainMs = p.o.drainMs ?? DEFAULT_DRAIN_MS;
+  const cut = setTimeout(() => {
+    p.log.warn({ drainMs }, 'trigger calls still running when the drain time ran out: aborting them');
+    p.calls.abort(new Error(`sensor stopping: trigger calls still running after ${drainMs} ms`));
+  }, drainMs);
+  await p.consuming.stopped();
+  clearTimeout(cut);
+  await Promise.allSettled([...p.runners.values()].map((r) => r.close?.()));
+  await closing;
+}
+
+/**
  * Starts Sensor `o.name`: binds or creates its bus state, compiles its dependencies (throws on a
  * bad filter, transform or unsupported trigger, with nothing left running), and consumes until
  * `stop()`. Resolves once it is consuming (or, with replicas, waiting for its Lease).
@@ -214,17 +264,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
     log,
   });
   const triggers = sensorTriggers(spec, prepare, resetWaiting(joins, metrics, o, log));
-  const sandbox = (spec.dependencies ?? []).some(hasProgram)
-    ? new Sandbox({ outputBytes: publisher.maxPayload, ...sandboxLimitsFor(spec, o.sandboxLimits) })
-    : undefined;
-  let matchers: Map<string, DependencyMatcher>;
-  try {
-    matchers = await compileMatchers(o, sandbox);
-  } catch (err) {
-    await sandbox?.close();
-    for (const t of triggers) t.resets?.stop();
-    throw err;
-  }
+  const { sandbox, matchers } = await compileWithSandbox(o, publisher.maxPayload, triggers);
   const boundAt = new Map<string, { boundAt: number }>();
   const fresh = fastPath
     ? (dep: string, msg: JsMsg) => fastPath.fresh(msg, boundAt.get(dep)?.boundAt ?? Number.POSITIVE_INFINITY)
@@ -276,19 +316,7 @@ export async function startSensor(o: SensorRuntimeOptions): Promise<RunningSenso
       lifetime.abort(new Error('sensor stopping'));
       poller.stop();
       index.stop();
-      for (const t of triggers) t.resets?.stop();
-      // Programs still queued or running are abandoned at once (their events go back un-acked), so
-      // a backlog of runaway programs cannot hold SIGTERM up.
-      const closing = sandbox?.close();
-      const drainMs = o.drainMs ?? DEFAULT_DRAIN_MS;
-      const cut = setTimeout(() => {
-        log.warn({ drainMs }, 'trigger calls still running when the drain time ran out: aborting them');
-        calls.abort(new Error(`sensor stopping: trigger calls still running after ${drainMs} ms`));
-      }, drainMs);
-      await consuming.stopped();
-      clearTimeout(cut);
-      await Promise.allSettled([...runners.values()].map((r) => r.close?.()));
-      await closing;
+      await drainAndClose({ o, log, triggers, sandbox, calls, consuming, runners });
     },
   };
 }

@@ -1,7 +1,7 @@
-// The spacing of a message's waits (receive.ts waitDelayMs): the server's room for waits (1,000
+// The spacing of a message's waits (waits.ts waitDelayMs): the server's room for waits (1,000
 // deliveries of one message) must last hours of waiting, not minutes.
 import { describe, expect, it } from 'vitest';
-import { waitDelayMs } from '../../../src/sensors/receive.ts';
+import { waitDelayMs } from '../../../src/sensors/waits.ts';
 
 describe('waitDelayMs', () => {
   it('keeps the asked delay for the first 100 waits, then spaces them out', () => {
