@@ -633,6 +633,15 @@ export const SensorSpec = obj('Dependencies to wait for and triggers to fire.', 
         message: `duplicate dependency name "${d.name}"`,
       });
     }
+    // Events are kept in records keyed by dependency name (partial matches, firings, dead
+    // letters): "__proto__" there sets the record's prototype instead, and the event is lost.
+    if (d.name === '__proto__') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dependencies', i, 'name'],
+        message: 'a dependency cannot be named "__proto__"',
+      });
+    }
     depNames.add(d.name);
   });
   const triggerNames = new Set<string>();

@@ -1,6 +1,8 @@
 // Key-value state on the bus (JetStream KV): trigger state (partial condition matches, kept
 // across restarts) and the processed-set that keeps a redelivered or replayed event from firing a
 // trigger twice.
+
+import { createHash } from 'node:crypto';
 import {
   DiscardPolicy,
   type JetStreamManager,
@@ -88,14 +90,27 @@ export async function openKv(
 }
 
 /**
+ * Longest KV key kvKey makes (characters). A key is a subject token of every write and read, and
+ * the server cuts the whole connection on a protocol line over its max_control_line (4 KiB by
+ * default): a key made from event attributes (a 512-character CJK id is 4,608 characters
+ * encoded) would drop every call and consumer of the process on each try.
+ */
+export const MAX_KV_KEY = 1024;
+
+/**
  * Makes any string a valid KV key. Keys allow [-/_=.A-Za-z0-9] with "." separating tokens; every
- * other byte, "." and "=" become "=" + two hex digits (reversible), and "" becomes "=".
+ * other byte, "." and "=" become "=" + two hex digits, and "" becomes "=". An encoded key longer
+ * than MAX_KV_KEY keeps its first characters and ends in "=h" + the SHA-256 of the whole string
+ * (64 hex digits): "=h" never occurs in a key that was not shortened, and distinct strings keep
+ * distinct keys.
  */
 export function kvKey(s: string): string {
   if (s === '') return '=';
-  return s.replace(/[^-/_a-zA-Z0-9]/gu, (c) =>
+  const k = s.replace(/[^-/_a-zA-Z0-9]/gu, (c) =>
     [...Buffer.from(c, 'utf8')].map((b) => `=${b.toString(16).padStart(2, '0')}`).join(''),
   );
+  if (k.length <= MAX_KV_KEY) return k;
+  return `${k.slice(0, MAX_KV_KEY - 66)}=h${createHash('sha256').update(s).digest('hex')}`;
 }
 
 /** A value put in a followed bucket. */
