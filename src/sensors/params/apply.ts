@@ -1,5 +1,5 @@
 // Applies trigger parameters to a target (a trigger template, a Kubernetes resource) or builds a
-// request payload from them. The target is never modified: a deep copy is returned.
+// request payload from them. Neither the target nor the events are modified: a deep copy is returned.
 import type { TriggerParameter } from '../../api/sensor.ts';
 import type { CloudEvent } from '../../eventsources/envelope.ts';
 import { lookup, MISSING, textOf } from '../match/path.ts';
@@ -20,7 +20,11 @@ function applyAll(root: unknown, params: readonly TriggerParameter[], events: Ev
       throw new ParameterError(`${where}: ${(e as Error).message}`, { cause: e });
     }
     if (!r) return;
-    let value: unknown = p.src.useRawData && r.kind !== 'string' ? r.raw : r.text;
+    // A JSON value is the event's own object: copied, so a later parameter whose dest reaches
+    // inside it (or a trigger that sets fields on its payload) never writes into the event, which
+    // other triggers, this trigger's retries and a partial match (its remembered size) share.
+    let value: unknown =
+      p.src.useRawData && r.kind !== 'string' ? (r.kind === 'json' ? structuredClone(r.raw) : r.raw) : r.text;
     const op = p.operation || 'overwrite';
     if (op === 'append' || op === 'prepend') {
       // Upstream joins the texts: the result is always a string.
