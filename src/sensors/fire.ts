@@ -178,12 +178,47 @@ async function runFirings(
     const isLast = i === firings.length - 1;
     const outcome = await d.run(t, fired, since, isLast ? onEffect : undefined);
     if (outcome.kind === 'defer') return outcome;
-    await Promise.all(Object.values(fired).map((e) => d.processed.markIfAbsent(usedKey(t, e))));
-    const settled = await change(d, t, (state) => ({ next: settleFiring(state, key), result: undefined }));
-    await settled.durable;
+    await retire(d, t, key, fired);
     last = outcome;
   }
   return last;
+}
+
+/** A settled firing: its events marked used, then the firing removed from the in-flight set (stored). */
+async function retire(d: FireDeps, t: SensorTrigger, key: string, fired: Record<string, CloudEvent>) {
+  await Promise.all(Object.values(fired).map((e) => d.processed.markIfAbsent(usedKey(t, e))));
+  const settled = await change(d, t, (state) => ({ next: settleFiring(state, key), result: undefined }));
+  await settled.durable;
+}
+
+/** The in-flight firings of `state` that used `ev` as `dep`. */
+function firingsOf(state: PartialMatch, dep: string, ev: CloudEvent): Firing[] {
+  const inflight = state.inflight ?? {};
+  const out: Firing[] = [];
+  for (const key in inflight) if (inflight[key]![dep]?.id === ev.id) out.push([key, inflight[key]!]);
+  return out;
+}
+
+/**
+ * Dead-letters (`reason`, with all their events) and then settles the in-flight firings of `t`
+ * that hold `ev` of `dep`, whose message is about to be dead-lettered for good (max-deliveries):
+ * nothing would settle them after that, and their other events, acked when they started waiting,
+ * would stay in flight with no record naming them, and run the firing again if published again.
+ */
+export async function abandonFirings(
+  d: FireDeps,
+  t: SensorTrigger,
+  dep: string,
+  ev: CloudEvent,
+  reason: DeadLetterReason,
+  message: string,
+): Promise<void> {
+  if (evaluateConditions(t.conditions, new Set([dep]))) return;
+  const { result: mine } = await change(d, t, (state) => ({ result: firingsOf(state, dep, ev) }));
+  for (const [key, fired] of mine) {
+    await d.reject(t, fired, reason, message);
+    await retire(d, t, key, fired);
+  }
 }
 
 /** The firing function of a Sensor: `(trigger, dependency, event, since) → outcome`. */

@@ -40,6 +40,11 @@ export interface ReceiveDeps {
     onEffect?: () => void,
     delivery?: Delivery,
   ): Promise<Outcome>;
+  /**
+   * Dead-letters and settles `t`'s in-flight firings holding `ev` of `dep` (fire.ts
+   * abandonFirings), before `ev`'s message is dead-lettered for good.
+   */
+  abandon?(t: SensorTrigger, dep: string, ev: CloudEvent, message: string): Promise<void>;
   /** Whether `msg` of dependency `dep` is a fresh first delivery (fast-path.ts; absent: never). */
   fresh?(dep: string, msg: JsMsg): boolean;
   /** Deliveries handled before the next one dead-letters the message unhandled. */
@@ -131,6 +136,17 @@ const labels = (c: Ctx, dep: string) => ({
   dependency: dep,
 });
 
+/**
+ * A message dead-lettered `max-deliveries` never comes back: the firings its event is in flight in
+ * are dead-lettered and settled first (else they would stay in flight for good).
+ */
+async function abandonAll(c: Ctx, msg: JsMsg, dep: string, ev: CloudEvent, message: string): Promise<void> {
+  const { abandon } = c.d;
+  if (!abandon) return;
+  const mine = c.d.triggers.filter((t) => t.dependencies.has(dep));
+  await working(msg, () => Promise.all(mine.map((t) => abandon(t, dep, ev, message))), c.beatMs);
+}
+
 /** Dead-letters, then acks (term for a message that must never come back). */
 async function failEvent(
   c: Ctx,
@@ -167,6 +183,7 @@ async function handBack(
   const maxDeliver = c.d.maxDeliver;
   if (maxDeliver !== undefined && msg.info.deliveryCount >= maxDeliver) {
     const message = `waited ${waits} times (last: ${why}); this was delivery ${msg.info.deliveryCount}, the last the bus makes (max_deliver ${maxDeliver})`;
+    await abandonAll(c, msg, dep.name, ev, message);
     await failEvent(c, msg, { dependency: dep.name, event: ev, reason: 'max-deliveries', message }, 'term');
     c.waits.forget(k);
     return;
@@ -315,6 +332,7 @@ async function admitted(
   const last = c.waits.lastError(k);
   const why = last ? `; last error: ${last}` : '';
   const message = `delivered ${msg.info.deliveryCount} times, more than the Sensor handles (${d.maxDeliveries})${why}`;
+  await abandonAll(c, msg, dep.name, ev, message);
   await failEvent(c, msg, { dependency: dep.name, event: ev, reason: 'max-deliveries', message }, 'term');
   c.waits.forget(k);
   return undefined;

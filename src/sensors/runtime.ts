@@ -16,7 +16,7 @@ import type { DoneIndex } from './done-index.ts';
 import { type SensorEnv, sensorEnv } from './env.ts';
 import type { EventDeadLetterEnv } from './event-dlq.ts';
 import { FastPath } from './fast-path.ts';
-import { type SensorTrigger, triggerFirer } from './fire.ts';
+import { abandonFirings, type FireDeps, type SensorTrigger, triggerFirer } from './fire.ts';
 import { JoinStateConflict, type JoinStore } from './join-store.ts';
 import { type SensorMetrics, sensorMetrics } from './metrics.ts';
 import {
@@ -125,7 +125,7 @@ function receiver(
     sensor_name: o.name,
     trigger_name: trigger,
   });
-  const fire = triggerFirer({
+  const fd: FireDeps = {
     namespace: o.namespace,
     sensorName: o.name,
     processed: s.processed,
@@ -141,7 +141,8 @@ function receiver(
     maxStateBytes: s.publisher.maxPayload - 8 * 1024,
     onReplaced: (trigger) => p.metrics.partialReplaced.inc(labels(trigger)),
     onDiscarded: (trigger, n) => p.metrics.partialDiscarded.inc(labels(trigger), n),
-  });
+  };
+  const fire = triggerFirer(fd);
   const dlq: EventDeadLetterEnv = {
     namespace: o.namespace,
     sensorName: o.name,
@@ -164,6 +165,7 @@ function receiver(
     matchers: p.matchers,
     dlq,
     fire,
+    abandon: (t, dep, ev, message) => abandonFirings(fd, t, dep, ev, 'max-deliveries', message),
     maxDeliveries: o.spec.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
     maxDeliver: sensorMaxDeliver(o.spec),
     deferrals: {
