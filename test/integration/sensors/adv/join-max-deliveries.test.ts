@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kvKey } from '../../../../src/bus/kv.ts';
 import { Publisher } from '../../../../src/bus/publisher.ts';
 import { sensorBuckets } from '../../../../src/bus/sensor-state.ts';
-import { eventStreamName, eventSubject } from '../../../../src/bus/subjects.ts';
+import { eventSubject } from '../../../../src/bus/subjects.ts';
 import { encodeEvent, envelope } from '../../../../src/eventsources/envelope.ts';
 import type { PartialMatch } from '../../../../src/sensors/join.ts';
 import { natsMissing, natsUrl, skipNote } from '../../../harness/shared.ts';
 import { newBus, runSensor, startSink, type TestBus, until } from '../fixtures.ts';
+import { pairSpec, settled as settledOf } from './fixtures.ts';
 
 describe.skipIf(natsMissing())(
   `AND join: max-deliveries with a firing in flight${skipNote(natsMissing())}`,
@@ -30,33 +31,16 @@ describe.skipIf(natsMissing())(
       await sink.close();
       await b.conn.close();
     });
-    const settled = async () => {
-      const consumers = await b.jsm.consumers.list(eventStreamName(b.bus)).next();
-      return consumers.every((c) => c.num_ack_pending === 0 && c.num_pending === 0);
+    const settled = () => settledOf(b, 'mdl');
+    const spec = () => {
+      const base = pairSpec(`${sink.url}/pair`);
+      return {
+        ...base,
+        maxDeliveries: 1,
+        triggers: base.triggers.map((t) => ({ ...t, retryStrategy: { steps: 2, duration: '20s' } })),
+      };
     };
-    const spec = () => ({
-      maxDeliveries: 1,
-      dependencies: [
-        { name: 'a', eventSourceName: 'hooks', eventName: 'left' },
-        { name: 'b', eventSourceName: 'hooks', eventName: 'right' },
-      ],
-      triggers: [
-        {
-          template: {
-            name: 'pair',
-            conditions: 'a && b',
-            http: {
-              url: `${sink.url}/pair`,
-              payload: [
-                { src: { dependencyName: 'a', contextKey: 'id' }, dest: 'a' },
-                { src: { dependencyName: 'b', contextKey: 'id' }, dest: 'b' },
-              ],
-            },
-          },
-          retryStrategy: { steps: 2, duration: '20s' },
-        },
-      ],
-    });
+
     const inflight = async () => {
       const kv = await new Kvm(b.conn.nc).open(sensorBuckets(b.bus.namespace, 'mdl').conditions);
       const e = await kv.get(kvKey('pair'));

@@ -5,9 +5,9 @@
 // time, and the message came back for ~1,000 waits (the trigger was called, the firing never left
 // "in flight"). kvKey now shortens long keys with a hash (src/bus/kv.ts MAX_KV_KEY).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventStreamName } from '../../../../src/bus/subjects.ts';
 import { natsMissing, natsUrl, skipNote } from '../../../harness/shared.ts';
 import { newBus, runSensor, startSink, type TestBus, until } from '../fixtures.ts';
+import { pairSpec, settled as settledOf } from './fixtures.ts';
 
 describe.skipIf(natsMissing())(`AND join: ids and names at the edges${skipNote(natsMissing())}`, () => {
   let b: TestBus;
@@ -20,33 +20,10 @@ describe.skipIf(natsMissing())(`AND join: ids and names at the edges${skipNote(n
     await sink.close();
     await b.conn.close();
   });
-  const settled = async () => {
-    const consumers = await b.jsm.consumers.list(eventStreamName(b.bus)).next();
-    return consumers.every((c) => c.num_ack_pending === 0 && c.num_pending === 0);
-  };
+  const settled = () => settledOf(b, 'cjk');
 
   it('an event id of 512 CJK characters (the longest the decoder takes) joins and fires once', async () => {
-    const spec = {
-      dependencies: [
-        { name: 'a', eventSourceName: 'hooks', eventName: 'left' },
-        { name: 'b', eventSourceName: 'hooks', eventName: 'right' },
-      ],
-      triggers: [
-        {
-          template: {
-            name: 'pair',
-            conditions: 'a && b',
-            http: {
-              url: `${sink.url}/cjk`,
-              payload: [
-                { src: { dependencyName: 'a', contextKey: 'id' }, dest: 'a' },
-                { src: { dependencyName: 'b', contextKey: 'id' }, dest: 'b' },
-              ],
-            },
-          },
-        },
-      ],
-    };
+    const spec = pairSpec(`${sink.url}/cjk`);
     const s = await runSensor(b, 'cjk', spec, { deliver: 'all' });
     try {
       const long = '中'.repeat(512);

@@ -7,9 +7,9 @@
 // under the same idempotency key, and a join holding the event under-counted its size: the firing
 // write was over the server's limit and the innocent partner was dead-lettered `too-large`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventStreamName } from '../../../../src/bus/subjects.ts';
 import { natsMissing, natsUrl, skipNote } from '../../../harness/shared.ts';
 import { newBus, runSensor, startSink, type TestBus, until } from '../fixtures.ts';
+import { settled as settledOf } from './fixtures.ts';
 
 const deps = [
   { name: 'a', eventSourceName: 'hooks', eventName: 'left' },
@@ -30,12 +30,8 @@ describe.skipIf(natsMissing())(`useRawData values are copies${skipNote(natsMissi
     await sink.close();
     await b.conn.close();
   });
-  const settled = async (sensor: string) => {
-    const consumers = await b.jsm.consumers.list(eventStreamName(b.bus)).next();
-    return consumers
-      .filter((c) => c.name.startsWith(`${sensor}_`))
-      .every((c) => c.num_ack_pending === 0 && c.num_pending === 0);
-  };
+  const settled = (sensor: string) => settledOf(b, sensor);
+
   const spec = (pad: string) => ({
     dependencies: deps,
     triggers: [
