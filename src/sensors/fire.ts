@@ -9,6 +9,7 @@ import { evaluateConditions } from '../api/conditions.ts';
 import { kvKey, type ProcessedSet } from '../bus/kv.ts';
 import type { CloudEvent } from '../eventsources/envelope.ts';
 import type { Logger } from '../observability/logger.ts';
+import { parsePending } from './claims.ts';
 import type { DoneIndex } from './done-index.ts';
 import type { Delivery } from './fast-path.ts';
 import {
@@ -191,6 +192,12 @@ async function retire(d: FireDeps, t: SensorTrigger, key: string, fired: Record<
   await settled.durable;
 }
 
+/** Whether the firing's call is recorded done in the processed set (not merely claimed). */
+async function firingDone(d: FireDeps, key: string): Promise<boolean> {
+  const e = await d.processed.kv.get(kvKey(key));
+  return e?.operation === 'PUT' && parsePending(e.string()) === undefined;
+}
+
 /** The in-flight firings of `state` that used `ev` as `dep`. */
 function firingsOf(state: PartialMatch, dep: string, ev: CloudEvent): Firing[] {
   const inflight = state.inflight ?? {};
@@ -216,7 +223,8 @@ export async function abandonFirings(
   if (evaluateConditions(t.conditions, new Set([dep]))) return;
   const { result: mine } = await change(d, t, (state) => ({ result: firingsOf(state, dep, ev) }));
   for (const [key, fired] of mine) {
-    await d.reject(t, fired, reason, message);
+    // Its call ran and was recorded (a crash came before it left the in-flight set): not a failure.
+    if (!(await firingDone(d, key))) await d.reject(t, fired, reason, message);
     await retire(d, t, key, fired);
   }
 }

@@ -25,15 +25,16 @@ describe.skipIf(natsMissing())(
     let sink: Awaited<ReturnType<typeof startSink>>;
     beforeAll(async () => {
       b = await newBus(natsUrl());
-      sink = await startSink((_r, n) => (n === 1 ? 503 : 200));
+      // The first call of each path fails.
+      sink = await startSink((r) => (sink.on(r.path).length === 1 ? 503 : 200));
     });
     afterAll(async () => {
       await sink.close();
       await b.conn.close();
     });
     const settled = () => settledOf(b, 'mdl');
-    const spec = () => {
-      const base = pairSpec(`${sink.url}/pair`);
+    const spec = (path = '/pair') => {
+      const base = pairSpec(`${sink.url}${path}`);
       return {
         ...base,
         maxDeliveries: 1,
@@ -84,6 +85,43 @@ describe.skipIf(natsMissing())(
         });
         await until('settled again', settled, 10_000);
         expect(sink.on('/pair')).toHaveLength(1);
+      } finally {
+        await s.stop();
+      }
+    }, 60_000);
+
+    it('a firing whose call is recorded done (a crash before it left "in flight") is settled without a dead letter', async () => {
+      const name = 'mdl2';
+      const settled2 = () => settledOf(b, name);
+      const bucket = async (which: 'processed' | 'conditions') =>
+        new Kvm(b.conn.nc).open(sensorBuckets(b.bus.namespace, name)[which]);
+      const before = (await b.deadLetters()).length;
+      let s = await runSensor(b, name, spec('/pair2'), { deliver: 'all', drainMs: 100, ackWaitMs: 2000 });
+      let key: string;
+      try {
+        await b.emit('hooks', 'left', {}, 'a-2');
+        await until('a recorded', settled2, 10_000);
+        await b.emit('hooks', 'right', {}, 'b-2');
+        await until('first call', () => sink.on('/pair2').length === 1, 10_000);
+        const e = await (await bucket('conditions')).get(kvKey('pair'));
+        const keys = Object.keys(e?.json<PartialMatch>().inflight ?? {});
+        expect(keys).toHaveLength(1);
+        key = keys[0]!;
+      } finally {
+        await s.stop();
+      }
+      // As if the call's retry had succeeded and its done mark been stored, then the process died.
+      await (await bucket('processed')).put(kvKey(key), 'done');
+      s = await runSensor(b, name, spec('/pair2'), { deliver: 'all', ackWaitMs: 2000 });
+      try {
+        await until('b dead-lettered', async () => (await b.deadLetters()).length === before + 1, 15_000);
+        await until('settled', settled2, 10_000);
+        const fresh = (await b.deadLetters()).slice(before);
+        // Only the event's own record: the firing ran, so it is not reported as failed.
+        expect(fresh.map((r) => [r.kind, r.reason])).toEqual([['event', 'max-deliveries']]);
+        const e = await (await bucket('conditions')).get(kvKey('pair'));
+        expect(Object.keys(e?.json<PartialMatch>().inflight ?? {})).toHaveLength(0);
+        expect(sink.on('/pair2')).toHaveLength(1);
       } finally {
         await s.stop();
       }
