@@ -99,6 +99,7 @@ for (const rate of RATES) {
     durationMs: DURATION_MS,
     drainMs: DRAIN_MS,
     ingressPid: es.proc.pid,
+    egressPid: sensor.proc.pid,
   });
   levels.push(l);
   process.stdout.write(`  ${label(rate)} done: accepted ${l.load.accepted}, delivered ${l.sink.unique}\n`);
@@ -166,6 +167,9 @@ console.log(
   `  EventSource CPU per accepted request: ${levels.map((l) => `${label(l.load.offeredRate)} ${l.ingressCpuUs} µs`).join(', ')} (all its threads, GC included)`,
 );
 console.log(
+  `  Sensor CPU per delivered event: ${levels.map((l) => `${label(l.load.offeredRate)} ${l.egressCpuUs} µs`).join(', ')} (all its threads, GC included)`,
+);
+console.log(
   `  EventSource RSS: ${eventSourceRss.startMiB} MiB at start, peak ${eventSourceRss.peakMiB} MiB under load, ${eventSourceRss.afterMiB} MiB after it (target <= 150 MiB)`,
 );
 console.log(
@@ -201,6 +205,7 @@ writeResult('webhook', {
     drainedInMs: l.drainedInMs,
     pendingAfterDrain: l.pendingAfterDrain,
     eventSourceCpuUsPerRequest: l.ingressCpuUs,
+    sensorCpuUsPerEvent: l.egressCpuUs,
   })),
   zeroLoss: { held: zeroLoss, accepted: acceptedTotal, delivered, duplicates },
   sensorRss,

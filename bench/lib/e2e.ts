@@ -76,6 +76,8 @@ export interface Level {
   pendingAfterDrain: number;
   /** CPU time of the `ingressPid` process per accepted request while the load ran (µs), when asked. */
   ingressCpuUs?: number;
+  /** CPU time of the `egressPid` process per delivered event, load and drain wait (µs), when asked. */
+  egressCpuUs?: number;
 }
 
 /**
@@ -93,9 +95,12 @@ export async function runLevel(o: {
   drainMs: number;
   /** The process that answers `url` (its CPU time per accepted request is measured). */
   ingressPid?: number | undefined;
+  /** The process that delivers to the sink (its CPU time per delivered event is measured). */
+  egressPid?: number | undefined;
 }): Promise<Level> {
   const group = `${o.sinkPath}#${o.tag}`;
   const cpu0 = cpuMs(o.ingressPid);
+  const egress0 = cpuMs(o.egressPid);
   const r = await o.load(o.url, o.rate, o.tag, o.durationMs);
   const ingressCpuUs =
     o.ingressPid === undefined
@@ -110,12 +115,17 @@ export async function runLevel(o: {
   );
   const drainedInMs = round(performance.now() - t0);
   const s = await o.sink.call<SinkStats>('stats', group);
+  const egressCpuUs =
+    o.egressPid === undefined
+      ? undefined
+      : round(((cpuMs(o.egressPid) - egress0) * 1000) / Math.max(1, s.unique));
   return {
     load: r,
     sink: s,
     drainedInMs,
     pendingAfterDrain: r.accepted - s.unique,
     ...(ingressCpuUs === undefined ? {} : { ingressCpuUs }),
+    ...(egressCpuUs === undefined ? {} : { egressCpuUs }),
   };
 }
 

@@ -1,7 +1,13 @@
 // Group commit of KV writes: writes asked for in the same turn of the event loop (or up to
 // `maxKeys` of them) go to the server as one JetStream atomic batch, so a Sensor handling a pull
 // of 256 events pays one round trip for all their claims, and one for all their done marks,
-// instead of one each. Each write keeps its own meaning: a `create` still fails when its key
+// instead of one each. A small group (fewer than `minBatch` writes: a Sensor at a moderate rate,
+// one or a few events per turn) is pipelined instead: each write its own JetStream publish, all
+// in one socket write, answered on one reply subscription (pub-acks.ts). On a file-backed R1 stream the server stages an atomic batch
+// on disk before it commits it, holding the stream's lock: ~1 ms per batch whatever its size,
+// against ~0.2 ms for a lone write, and the batches of a busy Sensor wait on each other (measured
+// at 1,000 events/s: a done mark's p50 1.9 → 0.7 ms, nats-server CPU -20%).
+// Each write keeps its own meaning: a `create` still fails when its key
 // exists, a `put` still overwrites, and each caller learns its own revision. An atomic batch is
 // all or nothing, so one conflicting `create` would fail its neighbours: on a conflict the group is
 // written again one write at a time (as if there were no grouping), which gives each write its own
@@ -15,7 +21,8 @@
 // (e.g. 10071 "wrong last sequence" when a `create` meets an existing key).
 import type { KV } from '@nats-io/kv';
 import { headers, type MsgHdrs, type NatsConnection, nuid } from '@nats-io/nats-core';
-import { ServerCode } from './errors.ts';
+import { ServerCode, serverCode } from './errors.ts';
+import { PubAckInbox } from './pub-acks.ts';
 
 /** What the KV client needs to say for a key (nats.js `Bucket.subjectForKey`). */
 interface KeySubjects {
@@ -34,6 +41,11 @@ interface Write {
 export interface GroupCommitOptions {
   /** Most writes in one batch (the server takes at most 1,000 messages; default 256). */
   maxKeys?: number;
+  /**
+   * Fewest writes worth an atomic batch (default 32): a smaller group is sent as separate writes,
+   * which the server stores sooner (see the header). 1 batches every group of two or more.
+   */
+  minBatch?: number;
   /** Batches awaiting their commit answer at once (the server allows 50 per stream; default 4). */
   maxInFlight?: number;
   /** Longest wait for a commit answer (ms, default 5,000). */
@@ -95,18 +107,26 @@ export class KvGroupCommit {
   private inFlight = 0;
   private atomic = true;
   private readonly maxKeys: number;
+  private readonly minBatch: number;
   private readonly maxInFlight: number;
   private readonly timeoutMs: number;
-  /** Batches committed and writes sent in them (for tests and metrics). */
-  readonly stats = { batches: 0, writes: 0, fallbacks: 0 };
+  /**
+   * Batches committed and writes sent in them, writes of small groups sent on their own, groups
+   * written again one by one after a refused batch (for tests and metrics).
+   */
+  readonly stats = { batches: 0, writes: 0, singles: 0, fallbacks: 0 };
 
   private readonly nc: NatsConnection;
   private readonly kv: KV;
+  /** Where pipelined writes await their PubAck. */
+  private readonly acks: PubAckInbox;
 
   constructor(nc: NatsConnection, kv: KV, opts: GroupCommitOptions = {}) {
     this.nc = nc;
     this.kv = kv;
+    this.acks = new PubAckInbox(nc);
     this.maxKeys = Math.min(999, Math.max(1, opts.maxKeys ?? 256));
+    this.minBatch = Math.max(1, opts.minBatch ?? 32);
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 4);
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.atomic = opts.atomic ?? true;
@@ -143,6 +163,14 @@ export class KvGroupCommit {
   }
 
   private flush(): void {
+    // A small group never waits for a batch slot: its writes go at once, each on its own.
+    if (this.queue.length < this.minBatch) {
+      const group = this.queue;
+      this.queue = [];
+      this.stats.singles += group.length;
+      this.pipeline(group);
+      return;
+    }
     while (this.queue.length && this.inFlight < this.maxInFlight) {
       const group = this.queue.splice(0, this.maxKeys);
       this.inFlight++;
@@ -232,6 +260,31 @@ export class KvGroupCommit {
     );
   }
 
+  /**
+   * Each write of `group` as its own publish with a reply subject (pub-acks.ts), all leaving in one
+   * socket write, each with its own answer. A write not answered in timeoutMs rejects with a
+   * TimeoutError (it may still be stored, as after a request that timed out).
+   */
+  private pipeline(group: Write[]): void {
+    const subjects = this.kv as unknown as KeySubjects;
+    for (const w of group) {
+      this.acks
+        .publish(subjects.subjectForKey(w.key, true), w.value, {
+          timeoutMs: this.timeoutMs,
+          ...(w.create ? { headers: createOnly() } : {}),
+        })
+        .then(
+          (stored) => w.resolve(stored.seq),
+          (err: unknown) => {
+            // A create that met a key: kv.create tells a live key (its error) from a deleted one.
+            if (w.create && serverCode(err) === ServerCode.WrongLastSequence)
+              this.kv.create(w.key, w.value).then(w.resolve, w.reject);
+            else w.reject(err);
+          },
+        );
+    }
+  }
+
   /** Each write on its own (concurrently), each with its own answer. */
   private async oneByOne(group: Write[]): Promise<void> {
     await Promise.all(
@@ -240,6 +293,13 @@ export class KvGroupCommit {
       ),
     );
   }
+}
+
+/** Headers of a pipelined create: stored only if the key has no value yet. */
+function createOnly(): MsgHdrs {
+  const h = headers();
+  h.set('Nats-Expected-Last-Subject-Sequence', '0');
+  return h;
 }
 
 function batchHeaders(id: string, seq: number, w: Write): MsgHdrs {

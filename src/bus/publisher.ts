@@ -14,15 +14,11 @@
 // window and the server keeps one copy.
 
 import { createHmac } from 'node:crypto';
-import {
-  type JetStreamClient,
-  type JetStreamPublishOptions,
-  jetstream,
-  type PubAck,
-} from '@nats-io/jetstream';
+import type { PubAck } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { BusConnection, msgIdKeyOf } from './connection.ts';
 import { BusError, toBusError } from './errors.ts';
+import { PubAckInbox } from './pub-acks.ts';
 
 export interface PublishOptions {
   /** Event id: becomes Nats-Msg-Id (keyed by the connection's credential, see the header). */
@@ -71,7 +67,7 @@ interface Waiter {
 }
 
 export class Publisher {
-  private readonly js: JetStreamClient;
+  private readonly acks: PubAckInbox;
   private readonly nc: NatsConnection;
   private readonly conn: BusConnection | undefined;
   private readonly max: number;
@@ -96,7 +92,7 @@ export class Publisher {
   constructor(connection: BusConnection | NatsConnection, opts: PublisherOptions = {}) {
     this.conn = connection instanceof BusConnection ? connection : undefined;
     this.nc = connection instanceof BusConnection ? connection.nc : connection;
-    this.js = jetstream(this.nc);
+    this.acks = new PubAckInbox(this.nc);
     this.idKey = msgIdKeyOf(this.nc);
     this.max = opts.maxInFlight ?? 1024;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
@@ -206,20 +202,16 @@ export class Publisher {
   }
 
   private send(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PubAck> {
-    const o: Partial<JetStreamPublishOptions> = {
-      msgID: this.messageId(opts.msgId),
-      timeout: opts.timeoutMs ?? this.timeoutMs,
-    };
-    if (o.timeout! > this.longestTimeoutMs) this.longestTimeoutMs = o.timeout!;
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    if (timeoutMs > this.longestTimeoutMs) this.longestTimeoutMs = timeoutMs;
     let p: Promise<PubAck>;
     // Everything that can throw after the slot was taken is inside the try: the slot is released.
     try {
-      if (opts.headers) {
-        const h = natsHeaders();
-        for (const k in opts.headers) h.set(k, opts.headers[k]!);
-        o.headers = h;
-      }
-      p = this.js.publish(subject, data, o);
+      const h = natsHeaders();
+      h.set('Nats-Msg-Id', this.messageId(opts.msgId));
+      for (const k in opts.headers) h.set(k, opts.headers[k]!);
+      // One publish with its reply subject (pub-acks.ts), not a request: no Error built per event.
+      p = this.acks.publish(subject, data, { headers: h, timeoutMs });
     } catch (err) {
       this.release();
       return Promise.reject(this.fail(err, subject));

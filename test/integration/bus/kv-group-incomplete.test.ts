@@ -46,14 +46,14 @@ describe.skipIf(natsMissing())(`KV group commit after a transient 10176${skipNot
       conn.nc.publish(`$KV.${name}.left${i}`, 'v', { headers: h });
     }
     await conn.nc.flush();
-    const g = new KvGroupCommit(conn.nc, kv);
+    const g = new KvGroupCommit(conn.nc, kv, { minBatch: 1 });
     // The writes themselves succeed (one at a time) ...
     await expect(Promise.all([g.put('a', '1'), g.put('b', '2')])).resolves.toHaveLength(2);
     // ... and the condition passes: a fresh group commit on the same stream batches again.
     await waitFor(
       'the server to drop the abandoned batches',
       async () => {
-        const fresh = new KvGroupCommit(conn.nc, kv);
+        const fresh = new KvGroupCommit(conn.nc, kv, { minBatch: 1 });
         await Promise.all([fresh.put('c', '1'), fresh.put('d', '2')]);
         return fresh.grouping && fresh.stats.batches === 1;
       },

@@ -1,11 +1,12 @@
 // Group commit of KV writes on a real server (kv-group.ts): writes of one turn share one atomic
-// batch, each write keeps its own answer (a create on an existing key still fails, alone), the
+// batch (from 32 writes on; fewer go as separate writes), each write keeps its own answer (a create on an existing key still fails, alone), the
 // revisions given are the ones stored, and a bucket without atomic batches falls back to one
 // write at a time. Plus the write-behind partial-match store built on the same bucket kind.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusConnection } from '../../../src/bus/connection.ts';
+import { isOutage } from '../../../src/bus/errors.ts';
 import { ensureKv, JsonState, ProcessedSet } from '../../../src/bus/kv.ts';
 import { KvGroupCommit } from '../../../src/bus/kv-group.ts';
 import { kvBucketName } from '../../../src/bus/subjects.ts';
@@ -33,7 +34,8 @@ describe.skipIf(natsMissing())(`KV group commit${skipNote(natsMissing())}`, () =
 
   it('one batch per turn; each write its own revision; a conflicting create fails alone', async () => {
     const kv = await bucket('a');
-    const g = new KvGroupCommit(conn.nc, kv);
+    // minBatch 1: the three writes of a turn below are batched too, to show a batch's answers.
+    const g = new KvGroupCommit(conn.nc, kv, { minBatch: 1 });
     const revs = await Promise.all(Array.from({ length: 300 }, (_, i) => g.create(`k${i}`, `v${i}`)));
     // 300 writes asked in one turn: two batches (at most 256 each), not 300 round trips.
     expect(g.stats).toMatchObject({ batches: 2, writes: 300, fallbacks: 0 });
@@ -57,10 +59,35 @@ describe.skipIf(natsMissing())(`KV group commit${skipNote(natsMissing())}`, () =
     expect(g.grouping).toBe(true);
   });
 
+  it('a small group goes as separate writes, each its own answer; a large one is batched', async () => {
+    const kv = await bucket('small');
+    const g = new KvGroupCommit(conn.nc, kv);
+    await g.create('x', 'old');
+    const r = await Promise.allSettled([g.put('a', '1'), g.create('x', 'again'), g.create('b', '2')]);
+    expect(r.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((r[1] as PromiseRejectedResult).reason)).toMatch(/wrong last sequence/);
+    const revs = r.map((x) => (x.status === 'fulfilled' ? x.value : 0));
+    expect((await kv.get('a'))?.revision).toBe(revs[0]);
+    expect((await kv.get('b'))?.revision).toBe(revs[2]);
+    expect((await kv.get('x'))?.string()).toBe('old');
+    // Four turns of fewer than 32 writes: no batch at all (no ~1 ms of server-side staging each).
+    expect(g.stats).toMatchObject({ batches: 0, singles: 4, fallbacks: 0 });
+    await Promise.all(Array.from({ length: 40 }, (_, i) => g.put(`m${i}`, 'v')));
+    expect(g.stats).toMatchObject({ batches: 1, writes: 40, singles: 4 });
+    // A deleted key can be created again on this path too (as kv.create allows).
+    await kv.delete('b');
+    await expect(g.create('b', 'reborn')).resolves.toBeGreaterThan(0);
+    expect((await kv.get('b'))?.string()).toBe('reborn');
+    // No stream behind the bucket any more: the write fails as a bus outage (handed back, retried).
+    await (await jetstreamManager(conn.nc)).streams.delete((await kv.status()).streamInfo.config.name);
+    const gone = await g.put('c', '1').catch((e: unknown) => e);
+    expect(isOutage(gone), String(gone)).toBe(true);
+  });
+
   it('a bucket without atomic batches: every write on its own, same answers', async () => {
     const name = kvBucketName(uniqueName('ns'), 'grp', 'old');
     const kv = await new Kvm(conn.nc).create(name, { history: 1 }); // an older bucket: no allow_atomic
-    const g = new KvGroupCommit(conn.nc, kv);
+    const g = new KvGroupCommit(conn.nc, kv, { minBatch: 1 });
     const r = await Promise.allSettled([g.create('a', '1'), g.create('b', '2'), g.put('c', '3')]);
     expect(r.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
     expect(g.grouping).toBe(false);

@@ -74,8 +74,8 @@ describe.skipIf(missing)(`grouped writes on nats-server 2.11${skipNote(missing)}
     // A second ensure of the same bucket finds nothing to change.
     const again = await ensureKv(jsm, name, { maxBytes: 8 * 1024 * 1024, whenFull: 'forget-oldest' });
     const kv = await new Kvm(conn.nc).open(name);
-    // As runtime.ts builds them.
-    const processed = new ProcessedSet(kv, new KvGroupCommit(conn.nc, kv));
+    // As runtime.ts builds them, batching even three writes (a Sensor batches from 32 writes a turn).
+    const processed = new ProcessedSet(kv, new KvGroupCommit(conn.nc, kv, { minBatch: 1 }));
     const claims = new Claims(processed, 'sensor-0', 30_000);
     const got = await Promise.allSettled(['e1', 'e2', 'e3'].map((k) => claims.claim(k)));
     const answers = got.map((g) => (g.status === 'fulfilled' ? g.value.state : String(g.reason)));
