@@ -87,15 +87,18 @@ await waitUntil(
 const baseline: LoadResult[] = [];
 for (const rate of RATES) baseline.push(await load(`${bare.ready.url}/`, rate, `bare-${rate}`));
 
+// A rate offered twice (--rates 1000,1000) gets a tag of its own each time: the same
+// Idempotency-Key with other content would be refused (422).
+const levelTags = RATES.map((r, i) => (RATES.indexOf(r) === i ? `r${r}` : `r${r}-${i}`));
 const levels: Level[] = [];
-for (const rate of RATES) {
+for (const [i, rate] of RATES.entries()) {
   const l = await runLevel({
     load: loadFor,
     sink,
     url: hookUrl,
     sinkPath: '/e2e',
     rate,
-    tag: `r${rate}`,
+    tag: levelTags[i]!,
     durationMs: DURATION_MS,
     drainMs: DRAIN_MS,
     ingressPid: es.proc.pid,
@@ -106,7 +109,7 @@ for (const rate of RATES) {
 }
 
 // Final drain: every accepted event must arrive (zero loss), once (no duplicate effect).
-const tags = ['warm', ...RATES.map((r) => `r${r}`)];
+const tags = ['warm', ...levelTags];
 const acceptedTotal = warm.accepted + levels.reduce((a, l) => a + l.load.accepted, 0);
 const deliveredTotal = async () => {
   let n = 0;
