@@ -34,7 +34,11 @@ export interface LoadResult {
 }
 
 function run(spec: LoadSpec): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
+  // BENCH_NO_KEEPALIVE=1: a new connection per request, as many webhook senders do.
+  const agent = new Agent({
+    keepAlive: process.env.BENCH_NO_KEEPALIVE !== '1',
+    maxSockets: spec.connections,
+  });
   const url = new URL(spec.url);
   const pad = 'x'.repeat(Math.max(0, spec.bodyBytes - 80));
   const statuses: Record<string, number> = {};
