@@ -63,6 +63,8 @@ export class PubAckInbox {
   private readonly waiting = new Map<string, Waiting>();
   private replies: { prefix: string; sub: Subscription } | undefined;
   private next = 0;
+  /** The status watcher runs (one per inbox, however often the subscription is made again). */
+  private watching = false;
 
   constructor(nc: NatsConnection) {
     this.nc = nc;
@@ -93,12 +95,30 @@ export class PubAckInbox {
     return this.waiting.size;
   }
 
+  /**
+   * The reply prefix, subscribing first when there is no live reply subscription. The server can
+   * end one (a permission reload that no longer allows it, reported as a subscription permission
+   * violation; a drain): it is then forgotten, and the next publish makes a new one, as nats.js
+   * re-makes its request inbox. Publishes waiting on the old one end with their timeout (each may
+   * have been stored). Throws when the connection is closed.
+   */
   private inbox(): string {
     if (!this.replies) {
       const prefix = createInbox((this.nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
-      const sub = this.nc.subscribe(`${prefix}.*`, { callback: (_err, m) => this.answered(prefix, m) });
-      this.replies = { prefix, sub };
-      void this.watchRefusals();
+      const replies = { prefix, sub: undefined as unknown as Subscription };
+      const gone = () => {
+        if (this.replies === replies) this.replies = undefined;
+      };
+      replies.sub = this.nc.subscribe(`${prefix}.*`, {
+        // An error ends the subscription and comes with no message: never read it.
+        callback: (err, m) => (err ? gone() : this.answered(prefix, m)),
+      });
+      void replies.sub.closed.then(gone, gone);
+      this.replies = replies;
+      if (!this.watching) {
+        this.watching = true;
+        void this.watchRefusals();
+      }
     }
     return this.replies.prefix;
   }
