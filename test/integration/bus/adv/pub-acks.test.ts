@@ -12,8 +12,8 @@ import { ensureStreams } from '../../../../src/bus/streams.ts';
 import { eventStreamName, subjectFor } from '../../../../src/bus/subjects.ts';
 import { startNats } from '../../../harness/nats.ts';
 import { natsMissing, skipNote } from '../../../harness/shared.ts';
-import { natsPid } from '../../eventsources/front-door.ts';
 import { enc, newBus, settings } from '../fixtures.ts';
+import { pauseNats } from './pause.ts';
 
 type Outcome = { seq: number; duplicate: boolean } | BusError;
 const settle = (p: Promise<{ seq: number; duplicate: boolean }>): Promise<Outcome> =>
@@ -70,7 +70,6 @@ describe.skipIf(natsMissing())(`PubAck inbox under faults${skipNote(natsMissing(
   it('answers arriving after their publishes timed out are never matched to newer publishes', async () => {
     const nats = await startNats();
     const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1 });
-    const pid = natsPid(nats.port);
     try {
       const bus = newBus();
       await ensureStreams(await jetstreamManager(nc), bus, settings(''));
@@ -78,7 +77,7 @@ describe.skipIf(natsMissing())(`PubAck inbox under faults${skipNote(natsMissing(
       const pub = new Publisher(nc, { timeoutMs: 300 });
       const subject = subjectFor(bus, 'es', 'ev');
       await pub.publish(subject, enc('warm'), { msgId: 'warm' });
-      process.kill(pid, 'SIGSTOP');
+      const resume = await pauseNats(nats.port);
       let late: Outcome[];
       try {
         late = await Promise.all(
@@ -87,7 +86,7 @@ describe.skipIf(natsMissing())(`PubAck inbox under faults${skipNote(natsMissing(
           ),
         );
       } finally {
-        process.kill(pid, 'SIGCONT');
+        resume();
       }
       for (const o of late) expect(o).toMatchObject({ code: 'Timeout' });
       expect(pub.pending).toBe(0);
@@ -115,19 +114,18 @@ describe.skipIf(natsMissing())(`PubAck inbox under faults${skipNote(natsMissing(
   it('a connection closed under waiting publishes settles them (no hang) and refuses new ones at once', async () => {
     const nats = await startNats();
     const nc = await connect({ servers: nats.url });
-    const pid = natsPid(nats.port);
     try {
       const bus = newBus();
       await ensureStreams(await jetstreamManager(nc), bus, settings(''));
       const pub = new Publisher(nc, { timeoutMs: 1_500 });
       const subject = subjectFor(bus, 'es', 'ev');
       await pub.publish(subject, enc('warm'), { msgId: 'warm' });
-      process.kill(pid, 'SIGSTOP');
+      const resume = await pauseNats(nats.port);
       const waiting = Array.from({ length: 50 }, (_, i) =>
         settle(pub.publish(subject, enc(`c${i}`), { msgId: `c${i}` })),
       );
       const closed = nc.close();
-      process.kill(pid, 'SIGCONT');
+      resume();
       await closed;
       const started = Date.now();
       const outcomes = await Promise.all(waiting);
