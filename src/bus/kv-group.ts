@@ -277,7 +277,11 @@ export class KvGroupCommit {
           (stored) => w.resolve(stored.seq),
           (err: unknown) => {
             // A create that met a key: kv.create tells a live key (its error) from a deleted one.
-            if (w.create && serverCode(err) === ServerCode.WrongLastSequence)
+            const code = serverCode(err);
+            if (
+              w.create &&
+              (code === ServerCode.WrongLastSequence || code === ServerCode.WrongLastSequenceUnknown)
+            )
               this.kv.create(w.key, w.value).then(w.resolve, w.reject);
             else w.reject(err);
           },
