@@ -5,6 +5,8 @@
 // one key in one turn keep their order; writes sent to a paused server and reported failed may be
 // stored, and what the Sensor does next (claim again, mark done again) must never let the effect
 // run twice.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -16,6 +18,7 @@ import { kvBucketName } from '../../../../src/bus/subjects.ts';
 import { Claims } from '../../../../src/sensors/claims.ts';
 import { startNats } from '../../../harness/nats.ts';
 import { natsMissing, skipNote, uniqueName } from '../../../harness/shared.ts';
+import { cacheDir, toolVersions } from '../../../harness/tools.ts';
 import { pauseNats } from './pause.ts';
 
 /** A processed bucket made as the controller makes them (allow_atomic), opened on `nc`. */
@@ -26,44 +29,58 @@ async function bucket(nc: NatsConnection, name?: string): Promise<{ name: string
   return { name: n, kv: await new Kvm(nc).open(n) };
 }
 
+// The same race on the older server the README supports (its own answers to a create on a deleted
+// key), when its binary is there (test/integration/sensors/old-server.test.ts says how to get it).
+const oldServer =
+  process.env.SLUICE_OLD_NATS_SERVER ??
+  join(cacheDir(), 'tools', `nats-server-${toolVersions().OLD_NATS_SERVER_VERSION}`, 'nats-server');
+const servers = [
+  { server: 'current', bin: undefined },
+  ...(existsSync(oldServer) ? [{ server: '2.11', bin: oldServer }] : []),
+];
+
 describe.skipIf(natsMissing())(`pipelined KV writes${skipNote(natsMissing())}`, () => {
-  it('two processes racing creates over new, deleted and purged keys: exactly one winner per key', async () => {
-    const nats = await startNats();
-    const [a, b] = await Promise.all([connect({ servers: nats.url }), connect({ servers: nats.url })]);
-    try {
-      const { name, kv } = await bucket(a);
-      const kvB = (await bucket(b, name)).kv;
-      for (let round = 0; round < 3; round++) {
-        const ga = new KvGroupCommit(a, kv);
-        const gb = new KvGroupCommit(b, kvB);
-        const ks = Array.from({ length: 30 }, (_, i) => `r${round}.k${i}`);
-        // k10..k19 were written then deleted (a forgotten claim), k20..k29 purged; the other way
-        // round in odd rounds.
-        for (const k of ks.slice(10)) await kv.put(k, 'old');
-        for (const k of ks.slice(10, 20)) await (round % 2 ? kv.purge(k) : kv.delete(k));
-        for (const k of ks.slice(20)) await (round % 2 ? kv.delete(k) : kv.purge(k));
-        // Both turns leave together: 30 creates each, fewer than 32, so all pipelined.
-        const [ra, rb] = await Promise.all([
-          Promise.allSettled(ks.map((k) => ga.create(k, `A:${k}`))),
-          Promise.allSettled(ks.map((k) => gb.create(k, `B:${k}`))),
-        ]);
-        expect(ga.stats.batches + gb.stats.batches).toBe(0);
-        for (const [i, k] of ks.entries()) {
-          const wins = [ra[i]!, rb[i]!].filter((r) => r.status === 'fulfilled');
-          expect(wins, k).toHaveLength(1);
-          const loser = [ra[i]!, rb[i]!].find((r) => r.status === 'rejected') as PromiseRejectedResult;
-          expect([10071, 10164]).toContain(serverCode(loser.reason));
-          const e = await kv.get(k);
-          const winner = ra[i]!.status === 'fulfilled' ? 'A' : 'B';
-          expect(e?.string()).toBe(`${winner}:${k}`);
-          expect(e?.revision).toBe((wins[0] as PromiseFulfilledResult<number>).value);
+  it.each(servers)(
+    '$server: two processes racing creates over new, deleted and purged keys: exactly one winner per key',
+    async ({ bin }) => {
+      const nats = await startNats(bin ? { bin } : {});
+      const [a, b] = await Promise.all([connect({ servers: nats.url }), connect({ servers: nats.url })]);
+      try {
+        const { name, kv } = await bucket(a);
+        const kvB = (await bucket(b, name)).kv;
+        for (let round = 0; round < 3; round++) {
+          const ga = new KvGroupCommit(a, kv);
+          const gb = new KvGroupCommit(b, kvB);
+          const ks = Array.from({ length: 30 }, (_, i) => `r${round}.k${i}`);
+          // k10..k19 were written then deleted (a forgotten claim), k20..k29 purged; the other way
+          // round in odd rounds.
+          for (const k of ks.slice(10)) await kv.put(k, 'old');
+          for (const k of ks.slice(10, 20)) await (round % 2 ? kv.purge(k) : kv.delete(k));
+          for (const k of ks.slice(20)) await (round % 2 ? kv.delete(k) : kv.purge(k));
+          // Both turns leave together: 30 creates each, fewer than 32, so all pipelined.
+          const [ra, rb] = await Promise.all([
+            Promise.allSettled(ks.map((k) => ga.create(k, `A:${k}`))),
+            Promise.allSettled(ks.map((k) => gb.create(k, `B:${k}`))),
+          ]);
+          expect(ga.stats.batches + gb.stats.batches).toBe(0);
+          for (const [i, k] of ks.entries()) {
+            const wins = [ra[i]!, rb[i]!].filter((r) => r.status === 'fulfilled');
+            expect(wins, k).toHaveLength(1);
+            const loser = [ra[i]!, rb[i]!].find((r) => r.status === 'rejected') as PromiseRejectedResult;
+            expect([10071, 10164]).toContain(serverCode(loser.reason));
+            const e = await kv.get(k);
+            const winner = ra[i]!.status === 'fulfilled' ? 'A' : 'B';
+            expect(e?.string()).toBe(`${winner}:${k}`);
+            expect(e?.revision).toBe((wins[0] as PromiseFulfilledResult<number>).value);
+          }
         }
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+        await nats.stop();
       }
-    } finally {
-      await Promise.all([a.close(), b.close()]);
-      await nats.stop();
-    }
-  }, 30_000);
+    },
+    30_000,
+  );
 
   it("claims of two Sensor processes on the same keys: one 'new' each, and a claim and done mark in one turn keep their order", async () => {
     const nats = await startNats();
