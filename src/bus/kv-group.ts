@@ -124,7 +124,7 @@ export class KvGroupCommit {
   constructor(nc: NatsConnection, kv: KV, opts: GroupCommitOptions = {}) {
     this.nc = nc;
     this.kv = kv;
-    this.acks = new PubAckInbox(nc);
+    this.acks = PubAckInbox.of(nc);
     this.maxKeys = Math.min(999, Math.max(1, opts.maxKeys ?? 256));
     this.minBatch = Math.max(1, opts.minBatch ?? 32);
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 4);

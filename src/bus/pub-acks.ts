@@ -57,8 +57,26 @@ interface Waiting {
   timer: NodeJS.Timeout;
 }
 
-/** Publishes to JetStream on `nc`, each PubAck awaited on one shared reply subscription. */
+/** The one inbox of each connection (see PubAckInbox.of). */
+const inboxes = new WeakMap<NatsConnection, PubAckInbox>();
+
+/**
+ * Publishes to JetStream on `nc`, each PubAck awaited on one shared reply subscription. Get it
+ * with `PubAckInbox.of(nc)`: one per connection, shared by every publisher on it, so publishers
+ * made again and again on a long-lived connection (`sluice dev` restarts an EventSource or a
+ * Sensor on each change) do not each leave a subscription and a status watcher behind.
+ */
 export class PubAckInbox {
+  /** The inbox of connection `nc`, made on first use. */
+  static of(nc: NatsConnection): PubAckInbox {
+    let inbox = inboxes.get(nc);
+    if (!inbox) {
+      inbox = new PubAckInbox(nc);
+      inboxes.set(nc, inbox);
+    }
+    return inbox;
+  }
+
   private readonly nc: NatsConnection;
   private readonly waiting = new Map<string, Waiting>();
   private replies: { prefix: string; sub: Subscription } | undefined;

@@ -1,17 +1,22 @@
 // Adversarial: the shared PubAck reply subscription (src/bus/pub-acks.ts) under the faults a
 // request per publish used to absorb: a server restart while publishes wait (answers must come
 // back on the re-made subscription, nothing may hang), a paused server whose answers arrive after
-// the publishes gave up (a late answer must never be taken for a newer publish's), and a
-// connection closed under waiting publishes.
+// the publishes gave up (a late answer must never be taken for a newer publish's), a
+// connection closed under waiting publishes, and publishers made again and again on one
+// long-lived connection (`sluice dev` makes a new one on every restart of an EventSource or a
+// Sensor): found here, each left its own reply subscription and status watcher behind for good.
 import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import type { BusError } from '../../../../src/bus/errors.ts';
+import { ensureKv } from '../../../../src/bus/kv.ts';
+import { KvGroupCommit } from '../../../../src/bus/kv-group.ts';
 import { Publisher } from '../../../../src/bus/publisher.ts';
 import { ensureStreams } from '../../../../src/bus/streams.ts';
-import { eventStreamName, subjectFor } from '../../../../src/bus/subjects.ts';
+import { eventStreamName, kvBucketName, subjectFor } from '../../../../src/bus/subjects.ts';
 import { startNats } from '../../../harness/nats.ts';
-import { natsMissing, skipNote } from '../../../harness/shared.ts';
+import { natsMissing, skipNote, uniqueName } from '../../../harness/shared.ts';
 import { enc, newBus, settings } from '../fixtures.ts';
 import { pauseNats } from './pause.ts';
 
@@ -105,6 +110,45 @@ describe.skipIf(natsMissing())(`PubAck inbox under faults${skipNote(natsMissing(
         Array.from({ length: 10 }, (_, i) => pub.publish(subject, enc(`l${i}`), { msgId: `l${i}` })),
       );
       expect(retried.every((a) => a.duplicate)).toBe(true);
+    } finally {
+      await nc.close();
+      await nats.stop();
+    }
+  }, 30_000);
+
+  it('publishers made again and again on one connection share one reply subscription', async () => {
+    const nats = await startNats();
+    const nc = await connect({ servers: nats.url, name: 'reused' });
+    try {
+      const bus = newBus();
+      await ensureStreams(await jetstreamManager(nc), bus, settings(''));
+      const subject = subjectFor(bus, 'es', 'ev');
+      const subs = async () => {
+        const z = (await (await fetch(`http://127.0.0.1:${nats.monitorPort}/connz?subs=1`)).json()) as {
+          connections: Array<{ name?: string; subscriptions: number }>;
+        };
+        const c = z.connections.find((x) => x.name === 'reused');
+        if (!c) throw new Error(`no connection named "reused" in ${JSON.stringify(z).slice(0, 500)}`);
+        return c.subscriptions;
+      };
+      await new Publisher(nc).publish(subject, enc('first'), { msgId: 'first' });
+      const base = await subs();
+      // 100 restarts, each with its own publisher and KV group commit (a Sensor's done marks).
+      const { kv } = await (async () => {
+        const name = kvBucketName(uniqueName('ns'), 'reuse', 'p');
+        await ensureKv(await jetstreamManager(nc), name, {
+          maxBytes: 1024 * 1024,
+          whenFull: 'forget-oldest',
+        });
+        return { kv: await new Kvm(nc).open(name) };
+      })();
+      for (let i = 0; i < 100; i++) {
+        await new Publisher(nc).publish(subject, enc(`r${i}`), { msgId: `r${i}` });
+        await new KvGroupCommit(nc, kv).put(`k${i}`, 'done');
+      }
+      // The JetStream client's own request inbox and this connection's one reply subscription.
+      expect(base).toBeLessThanOrEqual(2);
+      expect(await subs()).toBe(base);
     } finally {
       await nc.close();
       await nats.stop();
