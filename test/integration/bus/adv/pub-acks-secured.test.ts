@@ -8,8 +8,10 @@
 // every publish timing out for the rest of the process's life while its health says OK. Found
 // here: the subscription's error callback read a message that is not there, and the TypeError
 // closed the client's protocol reader, so nothing on that connection was answered any more.
+import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BusConnection } from '../../../../src/bus/connection.ts';
+import { KvGroupCommit } from '../../../../src/bus/kv-group.ts';
 import {
   eventSourcePermissions,
   inboxPrefixFor,
@@ -17,6 +19,7 @@ import {
 } from '../../../../src/bus/permissions.ts';
 import { PubAckInbox } from '../../../../src/bus/pub-acks.ts';
 import { Publisher } from '../../../../src/bus/publisher.ts';
+import { sensorBuckets } from '../../../../src/bus/sensor-state.ts';
 import { type BusRef, dlqSubject, subjectFor } from '../../../../src/bus/subjects.ts';
 import { type NatsCluster, newCredential } from '../../../harness/nats-cluster.ts';
 import { waitFor } from '../../../harness/proc.ts';
@@ -83,6 +86,35 @@ describe.skipIf(natsMissing())(`the PubAck inbox on a secured bus${skipNote(nats
       expect(seen).toEqual([`${prefix}.1`]);
     } finally {
       await Promise.all([esConn.close(), sConn.close(), fConn.close()]);
+    }
+  }, 30_000);
+
+  it("a refused publish fails only itself: the Sensor's done marks and dead letters in the same write are stored", async () => {
+    const sConn = await cl.connect(sensor.seed, inboxPrefixFor('sensor', bus.namespace, 's'));
+    try {
+      const kv = await new Kvm(sConn.nc).open(sensorBuckets(bus.namespace, 's').processed);
+      const marks = new KvGroupCommit(sConn.nc, kv);
+      const dlq = new Publisher(sConn);
+      const acks = PubAckInbox.of(sConn.nc);
+      const started = Date.now();
+      const forbidden = subjectFor(bus, 'hooks', 'payments'); // an EventSource's subject
+      const [done, dead, refused, again] = await Promise.allSettled([
+        Promise.all(Array.from({ length: 20 }, (_, i) => marks.put(`k${i}`, 'done'))),
+        dlq.publish(dlqSubject(bus, 's', 't'), enc('dead letter'), { msgId: 'dl-1' }),
+        acks.publish(forbidden, enc('forged event'), { timeoutMs: 5_000 }),
+        acks.publish(forbidden, enc('forged event 2'), { timeoutMs: 5_000 }),
+      ]);
+      expect(done.status).toBe('fulfilled');
+      expect(dead.status).toBe('fulfilled');
+      for (const r of [refused, again]) {
+        expect(r.status).toBe('rejected');
+        expect(String((r as PromiseRejectedResult).reason)).toMatch(/permission/i);
+      }
+      // Refused as soon as the server said so, not at the timeout.
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(acks.pending).toBe(0);
+    } finally {
+      await sConn.close();
     }
   }, 30_000);
 
