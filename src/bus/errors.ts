@@ -39,6 +39,11 @@ export const ServerCode = {
   ReplicasNotSupported: 10074,
   SubjectsOverlap: 10065,
   WrongLastSequence: 10071,
+  /**
+   * "wrong last sequence" without the sequence: the same conflict as WrongLastSequence (nats.js
+   * kv.create treats both alike, as StreamWrongLastSequenceUnknown).
+   */
+  WrongLastSequenceUnknown: 10164,
 } as const;
 
 interface ApiErrorLike {

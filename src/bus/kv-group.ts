@@ -124,7 +124,7 @@ export class KvGroupCommit {
   constructor(nc: NatsConnection, kv: KV, opts: GroupCommitOptions = {}) {
     this.nc = nc;
     this.kv = kv;
-    this.acks = new PubAckInbox(nc);
+    this.acks = PubAckInbox.of(nc);
     this.maxKeys = Math.min(999, Math.max(1, opts.maxKeys ?? 256));
     this.minBatch = Math.max(1, opts.minBatch ?? 32);
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 4);
@@ -277,7 +277,11 @@ export class KvGroupCommit {
           (stored) => w.resolve(stored.seq),
           (err: unknown) => {
             // A create that met a key: kv.create tells a live key (its error) from a deleted one.
-            if (w.create && serverCode(err) === ServerCode.WrongLastSequence)
+            const code = serverCode(err);
+            if (
+              w.create &&
+              (code === ServerCode.WrongLastSequence || code === ServerCode.WrongLastSequenceUnknown)
+            )
               this.kv.create(w.key, w.value).then(w.resolve, w.reject);
             else w.reject(err);
           },

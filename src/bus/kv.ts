@@ -189,7 +189,7 @@ const PENDING = 'pending';
 
 const isCreateConflict = (err: unknown) => {
   const c = serverCode(err);
-  return c === ServerCode.WrongLastSequence || c === 10164;
+  return c === ServerCode.WrongLastSequence || c === ServerCode.WrongLastSequenceUnknown;
 };
 
 /**

@@ -57,12 +57,32 @@ interface Waiting {
   timer: NodeJS.Timeout;
 }
 
-/** Publishes to JetStream on `nc`, each PubAck awaited on one shared reply subscription. */
+/** The one inbox of each connection (see PubAckInbox.of). */
+const inboxes = new WeakMap<NatsConnection, PubAckInbox>();
+
+/**
+ * Publishes to JetStream on `nc`, each PubAck awaited on one shared reply subscription. Get it
+ * with `PubAckInbox.of(nc)`: one per connection, shared by every publisher on it, so publishers
+ * made again and again on a long-lived connection (`sluice dev` restarts an EventSource or a
+ * Sensor on each change) do not each leave a subscription and a status watcher behind.
+ */
 export class PubAckInbox {
+  /** The inbox of connection `nc`, made on first use. */
+  static of(nc: NatsConnection): PubAckInbox {
+    let inbox = inboxes.get(nc);
+    if (!inbox) {
+      inbox = new PubAckInbox(nc);
+      inboxes.set(nc, inbox);
+    }
+    return inbox;
+  }
+
   private readonly nc: NatsConnection;
   private readonly waiting = new Map<string, Waiting>();
   private replies: { prefix: string; sub: Subscription } | undefined;
   private next = 0;
+  /** The status watcher runs (one per inbox, however often the subscription is made again). */
+  private watching = false;
 
   constructor(nc: NatsConnection) {
     this.nc = nc;
@@ -93,12 +113,30 @@ export class PubAckInbox {
     return this.waiting.size;
   }
 
+  /**
+   * The reply prefix, subscribing first when there is no live reply subscription. The server can
+   * end one (a permission reload that no longer allows it, reported as a subscription permission
+   * violation; a drain): it is then forgotten, and the next publish makes a new one, as nats.js
+   * re-makes its request inbox. Publishes waiting on the old one end with their timeout (each may
+   * have been stored). Throws when the connection is closed.
+   */
   private inbox(): string {
     if (!this.replies) {
       const prefix = createInbox((this.nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
-      const sub = this.nc.subscribe(`${prefix}.*`, { callback: (_err, m) => this.answered(prefix, m) });
-      this.replies = { prefix, sub };
-      void this.watchRefusals();
+      const replies = { prefix, sub: undefined as unknown as Subscription };
+      const gone = () => {
+        if (this.replies === replies) this.replies = undefined;
+      };
+      replies.sub = this.nc.subscribe(`${prefix}.*`, {
+        // An error ends the subscription and comes with no message: never read it.
+        callback: (err, m) => (err ? gone() : this.answered(prefix, m)),
+      });
+      void replies.sub.closed.then(gone, gone);
+      this.replies = replies;
+      if (!this.watching) {
+        this.watching = true;
+        void this.watchRefusals();
+      }
     }
     return this.replies.prefix;
   }

@@ -92,7 +92,7 @@ export class Publisher {
   constructor(connection: BusConnection | NatsConnection, opts: PublisherOptions = {}) {
     this.conn = connection instanceof BusConnection ? connection : undefined;
     this.nc = connection instanceof BusConnection ? connection.nc : connection;
-    this.acks = new PubAckInbox(this.nc);
+    this.acks = PubAckInbox.of(this.nc);
     this.idKey = msgIdKeyOf(this.nc);
     this.max = opts.maxInFlight ?? 1024;
     this.timeoutMs = opts.timeoutMs ?? 5_000;

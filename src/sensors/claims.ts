@@ -36,7 +36,7 @@ export function parsePending(v: string): Pending | undefined {
 
 const isConflict = (err: unknown) => {
   const c = serverCode(err);
-  return c === ServerCode.WrongLastSequence || c === 10164;
+  return c === ServerCode.WrongLastSequence || c === ServerCode.WrongLastSequenceUnknown;
 };
 
 /** A process-unique claim owner: host, pid and a random suffix. */

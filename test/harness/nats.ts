@@ -12,6 +12,8 @@ export interface NatsServerOptions {
   dir?: string;
   /** Extra nats-server arguments, e.g. ['--max_payload', '2MB']. */
   args?: string[];
+  /** Another nats-server binary (e.g. an older release); the tool cache's current one when omitted. */
+  bin?: string;
 }
 
 export interface NatsServer {
@@ -32,7 +34,7 @@ export interface NatsServer {
 }
 
 export async function startNats(opts: NatsServerOptions = {}): Promise<NatsServer> {
-  const bin = requireTool('nats-server');
+  const bin = opts.bin ?? requireTool('nats-server');
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sluice-nats-'));
   const storeDir = join(dir, 'store');
   mkdirSync(storeDir, { recursive: true });
