@@ -345,72 +345,10 @@ export async function consume(
 ): Promise<void> {
   const consumer = await js.consumers.get(stream, durable);
   opts.onBind?.(await consumer.info(true));
-  const limit = opts.concurrency ?? 64;
-  const errorDelay = opts.errorDelayMs ?? 1000;
-  let active = 0;
-  let freed: (() => void) | undefined;
-  let drained: (() => void) | undefined;
+  const slots = new HandlerSlots(handle, opts);
   let messages: ConsumerMessages | undefined;
   const stop = () => messages?.stop();
   opts.signal?.addEventListener('abort', stop, { once: true });
-
-  const failed = (err: unknown, msg: JsMsg) => {
-    try {
-      opts.onError?.(err, msg);
-    } catch {
-      // A faulty reporter must not stall consumption.
-    }
-    try {
-      msg.nak(errorDelay);
-    } catch {
-      // Connection down: ack_wait brings the message back anyway.
-    }
-  };
-  // `active` counts handler slots, `running` handlers not finished: a handler may give its slot
-  // back early (release) while it only waits for the bus to confirm what it did.
-  let running = 0;
-  const freeSlot = () => {
-    active--;
-    if (freed) {
-      const f = freed;
-      freed = undefined;
-      f();
-    }
-  };
-  const run = (msg: JsMsg) => {
-    opts.inFlight?.add(msg);
-    running++;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      freeSlot();
-    };
-    const settle = (m: JsMsg) => {
-      opts.inFlight?.delete(m);
-      release();
-      running--;
-      if (running === 0 && drained) drained();
-    };
-    let r: Promise<void> | void;
-    try {
-      r = handle(msg, release);
-    } catch (err) {
-      failed(err, msg);
-      settle(msg);
-      return;
-    }
-    if (r && typeof r.then === 'function') {
-      r.then(
-        () => settle(msg),
-        (err: unknown) => {
-          failed(err, msg);
-          settle(msg);
-        },
-      );
-    } else settle(msg);
-  };
-
   try {
     messages = await consumer.consume({
       max_messages: opts.batch ?? 256,
@@ -419,23 +357,108 @@ export async function consume(
     });
     if (opts.signal?.aborted) messages.stop();
     for await (const msg of messages) {
-      while (active >= limit) {
-        await new Promise<void>((r) => {
-          freed = r;
-        });
-      }
+      await slots.free();
       // Stopping: the client still yields what it had buffered; leave that un-acked (it comes back
       // after ack_wait) rather than start handling it after the stop.
       if (opts.signal?.aborted) break;
-      active++;
-      run(msg);
+      slots.run(msg);
     }
   } finally {
     opts.signal?.removeEventListener('abort', stop);
-    if (running > 0) {
+    await slots.drained();
+  }
+}
+
+/**
+ * The handler slots of one consume() loop: at most `concurrency` handlers hold a slot, and
+ * `running` counts handlers not finished (a handler may give its slot back early with `release`
+ * while it only waits for the bus to confirm what it did). A handler that throws or rejects has
+ * its message naked after `errorDelayMs` and reported to `onError`.
+ */
+class HandlerSlots {
+  private active = 0;
+  private running = 0;
+  private freed: (() => void) | undefined;
+  private whenDrained: (() => void) | undefined;
+  private readonly limit: number;
+  private readonly errorDelay: number;
+  private readonly handle: (msg: JsMsg, release: () => void) => Promise<void> | void;
+  private readonly opts: ConsumeOptions;
+
+  constructor(handle: (msg: JsMsg, release: () => void) => Promise<void> | void, opts: ConsumeOptions) {
+    this.handle = handle;
+    this.opts = opts;
+    this.limit = opts.concurrency ?? 64;
+    this.errorDelay = opts.errorDelayMs ?? 1000;
+  }
+
+  /** Resolves once a slot is free. */
+  async free(): Promise<void> {
+    while (this.active >= this.limit) {
       await new Promise<void>((r) => {
-        drained = r;
+        this.freed = r;
       });
     }
+  }
+
+  /** Resolves once every handler has finished. */
+  async drained(): Promise<void> {
+    if (this.running === 0) return;
+    await new Promise<void>((r) => {
+      this.whenDrained = r;
+    });
+  }
+
+  private freeSlot(): void {
+    this.active--;
+    const f = this.freed;
+    this.freed = undefined;
+    f?.();
+  }
+
+  private failed(err: unknown, msg: JsMsg): void {
+    try {
+      this.opts.onError?.(err, msg);
+    } catch {
+      // A faulty reporter must not stall consumption.
+    }
+    try {
+      msg.nak(this.errorDelay);
+    } catch {
+      // Connection down: ack_wait brings the message back anyway.
+    }
+  }
+
+  /** Runs the handler for `msg` in a slot taken now. */
+  run(msg: JsMsg): void {
+    this.active++;
+    this.opts.inFlight?.add(msg);
+    this.running++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.freeSlot();
+    };
+    const settle = () => {
+      this.opts.inFlight?.delete(msg);
+      release();
+      this.running--;
+      if (this.running === 0) this.whenDrained?.();
+    };
+    let r: Promise<void> | void;
+    try {
+      r = this.handle(msg, release);
+    } catch (err) {
+      this.failed(err, msg);
+      settle();
+      return;
+    }
+    if (r && typeof r.then === 'function') {
+      r.then(settle, (err: unknown) => {
+        this.failed(err, msg);
+        settle();
+      });
+    } else settle();
   }
 }

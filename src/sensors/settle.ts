@@ -258,6 +258,99 @@ async function settleUnclaimed(
   }
 }
 
+type Labels = { namespace: string; sensor_name: string; trigger_name: string };
+type Permit = ReturnType<CircuitBreaker['tryAcquire']>;
+
+/**
+ * The breaker's word on the next attempt: a permit (or none without a breaker), a wait (defer,
+ * while the events have waited less than the breaker's maximum), or giving up with `error`.
+ */
+function breakerGate(
+  t: PreparedTrigger,
+  waitingSinceMs: number,
+  last: TriggerError | undefined,
+): { permit?: Permit } | { defer: Outcome } | { error: TriggerError } {
+  if (!t.breaker) return {};
+  const permit = t.breaker.tryAcquire();
+  if (permit.allowed) return { permit };
+  if (Date.now() - waitingSinceMs < t.breakerMaxWaitMs)
+    return { defer: { kind: 'defer', delayMs: permit.retryInMs, reason: 'circuit breaker open' } };
+  return {
+    error: new TriggerError(
+      'Transient',
+      `circuit breaker open for longer than the maximum wait; last error: ${last?.message ?? 'none in this delivery'}`,
+    ),
+  };
+}
+
+/** Waits for the trigger's rate limit (counting the wait) and for a turn with room for work. */
+async function waitForTurn(env: SettleEnv, t: PreparedTrigger, labels: Labels): Promise<void> {
+  if (t.rateLimiter) {
+    const before = performance.now();
+    await t.rateLimiter.acquire(env.signal);
+    const waited = performance.now() - before;
+    if (waited > 1) env.metrics.rateLimitWait.inc(labels, waited / 1000);
+  }
+  const busy = yieldIfBusy();
+  if (busy) await busy;
+}
+
+/** One call of the trigger; on success its metrics, `onEffect`, then its done mark stored. */
+async function callOnce(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  key: string,
+  attempt: number,
+  opts: SettleOptions,
+  permit: Permit | undefined,
+): Promise<Outcome> {
+  const started = performance.now();
+  const traceparent = Object.values(events)[0]?.traceparent;
+  const result = await t.runner.fire(
+    t.specFor(events),
+    {
+      ...env.context,
+      triggerName: t.name,
+      idempotencyKey: key,
+      attempt,
+      events,
+      signal: env.callSignal,
+      ...(traceparent ? { traceparent } : {}),
+    },
+    t.policy,
+  );
+  permit?.allowed && permit.release(true);
+  const series = triggerSeries(env.metrics, env.namespace, env.sensorName, t.name);
+  series.duration.observe(performance.now() - started);
+  series.triggered.inc();
+  for (const ev of Object.values(events)) {
+    const at = Date.parse(ev.time);
+    if (!Number.isNaN(at)) series.latency.observe(Math.max(0, Date.now() - at) / 1000);
+  }
+  opts.onEffect?.();
+  await recordDone(env, key, result.detail || 'done');
+  return { kind: 'done', detail: result.detail };
+}
+
+/** A failed call: the error (redacted, bounded), counted and logged; the breaker told. */
+function attemptFailed(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  err: unknown,
+  p: { attempt: number; key: string; labels: Labels; startedMs: number; permit: Permit | undefined },
+): TriggerError {
+  let last = asTriggerError(err);
+  const clean = boundedMessage(env.redact ? env.redact(last.message) : last.message);
+  if (clean !== last.message) last = redacted(last, clean);
+  p.permit?.allowed && p.permit.release(false);
+  env.metrics.duration.observe(p.labels, performance.now() - p.startedMs);
+  env.metrics.failed.inc(p.labels);
+  const fields = { trigger: t.name, attempt: p.attempt, of: t.plan.attempts, code: last.code };
+  env.context.log.warn({ ...fields, err: last.message, idempotencyKey: p.key }, 'trigger attempt failed');
+  return last;
+}
+
 /** The attempts of one claimed execution, then the dead letter when they failed for good. */
 async function attempts(
   env: SettleEnv,
@@ -269,81 +362,25 @@ async function attempts(
 ): Promise<Outcome> {
   const labels = { namespace: env.namespace, sensor_name: env.sensorName, trigger_name: t.name };
   const firstAttemptAt = new Date();
-  const traceparent = Object.values(events)[0]?.traceparent;
   let last: TriggerError | undefined;
   let attempt = 0;
   for (attempt = 1; attempt <= t.plan.attempts; attempt++) {
     // Stopping starts no attempt, not even a first one (a message queued behind the same
     // orderingKey, a later firing of a join, a dlqTrigger): the message comes back un-acked.
     env.signal.throwIfAborted();
-    let permit: ReturnType<CircuitBreaker['tryAcquire']> | undefined;
-    if (t.breaker) {
-      permit = t.breaker.tryAcquire();
-      if (!permit.allowed) {
-        if (Date.now() - waitingSinceMs < t.breakerMaxWaitMs) {
-          return { kind: 'defer', delayMs: permit.retryInMs, reason: 'circuit breaker open' };
-        }
-        last = new TriggerError(
-          'Transient',
-          `circuit breaker open for longer than the maximum wait; last error: ${last?.message ?? 'none in this delivery'}`,
-        );
-        break;
-      }
+    const gate = breakerGate(t, waitingSinceMs, last);
+    if ('defer' in gate) return gate.defer;
+    if ('error' in gate) {
+      last = gate.error;
+      break;
     }
-    if (t.rateLimiter) {
-      const before = performance.now();
-      await t.rateLimiter.acquire(env.signal);
-      const waited = performance.now() - before;
-      if (waited > 1) env.metrics.rateLimitWait.inc(labels, waited / 1000);
-    }
-    const busy = yieldIfBusy();
-    if (busy) await busy;
-    const started = performance.now();
+    await waitForTurn(env, t, labels);
+    const startedMs = performance.now();
     try {
-      const spec = t.specFor(events);
-      const result = await t.runner.fire(
-        spec,
-        {
-          ...env.context,
-          triggerName: t.name,
-          idempotencyKey: key,
-          attempt,
-          events,
-          signal: env.callSignal,
-          ...(traceparent ? { traceparent } : {}),
-        },
-        t.policy,
-      );
-      permit?.allowed && permit.release(true);
-      const series = triggerSeries(env.metrics, env.namespace, env.sensorName, t.name);
-      series.duration.observe(performance.now() - started);
-      series.triggered.inc();
-      for (const ev of Object.values(events)) {
-        const at = Date.parse(ev.time);
-        if (!Number.isNaN(at)) series.latency.observe(Math.max(0, Date.now() - at) / 1000);
-      }
-      opts.onEffect?.();
-      await recordDone(env, key, result.detail || 'done');
-      return { kind: 'done', detail: result.detail };
+      return await callOnce(env, t, events, key, attempt, opts, gate.permit);
     } catch (err) {
       if (env.signal.aborted || err instanceof EffectNotRecorded) throw err;
-      last = asTriggerError(err);
-      const clean = boundedMessage(env.redact ? env.redact(last.message) : last.message);
-      if (clean !== last.message) last = redacted(last, clean);
-      permit?.allowed && permit.release(false);
-      env.metrics.duration.observe(labels, performance.now() - started);
-      env.metrics.failed.inc(labels);
-      env.context.log.warn(
-        {
-          trigger: t.name,
-          attempt,
-          of: t.plan.attempts,
-          code: last.code,
-          err: last.message,
-          idempotencyKey: key,
-        },
-        'trigger attempt failed',
-      );
+      last = attemptFailed(env, t, err, { attempt, key, labels, startedMs, permit: gate.permit });
       if (!last.retryable || attempt >= t.plan.attempts) break;
       // The breaker may have opened on this failure: wait un-acked rather than use up attempts.
       if (t.breaker && t.breaker.state === 'open' && Date.now() - waitingSinceMs < t.breakerMaxWaitMs) {
@@ -357,13 +394,25 @@ async function attempts(
       await sleep(Math.max(t.plan.delayMs(attempt), last.retryAfterMs ?? 0), env.signal);
     }
   }
-  if (last?.retryable && t.plan.attempts > 1 && attempt >= t.plan.attempts)
-    env.metrics.retriesFailed.inc(labels);
-  const error = last ?? new TriggerError('Transient', 'no attempt was made');
+  return failedForGood(env, t, events, key, opts, { last, attempt, labels, firstAttemptAt });
+}
+
+/** Every attempt failed (or none could be made): the key forgotten, then the dead letter. */
+async function failedForGood(
+  env: SettleEnv,
+  t: PreparedTrigger,
+  events: EventsByDependency,
+  key: string,
+  opts: SettleOptions,
+  p: { last: TriggerError | undefined; attempt: number; labels: Labels; firstAttemptAt: Date },
+): Promise<Outcome> {
+  if (p.last?.retryable && t.plan.attempts > 1 && p.attempt >= t.plan.attempts)
+    env.metrics.retriesFailed.inc(p.labels);
+  const error = p.last ?? new TriggerError('Transient', 'no attempt was made');
   // Not done: a replay of the dead letter must be able to run it.
   await env.processed.forget(key);
   if (opts.replay) return { kind: 'dead-lettered', error: error.message };
-  await deadLetter(env, t, events, key, error, Math.min(attempt, t.plan.attempts), firstAttemptAt);
+  await deadLetter(env, t, events, key, error, Math.min(p.attempt, t.plan.attempts), p.firstAttemptAt);
   return { kind: 'dead-lettered', error: error.message };
 }
 
