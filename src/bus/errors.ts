@@ -70,6 +70,15 @@ export function isNotFound(err: unknown): boolean {
   return c === ServerCode.StreamNotFound || c === ServerCode.ConsumerNotFound;
 }
 
+/**
+ * True for "wrong last sequence" answers (with or without the sequence): a write expecting a key
+ * absent (a KV create) or at a given revision (a KV update) met another value.
+ */
+export function isWrongLastSequence(err: unknown): boolean {
+  const c = serverCode(err);
+  return c === ServerCode.WrongLastSequence || c === ServerCode.WrongLastSequenceUnknown;
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

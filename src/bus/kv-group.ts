@@ -21,7 +21,7 @@
 // (e.g. 10071 "wrong last sequence" when a `create` meets an existing key).
 import type { KV } from '@nats-io/kv';
 import { headers, type MsgHdrs, type NatsConnection, nuid } from '@nats-io/nats-core';
-import { ServerCode, serverCode } from './errors.ts';
+import { isWrongLastSequence, ServerCode } from './errors.ts';
 import { PubAckInbox } from './pub-acks.ts';
 
 /** What the KV client needs to say for a key (nats.js `Bucket.subjectForKey`). */
@@ -277,11 +277,7 @@ export class KvGroupCommit {
           (stored) => w.resolve(stored.seq),
           (err: unknown) => {
             // A create that met a key: kv.create tells a live key (its error) from a deleted one.
-            const code = serverCode(err);
-            if (
-              w.create &&
-              (code === ServerCode.WrongLastSequence || code === ServerCode.WrongLastSequenceUnknown)
-            )
+            if (w.create && isWrongLastSequence(err))
               this.kv.create(w.key, w.value).then(w.resolve, w.reject);
             else w.reject(err);
           },

@@ -14,7 +14,7 @@ import {
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BusConnection } from './connection.ts';
-import { ServerCode, serverCode } from './errors.ts';
+import { isWrongLastSequence } from './errors.ts';
 import type { KvGroupCommit } from './kv-group.ts';
 import { type DesiredStream, type EnsureResult, ensureStream } from './streams.ts';
 
@@ -187,11 +187,6 @@ export function followKv(
 
 const PENDING = 'pending';
 
-const isCreateConflict = (err: unknown) => {
-  const c = serverCode(err);
-  return c === ServerCode.WrongLastSequence || c === ServerCode.WrongLastSequenceUnknown;
-};
-
 /**
  * Idempotency keys already acted on. Entries expire with the bucket's TTL, so the TTL must be
  * longer than any redelivery or replay the set should catch.
@@ -240,7 +235,7 @@ export class ProcessedSet {
       await this.create(kvKey(key), value);
       return true;
     } catch (err) {
-      if (isCreateConflict(err)) return false;
+      if (isWrongLastSequence(err)) return false;
       throw err;
     }
   }
@@ -257,7 +252,7 @@ export class ProcessedSet {
       await this.kv.create(kvKey(key), PENDING);
       return 'new';
     } catch (err) {
-      if (!isCreateConflict(err)) throw err;
+      if (!isWrongLastSequence(err)) throw err;
     }
     const e = await this.kv.get(kvKey(key));
     if (!e || e.operation !== 'PUT') return 'new';
@@ -317,7 +312,7 @@ export class JsonState<T> {
         ? await this.kv.create(kvKey(key), JSON.stringify(value))
         : await this.kv.update(kvKey(key), JSON.stringify(value), revision);
     } catch (err) {
-      if (isCreateConflict(err)) return undefined;
+      if (isWrongLastSequence(err)) return undefined;
       throw err;
     }
   }

@@ -6,7 +6,7 @@
 // `sluice dlq replay`, or two replays, never run the same effect at the same time.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ServerCode, serverCode } from '../bus/errors.ts';
+import { isWrongLastSequence } from '../bus/errors.ts';
 import { kvKey, type ProcessedSet } from '../bus/kv.ts';
 
 /** How long a claim holds without renewal (ms). */
@@ -33,11 +33,6 @@ export function parsePending(v: string): Pending | undefined {
   const until = Number(rest.slice(at + 1));
   return { owner: rest.slice(0, at), until: Number.isFinite(until) ? until : 0 };
 }
-
-const isConflict = (err: unknown) => {
-  const c = serverCode(err);
-  return c === ServerCode.WrongLastSequence || c === ServerCode.WrongLastSequenceUnknown;
-};
 
 /** A process-unique claim owner: host, pid and a random suffix. */
 export const newOwner = (): string => `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
@@ -72,7 +67,7 @@ export class Claims {
           : await kv.create(k, this.value(owner));
         return { state: 'new', revision, owner };
       } catch (err) {
-        if (!isConflict(err)) throw err;
+        if (!isWrongLastSequence(err)) throw err;
       }
       const e = await kv.get(k);
       if (e?.operation !== 'PUT') continue; // deleted meanwhile: create again
@@ -84,7 +79,7 @@ export class Claims {
       try {
         return { state: 'mine', revision: await kv.update(k, this.value(owner), e.revision), owner };
       } catch (err) {
-        if (!isConflict(err)) throw err;
+        if (!isWrongLastSequence(err)) throw err;
       }
     }
   }

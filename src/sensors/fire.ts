@@ -14,12 +14,14 @@ import type { DoneIndex } from './done-index.ts';
 import type { Delivery } from './fast-path.ts';
 import {
   type Firing,
+  firingsOf,
   type JoinResult,
   type JoinTrigger,
   joinEvent,
   type PartialMatch,
   settleFiring,
   stateBytes,
+  withoutFiringsOf,
 } from './join.ts';
 import type { JoinStore } from './join-store.ts';
 import type { DeadLetterReason } from './reasons.ts';
@@ -86,18 +88,6 @@ export function serialized<T>(
     if (queues.get(key) === tail) queues.delete(key);
   });
   return next;
-}
-
-/** `state` without the in-flight firings that used `ev` as `dep` (undefined: none). */
-function withoutFiringsOf(state: PartialMatch, dep: string, ev: CloudEvent): PartialMatch | undefined {
-  const before = state.inflight ?? {};
-  const inflight: Record<string, Record<string, CloudEvent>> = {};
-  let dropped = false;
-  for (const k in before) {
-    if (before[k]![dep]?.id === ev.id) dropped = true;
-    else inflight[k] = before[k]!;
-  }
-  return dropped ? { ...state, inflight } : undefined;
 }
 
 /** The processed-set key marking `ev` used by a firing of `t`. */
@@ -196,14 +186,6 @@ async function retire(d: FireDeps, t: SensorTrigger, key: string, fired: Record<
 async function firingDone(d: FireDeps, key: string): Promise<boolean> {
   const e = await d.processed.kv.get(kvKey(key));
   return e?.operation === 'PUT' && parsePending(e.string()) === undefined;
-}
-
-/** The in-flight firings of `state` that used `ev` as `dep`. */
-function firingsOf(state: PartialMatch, dep: string, ev: CloudEvent): Firing[] {
-  const inflight = state.inflight ?? {};
-  const out: Firing[] = [];
-  for (const key in inflight) if (inflight[key]![dep]?.id === ev.id) out.push([key, inflight[key]!]);
-  return out;
 }
 
 /**

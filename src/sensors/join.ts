@@ -59,8 +59,7 @@ export function joinEvent(
 ): JoinResult {
   const inflight = state.inflight ?? {};
   // A redelivery of an event already claimed by a firing: settle that firing (again).
-  const mine: Firing[] = [];
-  for (const key in inflight) if (inflight[key]![dep]?.id === ev.id) mine.push([key, inflight[key]!]);
+  const mine = firingsOf(state, dep, ev);
   if (mine.length) return { firings: mine, discarded: 0, tooOld: false };
   const resetAt = opts.resetAt ?? Number.NEGATIVE_INFINITY;
   const sameSpec = state.fingerprint === t.fingerprint;
@@ -101,6 +100,26 @@ export function joinEvent(
     tooOld: false,
     ...replaced,
   };
+}
+
+/** The in-flight firings of `state` that used `ev` as `dep`. */
+export function firingsOf(state: PartialMatch, dep: string, ev: CloudEvent): Firing[] {
+  const inflight = state.inflight ?? {};
+  const out: Firing[] = [];
+  for (const key in inflight) if (inflight[key]![dep]?.id === ev.id) out.push([key, inflight[key]!]);
+  return out;
+}
+
+/** `state` without the in-flight firings that used `ev` as `dep` (undefined: none). */
+export function withoutFiringsOf(state: PartialMatch, dep: string, ev: CloudEvent): PartialMatch | undefined {
+  const before = state.inflight ?? {};
+  const inflight: Record<string, Record<string, CloudEvent>> = {};
+  let dropped = false;
+  for (const k in before) {
+    if (before[k]![dep]?.id === ev.id) dropped = true;
+    else inflight[k] = before[k]!;
+  }
+  return dropped ? { ...state, inflight } : undefined;
 }
 
 /** The state after firing `key` settled (undefined: nothing to write). */

@@ -6,38 +6,22 @@ import { consumerName, eventStreamName } from '../../../src/bus/subjects.ts';
 import { waitFor } from '../../harness/proc.ts';
 import { natsMissing, natsUrl, skipNote } from '../../harness/shared.ts';
 import { startSluice } from '../../harness/sluice-process.ts';
+import { pairSpec } from './adv/fixtures.ts';
 import { newBus, sensorProcess, startSink } from './fixtures.ts';
 
 describe.skipIf(natsMissing())(`sluice sensor AND join, killed${skipNote(natsMissing())}`, () => {
   it('SIGKILL with partial matches in memory: all acked after restart, no event in two firings', async () => {
     const b = await newBus(natsUrl());
     const sink = await startSink();
+    const pair = pairSpec(`${sink.url}/pair`);
     const obj = {
       apiVersion: 'argoproj.io/v1alpha1',
       kind: 'Sensor' as const,
       metadata: { name: 'joiner', namespace: b.bus.namespace, uid: 'u2' },
       spec: {
-        dependencies: [
-          { name: 'a', eventSourceName: 'hooks', eventName: 'left' },
-          { name: 'b', eventSourceName: 'hooks', eventName: 'right' },
-        ],
-        triggers: [
-          {
-            template: {
-              name: 'pair',
-              conditions: 'a && b',
-              http: {
-                url: `${sink.url}/pair`,
-                payload: [
-                  { src: { dependencyName: 'a', contextKey: 'id' }, dest: 'a' },
-                  { src: { dependencyName: 'b', contextKey: 'id' }, dest: 'b' },
-                ],
-              },
-            },
-            // The pairs take seconds to fire, so the kill lands while some are in flight.
-            rateLimit: { unit: 'Second', requestsPerUnit: 20 },
-          },
-        ],
+        ...pair,
+        // The pairs take seconds to fire, so the kill lands while some are in flight.
+        triggers: pair.triggers.map((t) => ({ ...t, rateLimit: { unit: 'Second', requestsPerUnit: 20 } })),
       },
     };
     const { args, env: runEnv } = sensorProcess(obj, natsUrl());
